@@ -1,0 +1,14 @@
+"""amqplite: an AMQP 0-9-1 message broker in Python with RabbitMQ's semantics.
+
+The packages, by layer (see docs/architecture.md):
+
+- :mod:`amqplite.protocol` - the AMQP 0-9-1 codec and connection state machine (no I/O)
+- :mod:`amqplite.broker`   - exchanges, queues, consumers, dead-lettering (no I/O)
+- :mod:`amqplite.store`    - message persistence
+- :mod:`amqplite.topology` - the YAML config and topology
+- :mod:`amqplite.server`   - trio listeners and the session glue (the only socket code)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""amqplite.bench (placeholder; see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""amqplite.broker (placeholder; see docs/architecture.md)."""

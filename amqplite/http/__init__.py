@@ -1,0 +1,1 @@
+"""amqplite.http (placeholder; see docs/architecture.md)."""

@@ -1,0 +1,85 @@
+"""Messages as the broker holds them: basic properties plus a body, shared by all queues.
+
+A published message is routed to any number of queues, but its content exists once:
+every queue holds a reference to the same :class:`Message`.  Per-queue state (whether
+it was redelivered, how often it was delivered, when it expires) lives in the queue's
+own entry, never here.  Dead-lettering and replay make a *new* Message (new headers)
+rather than mutating a shared one.
+
+``raw_properties`` caches the encoded property flags and list exactly as they go on the
+wire inside a content-header frame, so a delivery can reuse the bytes the publisher sent
+instead of re-encoding them.  It is ``None`` when the properties were built in Python
+(dead-lettering, the HTTP API) and is filled in by the protocol layer on first use.
+
+Pure values; no I/O.  Field tables are plain ``dict[str, Any]`` whose values are the
+Python types listed in :mod:`amqplite.protocol.fields` (``Decimal``, ``datetime``,
+``bytes``, nested dicts and lists...).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import attrs
+
+FieldTable = dict[str, Any]
+
+
+@attrs.frozen(slots=True)
+class BasicProperties:
+    """The fourteen properties of the basic class, in wire order.  ``None`` means absent."""
+
+    content_type: str | None = None
+    content_encoding: str | None = None
+    headers: FieldTable | None = None
+    delivery_mode: int | None = None
+    priority: int | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    expiration: str | None = None
+    message_id: str | None = None
+    timestamp: int | None = None
+    type: str | None = None
+    user_id: str | None = None
+    app_id: str | None = None
+    cluster_id: str | None = None
+
+
+EMPTY_PROPERTIES = BasicProperties()
+
+_message_ids = itertools.count(1)
+
+
+def next_message_id() -> int:
+    """A process-unique id for a new message (used as a key by stores and the HTTP API)."""
+    return next(_message_ids)
+
+
+@attrs.define(slots=True, eq=False)
+class Message:
+    """One published message: where it was published to, its properties and its body.
+
+    Treat instances as immutable once routed (many queues share them); ``raw_properties``
+    is the one field a layer may fill in later, as a cache.
+    """
+
+    exchange: str
+    routing_key: str
+    properties: BasicProperties
+    body: bytes
+    raw_properties: bytes | None = None
+    id: int = attrs.field(factory=next_message_id)
+
+    @property
+    def persistent(self) -> bool:
+        return self.properties.delivery_mode == 2
+
+    @property
+    def headers(self) -> FieldTable:
+        return self.properties.headers or {}
+
+    @property
+    def size(self) -> int:
+        """Body size in bytes: what ``x-max-length-bytes`` counts, as in RabbitMQ."""
+        return len(self.body)

@@ -1,0 +1,1 @@
+"""amqplite.protocol (placeholder; see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""amqplite.server (placeholder; see docs/architecture.md)."""

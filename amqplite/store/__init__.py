@@ -1,0 +1,1 @@
+"""amqplite.store (placeholder; see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""amqplite.topology (placeholder; see docs/architecture.md)."""
