@@ -1,0 +1,286 @@
+"""The ``amqplite bench`` sub-command: argument parsing, the run plan, and printing.
+
+Layer: CLI code for ``amqplite/bench`` (stdlib only). ``register(subparsers)`` is the
+contract with ``amqplite/cli.py``; ``main(argv)`` serves ``python -m amqplite.bench``.
+The usage text is the package docstring (``amqplite.bench.__doc__``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import amqplite.bench
+from amqplite.bench.report import (
+    compare_pairs,
+    format_comparisons,
+    format_selftest,
+    format_table,
+    to_json,
+)
+from amqplite.bench.scenarios import (
+    CONFIRMING,
+    CONSUMING,
+    SCENARIOS,
+    RunConfig,
+    RunResult,
+    run_scenario,
+)
+from amqplite.bench.selftest import SelftestResult, run_selftest
+
+DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+# --queues default per scenario: a handful for routing scenarios, many for "queues".
+DEFAULT_QUEUES = {"queues": 1000}
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma list of integers, got {text!r}"
+        ) from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    return values
+
+
+def _scenarios(text: str) -> list[str]:
+    names: list[str] = []
+    for name in (n.strip() for n in text.split(",") if n.strip()):
+        if name == "all":
+            names.extend(SCENARIOS)
+        elif name in SCENARIOS or name == "selftest":
+            names.append(name)
+        else:
+            choices = ", ".join((*SCENARIOS, "all", "selftest"))
+            raise argparse.ArgumentTypeError(f"unknown scenario {name!r} (choose from {choices})")
+    return names
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "scenario",
+        nargs="?",
+        default=["e2e"],
+        type=_scenarios,
+        help=f"comma list of: {', '.join(SCENARIOS)}, all, selftest (default e2e)",
+    )
+    parser.add_argument("--url", default=DEFAULT_URL, help=f"broker A (default {DEFAULT_URL})")
+    parser.add_argument(
+        "--compare", metavar="URL2", help="broker B: run every configuration on A then B"
+    )
+    parser.add_argument(
+        "--broker-pid", type=int, metavar="PID", help="PID of broker A, for CPU and RSS"
+    )
+    parser.add_argument("--compare-pid", type=int, metavar="PID2", help="PID of broker B")
+    parser.add_argument(
+        "--producers", type=_positive(int), default=1, help="producer connections (default 1)"
+    )
+    parser.add_argument(
+        "--consumers", type=_positive(int), default=1, help="consumer connections (default 1)"
+    )
+    parser.add_argument(
+        "--size", type=_int_list, default=[16], help="body bytes, comma list (default 16)"
+    )
+    parser.add_argument(
+        "--prefetch",
+        type=_int_list,
+        default=[100],
+        help="consumer prefetch, comma list (default 100)",
+    )
+    parser.add_argument(
+        "--confirm-window",
+        "--window",
+        dest="window",
+        type=_int_list,
+        default=[1000],
+        help="max unconfirmed publishes per producer, comma list (default 1000)",
+    )
+    parser.add_argument(
+        "--queues",
+        type=_positive(int),
+        help="queues for fanout/topic/direct-bindings (10) and queues (1000)",
+    )
+    parser.add_argument(
+        "--bindings",
+        type=_int_list,
+        default=[1000],
+        help="topic/direct-bindings bindings, comma list (default 1000)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=_positive(float),
+        default=1000.0,
+        help="latency scenario msg/s (default 1000)",
+    )
+    parser.add_argument(
+        "--connections", type=int, default=200, help="manyconn idle connections (default 200)"
+    )
+    parser.add_argument(
+        "--duration",
+        type=_positive(float),
+        default=5.0,
+        help="seconds of publishing per run (default 5)",
+    )
+    parser.add_argument(
+        "--count", type=_positive(int), help="stop after this many messages per run"
+    )
+    parser.add_argument(
+        "--ack-every",
+        type=int,
+        default=0,
+        help="consumer acks: 0 = one multiple-ack per receive buffer (default), 1 = one ack per "
+        "message, N = a multiple-ack every N messages",
+    )
+    parser.add_argument(
+        "--inflight",
+        type=_positive(int),
+        default=5000,
+        help="max published-but-undelivered (default 5000)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=_positive(float),
+        default=30.0,
+        help="seconds to wait for stragglers",
+    )
+    parser.add_argument(
+        "--runs", type=_positive(int), default=1, help="repetitions (pairs with --compare)"
+    )
+    parser.add_argument(
+        "--pause", type=float, default=0.5, help="seconds between runs (default 0.5)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document instead of the table"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="benchmark an AMQP 0-9-1 broker (amqplite or RabbitMQ)",
+        description=(amqplite.bench.__doc__ or "").split("\n\n", 2)[0],
+        epilog=(amqplite.bench.__doc__ or "").split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def plan(args: argparse.Namespace) -> list[RunConfig]:
+    """Every configuration the arguments ask for, in order (selftest excluded)."""
+    configs: list[RunConfig] = []
+    for scenario in args.scenario:
+        if scenario == "selftest":
+            continue
+        prefetches = args.prefetch if scenario in CONSUMING else [args.prefetch[0]]
+        windows = args.window if scenario in CONFIRMING else [args.window[0]]
+        bindings = args.bindings if scenario in ("topic", "direct-bindings") else [args.bindings[0]]
+        queues = args.queues or DEFAULT_QUEUES.get(scenario, 10)
+        for size in args.size:
+            for prefetch in prefetches:
+                for window in windows:
+                    for nbind in bindings:
+                        configs.append(
+                            RunConfig(
+                                scenario=scenario,
+                                size=size,
+                                prefetch=prefetch,
+                                producers=args.producers,
+                                consumers=args.consumers,
+                                window=max(1, window),
+                                queues=queues,
+                                bindings=max(1, nbind),
+                                rate=args.rate,
+                                connections=args.connections,
+                                duration=args.duration,
+                                count=args.count,
+                                ack_every=args.ack_every,
+                                inflight=args.inflight,
+                                drain_timeout=args.drain_timeout,
+                            )
+                        )
+    return configs
+
+
+async def _run_all(
+    args: argparse.Namespace, configs: list[RunConfig]
+) -> tuple[list[RunResult], list[dict[str, Any]]]:
+    results: list[RunResult] = []
+    comparisons: list[dict[str, Any]] = []
+    # An overwritten line only makes sense on a terminal; in logs it would be noise.
+    progress = not args.quiet and sys.stderr.isatty()
+    first = True
+    for config in configs:
+        pairs: list[tuple[RunResult, RunResult]] = []
+        for _ in range(args.runs):
+            if not first and args.pause > 0:
+                await asyncio.sleep(args.pause)
+            first = False
+            a = await run_scenario(
+                args.url, config, target="A", broker_pid=args.broker_pid, progress=progress
+            )
+            results.append(a)
+            if args.compare:
+                await asyncio.sleep(args.pause)
+                b = await run_scenario(
+                    args.compare, config, target="B", broker_pid=args.compare_pid, progress=progress
+                )
+                results.append(b)
+                pairs.append((a, b))
+        if pairs:
+            comparisons.append(compare_pairs(pairs))
+    return results, comparisons
+
+
+def run(args: argparse.Namespace) -> int:
+    selftests: list[SelftestResult] = []
+    if "selftest" in args.scenario:
+        selftests = [run_selftest(size, ack_every=args.ack_every) for size in args.size]
+    configs = plan(args)
+    results, comparisons = asyncio.run(_run_all(args, configs)) if configs else ([], [])
+    if args.json:
+        json.dump(to_json(results, comparisons, selftests), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sections = []
+        if selftests:
+            sections.append(
+                "client self-test (no broker, one core):\n" + format_selftest(selftests)
+            )
+        if results:
+            sections.append(format_table(results))
+        if comparisons:
+            sections.append(format_comparisons(comparisons))
+        print("\n\n".join(sections))
+    return 1 if any(r.error for r in results) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m amqplite.bench",
+        description=(amqplite.bench.__doc__ or "").split("\n\n", 2)[0],
+        epilog=(amqplite.bench.__doc__ or "").split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    try:
+        return run(parser.parse_args(argv))
+    except KeyboardInterrupt:
+        return 130

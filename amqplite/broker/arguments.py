@@ -1,0 +1,201 @@
+"""Validation and equivalence of queue and exchange arguments (broker layer).
+
+RabbitMQ validates the ``x-…`` arguments it understands when a queue is declared and
+refuses bad values with 406 PRECONDITION_FAILED naming the argument; it ignores
+arguments it does not know.  On redeclaration only the arguments that shape a queue's
+behaviour take part in the equivalence check (the others may differ freely).  The texts
+follow RabbitMQ's (``invalid arg 'x-max-length' for queue 'q' in vhost '/':
+{value_negative,-1}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from amqplite.errors import precondition_failed
+from amqplite.message import FieldTable
+
+OVERFLOW_MODES = ("drop-head", "reject-publish", "reject-publish-dlx")
+QUEUE_TYPES = ("classic", "quorum")
+MAX_PRIORITY_LIMIT = 255
+
+#: The queue arguments whose values must match on redeclaration (RabbitMQ's list).
+EQUIVALENT_QUEUE_ARGS = (
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-type",
+    "x-single-active-consumer",
+    "x-delivery-limit",
+)
+EQUIVALENT_EXCHANGE_ARGS = ("alternate-exchange",)
+
+
+@attrs.frozen
+class QueueArgs:
+    """The queue arguments the core acts on, parsed once at declaration."""
+
+    message_ttl: int | None = None  # ms
+    expires: int | None = None  # ms
+    max_length: int | None = None
+    max_length_bytes: int | None = None
+    overflow: str = "drop-head"
+    dead_letter_exchange: str | None = None
+    dead_letter_routing_key: str | None = None
+    max_priority: int | None = None
+    single_active_consumer: bool = False
+    delivery_limit: int | None = None
+    queue_type: str = "classic"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, str | bytes):
+        return "longstr"
+    if isinstance(value, float):
+        return "double"
+    if value is None:
+        return "void"
+    return type(value).__name__
+
+
+def _invalid(arg: str, queue: str, vhost: str, detail: str) -> Exception:
+    return precondition_failed(
+        f"invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}': {detail}"
+    )
+
+
+def _int_arg(
+    args: FieldTable, arg: str, queue: str, vhost: str, *, positive: bool = False
+) -> int | None:
+    if arg not in args:
+        return None
+    value = args[arg]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid(arg, queue, vhost, f"{{unacceptable_type,{_type_name(value)}}}")
+    if value < 0:
+        raise _invalid(arg, queue, vhost, f"{{value_negative,{value}}}")
+    if positive and value == 0:
+        raise _invalid(arg, queue, vhost, "{value_zero,0}")
+    return value
+
+
+def _str_arg(args: FieldTable, arg: str, queue: str, vhost: str) -> str | None:
+    if arg not in args:
+        return None
+    value = args[arg]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        raise _invalid(arg, queue, vhost, f"{{unacceptable_type,{_type_name(value)}}}")
+    return value
+
+
+def parse_queue_args(args: FieldTable, queue: str, vhost: str) -> QueueArgs:
+    """Validate ``args`` for queue ``queue``; 406 naming the first bad argument."""
+    if not args:
+        return QueueArgs()
+    message_ttl = _int_arg(args, "x-message-ttl", queue, vhost)
+    expires = _int_arg(args, "x-expires", queue, vhost, positive=True)
+    max_length = _int_arg(args, "x-max-length", queue, vhost)
+    max_length_bytes = _int_arg(args, "x-max-length-bytes", queue, vhost)
+    max_priority = _int_arg(args, "x-max-priority", queue, vhost)
+    if max_priority is not None and max_priority > MAX_PRIORITY_LIMIT:
+        raise _invalid("x-max-priority", queue, vhost, f"{{value_too_large,{max_priority}}}")
+    delivery_limit = _int_arg(args, "x-delivery-limit", queue, vhost)
+    overflow = _str_arg(args, "x-overflow", queue, vhost) or "drop-head"
+    if overflow not in OVERFLOW_MODES:
+        raise _invalid("x-overflow", queue, vhost, f"{{unknown_overflow_mode,{overflow}}}")
+    dlx = _str_arg(args, "x-dead-letter-exchange", queue, vhost)
+    dlrk = _str_arg(args, "x-dead-letter-routing-key", queue, vhost)
+    if dlrk is not None and dlx is None:
+        raise _invalid("x-dead-letter-routing-key", queue, vhost, "routing_key_but_no_dlx_defined")
+    sac = args.get("x-single-active-consumer", False)
+    if not isinstance(sac, bool):
+        raise _invalid(
+            "x-single-active-consumer", queue, vhost, f"{{unacceptable_type,{_type_name(sac)}}}"
+        )
+    queue_type = _str_arg(args, "x-queue-type", queue, vhost) or "classic"
+    if queue_type == "stream":
+        raise _invalid("x-queue-type", queue, vhost, "stream queues are not supported by amqplite")
+    if queue_type not in QUEUE_TYPES:
+        raise _invalid("x-queue-type", queue, vhost, f"{{unsupported_queue_type,{queue_type}}}")
+    mode = _str_arg(args, "x-queue-mode", queue, vhost)
+    if mode is not None and mode not in ("default", "lazy"):
+        raise _invalid("x-queue-mode", queue, vhost, f"{{unsupported_queue_mode,{mode}}}")
+    return QueueArgs(
+        message_ttl=message_ttl,
+        expires=expires,
+        max_length=max_length,
+        max_length_bytes=max_length_bytes,
+        overflow=overflow,
+        dead_letter_exchange=dlx,
+        dead_letter_routing_key=dlrk,
+        max_priority=max_priority,
+        single_active_consumer=sac,
+        delivery_limit=delivery_limit,
+        queue_type=queue_type,
+    )
+
+
+def _normalise(arg: str, value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if arg == "x-queue-type" and value is None:
+        return "classic"
+    return value
+
+
+def assert_equivalent_args(
+    kind: str,
+    name: str,
+    vhost: str,
+    current: FieldTable,
+    received: FieldTable,
+    checked: tuple[str, ...],
+) -> None:
+    """406 ``inequivalent arg`` if any of ``checked`` differs between the two tables."""
+    for arg in checked:
+        have = _normalise(arg, current.get(arg))
+        got = _normalise(arg, received.get(arg))
+        if have != got or (
+            type(have) is not type(got) and isinstance(have, bool) != isinstance(got, bool)
+        ):
+            raise inequivalent(
+                kind,
+                name,
+                vhost,
+                arg,
+                "none" if got is None else _describe(got),
+                "none" if have is None else _describe(have),
+            )
+
+
+def inequivalent(
+    kind: str, name: str, vhost: str, arg: str, received: str, current: str
+) -> Exception:
+    return precondition_failed(
+        f"inequivalent arg '{arg}' for {kind} '{name}' in vhost '{vhost}': "
+        f"received '{received}' but current is '{current}'"
+    )
+
+
+def flag(value: bool) -> str:
+    return "true" if value else "false"

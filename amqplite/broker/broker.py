@@ -1,0 +1,161 @@
+"""The broker: virtual hosts, users, connections and the core's timers (broker layer).
+
+Synchronous and deterministic: no I/O, and the only time it knows is what ``clock()``
+returns.  The server owns the event loop and calls :meth:`Broker.tick` when
+:meth:`Broker.next_deadline` passes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from amqplite.broker.auth import User, UserDB
+from amqplite.broker.channel import Channel
+from amqplite.broker.queue import Queue
+from amqplite.broker.results import DeliverySink
+from amqplite.broker.vhost import VHost
+from amqplite.errors import channel_error, not_allowed
+
+if TYPE_CHECKING:
+    from amqplite.store import Store
+
+
+@attrs.frozen
+class ConnectionInfo:
+    """What the server knows about a client connection, for inspection."""
+
+    name: str = ""
+    client_properties: dict[str, Any] = attrs.field(factory=dict)
+
+
+class BrokerConnection:
+    """A client connection as the core sees it: a user, a vhost, channels, exclusive queues."""
+
+    __slots__ = (
+        "broker",
+        "channels",
+        "closed",
+        "connected_at",
+        "exclusive_queues",
+        "id",
+        "info",
+        "user",
+        "vhost",
+    )
+
+    def __init__(
+        self, broker: Broker, id: int, vhost: VHost, user: User | None, info: ConnectionInfo
+    ) -> None:
+        self.broker = broker
+        self.id = id
+        self.vhost = vhost
+        self.user = user
+        self.info = info
+        self.connected_at = broker.clock()
+        self.channels: dict[int, Channel] = {}
+        self.exclusive_queues: dict[Queue, None] = {}
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<BrokerConnection {self.id} {self.info.name!r}>"
+
+    def open_channel(self, number: int, sink: DeliverySink) -> Channel:
+        if number in self.channels:
+            raise channel_error(f"channel {number} is already open")
+        channel = Channel(self, number, sink)
+        self.channels[number] = channel
+        return channel
+
+    def close(self) -> None:
+        """Close every channel and delete this connection's exclusive queues."""
+        if self.closed:
+            return
+        self.closed = True
+        for channel in list(self.channels.values()):
+            channel.close()
+        for q in list(self.exclusive_queues):
+            self.vhost.remove_queue(q)
+        self.exclusive_queues.clear()
+        self.broker.connections.pop(self.id, None)
+
+
+class Broker:
+    """The whole core.  ``clock`` returns wall-clock seconds; ``store`` is not wired yet."""
+
+    def __init__(self, clock: Callable[[], float], store: Store | None = None) -> None:
+        self.clock = clock
+        self.store = store
+        self.vhosts: dict[str, VHost] = {}
+        self.users = UserDB()
+        self.connections: dict[int, BrokerConnection] = {}
+        self._ids = itertools.count(1)
+        # Queues with x-expires or messages that carry a TTL: the only ones tick() visits.
+        self._timed_queues: dict[Queue, None] = {}
+
+    def add_vhost(self, name: str) -> VHost:
+        """Create vhost ``name`` (or return it if it exists)."""
+        vhost = self.vhosts.get(name)
+        if vhost is None:
+            vhost = self.vhosts[name] = VHost(self, name)
+        return vhost
+
+    def delete_vhost(self, name: str) -> None:
+        vhost = self.vhosts.pop(name, None)
+        if vhost is None:
+            return
+        for conn in [c for c in self.connections.values() if c.vhost is vhost]:
+            conn.close()
+        for q in list(vhost.queues.values()):
+            vhost.remove_queue(q)
+
+    def get_vhost(self, name: str) -> VHost:
+        vhost = self.vhosts.get(name)
+        if vhost is None:
+            raise not_allowed(f"vhost {name} not found")
+        return vhost
+
+    def open_connection(
+        self, vhost: str = "/", user: str | None = None, info: ConnectionInfo | None = None
+    ) -> BrokerConnection:
+        """Attach a connection to ``vhost`` as ``user`` (None: internal, no permission checks).
+
+        530 NOT_ALLOWED if the vhost is missing or the user has no permissions on it.
+        """
+        vh = self.get_vhost(vhost)
+        account: User | None = None
+        if user is not None:
+            account = self.users.get(user)
+            if account is None or not account.can_access_vhost(vhost):
+                raise not_allowed(f"access to vhost '{vhost}' refused for user '{user}'")
+        conn = BrokerConnection(self, next(self._ids), vh, account, info or ConnectionInfo())
+        self.connections[conn.id] = conn
+        return conn
+
+    # -- time ----------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Expire due messages (queue heads) and delete queues whose x-expires passed."""
+        now = self.clock()
+        for q in list(self._timed_queues):
+            if q.deleted:
+                self._timed_queues.pop(q, None)
+                continue
+            q.expire_due(now)
+            deadline = q.expiry_deadline()
+            if deadline is not None and deadline <= now:
+                q.vhost.remove_queue(q)
+            elif not q.message_count and q.args.expires is None:
+                self._timed_queues.pop(q, None)
+
+    def next_deadline(self) -> float | None:
+        """The earliest absolute clock time at which :meth:`tick` has work, or None."""
+        best: float | None = None
+        for q in self._timed_queues:
+            at = q.next_deadline()
+            if at is not None and (best is None or at < best):
+                best = at
+        return best

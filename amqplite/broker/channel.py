@@ -1,0 +1,552 @@
+"""Channels: the per-channel half of the broker core (broker layer).
+
+A channel numbers deliveries (``get`` and ``deliver`` share one counter starting at 1),
+tracks unacked deliveries, enforces prefetch (per consumer, and channel-wide with
+``global_``), settles acks / nacks / rejects, buffers publishes and settlements in
+transactions, and checks the user's permissions before each topology operation.  It
+also returns all unacked deliveries to their queues when it closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from amqplite.broker.consumer import Consumer
+from amqplite.broker.dead_letter import REJECTED
+from amqplite.broker.queue import Queue, QueueEntry, parse_expiration
+from amqplite.broker.results import DeclareOk, DeliverySink, GetResult, PublishResult
+from amqplite.broker.vhost import generate_name
+from amqplite.errors import (
+    access_refused,
+    not_allowed,
+    not_found,
+    not_implemented,
+    precondition_failed,
+)
+from amqplite.message import FieldTable, Message
+
+if TYPE_CHECKING:
+    from amqplite.broker.auth import User
+    from amqplite.broker.broker import BrokerConnection
+
+_NO_ARGS: FieldTable = {}
+_TX_PUBLISH = PublishResult(routed=True, queues=0)
+
+
+class Delivery:
+    """One unacked delivery held by a channel."""
+
+    __slots__ = ("consumer", "entry", "queue", "tag")
+
+    def __init__(
+        self, tag: int, queue: Queue, entry: QueueEntry, consumer: Consumer | None
+    ) -> None:
+        self.tag = tag
+        self.queue = queue
+        self.entry = entry
+        self.consumer = consumer
+
+
+class Channel:
+    """One AMQP channel of a :class:`~amqplite.broker.broker.BrokerConnection`."""
+
+    __slots__ = (
+        "_last_queue",
+        "_next_tag",
+        "_tx",
+        "_write_ok",
+        "active",
+        "closed",
+        "confirm",
+        "connection",
+        "consumer_unacked",
+        "consumers",
+        "flow_active",
+        "global_prefetch",
+        "number",
+        "prefetch",
+        "sink",
+        "unacked",
+        "user",
+        "vhost",
+    )
+
+    def __init__(self, connection: BrokerConnection, number: int, sink: DeliverySink) -> None:
+        self.connection = connection
+        self.number = number
+        self.sink = sink
+        self.vhost = connection.vhost
+        self.user: User | None = connection.user
+        self.unacked: dict[int, Delivery] = {}
+        self.consumers: dict[str, Consumer] = {}
+        self.prefetch = 0  # for consumers created from now on
+        self.global_prefetch = 0  # shared by all consumers of the channel
+        self.consumer_unacked = 0
+        self.active = True  # False once closed or while channel.flow is off
+        self.flow_active = True
+        self.closed = False
+        self.confirm = False
+        self._next_tag = 1
+        self._tx: list[tuple[Any, ...]] | None = None
+        self._last_queue = ""
+        self._write_ok: dict[str, bool] = {}
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.number} of {self.connection!r}>"
+
+    # -- permissions ---------------------------------------------------------------------
+
+    def _check(self, permission: str, kind: str, name: str) -> None:
+        user = self.user
+        if user is not None and not user.can(self.vhost.name, permission, name):
+            raise access_refused(
+                f"access to {kind} '{name or 'amq.default'}' in vhost '{self.vhost.name}' "
+                f"refused for user '{user.name}'"
+            )
+
+    def _queue_name(self, name: str) -> str:
+        # RabbitMQ's shortcut: an empty queue name means the last queue declared on the channel.
+        if name:
+            return name
+        if not self._last_queue:
+            raise not_found("no previously declared queue")
+        return self._last_queue
+
+    # -- topology ------------------------------------------------------------------------
+
+    def declare_exchange(
+        self,
+        name: str,
+        type: str,
+        *,
+        passive: bool = False,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: FieldTable = _NO_ARGS,
+    ) -> None:
+        if not passive:
+            self._check("configure", "exchange", name)
+        self.vhost.declare_exchange(
+            name,
+            type,
+            passive=passive,
+            durable=durable,
+            auto_delete=auto_delete,
+            internal=internal,
+            arguments=arguments,
+        )
+
+    def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+        self._check("configure", "exchange", name)
+        self.vhost.delete_exchange(name, if_unused=if_unused)
+
+    def bind_exchange(
+        self, destination: str, source: str, routing_key: str, arguments: FieldTable = _NO_ARGS
+    ) -> None:
+        self._check("write", "exchange", destination)
+        self._check("read", "exchange", source)
+        self.vhost.bind_exchange(destination, source, routing_key, arguments)
+
+    def unbind_exchange(
+        self, destination: str, source: str, routing_key: str, arguments: FieldTable = _NO_ARGS
+    ) -> None:
+        self._check("write", "exchange", destination)
+        self._check("read", "exchange", source)
+        self.vhost.unbind_exchange(destination, source, routing_key, arguments)
+
+    def declare_queue(
+        self,
+        name: str,
+        *,
+        passive: bool = False,
+        durable: bool = False,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        arguments: FieldTable = _NO_ARGS,
+    ) -> DeclareOk:
+        if passive:
+            ok = self.vhost.declare_queue(
+                self._queue_name(name), passive=True, owner=self.connection
+            )
+        else:
+            server_named = not name
+            if server_named:
+                name = generate_name("amq.gen-")
+            self._check("configure", "queue", name)
+            ok = self.vhost.declare_queue(
+                name,
+                durable=durable,
+                exclusive=exclusive,
+                auto_delete=auto_delete,
+                arguments=arguments,
+                owner=self.connection,
+                server_named=server_named,
+            )
+        self._last_queue = ok.queue
+        return ok
+
+    def bind_queue(
+        self, queue: str, exchange: str, routing_key: str, arguments: FieldTable = _NO_ARGS
+    ) -> None:
+        queue = self._queue_name(queue)
+        self._check("write", "queue", queue)
+        self._check("read", "exchange", exchange)
+        self.vhost.bind_queue(queue, exchange, routing_key, arguments, owner=self.connection)
+
+    def unbind_queue(
+        self, queue: str, exchange: str, routing_key: str, arguments: FieldTable = _NO_ARGS
+    ) -> None:
+        queue = self._queue_name(queue)
+        self._check("write", "queue", queue)
+        self._check("read", "exchange", exchange)
+        self.vhost.unbind_queue(queue, exchange, routing_key, arguments, owner=self.connection)
+
+    def purge_queue(self, queue: str) -> int:
+        queue = self._queue_name(queue)
+        self._check("read", "queue", queue)
+        return self.vhost.purge_queue(queue, owner=self.connection)
+
+    def delete_queue(self, queue: str, *, if_unused: bool = False, if_empty: bool = False) -> int:
+        queue = self._queue_name(queue)
+        self._check("configure", "queue", queue)
+        return self.vhost.delete_queue(
+            queue, if_unused=if_unused, if_empty=if_empty, owner=self.connection
+        )
+
+    # -- publishing ----------------------------------------------------------------------
+
+    def publish(
+        self, exchange: str, routing_key: str, message: Message, *, mandatory: bool = False
+    ) -> PublishResult:
+        """Route ``message`` (whose exchange / routing_key should be these) to its queues."""
+        vhost = self.vhost
+        x = vhost.exchanges.get(exchange)
+        if x is None:
+            raise not_found(f"no exchange '{exchange}' in vhost '{vhost.name}'")
+        if self.user is not None:
+            allowed = self._write_ok.get(exchange)
+            if allowed is None:
+                allowed = self._write_ok[exchange] = self.user.can(vhost.name, "write", exchange)
+            if not allowed:
+                self._check("write", "exchange", exchange)
+        if x.internal:
+            raise access_refused(
+                f"cannot publish to internal exchange '{exchange}' in vhost '{vhost.name}'"
+            )
+        props = message.properties
+        if props.expiration is not None and parse_expiration(props.expiration) is None:
+            raise precondition_failed(f"invalid expiration '{props.expiration}'")
+        if props.user_id is not None and self.user is not None and props.user_id != self.user.name:
+            raise precondition_failed(
+                f"user_id property set to '{props.user_id}' but authenticated user was '{self.user.name}'"
+            )
+        if message.routing_key != routing_key or message.exchange != exchange:
+            message = Message(exchange, routing_key, props, message.body, message.raw_properties)
+        if self._tx is not None:
+            self._tx.append(("publish", x, message))
+            return _TX_PUBLISH
+        return vhost.publish(x, message)
+
+    # -- consuming -----------------------------------------------------------------------
+
+    def consume(
+        self,
+        queue: str,
+        consumer_tag: str = "",
+        *,
+        no_ack: bool = False,
+        exclusive: bool = False,
+        arguments: FieldTable = _NO_ARGS,
+        on_registered: Callable[[str], None] | None = None,
+    ) -> str:
+        """Start a consumer and return its tag.
+
+        ``on_registered(tag)`` runs after the consumer exists but before the first
+        delivery, so the session can send basic.consume-ok ahead of the deliveries.
+        """
+        queue = self._queue_name(queue)
+        self._check("read", "queue", queue)
+        q = self.vhost.queue(queue, self.connection)
+        if not consumer_tag:
+            consumer_tag = generate_name("amq.ctag-")
+        elif consumer_tag in self.consumers:
+            raise not_allowed(f"attempt to reuse consumer tag '{consumer_tag}'")
+        priority = arguments.get("x-priority", 0) if arguments else 0
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise precondition_failed(
+                f"invalid arg 'x-priority' for queue '{queue}' in vhost '{self.vhost.name}': "
+                f"{{unacceptable_type,{priority!r}}}"
+            )
+        consumer = Consumer(
+            consumer_tag,
+            self,
+            q,
+            no_ack=no_ack,
+            exclusive=exclusive,
+            prefetch=self.prefetch,
+            priority=priority,
+            arguments=dict(arguments) if arguments else {},
+            seq=0,
+        )
+        q.add_consumer(consumer)
+        self.consumers[consumer_tag] = consumer
+        if on_registered is not None:
+            on_registered(consumer_tag)
+        q.dispatch()
+        return consumer_tag
+
+    def cancel(self, consumer_tag: str) -> bool:
+        """Cancel a consumer; its unacked deliveries stay with the channel.  False if unknown."""
+        consumer = self.consumers.pop(consumer_tag, None)
+        if consumer is None:
+            return False
+        q = consumer.queue
+        if q.remove_consumer(consumer) and not q.deleted:
+            self.vhost.remove_queue(q)
+        else:
+            q.dispatch()  # a single-active-consumer queue may have a new active consumer
+        return True
+
+    def _consumer_gone(self, consumer: Consumer) -> None:
+        """The consumer's queue was deleted: forget it and tell the client."""
+        if self.consumers.pop(consumer.tag, None) is not None and not self.closed:
+            self.sink.cancel_consumer(consumer.tag)
+
+    def qos(self, prefetch_count: int, *, prefetch_size: int = 0, global_: bool = False) -> None:
+        if prefetch_size:
+            raise not_implemented(f"prefetch_size!=0 ({prefetch_size})")
+        if global_:
+            self.global_prefetch = prefetch_count
+        else:
+            self.prefetch = prefetch_count
+        self._dispatch_all()
+
+    def _deliver(self, consumer: Consumer, queue: Queue, entry: QueueEntry) -> None:
+        """Called by the queue: hand ``entry`` to ``consumer`` through the sink."""
+        tag = self._next_tag
+        self._next_tag = tag + 1
+        stats = queue.stats
+        stats.delivered += 1
+        if entry.redelivered:
+            stats.redelivered += 1
+        if consumer.no_ack:
+            queue._leave(entry)
+        else:
+            self.unacked[tag] = Delivery(tag, queue, entry, consumer)
+            consumer.unacked += 1
+            self.consumer_unacked += 1
+            queue.unacked_count += 1
+        message = queue.delivery_message(entry) if queue._count_deliveries else entry.message
+        self.sink.deliver(
+            consumer.tag, tag, entry.redelivered, message.exchange, message.routing_key, message
+        )
+
+    def get(self, queue: str, *, no_ack: bool = False) -> GetResult | None:
+        queue = self._queue_name(queue)
+        self._check("read", "queue", queue)
+        q = self.vhost.queue(queue, self.connection)
+        entry = q.get()
+        if entry is None:
+            return None
+        tag = self._next_tag
+        self._next_tag = tag + 1
+        q.stats.delivered += 1
+        if entry.redelivered:
+            q.stats.redelivered += 1
+        if no_ack:
+            q._leave(entry)
+        else:
+            self.unacked[tag] = Delivery(tag, q, entry, None)
+            q.unacked_count += 1
+        message = q.delivery_message(entry)
+        return GetResult(
+            tag, entry.redelivered, message.exchange, message.routing_key, message, q.message_count
+        )
+
+    # -- settling ------------------------------------------------------------------------
+
+    def _unknown(self, tag: int) -> Exception:
+        return precondition_failed(f"unknown delivery tag {tag}")
+
+    def _take(self, tag: int, multiple: bool) -> list[Delivery]:
+        unacked = self.unacked
+        if not multiple:
+            delivery = unacked.pop(tag, None)
+            if delivery is None:
+                raise self._unknown(tag)
+            return [delivery]
+        if tag == 0:
+            taken = list(unacked.values())
+            unacked.clear()
+            return taken
+        if tag not in unacked:
+            raise self._unknown(tag)
+        tags = []
+        for t in unacked:  # insertion order is tag order
+            if t > tag:
+                break
+            tags.append(t)
+        return [unacked.pop(t) for t in tags]
+
+    def ack(self, delivery_tag: int, *, multiple: bool = False) -> None:
+        unacked = self.unacked
+        if not multiple and self._tx is None:
+            # The hot path: one ack, one delivery.
+            delivery = unacked.pop(delivery_tag, None)
+            if delivery is None:
+                raise self._unknown(delivery_tag)
+            q = delivery.queue
+            q.unacked_count -= 1
+            q.settle(delivery.entry)
+            consumer = delivery.consumer
+            if consumer is not None:
+                consumer.unacked -= 1
+                self.consumer_unacked -= 1
+                if self.global_prefetch:
+                    self._dispatch_all()
+                elif q.message_count:
+                    q.dispatch()
+            return
+        taken = self._take(delivery_tag, multiple)
+        if self._tx is not None:
+            self._tx.append(("ack", taken))
+        else:
+            self._settle(taken)
+
+    def nack(self, delivery_tag: int, *, multiple: bool = False, requeue: bool = True) -> None:
+        taken = self._take(delivery_tag, multiple)
+        if self._tx is not None:
+            self._tx.append(("nack", taken, requeue))
+        else:
+            self._return(taken, requeue)
+
+    def reject(self, delivery_tag: int, *, requeue: bool = True) -> None:
+        self.nack(delivery_tag, requeue=requeue)
+
+    def _release(self, deliveries: list[Delivery]) -> set[Queue]:
+        """Free the credit the deliveries held; the queues that may now dispatch more."""
+        queues: set[Queue] = set()
+        for delivery in deliveries:
+            delivery.queue.unacked_count -= 1
+            consumer = delivery.consumer
+            if consumer is not None:
+                consumer.unacked -= 1
+                self.consumer_unacked -= 1
+                queues.add(delivery.queue)
+        return queues
+
+    def _settle(self, deliveries: list[Delivery]) -> None:
+        queues = self._release(deliveries)
+        for delivery in deliveries:
+            delivery.queue.settle(delivery.entry)
+        self._redispatch(queues)
+
+    def _return(self, deliveries: list[Delivery], requeue: bool) -> None:
+        queues = self._release(deliveries)
+        if requeue:
+            by_queue: dict[Queue, list[QueueEntry]] = {}
+            for delivery in deliveries:
+                by_queue.setdefault(delivery.queue, []).append(delivery.entry)
+            for q, entries in by_queue.items():
+                q.requeue(entries)
+        else:
+            for delivery in deliveries:
+                if not delivery.queue.deleted:
+                    delivery.queue.reject(delivery.entry, REJECTED)
+        self._redispatch(queues)
+
+    def _redispatch(self, queues: set[Queue]) -> None:
+        if self.global_prefetch:
+            self._dispatch_all()
+        else:
+            for q in queues:
+                q.dispatch()
+
+    def _dispatch_all(self) -> None:
+        for q in {c.queue for c in self.consumers.values()}:
+            q.dispatch()
+
+    def recover(self, requeue: bool = True) -> None:
+        if not requeue:
+            raise not_implemented("requeue=false")
+        taken = list(self.unacked.values())
+        self.unacked.clear()
+        self._return(taken, True)
+
+    # -- flow, transactions, confirms ----------------------------------------------------
+
+    def flow(self, active: bool) -> None:
+        self.flow_active = active
+        self.active = active and not self.closed
+        if self.active:
+            self._dispatch_all()
+
+    def resume(self) -> None:
+        """The sink is writable again: dispatch to this channel's consumers."""
+        self._dispatch_all()
+
+    def tx_select(self) -> None:
+        if self.confirm:
+            raise precondition_failed("cannot switch from confirm to tx mode")
+        if self._tx is None:
+            self._tx = []
+
+    def tx_commit(self) -> list[PublishResult]:
+        """Apply buffered publishes and settlements in order; the publishes' results."""
+        if self._tx is None:
+            raise precondition_failed("channel is not transactional")
+        ops, self._tx = self._tx, []
+        results: list[PublishResult] = []
+        for op in ops:
+            if op[0] == "publish":
+                results.append(self.vhost.publish(op[1], op[2]))
+            elif op[0] == "ack":
+                self._settle(op[1])
+            else:
+                self._return(op[1], op[2])
+        return results
+
+    def tx_rollback(self) -> None:
+        """Drop buffered publishes; buffered acks/nacks are undone (deliveries unacked again)."""
+        if self._tx is None:
+            raise precondition_failed("channel is not transactional")
+        ops, self._tx = self._tx, []
+        restored = [d for op in ops if op[0] != "publish" for d in op[1]]
+        if restored:
+            merged = list(self.unacked.values()) + restored
+            merged.sort(key=_by_tag)
+            self.unacked = {d.tag: d for d in merged}
+
+    def confirm_select(self) -> None:
+        if self._tx is not None:
+            raise precondition_failed("cannot switch from tx to confirm mode")
+        self.confirm = True
+
+    # -- closing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Cancel consumers, return unacked deliveries to their queues (redelivered)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.active = False
+        consumers = list(self.consumers.values())
+        self.consumers.clear()
+        for consumer in consumers:
+            q = consumer.queue
+            if q.remove_consumer(consumer) and not q.deleted:
+                self.vhost.remove_queue(q)
+        taken = list(self.unacked.values())
+        self.unacked.clear()
+        self._tx = None
+        if taken:
+            self._return(taken, True)
+        for consumer in consumers:
+            consumer.queue.dispatch()  # other consumers may now get what this one held
+        self.connection.channels.pop(self.number, None)
+
+
+def _by_tag(delivery: Delivery) -> int:
+    return delivery.tag

@@ -1,0 +1,70 @@
+"""A consumer: one basic.consume subscription of a channel on a queue (broker layer).
+
+Consumers are hot-path objects looked at for every dispatch, so they are plain slotted
+classes holding only what dispatch needs: credit (prefetch and unacked count), priority
+and the channel to deliver through.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from amqplite.message import FieldTable
+
+if TYPE_CHECKING:
+    from amqplite.broker.channel import Channel
+    from amqplite.broker.queue import Queue
+
+
+class Consumer:
+    __slots__ = (
+        "arguments",
+        "channel",
+        "exclusive",
+        "no_ack",
+        "prefetch",
+        "priority",
+        "queue",
+        "seq",
+        "tag",
+        "unacked",
+    )
+
+    def __init__(
+        self,
+        tag: str,
+        channel: Channel,
+        queue: Queue,
+        *,
+        no_ack: bool,
+        exclusive: bool,
+        prefetch: int,
+        priority: int,
+        arguments: FieldTable,
+        seq: int,
+    ) -> None:
+        self.tag = tag
+        self.channel = channel
+        self.queue = queue
+        self.no_ack = no_ack
+        self.exclusive = exclusive
+        self.prefetch = prefetch  # 0 = unlimited
+        self.priority = priority
+        self.arguments = arguments
+        self.unacked = 0
+        self.seq = seq  # registration order, for single-active-consumer hand-over
+
+    def can_take(self) -> bool:
+        """Whether one more delivery may go to this consumer right now."""
+        channel = self.channel
+        if not channel.active or not channel.sink.writable:
+            return False
+        if self.no_ack:
+            return True
+        if self.prefetch and self.unacked >= self.prefetch:
+            return False
+        limit = channel.global_prefetch
+        return not (limit and channel.consumer_unacked >= limit)
+
+    def __repr__(self) -> str:
+        return f"<Consumer {self.tag!r} on {self.queue.name!r}>"

@@ -1,0 +1,67 @@
+"""Values the broker core returns to the session and the delivery sink protocol (broker layer)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import attrs
+
+from amqplite.message import Message
+
+
+@attrs.frozen(slots=True)
+class PublishResult:
+    """What happened to one publish.
+
+    ``routed`` False → basic.return 312 NO_ROUTE if mandatory; ``rejected`` True → a queue
+    with x-overflow=reject-publish refused it (confirm with basic.nack); ``durable_write``
+    True → written to the store, confirm only after the store syncs.
+    """
+
+    routed: bool
+    queues: int
+    rejected: bool = False
+    durable_write: bool = False
+
+
+@attrs.frozen(slots=True)
+class GetResult:
+    """basic.get-ok: the delivery and the number of ready messages left in the queue."""
+
+    delivery_tag: int
+    redelivered: bool
+    exchange: str
+    routing_key: str
+    message: Message
+    message_count: int
+
+
+@attrs.frozen(slots=True)
+class DeclareOk:
+    """queue.declare-ok: the (possibly server-generated) name and the queue's counts."""
+
+    queue: str
+    message_count: int
+    consumer_count: int
+
+
+class DeliverySink(Protocol):
+    """What the session gives each channel so the core can push deliveries to it."""
+
+    def deliver(
+        self,
+        consumer_tag: str,
+        delivery_tag: int,
+        redelivered: bool,
+        exchange: str,
+        routing_key: str,
+        message: Message,
+    ) -> None: ...
+
+    def cancel_consumer(self, consumer_tag: str) -> None:
+        """Server-side cancel (the queue went away): send basic.cancel to the client."""
+
+    @property
+    def writable(self) -> bool:
+        """False while the connection's output is over its high-water mark."""
+        ...

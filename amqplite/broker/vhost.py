@@ -1,0 +1,490 @@
+"""Virtual hosts: the exchanges, queues and bindings of one namespace, and routing (broker layer).
+
+The methods here apply RabbitMQ's declare / delete / bind / unbind rules without any
+permission check; :class:`~amqplite.broker.channel.Channel` checks permissions and passes
+its connection as ``owner`` for exclusivity.  Callers with no connection (the YAML
+loader, the HTTP API) leave ``owner`` as ``None`` and are treated as administrators.
+
+Routing: an exchange's router yields queues and exchanges; exchange-to-exchange bindings
+are followed with a visited set (so loops end and a queue reachable by two paths gets
+the message once), and an exchange that routes nowhere hands the message to its
+``alternate-exchange``.  ``CC``/``BCC`` headers add routing keys; ``BCC`` is stripped
+before enqueueing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+import attrs
+
+from amqplite.broker.arguments import (
+    EQUIVALENT_EXCHANGE_ARGS,
+    EQUIVALENT_QUEUE_ARGS,
+    assert_equivalent_args,
+    flag,
+    inequivalent,
+    parse_queue_args,
+)
+from amqplite.broker.dead_letter import REJECTED, dead_lettered_copy, is_cycle
+from amqplite.broker.exchange import Binding, Exchange
+from amqplite.broker.exchanges import ROUTERS, DefaultRouter
+from amqplite.broker.queue import Queue
+from amqplite.broker.results import DeclareOk, PublishResult
+from amqplite.errors import (
+    ChannelError,
+    access_refused,
+    command_invalid,
+    not_found,
+    precondition_failed,
+    resource_locked,
+)
+from amqplite.message import FieldTable, Message
+
+if TYPE_CHECKING:
+    from amqplite.broker.broker import Broker, BrokerConnection
+
+PREDECLARED = (
+    ("", "direct"),
+    ("amq.direct", "direct"),
+    ("amq.fanout", "fanout"),
+    ("amq.topic", "topic"),
+    ("amq.headers", "headers"),
+    ("amq.match", "headers"),
+)
+
+UNROUTED = PublishResult(routed=False, queues=0)
+_ROUTED = [PublishResult(routed=True, queues=n) for n in range(16)]
+_NO_ARGS: FieldTable = {}
+
+
+def generate_name(prefix: str) -> str:
+    """``prefix`` + 22 URL-safe base64 characters, like RabbitMQ's amq.gen-/amq.ctag- names."""
+    return prefix + secrets.token_urlsafe(16)
+
+
+class VHost:
+    """One virtual host."""
+
+    __slots__ = ("broker", "exchanges", "name", "queues")
+
+    def __init__(self, broker: Broker, name: str) -> None:
+        self.broker = broker
+        self.name = name
+        self.exchanges: dict[str, Exchange] = {}
+        self.queues: dict[str, Queue] = {}
+        for xname, xtype in PREDECLARED:
+            router = DefaultRouter(self.queues) if xname == "" else ROUTERS[xtype]()
+            self.exchanges[xname] = Exchange(
+                xname, xtype, router, durable=True, auto_delete=False, internal=False, arguments={}
+            )
+
+    def __repr__(self) -> str:
+        return f"<VHost {self.name!r}>"
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def exchange(self, name: str) -> Exchange:
+        x = self.exchanges.get(name)
+        if x is None:
+            raise not_found(f"no exchange '{name}' in vhost '{self.name}'")
+        return x
+
+    def queue(self, name: str, owner: BrokerConnection | None = None) -> Queue:
+        """The queue ``name``: 404 if missing, 405 if exclusive to another connection."""
+        q = self.queues.get(name)
+        if q is None:
+            raise not_found(f"no queue '{name}' in vhost '{self.name}'")
+        if owner is not None and q.owner is not None and q.owner is not owner:
+            raise self._locked(name)
+        return q
+
+    def _locked(self, name: str) -> ChannelError:
+        return resource_locked(
+            f"cannot obtain exclusive access to locked queue '{name}' in vhost '{self.name}'. "
+            "It could be originally declared on another connection or the exclusive property "
+            "value does not match that of the original declaration."
+        )
+
+    def bindings(self) -> list[Binding]:
+        """Every explicit binding (the default exchange's implicit ones are not listed)."""
+        return [b for x in self.exchanges.values() for b in x.bindings]
+
+    # -- exchanges -----------------------------------------------------------------------
+
+    def declare_exchange(
+        self,
+        name: str,
+        type: str,
+        *,
+        passive: bool = False,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: FieldTable = _NO_ARGS,
+    ) -> Exchange:
+        if passive:
+            return self.exchange(name)
+        if type not in ROUTERS:
+            raise command_invalid(f"unknown exchange type '{type}'")
+        if name == "":
+            raise access_refused("operation not permitted on the default exchange")
+        x = self.exchanges.get(name)
+        if x is None:
+            if name.startswith("amq."):
+                raise access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+            alternate = arguments.get("alternate-exchange")
+            if alternate is not None and not isinstance(alternate, str | bytes):
+                raise precondition_failed(
+                    f"invalid arg 'alternate-exchange' for exchange '{name}' in vhost '{self.name}': "
+                    f"{{unacceptable_type,{alternate!r}}}"
+                )
+            x = Exchange(
+                name,
+                type,
+                ROUTERS[type](),
+                durable=durable,
+                auto_delete=auto_delete,
+                internal=internal,
+                arguments=arguments,
+            )
+            self.exchanges[name] = x
+            return x
+        if x.type != type:
+            raise inequivalent("exchange", name, self.name, "type", type, x.type)
+        for arg, got, have in (
+            ("durable", durable, x.durable),
+            ("auto_delete", auto_delete, x.auto_delete),
+            ("internal", internal, x.internal),
+        ):
+            if got != have:
+                raise inequivalent("exchange", name, self.name, arg, flag(got), flag(have))
+        assert_equivalent_args(
+            "exchange", name, self.name, x.arguments, arguments, EQUIVALENT_EXCHANGE_ARGS
+        )
+        return x
+
+    def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+        if name == "":
+            raise access_refused("operation not permitted on the default exchange")
+        if name.startswith("amq."):
+            raise access_refused(
+                f"deletion of system exchange '{name}' in vhost '{self.name}' not allowed"
+            )
+        x = self.exchanges.get(name)
+        if x is None:
+            return  # deleting what is not there succeeds, as in RabbitMQ
+        if if_unused and x.bindings:
+            raise precondition_failed(f"exchange '{name}' in vhost '{self.name}' in use")
+        self._remove_exchange(x)
+
+    def _remove_exchange(self, x: Exchange) -> None:
+        if x.deleted:
+            return
+        x.deleted = True
+        del self.exchanges[x.name]
+        for binding in list(x.bindings):
+            self._remove_binding(binding, x, self._destination(binding), auto_delete=False)
+        for binding in list(x.incoming):
+            source = self.exchanges.get(binding.source)
+            if source is not None:
+                self._remove_binding(binding, source, x)
+
+    # -- bindings ------------------------------------------------------------------------
+
+    def bind_queue(
+        self,
+        queue: str,
+        exchange: str,
+        routing_key: str,
+        arguments: FieldTable = _NO_ARGS,
+        *,
+        owner: BrokerConnection | None = None,
+    ) -> Binding:
+        x = self.exchange(exchange)
+        q = self.queue(queue, owner)
+        if x.name == "":
+            raise access_refused("operation not permitted on the default exchange")
+        x.router.validate_binding(routing_key, arguments)
+        binding = Binding.make(x.name, q.name, "queue", routing_key, arguments)
+        if binding not in x.bindings:
+            x.router.bind(routing_key, binding.arguments, q)
+            x.bindings[binding] = None
+            q.bindings[binding] = None
+        return binding
+
+    def unbind_queue(
+        self,
+        queue: str,
+        exchange: str,
+        routing_key: str,
+        arguments: FieldTable = _NO_ARGS,
+        *,
+        owner: BrokerConnection | None = None,
+    ) -> None:
+        x = self.exchange(exchange)
+        q = self.queue(queue, owner)
+        if x.name == "":
+            raise access_refused("operation not permitted on the default exchange")
+        binding = Binding.make(x.name, q.name, "queue", routing_key, arguments)
+        if binding in x.bindings:
+            self._remove_binding(binding, x, q)
+
+    def bind_exchange(
+        self, destination: str, source: str, routing_key: str, arguments: FieldTable = _NO_ARGS
+    ) -> Binding:
+        src = self.exchange(source)
+        dst = self.exchange(destination)
+        if src.name == "" or dst.name == "":
+            raise access_refused("operation not permitted on the default exchange")
+        src.router.validate_binding(routing_key, arguments)
+        binding = Binding.make(src.name, dst.name, "exchange", routing_key, arguments)
+        if binding not in src.bindings:
+            src.router.bind(routing_key, binding.arguments, dst)
+            src.bindings[binding] = None
+            src.e2e_bindings += 1
+            dst.incoming[binding] = None
+        return binding
+
+    def unbind_exchange(
+        self, destination: str, source: str, routing_key: str, arguments: FieldTable = _NO_ARGS
+    ) -> None:
+        src = self.exchange(source)
+        dst = self.exchange(destination)
+        if src.name == "" or dst.name == "":
+            raise access_refused("operation not permitted on the default exchange")
+        binding = Binding.make(src.name, dst.name, "exchange", routing_key, arguments)
+        if binding in src.bindings:
+            self._remove_binding(binding, src, dst)
+
+    def _remove_binding(
+        self,
+        binding: Binding,
+        source: Exchange,
+        dest: Queue | Exchange | None,
+        *,
+        auto_delete: bool = True,
+    ) -> None:
+        if dest is not None:
+            source.router.unbind(binding.routing_key, binding.arguments, dest)
+            if isinstance(dest, Queue):
+                dest.bindings.pop(binding, None)
+            else:
+                dest.incoming.pop(binding, None)
+                source.e2e_bindings -= 1
+        source.bindings.pop(binding, None)
+        if auto_delete and source.auto_delete and not source.bindings and not source.deleted:
+            self._remove_exchange(source)
+
+    def _destination(self, binding: Binding) -> Queue | Exchange | None:
+        if binding.destination_type == "queue":
+            return self.queues.get(binding.destination)
+        return self.exchanges.get(binding.destination)
+
+    # -- queues --------------------------------------------------------------------------
+
+    def declare_queue(
+        self,
+        name: str,
+        *,
+        passive: bool = False,
+        durable: bool = False,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        arguments: FieldTable = _NO_ARGS,
+        owner: BrokerConnection | None = None,
+        server_named: bool = False,
+    ) -> DeclareOk:
+        """queue.declare; ``server_named`` marks an ``amq.gen-`` name the caller generated."""
+        now = self.broker.clock()
+        if passive:
+            found = self.queue(name, owner)
+            found.last_used = now
+            return DeclareOk(found.name, found.message_count, found.consumer_count)
+        if name == "":
+            name = generate_name("amq.gen-")
+        elif name.startswith("amq.") and not server_named:
+            raise access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        q = self.queues.get(name)
+        if q is not None:
+            if owner is not None and q.owner is not (owner if exclusive else None):
+                raise self._locked(name)
+            for arg, got, have in (
+                ("durable", durable, q.durable),
+                ("auto_delete", auto_delete, q.auto_delete),
+            ):
+                if got != have:
+                    raise inequivalent("queue", name, self.name, arg, flag(got), flag(have))
+            assert_equivalent_args(
+                "queue", name, self.name, q.arguments, arguments, EQUIVALENT_QUEUE_ARGS
+            )
+            q.last_used = now
+            return DeclareOk(q.name, q.message_count, q.consumer_count)
+        args = parse_queue_args(arguments, name, self.name)
+        if args.queue_type == "quorum":
+            for bad, prop in (
+                (not durable, "non-durable"),
+                (exclusive, "exclusive-owner"),
+                (auto_delete, "auto-delete"),
+            ):
+                if bad:
+                    raise precondition_failed(
+                        f"invalid property '{prop}' for queue '{name}' in vhost '{self.name}'"
+                    )
+        q = Queue(
+            self,
+            name,
+            durable=durable,
+            exclusive=exclusive and owner is not None,
+            auto_delete=auto_delete,
+            arguments=arguments,
+            args=args,
+            owner=owner if exclusive else None,
+        )
+        self.queues[name] = q
+        if q.owner is not None:
+            q.owner.exclusive_queues[q] = None
+        if args.expires is not None:
+            self.broker._timed_queues[q] = None
+        return DeclareOk(name, 0, 0)
+
+    def delete_queue(
+        self,
+        name: str,
+        *,
+        if_unused: bool = False,
+        if_empty: bool = False,
+        owner: BrokerConnection | None = None,
+    ) -> int:
+        q = self.queues.get(name)
+        if q is None:
+            return 0  # as RabbitMQ: deleting a missing queue succeeds with count 0
+        self.queue(name, owner)
+        if if_unused and q.consumers:
+            raise precondition_failed(f"queue '{name}' in vhost '{self.name}' in use")
+        if if_empty and q.message_count:
+            raise precondition_failed(f"queue '{name}' in vhost '{self.name}' not empty")
+        return self.remove_queue(q)
+
+    def purge_queue(self, name: str, *, owner: BrokerConnection | None = None) -> int:
+        return self.queue(name, owner).purge()
+
+    def remove_queue(self, q: Queue) -> int:
+        """Delete ``q`` now: unbind it, cancel its consumers (server-side cancel), drop its messages."""
+        if q.deleted:
+            return 0
+        count = q.message_count
+        q.deleted = True
+        del self.queues[q.name]
+        self.broker._timed_queues.pop(q, None)
+        for binding in list(q.bindings):
+            source = self.exchanges.get(binding.source)
+            if source is not None:
+                self._remove_binding(binding, source, q)
+        consumers = list(q.consumers)
+        q.consumers.clear()
+        q._rebuild_levels()
+        for consumer in consumers:
+            consumer.channel._consumer_gone(consumer)
+        q.purge()
+        if q.owner is not None:
+            q.owner.exclusive_queues.pop(q, None)
+        return count
+
+    # -- routing -------------------------------------------------------------------------
+
+    def route(self, x: Exchange, message: Message) -> Collection[Queue]:
+        """The queues ``message`` goes to from exchange ``x`` (each once)."""
+        headers = message.properties.headers
+        if headers and ("CC" in headers or "BCC" in headers):
+            keys = [message.routing_key]
+            for name in ("CC", "BCC"):
+                extra = headers.get(name)
+                if isinstance(extra, list):
+                    keys.extend(
+                        k.decode() if isinstance(k, bytes) else k
+                        for k in extra
+                        if isinstance(k, str | bytes)
+                    )
+        elif not x.e2e_bindings and x.alternate is None:
+            return x.router.route(message.routing_key, headers)
+        else:
+            keys = [message.routing_key]
+        queues: dict[Queue, None] = {}
+        seen = {x}
+        work = [x]
+        exchanges = self.exchanges
+        while work:
+            ex = work.pop()
+            router = ex.router
+            found = False
+            for key in keys:
+                for dest in router.route(key, headers):
+                    found = True
+                    if type(dest) is Queue:
+                        queues[dest] = None
+                    elif dest not in seen:
+                        seen.add(dest)
+                        work.append(dest)
+            if not found and ex.alternate is not None:
+                alternate = exchanges.get(ex.alternate)
+                if alternate is not None and alternate not in seen:
+                    seen.add(alternate)
+                    work.append(alternate)
+        return queues
+
+    def publish(self, x: Exchange, message: Message) -> PublishResult:
+        """Route and enqueue ``message`` (already checked for permissions and validity)."""
+        x.stats.publish_in += 1
+        queues = self.route(x, message)
+        if not queues:
+            x.stats.unroutable += 1
+            return UNROUTED
+        x.stats.publish_out += 1
+        headers = message.properties.headers
+        if headers and "BCC" in headers:
+            headers = dict(headers)
+            del headers["BCC"]
+            message = Message(
+                exchange=message.exchange,
+                routing_key=message.routing_key,
+                properties=attrs.evolve(message.properties, headers=headers),
+                body=message.body,
+            )
+        now = self.broker.clock()
+        accepted = 0
+        rejected = False
+        for q in queues:
+            if q.publish(message, now):
+                accepted += 1
+            else:
+                rejected = True
+        if rejected:
+            return PublishResult(routed=True, queues=accepted, rejected=True)
+        return _ROUTED[accepted] if accepted < 16 else PublishResult(routed=True, queues=accepted)
+
+    def _dead_letter(self, queue: Queue, message: Message, reason: str) -> bool:
+        """Republish a dead message to ``queue``'s DLX; False if it was dropped instead."""
+        dlx_name = queue.args.dead_letter_exchange
+        if dlx_name is None:
+            return False
+        dlx = self.exchanges.get(dlx_name)
+        if dlx is None:
+            return False
+        now = self.broker.clock()
+        copy = dead_lettered_copy(
+            message, queue.name, reason, now, dlx_name, queue.args.dead_letter_routing_key
+        )
+        dlx.stats.publish_in += 1
+        targets = self.route(dlx, copy)
+        if targets:
+            dlx.stats.publish_out += 1
+        headers = copy.properties.headers or {}
+        for target in list(targets):
+            if reason != REJECTED and is_cycle(target.name, headers):
+                target.stats.dropped["cycle"] = target.stats.dropped.get("cycle", 0) + 1
+                continue
+            target.publish(copy, now)
+        return True

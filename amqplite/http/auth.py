@@ -1,0 +1,78 @@
+"""HTTP Basic authentication for the management API, against the broker's users.
+
+Layer: ``amqplite/http``.  Pure.  RabbitMQ's rule: only users tagged ``administrator``,
+``monitoring`` or ``management`` may use the management API; the others get 401 like
+a wrong password (RabbitMQ answers ``"Not management user"``).  Administrators and
+monitoring users see every vhost; management users see the vhosts they have
+permissions in.  Administrators may change anything (they act as the broker, without
+AMQP permission checks); other management users only what their configure / write /
+read permissions allow.  Definitions and users need ``administrator``.  Denials are
+401, as RabbitMQ answers them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING
+
+from amqplite.http.request import HTTPError, Request
+from amqplite.server import auth as server_auth
+
+if TYPE_CHECKING:
+    from amqplite.broker import Broker
+    from amqplite.broker.auth import User
+
+MANAGEMENT_TAGS = frozenset({"administrator", "monitoring", "management"})
+_CHALLENGE = (("www-authenticate", 'Basic realm="RabbitMQ Management"'),)
+
+
+def unauthorized(reason: str) -> HTTPError:
+    return HTTPError(401, "not_authorised", reason, _CHALLENGE)
+
+
+def credentials(request: Request) -> tuple[str, str] | None:
+    """The ``(user, password)`` of a Basic ``Authorization`` header, if well-formed."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "basic" or not token:
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    name, sep, password = decoded.partition(":")
+    if not sep:
+        return None
+    return name, password
+
+
+async def authenticate(broker: Broker, request: Request) -> User:
+    """The management user making ``request``; raises 401 otherwise.
+
+    Uses the AMQP listener's checker: scrypt runs in a worker thread and successful
+    checks are cached, so a dashboard polling every second costs no scrypt per request.
+    """
+    creds = credentials(request)
+    if creds is None:
+        raise unauthorized("Not_Authorized")
+    user = await server_auth.authenticate(broker.users, *creds)
+    if user is None:
+        raise unauthorized("Login failed")
+    if not MANAGEMENT_TAGS.intersection(user.tags):
+        raise unauthorized("Not management user")
+    return user
+
+
+def is_admin(user: User) -> bool:
+    return "administrator" in user.tags
+
+
+def sees_all_vhosts(user: User) -> bool:
+    return "administrator" in user.tags or "monitoring" in user.tags
+
+
+def require_admin(user: User) -> None:
+    if not is_admin(user):
+        raise HTTPError(401, "not_authorised", "Not administrator user")
+

@@ -1,0 +1,134 @@
+"""Broker objects as RabbitMQ's management API renders them (queues, exchanges, bindings...).
+
+Layer: ``amqplite/http``.  Pure: reads broker inspection attributes only, never changes
+anything.  Field names follow RabbitMQ's ``/api/...`` JSON so existing scripts work;
+message rates come from :class:`~amqplite.http.rates.RateTracker` samples of the broker's
+plain counters.  amqplite extras are added under names RabbitMQ does not use
+(``dead_lettered``, ``dropped``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from amqplite.http.jsonout import jsonable
+from amqplite.http.rates import RateTracker
+
+if TYPE_CHECKING:
+    from amqplite.broker.exchange import Binding, Exchange
+    from amqplite.broker.queue import Queue
+
+NODE = f"amqplite@{socket.gethostname()}"
+
+
+def details(
+    stats: dict[str, Any],
+    rates: RateTracker,
+    key: tuple[Any, ...],
+    name: str,
+    count: int,
+    now: float,
+) -> None:
+    """Set ``stats[name]`` and ``stats[name + "_details"] = {"rate": ...}``."""
+    stats[name] = count
+    stats[name + "_details"] = {"rate": rates.rate((*key, name), count, now)}
+
+
+def queue_json(queue: Queue, rates: RateTracker, now: float) -> dict[str, Any]:
+    stats = queue.stats
+    vhost = queue.vhost.name
+    key = ("queue", vhost, queue.name)
+    ready = queue.message_count
+    unacked = queue.unacked_count
+    message_stats: dict[str, Any] = {}
+    details(message_stats, rates, key, "publish", stats.published, now)
+    details(message_stats, rates, key, "deliver_get", stats.delivered, now)
+    details(message_stats, rates, key, "ack", stats.acked, now)
+    details(message_stats, rates, key, "redeliver", stats.redelivered, now)
+    out: dict[str, Any] = {
+        "name": queue.name,
+        "vhost": vhost,
+        "durable": queue.durable,
+        "auto_delete": queue.auto_delete,
+        "exclusive": queue.exclusive,
+        "arguments": jsonable(queue.arguments),
+        "type": queue.args.queue_type or "classic",
+        "node": NODE,
+        "state": "running",
+        "policy": None,
+        "messages": ready + unacked,
+        "messages_details": {"rate": rates.rate((*key, "messages"), ready + unacked, now)},
+        "messages_ready": ready,
+        "messages_ready_details": {"rate": rates.rate((*key, "messages_ready"), ready, now)},
+        "messages_unacknowledged": unacked,
+        "messages_unacknowledged_details": {"rate": rates.rate((*key, "unacked"), unacked, now)},
+        "message_bytes_ready": queue.message_bytes,
+        "consumers": queue.consumer_count,
+        "message_stats": message_stats,
+        "dead_lettered": dict(stats.dead_lettered),
+        "dropped": dict(stats.dropped),
+        "rejected_publishes": stats.rejected_publishes,
+    }
+    if queue.exclusive and queue.owner is not None:
+        out["owner_pid_details"] = {"name": getattr(getattr(queue.owner, "info", None), "name", "")}
+    active = queue.active_consumer
+    if active is not None:
+        out["single_active_consumer_tag"] = active.tag
+    return out
+
+
+def exchange_json(exchange: Exchange, vhost: str, rates: RateTracker, now: float) -> dict[str, Any]:
+    key = ("exchange", vhost, exchange.name)
+    message_stats: dict[str, Any] = {}
+    details(message_stats, rates, key, "publish_in", exchange.stats.publish_in, now)
+    details(message_stats, rates, key, "publish_out", exchange.stats.publish_out, now)
+    return {
+        "name": exchange.name,
+        "vhost": vhost,
+        "type": exchange.type,
+        "durable": exchange.durable,
+        "auto_delete": exchange.auto_delete,
+        "internal": exchange.internal,
+        "arguments": jsonable(exchange.arguments),
+        "user_who_performed_action": "",
+        "policy": None,
+        "message_stats": message_stats,
+    }
+
+
+def properties_key(routing_key: str, arguments: dict[str, Any]) -> str:
+    """RabbitMQ's binding ``properties_key``: ``~`` for an empty key without arguments, the
+    quoted key without arguments, else ``key~hash-of-arguments``."""
+    if not arguments:
+        return "~" if routing_key == "" else quote(routing_key, safe="")
+    digest = hashlib.sha1(repr(sorted(jsonable(arguments).items())).encode()).digest()[:6]
+    return f"{quote(routing_key, safe='')}~{base64.urlsafe_b64encode(digest).decode().rstrip('=')}"
+
+
+def binding_json(binding: Binding, vhost: str) -> dict[str, Any]:
+    return {
+        "source": binding.source,
+        "vhost": vhost,
+        "destination": binding.destination,
+        "destination_type": binding.destination_type,
+        "routing_key": binding.routing_key,
+        "arguments": jsonable(binding.arguments),
+        "properties_key": properties_key(binding.routing_key, binding.arguments),
+    }
+
+
+def default_binding_json(queue: str, vhost: str) -> dict[str, Any]:
+    """RabbitMQ lists every queue's implicit binding from the default exchange."""
+    return {
+        "source": "",
+        "vhost": vhost,
+        "destination": queue,
+        "destination_type": "queue",
+        "routing_key": queue,
+        "arguments": {},
+        "properties_key": quote(queue, safe="") or "~",
+    }

@@ -1,0 +1,260 @@
+"""The HTTP listener: h11 on trio, one task per connection, for the management API.
+
+Layer: ``amqplite/http`` (I/O edge of the management API; the AMQP listener lives in
+``amqplite/server``).  Theory of operation: each connection task owns one
+``h11.Connection``; it reads one request at a time (bytes of pipelined requests stay in
+h11's buffer until the previous response is done, so responses go out in order), hands
+the complete :class:`~amqplite.http.request.Request` to the app, writes the
+:class:`~amqplite.http.request.Response` and starts the next cycle while keep-alive lasts.
+
+Limits (all per connection, see :class:`Limits`):
+
+* headers over ``max_header`` bytes -> 431 (h11's hint), malformed requests -> 400, and the
+  connection is closed after either;
+* a body over ``max_body`` (16 MiB, announced by Content-Length or reached while reading
+  a chunked body) -> 413 and close;
+* a connection idle for ``idle_timeout`` between requests is closed quietly; a request
+  that has started but is not complete after ``request_timeout`` (slowloris) gets 408;
+  a response that cannot be written within ``write_timeout`` drops the connection.
+
+No exception escapes a connection task: a bug in a handler is a 500, a broken socket ends
+the connection, and neither reaches the listener's nursery (so never the AMQP side).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import h11
+import trio
+
+from amqplite.http.request import HTTPError, Request, Response
+
+if TYPE_CHECKING:
+    from amqplite.broker import Broker
+
+log = logging.getLogger(__name__)
+
+App = Callable[[Request], Awaitable[Response]]
+
+MAX_BODY = 16 * 1024 * 1024
+MAX_HEADER = 64 * 1024
+_RECEIVE_SIZE = 65536
+_WRITE_COALESCE = 65536  # chunked listings are written in pieces of about this size
+
+
+@attrs.frozen(slots=True)
+class Limits:
+    max_body: int = MAX_BODY
+    max_header: int = MAX_HEADER
+    idle_timeout: float = 60.0  # keep-alive: seconds to wait for the next request
+    request_timeout: float = 30.0  # seconds from a request's first byte to its last
+    write_timeout: float = 60.0  # seconds to write one response
+
+
+class _Reject(Exception):
+    """The request cannot be served; answer ``status`` and close the connection."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def serve_http(
+    broker: Broker,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 15672,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
+    require_auth_for_metrics: bool = False,
+    limits: Limits = Limits(),
+    on_change: Callable[[], None] | None = None,
+) -> None:
+    """Serve the management API, metrics and dashboard for ``broker`` until cancelled.
+
+    ``task_status.started(bound_port)`` is called once listening (``port=0`` picks a free
+    one).  ``on_change`` is called after every request that may have changed the broker
+    (anything but GET/HEAD): pass the AMQP server's ``wake_writers`` so deliveries an HTTP
+    publish or replay caused are flushed to consumers at once.
+    """
+    from amqplite.http.api import ManagementApp  # here: api imports the broker package
+
+    app = ManagementApp(
+        broker, require_auth_for_metrics=require_auth_for_metrics, on_change=on_change
+    )
+    await serve_app(app, host=host, port=port, task_status=task_status, limits=limits)
+
+
+async def serve_app(
+    app: App,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
+    limits: Limits = Limits(),
+) -> None:
+    """Serve any request -> response ``app`` over HTTP/1.1 (the management API is one)."""
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()[1]
+    log.info("HTTP management listening on %s:%d", host, bound)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        await serve_connection(stream, app, limits)
+
+    task_status.started(bound)
+    await trio.serve_listeners(handler, listeners)
+
+
+async def serve_connection(stream: trio.abc.Stream, app: App, limits: Limits) -> None:
+    """Serve requests on one connection until it closes; never raises."""
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header)
+    try:
+        while True:
+            try:
+                request = await _read_request(stream, conn, limits)
+            except _Reject as reject:
+                await _send_error(stream, conn, reject.status, reject.reason, limits)
+                return
+            if request is None:
+                return
+            try:
+                response = await app(request)
+            except HTTPError as exc:
+                response = exc.response()
+            except Exception:
+                log.exception("HTTP handler failed for %s %s", request.method, request.target)
+                response = HTTPError(500, "internal_error", "internal server error").response()
+            if not await _send_response(stream, conn, request.method, response, limits):
+                return
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return
+            conn.start_next_cycle()
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    except Exception:
+        log.exception("HTTP connection failed")
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def _read_request(
+    stream: trio.abc.Stream, conn: h11.Connection, limits: Limits
+) -> Request | None:
+    """The next complete request, or ``None`` on a clean close or keep-alive idle timeout."""
+    deadline = trio.current_time() + limits.idle_timeout
+    started = False
+    head: h11.Request | None = None
+    body = bytearray()
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise _Reject(exc.error_status_hint, str(exc)) from None
+        if event is h11.NEED_DATA:
+            with trio.move_on_at(deadline):
+                data = await stream.receive_some(_RECEIVE_SIZE)
+                if not started:
+                    started = True
+                    deadline = trio.current_time() + limits.request_timeout
+                conn.receive_data(bytes(data))
+                continue
+            if started or head is not None:
+                raise _Reject(408, "request timeout")
+            return None
+        if isinstance(event, h11.Request):
+            head = event
+            started = True
+            for name, value in event.headers:
+                if name == b"content-length" and int(value) > limits.max_body:
+                    raise _Reject(413, "request body too large")
+        elif isinstance(event, h11.Data):
+            body += event.data
+            if len(body) > limits.max_body:
+                raise _Reject(413, "request body too large")
+        elif isinstance(event, h11.EndOfMessage):
+            assert head is not None
+            headers: dict[str, str] = {}
+            for name, value in head.headers:
+                key = name.decode("latin-1")
+                text = value.decode("latin-1")
+                headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            return Request(
+                method=head.method.decode("ascii", "replace"),
+                target=head.target.decode("latin-1"),
+                headers=headers,
+                body=bytes(body),
+            )
+        elif isinstance(event, h11.ConnectionClosed):
+            return None
+
+
+async def _send_error(
+    stream: trio.abc.Stream, conn: h11.Connection, status: int, reason: str, limits: Limits
+) -> None:
+    if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        return
+    error = {400: "bad_request", 408: "request_timeout", 413: "payload_too_large"}.get(
+        status, "bad_request"
+    )
+    response = HTTPError(status, error, reason, (("connection", "close"),)).response()
+    try:
+        await _send_response(stream, conn, "GET", response, limits)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError):
+        pass
+
+
+async def _send_response(
+    stream: trio.abc.Stream, conn: h11.Connection, method: str, response: Response, limits: Limits
+) -> bool:
+    """Write ``response``; ``False`` if the connection must be dropped (write timeout)."""
+    headers: list[tuple[str, str]] = [("server", "amqplite")]
+    if response.content_type is not None:
+        headers.append(("content-type", response.content_type))
+    headers.extend(response.headers)
+    body = response.body
+    if isinstance(body, bytes):
+        headers.append(("content-length", str(len(body))))
+    reason = _REASONS.get(response.status, "")
+    with trio.move_on_after(limits.write_timeout):
+        await stream.send_all(
+            conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
+        )
+        if method != "HEAD":
+            if isinstance(body, bytes):
+                if body:
+                    await stream.send_all(conn.send(h11.Data(data=body)))
+            else:
+                pending: list[bytes] = []
+                size = 0
+                for chunk in body:
+                    pending.append(chunk)
+                    size += len(chunk)
+                    if size >= _WRITE_COALESCE:
+                        await stream.send_all(conn.send(h11.Data(data=b"".join(pending))))
+                        pending.clear()
+                        size = 0
+                if pending:
+                    await stream.send_all(conn.send(h11.Data(data=b"".join(pending))))
+        await stream.send_all(conn.send(h11.EndOfMessage()))
+        return True
+    return False
+
+
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Payload Too Large",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+}

@@ -1,0 +1,745 @@
+"""The server side of one AMQP 0-9-1 connection as a sans-I/O state machine (protocol layer, pure).
+
+Theory of operation (after h11): the server feeds received bytes to
+:meth:`ServerConnection.receive_data` (``b""`` for EOF) and pulls events with
+:meth:`~ServerConnection.next_event` until it returns :data:`NEED_DATA`
+(:meth:`~ServerConnection.next_events` drains them all into a list).  Everything the
+server sends goes through :meth:`~ServerConnection.send_method` or the content
+encoders, which return bytes and update the state.  No I/O, no clock.
+
+What this layer checks, following RabbitMQ's reader and command assembler:
+
+* the protocol header (a wrong one yields :class:`~amqplite.protocol.events.ProtocolHeaderMismatch`
+  with our header to write back, then the input is ignored);
+* framing: frame end 0xCE, payload size against the negotiated frame_max, known frame
+  types (all 501 FRAME_ERROR, after which the input stream is abandoned as RabbitMQ does
+  since sync is lost);
+* the handshake order on channel 0: start-ok, (secure-ok), tune-ok, open; any other
+  method there is 504 CHANNEL_ERROR "unexpected method in connection state X"; frames on
+  other channels before the connection is open are 505 UNEXPECTED_FRAME;
+* tune-ok against what the server proposed (530 NOT_ALLOWED above the maximum);
+* channel bookkeeping: a channel must be opened with channel.open (504 "expected
+  'channel.open'"), not twice (504 "second 'channel.open' seen"), and numbered within
+  channel_max (504).  After the server sends channel.close, everything on that channel but
+  channel.close / close-ok is dropped; the channel is free again once close-ok passes
+  either way;
+* content assembly per channel: method, header, body frames up to body size (505 for
+  frames out of order, 501 for a body frame past the body size or a body over
+  ``max_message_size``);
+* after a connection.close either way, everything but connection.close / close-ok is
+  discarded.
+
+Soft (channel) errors are the session's business; this layer raises
+:class:`amqplite.errors.ConnectionError`, plus one :class:`~amqplite.errors.ChannelError`
+(406, a body over the configured ``max_message_size``, as RabbitMQ; the channel is then
+marked closing so its remaining body frames are dropped).  After one is raised, the session sends
+connection.close with it (via :meth:`send_method`) and closes the socket after close-ok or
+a timeout.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Final
+
+from amqplite.errors import ChannelError, ConnectionError, ReplyCode
+from amqplite.message import BasicProperties, Message
+from amqplite.protocol import events, methods
+from amqplite.protocol.events import EOF_EVENT, HEARTBEAT, PROTOCOL_HEADER, Event
+from amqplite.protocol.fields import DECODE_ERRORS, Buffer
+from amqplite.protocol.frames import (
+    FRAME_BODY,
+    FRAME_END,
+    FRAME_HEAD,
+    FRAME_HEADER,
+    FRAME_HEARTBEAT,
+    FRAME_METHOD,
+    FRAME_MIN_SIZE,
+    HEARTBEAT_FRAME,
+    bad_frame_end,
+    check_frame_head,
+    encode_deliver,
+    encode_get_ok,
+    encode_method_frame,
+    encode_return,
+)
+from amqplite.protocol.frames import (
+    PROTOCOL_HEADER as OUR_PROTOCOL_HEADER,
+)
+from amqplite.protocol.methods import DECODERS
+from amqplite.protocol.properties import _decode as _decode_properties
+
+
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+#: Returned by :meth:`ServerConnection.next_event` when more bytes are needed.
+NEED_DATA: Final = _NeedData()
+
+#: RabbitMQ's hard limit on a message body (``?MAX_MSG_SIZE``, 512 MiB).
+MAX_MESSAGE_SIZE = 536_870_912
+
+# Protocol headers RabbitMQ treats as 0-9-1.
+_ACCEPTED_HEADERS = (OUR_PROTOCOL_HEADER, b"AMQP\x01\x01\x00\x09")
+
+_U32 = struct.Struct(">I")
+
+# Process-wide memo tables for values that repeat message after message (pure functions
+# of their keys, so sharing them between connections is safe); bounded by clearing.
+_CACHE_SIZE = 4096
+_publish_cache: dict[bytes, methods.Method] = {}
+_properties_cache: dict[bytes, BasicProperties] = {}
+_HEADERS_HIGH_BIT = 0x20  # the headers flag (bit 13) within the first flag octet
+_HEADER_FIELDS = struct.Struct(">HHQ")
+
+
+def _key(method: type[methods.Method]) -> int:
+    return method.CLASS_ID << 16 | method.METHOD_ID
+
+
+_PUBLISH = _key(methods.BasicPublish)
+_START_OK = _key(methods.ConnectionStartOk)
+_SECURE_OK = _key(methods.ConnectionSecureOk)
+_TUNE_OK = _key(methods.ConnectionTuneOk)
+_OPEN = _key(methods.ConnectionOpen)
+_CLOSE = _key(methods.ConnectionClose)
+_CLOSE_OK = _key(methods.ConnectionCloseOk)
+_UPDATE_SECRET = _key(methods.ConnectionUpdateSecret)
+_CHANNEL_OPEN = _key(methods.ChannelOpen)
+_CHANNEL_CLOSE = _key(methods.ChannelClose)
+_CHANNEL_CLOSE_OK = _key(methods.ChannelCloseOk)
+
+# Connection states, named as RabbitMQ names them (they appear in error texts).
+AWAITING_HEADER = "awaiting_header"
+STARTING = "starting"
+SECURING = "securing"
+TUNING = "tuning"
+OPENING = "opening"
+RUNNING = "running"
+CLOSING = "closing"
+CLOSED = "closed"
+
+# Channel states.
+_CH_OPEN = 1
+_CH_CLOSING = 2  # the server sent channel.close
+
+
+class _Assembly:
+    """Content being assembled on one channel."""
+
+    __slots__ = ("chunks", "method", "properties", "raw", "remaining")
+
+    def __init__(self, method: methods.Method) -> None:
+        self.method = method
+        self.remaining = -1  # -1: header not yet received
+        self.properties: BasicProperties | None = None
+        self.raw = b""
+        self.chunks: list[bytes] = []
+
+
+def _unexpected_frame(text: str, method: methods.Method | None = None) -> ConnectionError:
+    if method is None:
+        return ConnectionError(ReplyCode.UNEXPECTED_FRAME, text)
+    return ConnectionError(ReplyCode.UNEXPECTED_FRAME, text, method.CLASS_ID, method.METHOD_ID)
+
+
+def _negotiate(name: str, client: int, server: int, minimum: int) -> int:
+    """RabbitMQ's tune-ok validation; a client 0 means "whatever the server proposed"."""
+    if client == 0:
+        return server
+    if client < minimum:
+        raise ConnectionError(
+            ReplyCode.NOT_ALLOWED,
+            f"negotiated {name} = {client} is lower than the minimum allowed value ({minimum})",
+            10,
+            31,
+        )
+    if server and client > server:
+        raise ConnectionError(
+            ReplyCode.NOT_ALLOWED,
+            f"negotiated {name} = {client} is higher than the maximum allowed value ({server})",
+            10,
+            31,
+        )
+    return client
+
+
+class ServerConnection:
+    """One server-side AMQP connection: bytes in → events out, methods in → bytes out.
+
+    ``frame_max``, ``channel_max`` and ``heartbeat`` are the server's limits; the
+    session proposes them in connection.tune (``tune_method()`` builds it) and the
+    negotiated values are in the attributes of the same names after tune-ok.
+    """
+
+    __slots__ = (
+        "_assembling",
+        "_broken",
+        "_buf",
+        "_channels",
+        "_eof",
+        "_expect",
+        "_frame_limit",
+        "_pos",
+        "channel_max",
+        "frame_max",
+        "heartbeat",
+        "max_message_size",
+        "server_channel_max",
+        "server_frame_max",
+        "server_heartbeat",
+        "state",
+    )
+
+    def __init__(
+        self,
+        frame_max: int = 131072,
+        channel_max: int = 2047,
+        heartbeat: int = 60,
+        max_message_size: int = 134_217_728,
+    ) -> None:
+        self.server_frame_max = frame_max
+        self.server_channel_max = channel_max
+        self.server_heartbeat = heartbeat
+        self.frame_max = frame_max
+        self.channel_max = channel_max
+        self.heartbeat = 0
+        self.max_message_size = min(max_message_size, MAX_MESSAGE_SIZE)
+        self.state = AWAITING_HEADER
+        self._buf = bytearray()
+        self._pos = 0
+        self._eof = False
+        self._broken = False
+        self._expect = 0  # channel-0 method key the handshake waits for, or 0
+        # Before tune-ok the server's own limit applies to incoming frames.
+        self._frame_limit = frame_max
+        self._channels: dict[int, int] = {}
+        self._assembling: dict[int, _Assembly] = {}
+
+    # -- input ------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Buffer received bytes; ``b""`` means the peer closed its side."""
+        if not data:
+            self._eof = True
+            return
+        if self._broken or self.state == CLOSED:
+            return
+        buf = self._buf
+        if self._pos:
+            # Compact once per receive, not per frame.
+            del buf[: self._pos]
+            self._pos = 0
+        buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet turned into events (for input caps)."""
+        return len(self._buf) - self._pos
+
+    def next_events(self) -> list[Event]:
+        """Every event available now (possibly none)."""
+        out: list[Event] = []
+        append = out.append
+        next_event = self.next_event
+        while True:
+            ev = next_event()
+            if ev is NEED_DATA:
+                return out
+            append(ev)  # type: ignore[arg-type]
+            if ev is EOF_EVENT or isinstance(ev, events.ProtocolHeaderMismatch):
+                return out
+
+    def next_event(self) -> Event | _NeedData:
+        """The next event, or :data:`NEED_DATA`; raises ConnectionError on bad input."""
+        buf = self._buf
+        while True:
+            if self._broken or self.state == CLOSED:
+                return EOF_EVENT if self._eof else NEED_DATA
+            pos = self._pos
+            if self.state == AWAITING_HEADER:
+                return self._read_protocol_header()
+            if len(buf) - pos < 7:
+                return EOF_EVENT if self._eof else NEED_DATA
+            ftype, channel, size = FRAME_HEAD.unpack_from(buf, pos)
+            if size > self._frame_limit or (not 0 < ftype < 4 and ftype != FRAME_HEARTBEAT):
+                self._broken = True
+                check_frame_head(ftype, size, self._frame_limit)
+            end = pos + 7 + size
+            if end >= len(buf):
+                return EOF_EVENT if self._eof else NEED_DATA
+            if buf[end] != FRAME_END:
+                self._broken = True
+                raise bad_frame_end(buf[end])
+            self._pos = end + 1
+            start = pos + 7
+            if ftype == FRAME_METHOD:
+                ev = self._on_method(channel, start, end)
+            elif ftype == FRAME_BODY:
+                ev = self._on_body(channel, start, end)
+            elif ftype == FRAME_HEADER:
+                ev = self._on_header(channel, start, end)
+            else:
+                ev = self._on_heartbeat(channel, start, end)
+            if ev is not None:
+                return ev
+
+    def _read_protocol_header(self) -> Event | _NeedData:
+        data = bytes(self._buf[self._pos : self._pos + 8])
+        if len(data) < 8 and b"AMQP".startswith(data[:4]):
+            return EOF_EVENT if self._eof else NEED_DATA
+        self._pos += len(data)
+        if data in _ACCEPTED_HEADERS:
+            self.state = STARTING
+            self._expect = _START_OK
+            return PROTOCOL_HEADER
+        self._broken = True
+        return events.ProtocolHeaderMismatch(data)
+
+    def _on_method(self, channel: int, start: int, end: int) -> Event | None:
+        buf = self._buf
+        if end - start < 4:
+            raise ConnectionError(ReplyCode.FRAME_ERROR, "method frame shorter than its ids")
+        (key,) = _U32.unpack_from(buf, start)
+        if key == _PUBLISH:
+            # Publishers repeat the same exchange / routing key, and the method object is
+            # immutable: decode each distinct payload once.
+            payload = bytes(buf[start:end])
+            method = _publish_cache.get(payload)
+            if method is None:
+                method = self._decode(key, payload, 4, len(payload))
+                if len(_publish_cache) >= _CACHE_SIZE:
+                    _publish_cache.clear()
+                _publish_cache[payload] = method
+        else:
+            method = self._decode(key, buf, start + 4, end)
+        if channel:
+            if self.state != RUNNING:
+                if self.state == CLOSING:
+                    return None
+                raise _unexpected_frame(
+                    f"method frame on channel {channel} in connection state {self.state}"
+                )
+            cstate = self._channels.get(channel)
+            if cstate == _CH_OPEN:
+                if channel in self._assembling:
+                    self._content_interrupted(channel)
+                if method.HAS_CONTENT:
+                    ev = self._whole_content(channel, method, end + 1)
+                    if ev is None:
+                        self._assembling[channel] = _Assembly(method)
+                    return ev
+                if key == _CHANNEL_CLOSE_OK:
+                    del self._channels[channel]
+                elif key == _CHANNEL_OPEN:
+                    raise ConnectionError(
+                        ReplyCode.CHANNEL_ERROR, "second 'channel.open' seen", 20, 10
+                    )
+                elif method.CLASS_ID == 10:
+                    raise ConnectionError(
+                        ReplyCode.COMMAND_INVALID, "unimplemented method", 10, method.METHOD_ID
+                    )
+                return events.Method(channel, method)
+            if cstate is None:
+                if channel > (self.channel_max or 65535):
+                    raise ConnectionError(
+                        ReplyCode.CHANNEL_ERROR,
+                        f"channel {channel} is above the negotiated channel_max ({self.channel_max})",
+                        method.CLASS_ID,
+                        method.METHOD_ID,
+                    )
+                if key != _CHANNEL_OPEN:
+                    raise ConnectionError(
+                        ReplyCode.CHANNEL_ERROR,
+                        "expected 'channel.open'",
+                        method.CLASS_ID,
+                        method.METHOD_ID,
+                    )
+                self._channels[channel] = _CH_OPEN
+                return events.Method(channel, method)
+            # Closing: RabbitMQ drops everything but close / close-ok.
+            if key == _CHANNEL_CLOSE_OK:
+                del self._channels[channel]
+                self._assembling.pop(channel, None)
+                return events.Method(channel, method)
+            if key == _CHANNEL_CLOSE:
+                return events.Method(channel, method)
+            return None
+        return self._on_method0(key, method)
+
+    @staticmethod
+    def _decode(key: int, buf: Buffer, start: int, end: int) -> methods.Method:
+        decoder = DECODERS.get(key)
+        if decoder is None:
+            raise ConnectionError(
+                ReplyCode.NOT_IMPLEMENTED,
+                f"unknown method class_id={key >> 16} method_id={key & 0xFFFF}",
+                key >> 16,
+                key & 0xFFFF,
+            )
+        try:
+            return decoder(buf, start, end)
+        except DECODE_ERRORS as exc:
+            raise ConnectionError(
+                ReplyCode.FRAME_ERROR,
+                f"cannot decode {methods.METHODS[key >> 16, key & 0xFFFF].NAME}: {exc}",
+                key >> 16,
+                key & 0xFFFF,
+            ) from None
+
+    def _on_method0(self, key: int, method: methods.Method) -> Event | None:
+        state = self.state
+        if key == self._expect:
+            if key == _TUNE_OK:
+                assert isinstance(method, methods.ConnectionTuneOk)
+                self._tune_ok(method)
+                self._expect = _OPEN
+                self.state = OPENING
+            elif key == _OPEN:
+                self._expect = 0
+                self.state = RUNNING
+            else:  # start-ok, secure-ok: the server answers with secure or tune
+                self._expect = 0
+            return events.Method(0, method)
+        if state == CLOSED:
+            return None
+        if key == _CLOSE:
+            self.state = CLOSING
+            self._expect = 0
+            self._assembling.clear()
+            return events.Method(0, method)
+        if key == _CLOSE_OK:
+            if state == CLOSING:
+                self.state = CLOSED
+                return events.Method(0, method)
+        elif state == CLOSING:
+            return None
+        elif state == RUNNING and key == _UPDATE_SECRET:
+            return events.Method(0, method)
+        raise ConnectionError(
+            ReplyCode.CHANNEL_ERROR,
+            f"unexpected method in connection state {state}",
+            method.CLASS_ID,
+            method.METHOD_ID,
+        )
+
+    def _tune_ok(self, tune_ok: methods.ConnectionTuneOk) -> None:
+        self.channel_max = _negotiate(
+            "channel_max", tune_ok.channel_max, self.server_channel_max, 0
+        )
+        self.frame_max = _negotiate(
+            "frame_max", tune_ok.frame_max, self.server_frame_max, FRAME_MIN_SIZE
+        )
+        # RabbitMQ takes the client's heartbeat as is; 0 disables heartbeats.
+        self.heartbeat = tune_ok.heartbeat
+        self._frame_limit = self.frame_max or 0xFFFFFFFF
+
+    def _whole_content(
+        self, channel: int, method: methods.Method, pos: int
+    ) -> events.Content | None:
+        """The hot path: header and single body frame already buffered right after the method.
+
+        Returns None whenever anything is unusual, leaving the frames to the general
+        (checking) path.
+        """
+        buf = self._buf
+        size = len(buf)
+        if size - pos < 21:
+            return None
+        ftype, hchannel, hsize = FRAME_HEAD.unpack_from(buf, pos)
+        hend = pos + 7 + hsize
+        if (
+            ftype != FRAME_HEADER
+            or hchannel != channel
+            or hsize < 14
+            or hsize > self._frame_limit
+            or hend >= size
+            or buf[hend] != FRAME_END
+        ):
+            return None
+        class_id, weight, body_size = _HEADER_FIELDS.unpack_from(buf, pos + 7)
+        if class_id != method.CLASS_ID or weight or body_size > self.max_message_size:
+            return None
+        if body_size:
+            bpos = hend + 1
+            if size - bpos < 7:
+                return None
+            ftype, bchannel, bsize = FRAME_HEAD.unpack_from(buf, bpos)
+            bend = bpos + 7 + bsize
+            if (
+                ftype != FRAME_BODY
+                or bchannel != channel
+                or bsize != body_size
+                or bsize > self._frame_limit
+                or bend >= size
+                or buf[bend] != FRAME_END
+            ):
+                return None
+            body = bytes(buf[bpos + 7 : bend])
+        else:
+            body = b""
+            bend = hend
+        raw = bytes(buf[pos + 19 : hend])
+        properties = _properties_cache.get(raw)
+        if properties is None:
+            try:
+                properties = _decode_properties(raw, 0, len(raw))
+            except DECODE_ERRORS:
+                return None
+            if not raw[0] & _HEADERS_HIGH_BIT and len(raw) <= 512:
+                if len(_properties_cache) >= _CACHE_SIZE:
+                    _properties_cache.clear()
+                _properties_cache[raw] = properties
+        self._pos = bend + 1
+        return events.Content(channel, method, properties, raw, body)
+
+    def _content_interrupted(self, channel: int) -> None:
+        asm = self._assembling.pop(channel)
+        if asm.remaining < 0:
+            raise _unexpected_frame(
+                f"expected content header for class {asm.method.CLASS_ID}, "
+                "got non content header frame instead",
+                asm.method,
+            )
+        raise _unexpected_frame(
+            "expected content body, got non content body frame instead", asm.method
+        )
+
+    def _content_frame_checks(self, channel: int, kind: str) -> _Assembly | None:
+        """Common checks for header and body frames; None means drop the frame."""
+        if self.state != RUNNING or not channel:
+            if self.state in (CLOSING, CLOSED):
+                return None
+            raise _unexpected_frame(
+                f"{kind} frame on channel {channel} in connection state {self.state}"
+            )
+        asm = self._assembling.get(channel)
+        if asm is None:
+            cstate = self._channels.get(channel)
+            if cstate == _CH_CLOSING:
+                return None
+            if cstate is None:
+                raise ConnectionError(ReplyCode.CHANNEL_ERROR, "expected 'channel.open'")
+            raise _unexpected_frame("expected method frame, got non method frame instead")
+        return asm
+
+    def _on_header(self, channel: int, start: int, end: int) -> Event | None:
+        asm = self._content_frame_checks(channel, "content header")
+        if asm is None:
+            return None
+        method = asm.method
+        if asm.remaining >= 0:
+            del self._assembling[channel]
+            raise _unexpected_frame(
+                "expected content body, got non content body frame instead", method
+            )
+        buf = self._buf
+        if end - start < 14:
+            raise ConnectionError(ReplyCode.FRAME_ERROR, "content header frame too short")
+        class_id, weight, body_size = _HEADER_FIELDS.unpack_from(buf, start)
+        if class_id != method.CLASS_ID or weight != 0:
+            del self._assembling[channel]
+            raise _unexpected_frame(
+                f"expected content header for class {method.CLASS_ID}, "
+                f"got one for class {class_id} instead",
+                method,
+            )
+        if body_size > self.max_message_size:
+            del self._assembling[channel]
+            if body_size > MAX_MESSAGE_SIZE:
+                raise ConnectionError(
+                    ReplyCode.FRAME_ERROR,
+                    f"content body size {body_size} exceeds maximum allowed size {MAX_MESSAGE_SIZE}",
+                    method.CLASS_ID,
+                    method.METHOD_ID,
+                )
+            # RabbitMQ makes the configured limit a soft error; the session closes the
+            # channel, and the body frames that follow are dropped as for any closing channel.
+            self._channels[channel] = _CH_CLOSING
+            raise ChannelError(
+                ReplyCode.PRECONDITION_FAILED,
+                f"message size {body_size} is larger than configured max size {self.max_message_size}",
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
+        raw = bytes(buf[start + 12 : end])
+        properties = _properties_cache.get(raw)
+        if properties is None:
+            try:
+                properties = _decode_properties(raw, 0, len(raw))
+            except DECODE_ERRORS as exc:
+                raise ConnectionError(
+                    ReplyCode.FRAME_ERROR,
+                    f"malformed content header: {exc}",
+                    method.CLASS_ID,
+                    method.METHOD_ID,
+                ) from None
+            # Property sets repeat across messages; share the frozen value, except when it
+            # holds a headers table (a mutable dict better not shared between messages).
+            if not raw[0] & _HEADERS_HIGH_BIT and len(raw) <= 512:
+                if len(_properties_cache) >= _CACHE_SIZE:
+                    _properties_cache.clear()
+                _properties_cache[raw] = properties
+        if not body_size:
+            del self._assembling[channel]
+            return events.Content(channel, method, properties, raw, b"")
+        asm.remaining = body_size
+        asm.properties = properties
+        asm.raw = raw
+        return None
+
+    def _on_body(self, channel: int, start: int, end: int) -> Event | None:
+        asm = self._content_frame_checks(channel, "content body")
+        if asm is None:
+            return None
+        remaining = asm.remaining
+        if remaining < 0:
+            del self._assembling[channel]
+            raise _unexpected_frame(
+                f"expected content header for class {asm.method.CLASS_ID}, "
+                "got non content header frame instead",
+                asm.method,
+            )
+        size = end - start
+        if size > remaining:
+            raise ConnectionError(
+                ReplyCode.FRAME_ERROR,
+                "content body frame exceeds remaining content size",
+                asm.method.CLASS_ID,
+                asm.method.METHOD_ID,
+            )
+        chunk = bytes(self._buf[start:end])
+        if size == remaining:
+            del self._assembling[channel]
+            if asm.chunks:
+                asm.chunks.append(chunk)
+                chunk = b"".join(asm.chunks)
+            assert asm.properties is not None
+            return events.Content(channel, asm.method, asm.properties, asm.raw, chunk)
+        if size:
+            asm.chunks.append(chunk)
+            asm.remaining = remaining - size
+        return None
+
+    def _on_heartbeat(self, channel: int, start: int, end: int) -> Event | None:
+        if end != start:
+            raise ConnectionError(
+                ReplyCode.FRAME_ERROR, "type 8, unknown_frame: heartbeat with payload"
+            )
+        if channel:
+            if self.state in (CLOSING, CLOSED):
+                return None
+            raise _unexpected_frame(f"heartbeat frame on channel {channel}")
+        return HEARTBEAT
+
+    # -- output -----------------------------------------------------------------------
+
+    def tune_method(self) -> methods.ConnectionTune:
+        """The connection.tune proposing this server's limits."""
+        return methods.ConnectionTune(
+            self.server_channel_max, self.server_frame_max, self.server_heartbeat
+        )
+
+    def send_method(self, channel: int, method: methods.Method) -> bytes:
+        """Encode a method frame and note what sending it means for the state."""
+        if channel:
+            cls = type(method)
+            if cls is methods.ChannelClose:
+                if channel in self._channels:
+                    self._channels[channel] = _CH_CLOSING
+                self._assembling.pop(channel, None)
+            elif cls is methods.ChannelCloseOk:
+                self._channels.pop(channel, None)
+                self._assembling.pop(channel, None)
+        else:
+            cls = type(method)
+            if cls is methods.ConnectionClose:
+                if self.state != CLOSED:
+                    self.state = CLOSING
+                self._expect = 0
+                self._assembling.clear()
+            elif cls is methods.ConnectionCloseOk:
+                self.state = CLOSED
+            elif cls is methods.ConnectionTune:
+                self.state = TUNING
+                self._expect = _TUNE_OK
+            elif cls is methods.ConnectionSecure:
+                self.state = SECURING
+                self._expect = _SECURE_OK
+        return encode_method_frame(channel, method)
+
+    def send_heartbeat(self) -> bytes:
+        return HEARTBEAT_FRAME
+
+    def send_content(self, channel: int, method: methods.Method, message: Message) -> bytes:
+        """A deliver / get-ok / return with its header and body frames."""
+        if isinstance(method, methods.BasicDeliver):
+            return encode_deliver(
+                channel,
+                method.consumer_tag,
+                method.delivery_tag,
+                method.redelivered,
+                method.exchange,
+                method.routing_key,
+                message,
+                self.frame_max,
+            )
+        if isinstance(method, methods.BasicGetOk):
+            return encode_get_ok(
+                channel,
+                method.delivery_tag,
+                method.redelivered,
+                method.exchange,
+                method.routing_key,
+                method.message_count,
+                message,
+                self.frame_max,
+            )
+        if isinstance(method, methods.BasicReturn):
+            return encode_return(
+                channel,
+                method.reply_code,
+                method.reply_text,
+                method.exchange,
+                method.routing_key,
+                message,
+                self.frame_max,
+            )
+        raise TypeError(f"{method.NAME} carries no content")
+
+    def encode_deliver(
+        self,
+        channel: int,
+        consumer_tag: str,
+        delivery_tag: int,
+        redelivered: bool,
+        exchange: str,
+        routing_key: str,
+        message: Message,
+    ) -> bytes:
+        """basic.deliver + content at this connection's frame_max (the hot path)."""
+        return encode_deliver(
+            channel,
+            consumer_tag,
+            delivery_tag,
+            redelivered,
+            exchange,
+            routing_key,
+            message,
+            self.frame_max,
+        )
+
+    def channel_is_open(self, channel: int) -> bool:
+        return self._channels.get(channel) == _CH_OPEN
+
+    @property
+    def open_channels(self) -> list[int]:
+        return [c for c, s in self._channels.items() if s == _CH_OPEN]
+
+    def __repr__(self) -> str:
+        info: dict[str, Any] = {"state": self.state, "channels": len(self._channels)}
+        return f"<ServerConnection {info}>"

@@ -1,0 +1,235 @@
+"""Embedding API: run a real amqplite broker inside a trio program or a background thread.
+
+Server layer.  ``async with serve() as running`` starts a broker listening on an
+ephemeral port of 127.0.0.1 and yields a :class:`RunningBroker` (``.url``, ``.port``,
+``.broker``); leaving the block shuts it down gracefully (connections get 320
+CONNECTION_FORCED).  :func:`run_in_thread` does the same for synchronous code (pika's
+BlockingConnection, Celery, any test suite) by running trio in a daemon thread.
+
+The topology comes from a :class:`~amqplite.topology.Config` or a YAML path; without one
+the broker has the vhost ``/`` and RabbitMQ's default ``guest``/``guest`` user.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+import trio
+
+from amqplite.broker.broker import Broker
+from amqplite.server.listener import AmqpServer
+from amqplite.server.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from amqplite.topology import Config
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@functools.cache
+def _guest_hash() -> str:
+    # scrypt is slow on purpose; hash the well-known default password once per process.
+    from amqplite.broker.auth import hash_password
+
+    return hash_password("guest")
+
+
+def add_default_user(broker: Broker, vhost: str = "/") -> None:
+    """RabbitMQ's default account: guest/guest, administrator, everything on ``vhost``."""
+    broker.users.add_user("guest", _guest_hash(), ("administrator",))
+    broker.users.set_permissions("guest", vhost, ".*", ".*", ".*")
+
+
+def load(config: Config | str | os.PathLike[str] | None) -> Config | None:
+    """A Config from a Config, a YAML path or None (built-in defaults)."""
+    if config is None or not isinstance(config, str | os.PathLike):
+        return config
+    from amqplite.topology import load_config
+
+    return load_config(config)
+
+
+def build_broker(config: Config | None, *, clock: Callable[[], float] = time.time) -> Broker:
+    """A broker with the config's vhosts, users and topology applied (or the defaults)."""
+    broker = Broker(clock=clock)
+    if config is None:
+        broker.add_vhost("/")
+        add_default_user(broker)
+        return broker
+    from amqplite.topology import apply
+
+    apply(config, broker)
+    if not config.users:
+        default_vhost = config.server.default_vhost
+        if default_vhost not in broker.vhosts:
+            broker.add_vhost(default_vhost)
+        add_default_user(broker, default_vhost)
+    return broker
+
+
+def settings_from(
+    config: Config | None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    **overrides: Any,
+) -> ServerSettings:
+    """Server settings from a config's ``server:`` section, with explicit overrides."""
+    values: dict[str, Any] = {}
+    if config is not None:
+        s = config.server
+        values.update(
+            host=s.host,
+            port=s.port,
+            heartbeat=s.heartbeat,
+            frame_max=s.frame_max,
+            channel_max=s.channel_max,
+            max_message_size=s.max_message_size,
+            data_dir=str(s.data_dir),
+            http_port=s.http_port,
+        )
+    if host is not None:
+        values["host"] = host
+    if port is not None:
+        values["port"] = port
+    values.update(overrides)
+    return ServerSettings(**values)
+
+
+@attrs.define(eq=False)
+class RunningBroker:
+    """A broker serving AMQP: where to connect and the live objects behind it."""
+
+    host: str
+    port: int
+    broker: Broker
+    server: AmqpServer
+    #: Set by :func:`run_in_thread`: the token to call into the broker's trio thread.
+    trio_token: trio.lowlevel.TrioToken | None = None
+
+    @property
+    def url(self) -> str:
+        """``amqp://guest:guest@HOST:PORT/`` (the default user and vhost)."""
+        host = self.host
+        if host in ("0.0.0.0", "", "::"):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"amqp://guest:guest@{host}:{self.port}/"
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` in the broker's thread (for :func:`run_in_thread` users who
+        want to inspect or change the broker safely); flushes what it caused."""
+
+        def run() -> T:
+            result = fn(*args)
+            self.server.wake_writers()
+            return result
+
+        if self.trio_token is None:  # called from inside the broker's own trio run
+            return run()
+        return trio.from_thread.run_sync(run, trio_token=self.trio_token)
+
+
+@asynccontextmanager
+async def serve(
+    config: Config | str | os.PathLike[str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    broker: Broker | None = None,
+    settings: ServerSettings | None = None,
+) -> AsyncIterator[RunningBroker]:
+    """Run a broker on ``host:port`` (port 0: ephemeral) for the duration of the block.
+
+    ``config`` (a Config or a YAML path) supplies users and topology; its ``server:``
+    host and port are ignored in favour of the arguments.  Pass ``broker`` to serve an
+    existing broker instead, or ``settings`` to control every server knob.
+    """
+    loaded = load(config)
+    if broker is None:
+        broker = build_broker(loaded)
+    if settings is None:
+        settings = settings_from(loaded, host=host, port=port)
+    server = AmqpServer(broker, settings)
+    async with trio.open_nursery() as nursery:
+        bound = await nursery.start(server.run)
+        running = RunningBroker(settings.host, bound, broker, server)
+        try:
+            yield running
+        finally:
+            with trio.CancelScope(shield=True):
+                await server.shutdown()
+            nursery.cancel_scope.cancel()
+
+
+@contextmanager
+def run_in_thread(
+    config: Config | str | os.PathLike[str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    broker: Broker | None = None,
+    settings: ServerSettings | None = None,
+    startup_timeout: float = 10.0,
+) -> Iterator[RunningBroker]:
+    """:func:`serve` in a background thread, for synchronous code.
+
+    The broker's objects live in that thread: touch ``running.broker`` only through
+    ``running.call(fn, *args)``.
+    """
+    started = threading.Event()
+    result: dict[str, Any] = {}
+
+    async def main() -> None:
+        try:
+            async with serve(
+                config, host=host, port=port, broker=broker, settings=settings
+            ) as running:
+                running.trio_token = trio.lowlevel.current_trio_token()
+                stop = trio.Event()
+                result["running"] = running
+                result["stop"] = stop
+                started.set()
+                await stop.wait()
+        except BaseException as exc:
+            result["error"] = exc
+            started.set()
+            raise
+
+    def target() -> None:
+        try:
+            trio.run(main)
+        except BaseException:
+            if not started.is_set():
+                started.set()
+            log.debug("broker thread ended with an error", exc_info=True)
+
+    thread = threading.Thread(target=target, name="amqplite-broker", daemon=True)
+    thread.start()
+    if not started.wait(startup_timeout):
+        raise RuntimeError("amqplite broker did not start in time")
+    if "error" in result:
+        thread.join()
+        raise result["error"]
+    running: RunningBroker = result["running"]
+    stop: trio.Event = result["stop"]
+    try:
+        yield running
+    finally:
+        assert running.trio_token is not None
+        try:
+            trio.from_thread.run_sync(stop.set, trio_token=running.trio_token)
+        except trio.RunFinishedError:
+            pass
+        thread.join(startup_timeout)

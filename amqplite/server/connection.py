@@ -1,0 +1,210 @@
+"""One AMQP client connection: its reader, writer and timer tasks.
+
+Server layer.  Each accepted socket gets one nursery with three tasks:
+
+- the *reader* receives up to ``receive_size`` bytes, hands them to the session, which
+  handles every event in them synchronously (no await per message), then flushes: the
+  output of one receive buffer goes out with a single ``send_all``, written inline when
+  the writer is idle.  It stops reading while the outbox is over its high-water mark, so a
+  publisher that outruns its consumers feels TCP backpressure;
+- the *writer* (:meth:`Outbox.writer`) sends output produced by other connections
+  (deliveries), by the timer, or while the reader was busy;
+- the *timer* sends heartbeats at half the negotiated interval when nothing else went out,
+  drops a peer silent for two intervals, enforces the handshake timeout and the wait for
+  close-ok after we sent connection.close.
+
+Nothing here raises out of the task: any error ends only this connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING
+
+import trio
+
+from amqplite.server.outbox import FlushQueue, Outbox
+from amqplite.server.session import Session
+
+if TYPE_CHECKING:
+    from amqplite.broker.broker import Broker
+    from amqplite.server.settings import ServerSettings
+    from amqplite.server.ticker import Ticker
+
+log = logging.getLogger(__name__)
+
+
+def _address(sockaddr: object) -> tuple[str, int]:
+    if isinstance(sockaddr, tuple) and len(sockaddr) >= 2:
+        return str(sockaddr[0]), int(sockaddr[1])
+    return str(sockaddr), 0
+
+
+class AmqpConnection:
+    """The tasks serving one client socket."""
+
+    def __init__(
+        self,
+        stream: trio.SocketStream,
+        *,
+        broker: Broker,
+        settings: ServerSettings,
+        flushes: FlushQueue,
+        ticker: Ticker,
+    ) -> None:
+        self.stream = stream
+        self.ticker = ticker
+        self.settings = settings
+        self.flushes = flushes
+        self.outbox = Outbox(stream, high_water=settings.high_water, low_water=settings.low_water)
+        try:
+            peer = _address(stream.socket.getpeername())
+            local = _address(stream.socket.getsockname())
+        except OSError:  # already reset by the peer
+            peer, local = ("?", 0), ("?", 0)
+        self.name = f"{peer[0]}:{peer[1]} -> {local[0]}:{local[1]}"
+        self.session = Session(
+            broker=broker,
+            settings=settings,
+            outbox=self.outbox,
+            flushes=flushes,
+            peer=peer,
+            name=self.name,
+        )
+        self.outbox.on_drained = self.session.resume
+        self.started = trio.current_time()
+        self.last_recv = self.started
+        self._close_deadline: float | None = None
+        self._timer_wake = trio.Event()
+        self._timer_state: tuple[int, bool] = (0, False)
+        self._scope: trio.CancelScope | None = None
+        self._blocked_until: trio.Event | None = None
+
+    async def run(self) -> None:
+        """Serve the socket until the AMQP connection ends; never raises (but Cancelled)."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._scope = nursery.cancel_scope
+                nursery.start_soon(self.outbox.writer)
+                nursery.start_soon(self._timer)
+                await self._reader()
+                # Let the last frames (close-ok, or our close) reach the peer.
+                with trio.move_on_after(self.settings.close_timeout):
+                    await self.outbox.drain()
+                nursery.cancel_scope.cancel()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            log.debug("connection %s: socket closed by peer", self.name)
+        except Exception:
+            log.exception("connection %s: unexpected error in connection task", self.name)
+        finally:
+            self.outbox.close()
+            try:
+                self.session.connection_lost()
+            except Exception:
+                log.exception("connection %s: error while cleaning up", self.name)
+            # Closing may requeue unacked messages to other connections' consumers.
+            self.flushes.wake_dirty()
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self.stream)
+
+    async def _reader(self) -> None:
+        session = self.session
+        outbox = self.outbox
+        flushes = self.flushes
+        ticker = self.ticker
+        receive = self.stream.receive_some
+        size = self.settings.receive_size
+        while not session.finished:
+            if outbox.over_high_water:
+                await outbox.wait_drained()
+            blocked = self._blocked_until
+            if blocked is not None and session.publishing:
+                await blocked.wait()
+            data = await receive(size)
+            self.last_recv = trio.current_time()
+            if not data:
+                session.eof_received()
+                break
+            session.data_received(data)
+            while session.auth_pending is not None:
+                await session.check_login()
+            if session.sync_pending:
+                await session.sync_store()
+            session.end_batch()
+            flushes.wake_dirty(skip=outbox)
+            if ticker.idle:
+                ticker.poke()
+            if outbox.buffer:
+                if outbox.sending:
+                    outbox.wake()
+                else:
+                    await outbox.send_once()
+            self._update_timer()
+
+    def _update_timer(self) -> None:
+        session = self.session
+        state = (session.heartbeat, session.closing)
+        if state != self._timer_state:
+            self._timer_state = state
+            if session.closing and self._close_deadline is None:
+                self._close_deadline = trio.current_time() + self.settings.close_timeout
+            self._timer_wake.set()
+
+    def _drop(self, reason: str, *args: object) -> None:
+        log.warning("connection %s: " + reason, self.name, *args)
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def _timer(self) -> None:
+        session = self.session
+        outbox = self.outbox
+        handshake_deadline = self.started + self.settings.handshake_timeout
+        while True:
+            now = trio.current_time()
+            deadline = math.inf
+            if self._close_deadline is not None:
+                if now >= self._close_deadline:
+                    self._drop("no close-ok within %ss, dropping", self.settings.close_timeout)
+                    return
+                deadline = self._close_deadline
+            if not session.opened and not session.closing:
+                if now >= handshake_deadline:
+                    self._drop("handshake timed out")
+                    return
+                deadline = min(deadline, handshake_deadline)
+            interval = session.heartbeat
+            if interval:
+                dead_at = self.last_recv + 2 * interval
+                if now >= dead_at:
+                    self._drop("missed heartbeats from client, timeout: %ss", interval)
+                    return
+                send_at = outbox.last_send + interval / 2
+                if now >= send_at:
+                    if not outbox.buffer:  # else output is on its way anyway
+                        session.send_heartbeat()
+                        outbox.wake()
+                    send_at = now + interval / 2
+                deadline = min(deadline, dead_at, send_at)
+            with trio.move_on_at(deadline):
+                await self._timer_wake.wait()
+            self._timer_wake = trio.Event()
+
+    # -- called by the server ------------------------------------------------------------
+
+    def force_close(self, reply_code: int, reply_text: str) -> None:
+        """Start closing from our side (shutdown): connection.close, then wait for close-ok."""
+        self.session.force_close(reply_code, reply_text)
+        self.outbox.wake()
+        self._update_timer()
+
+    def set_blocked(self, reason: str | None) -> None:
+        """connection.blocked / unblocked (e.g. a disk alarm): publishers stop being read."""
+        if reason is not None:
+            if self._blocked_until is None:
+                self._blocked_until = trio.Event()
+        elif self._blocked_until is not None:
+            self._blocked_until.set()
+            self._blocked_until = None
+        self.session.notify_blocked(reason)
+        self.outbox.wake()

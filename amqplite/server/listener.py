@@ -1,0 +1,136 @@
+"""The AMQP listener: accepts sockets, runs one connection task each, ticks the broker.
+
+Server layer.  :class:`AmqpServer` owns everything the connections of one broker share
+(the broker, the settings, the flush queue) and knows every live connection so it can
+shut down gracefully: stop accepting, send connection.close 320 CONNECTION_FORCED to
+each client, wait (bounded) for them to go, then cancel what is left.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+
+import trio
+
+from amqplite.broker.broker import Broker
+from amqplite.errors import ReplyCode
+from amqplite.server.connection import AmqpConnection
+from amqplite.server.outbox import FlushQueue
+from amqplite.server.session import SHUTDOWN_TEXT
+from amqplite.server.settings import ServerSettings
+from amqplite.server.ticker import Ticker
+
+log = logging.getLogger(__name__)
+
+_ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+
+
+class AmqpServer:
+    """One broker's AMQP listener and connections."""
+
+    def __init__(self, broker: Broker, settings: ServerSettings) -> None:
+        self.broker = broker
+        self.settings = settings
+        self.flushes = FlushQueue()
+        self.ticker = Ticker(broker, self.flushes)
+        self.connections: set[AmqpConnection] = set()
+        self.port: int | None = None
+        self._accept_scope = trio.CancelScope()
+        self._nursery: trio.Nursery | None = None
+        self._all_closed = trio.Event()
+        self._connection_gone = trio.Event()
+        self._blocked: str | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen until :meth:`shutdown`; reports the bound port through ``task_status``."""
+        listeners = await trio.open_tcp_listeners(self.settings.port, host=self.settings.host)
+        if self.settings.port == 0 and len(listeners) > 1:
+            # Each address family would get a different ephemeral port: keep one.
+            for extra in listeners[1:]:
+                await extra.aclose()
+            listeners = listeners[:1]
+        self.port = int(listeners[0].socket.getsockname()[1])
+        log.info("AMQP listening on %s:%d", self.settings.host, self.port)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self.ticker.run)
+            for listener in listeners:
+                nursery.start_soon(self._accept_loop, listener)
+            task_status.started(self.port)
+            await self._all_closed.wait()
+            nursery.cancel_scope.cancel()
+
+    async def _accept_loop(self, listener: trio.SocketListener) -> None:
+        async with listener:
+            with self._accept_scope:
+                while True:
+                    try:
+                        stream = await listener.accept()
+                    except OSError as exc:
+                        if exc.errno in _ACCEPT_RETRY_ERRNOS:
+                            log.error("accept failed (%s); retrying", exc)
+                            await trio.sleep(0.1)
+                            continue
+                        raise
+                    assert self._nursery is not None
+                    self._nursery.start_soon(self._serve_connection, stream)
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+        try:
+            conn = AmqpConnection(
+                stream,
+                broker=self.broker,
+                settings=self.settings,
+                flushes=self.flushes,
+                ticker=self.ticker,
+            )
+        except Exception:
+            log.exception("cannot set up connection")
+            await trio.aclose_forcefully(stream)
+            return
+        self.connections.add(conn)
+        if self._blocked is not None:
+            conn.set_blocked(self._blocked)
+        try:
+            await conn.run()
+        finally:
+            self.connections.discard(conn)
+            self._connection_gone.set()
+
+    def wake_writers(self) -> None:
+        """After changing broker state from outside a connection (HTTP API...), send what
+        that produced (deliveries, cancels, new TTL deadlines)."""
+        self.flushes.wake_dirty()
+        self.ticker.poke()
+
+    def set_blocked(self, reason: str | None) -> None:
+        """Seam for resource alarms: connection.blocked to every client (None: unblocked);
+        publishing connections are not read while blocked."""
+        self._blocked = reason
+        for conn in list(self.connections):
+            conn.set_blocked(reason)
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Stop accepting, close every connection with 320, wait for them (bounded)."""
+        self._accept_scope.cancel()
+        for conn in list(self.connections):
+            conn.force_close(ReplyCode.CONNECTION_FORCED, SHUTDOWN_TEXT)
+        limit = self.settings.close_timeout if timeout is None else timeout
+        with trio.move_on_after(limit if limit is not None else math.inf):
+            while self.connections:
+                self._connection_gone = trio.Event()
+                await self._connection_gone.wait()
+        self._all_closed.set()
+
+
+async def serve_amqp(
+    broker: Broker,
+    settings: ServerSettings,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve AMQP for ``broker`` until cancelled; ``task_status.started(bound_port)``."""
+    server = AmqpServer(broker, settings)
+    await server.run(task_status=task_status)

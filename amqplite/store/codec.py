@@ -1,0 +1,304 @@
+"""The store's own serialisation of field values, basic properties and message records.
+
+Layer: ``amqplite/store``.  The store must not import ``amqplite.protocol`` (layer rule), and
+the AMQP wire encoding loses Python types anyway (``datetime`` to whole seconds, every int
+to one wire type), so the store keeps its own small tagged encoding whose round trip is
+exact: ``decode_value(encode_value(v)) == v`` with the same types, for ``None``, ``bool``,
+``int`` (any size), ``float``, ``str``, ``bytes``, ``Decimal``, ``datetime`` (microseconds and
+fixed UTC offsets kept) and ``list``/``dict[str, ...]`` nestings of those -- which covers
+``x-death`` headers (lists of tables holding a timestamp).  Tuples come back as lists.
+
+A message payload holds the queues it was enqueued in, exchange, routing key, the encoded
+properties, the publisher's raw wire properties when known (so deliveries after a restart
+can still reuse them) and the body, in that order, so the body never needs copying on decode.
+"""
+
+from __future__ import annotations
+
+import datetime
+import struct
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from amqplite.message import BasicProperties, Message
+
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_I64 = struct.Struct("<q")
+_F64 = struct.Struct("<d")
+_TAG_I64 = struct.Struct("<cq")
+_TAG_U32 = struct.Struct("<cI")
+_TAG_U16 = struct.Struct("<cH")
+
+_I64_MIN = -(1 << 63)
+_I64_MAX = (1 << 63) - 1
+
+_PROPERTY_FIELDS = (
+    "content_type",
+    "content_encoding",
+    "headers",
+    "delivery_mode",
+    "priority",
+    "correlation_id",
+    "reply_to",
+    "expiration",
+    "message_id",
+    "timestamp",
+    "type",
+    "user_id",
+    "app_id",
+    "cluster_id",
+)
+
+
+class CodecError(ValueError):
+    """Bytes that do not decode (only possible for records that passed their CRC by accident)."""
+
+
+def _text(value: str) -> bytes:
+    return value.encode("utf-8", "surrogateescape")
+
+
+def encode_value(value: Any, out: bytearray) -> None:
+    """Append the tagged encoding of ``value`` to ``out``."""
+    kind = type(value)
+    if value is None:
+        out += b"N"
+    elif kind is bool:
+        out += b"T" if value else b"F"
+    elif kind is str:
+        data = _text(value)
+        out += _TAG_U32.pack(b"s", len(data))
+        out += data
+    elif kind is int:
+        if _I64_MIN <= value <= _I64_MAX:
+            out += _TAG_I64.pack(b"i", value)
+        else:
+            data = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+            out += _TAG_U32.pack(b"I", len(data))
+            out += data
+    elif kind is dict:
+        out += _TAG_U32.pack(b"m", len(value))
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError(f"field table keys must be str, not {type(key).__name__}")
+            data = _text(key)
+            out += _U32.pack(len(data))
+            out += data
+            encode_value(item, out)
+    elif kind is list or kind is tuple:
+        out += _TAG_U32.pack(b"l", len(value))
+        for item in value:
+            encode_value(item, out)
+    elif kind is bytes or kind is bytearray or kind is memoryview:
+        out += _TAG_U32.pack(b"x", len(value))
+        out += value
+    elif kind is float:
+        out += b"f"
+        out += _F64.pack(value)
+    elif kind is Decimal:
+        data = str(value).encode("ascii")
+        out += _TAG_U16.pack(b"D", len(data))
+        out += data
+    elif kind is datetime.datetime:
+        data = value.isoformat().encode("ascii")
+        out += _TAG_U16.pack(b"t", len(data))
+        out += data
+    elif isinstance(value, str):
+        # Subclasses (str enums, IntEnum, OrderedDict...) are stored as their base type;
+        # str() of a str-mixin enum is its name, hence the detour through the bytes.
+        encode_value(_text(value).decode("utf-8", "surrogateescape"), out)
+    elif isinstance(value, int):
+        encode_value(int(value), out)
+    elif isinstance(value, float):
+        encode_value(float(value), out)
+    elif isinstance(value, dict):
+        encode_value(dict(value), out)
+    elif isinstance(value, list):
+        encode_value(list(value), out)
+    elif isinstance(value, bytes):
+        encode_value(bytes(value), out)
+    else:
+        raise TypeError(f"cannot store a value of type {kind.__name__}")
+
+
+def decode_value(data: bytes | memoryview, pos: int) -> tuple[Any, int]:
+    """Decode one tagged value at ``pos``; returns it and the position after it."""
+    tag = data[pos]
+    pos += 1
+    if tag == 0x73:  # s
+        (n,) = _U32.unpack_from(data, pos)
+        pos += 4
+        end = pos + n
+        _check(data, end)
+        return bytes(data[pos:end]).decode("utf-8", "surrogateescape"), end
+    if tag == 0x69:  # i
+        return _I64.unpack_from(data, pos)[0], pos + 8
+    if tag == 0x4E:  # N
+        return None, pos
+    if tag == 0x54:  # T
+        return True, pos
+    if tag == 0x46:  # F
+        return False, pos
+    if tag == 0x6D:  # m
+        (n,) = _U32.unpack_from(data, pos)
+        pos += 4
+        table: dict[str, Any] = {}
+        for _ in range(n):
+            (k,) = _U32.unpack_from(data, pos)
+            pos += 4
+            end = pos + k
+            _check(data, end)
+            key = bytes(data[pos:end]).decode("utf-8", "surrogateescape")
+            table[key], pos = decode_value(data, end)
+        return table, pos
+    if tag == 0x6C:  # l
+        (n,) = _U32.unpack_from(data, pos)
+        pos += 4
+        items: list[Any] = []
+        for _ in range(n):
+            item, pos = decode_value(data, pos)
+            items.append(item)
+        return items, pos
+    if tag == 0x78:  # x
+        (n,) = _U32.unpack_from(data, pos)
+        pos += 4
+        end = pos + n
+        _check(data, end)
+        return bytes(data[pos:end]), end
+    if tag == 0x66:  # f
+        return _F64.unpack_from(data, pos)[0], pos + 8
+    if tag == 0x49:  # I
+        (n,) = _U32.unpack_from(data, pos)
+        pos += 4
+        end = pos + n
+        _check(data, end)
+        return int.from_bytes(data[pos:end], "little", signed=True), end
+    if tag == 0x44:  # D
+        (n,) = _U16.unpack_from(data, pos)
+        pos += 2
+        end = pos + n
+        _check(data, end)
+        return Decimal(bytes(data[pos:end]).decode("ascii")), end
+    if tag == 0x74:  # t
+        (n,) = _U16.unpack_from(data, pos)
+        pos += 2
+        end = pos + n
+        _check(data, end)
+        return datetime.datetime.fromisoformat(bytes(data[pos:end]).decode("ascii")), end
+    raise CodecError(f"unknown value tag {tag:#x}")
+
+
+def _check(data: bytes | memoryview, end: int) -> None:
+    if end > len(data):
+        raise CodecError("value runs past the end of its record")
+
+
+def encode_properties(props: BasicProperties, out: bytearray) -> None:
+    """Presence flags (u16, bit i = field i of the wire order) then each present value."""
+    values = [getattr(props, name) for name in _PROPERTY_FIELDS]
+    flags = 0
+    for i, value in enumerate(values):
+        if value is not None:
+            flags |= 1 << i
+    out += _U16.pack(flags)
+    for value in values:
+        if value is not None:
+            encode_value(value, out)
+
+
+def decode_properties(data: bytes | memoryview, pos: int) -> tuple[BasicProperties, int]:
+    (flags,) = _U16.unpack_from(data, pos)
+    pos += 2
+    if not flags:
+        return BasicProperties(), pos
+    fields: dict[str, Any] = {}
+    for i, name in enumerate(_PROPERTY_FIELDS):
+        if flags & (1 << i):
+            fields[name], pos = decode_value(data, pos)
+    return BasicProperties(**fields), pos
+
+
+def encode_queue(queue: tuple[str, str]) -> bytes:
+    """A queue key as it appears inside records: two u16-length-prefixed UTF-8 strings."""
+    vhost, name = _text(queue[0]), _text(queue[1])
+    return _U16.pack(len(vhost)) + vhost + _U16.pack(len(name)) + name
+
+
+def decode_queue(data: bytes | memoryview, pos: int) -> tuple[tuple[str, str], int]:
+    (n,) = _U16.unpack_from(data, pos)
+    pos += 2
+    _check(data, pos + n)
+    vhost = bytes(data[pos : pos + n]).decode("utf-8", "surrogateescape")
+    pos += n
+    (n,) = _U16.unpack_from(data, pos)
+    pos += 2
+    end = pos + n
+    _check(data, end)
+    return (vhost, bytes(data[pos:end]).decode("utf-8", "surrogateescape")), end
+
+
+def encode_message(message: Message, encoded_queues: Sequence[bytes]) -> bytearray:
+    """The payload of a message record (see the module docstring for the layout)."""
+    out = bytearray(_U16.pack(len(encoded_queues)))
+    for queue in encoded_queues:
+        out += queue
+    exchange = _text(message.exchange)
+    routing_key = _text(message.routing_key)
+    out += _U16.pack(len(exchange))
+    out += exchange
+    out += _U16.pack(len(routing_key))
+    out += routing_key
+    mark = len(out)
+    out += b"\0\0\0\0"
+    encode_properties(message.properties, out)
+    _U32.pack_into(out, mark, len(out) - mark - 4)
+    raw = message.raw_properties
+    if raw is None:
+        out += b"\0\0\0\0"
+    else:
+        out += _U32.pack(len(raw) + 1)
+        out += raw
+    out += message.body
+    return out
+
+
+def decode_queues(data: bytes | memoryview) -> tuple[list[tuple[str, str]], int]:
+    """The queue list at the start of a message payload, and where the content starts."""
+    (n,) = _U16.unpack_from(data, 0)
+    pos = 2
+    queues = []
+    for _ in range(n):
+        queue, pos = decode_queue(data, pos)
+        queues.append(queue)
+    return queues, pos
+
+
+def decode_message(data: bytes | memoryview, pos: int) -> Message:
+    """The message whose content starts at ``pos`` (as returned by :func:`decode_queues`)."""
+    (n,) = _U16.unpack_from(data, pos)
+    pos += 2
+    exchange = bytes(data[pos : pos + n]).decode("utf-8", "surrogateescape")
+    pos += n
+    (n,) = _U16.unpack_from(data, pos)
+    pos += 2
+    routing_key = bytes(data[pos : pos + n]).decode("utf-8", "surrogateescape")
+    pos += n
+    (n,) = _U32.unpack_from(data, pos)
+    pos += 4
+    props_end = pos + n
+    properties, end = decode_properties(data, pos)
+    if end != props_end:
+        raise CodecError("properties do not fill their slot")
+    pos = props_end
+    (n,) = _U32.unpack_from(data, pos)
+    pos += 4
+    raw: bytes | None = None
+    if n:
+        end = pos + n - 1
+        _check(data, end)
+        raw = bytes(data[pos:end])
+        pos = end
+    _check(data, pos)
+    return Message(exchange, routing_key, properties, bytes(data[pos:]), raw)

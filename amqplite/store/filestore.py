@@ -1,0 +1,755 @@
+"""FileStore: the store contract on append-only segment files in a data directory.
+
+Layer: ``amqplite/store`` (file I/O only).
+
+Data directory layout::
+
+    LOCK                    flock'd while a store has the directory open (holds the pid)
+    topology.log            journal of topology PUT/DELETE records, plus OPENED/CLEAN marks
+    messages/N.seg          message records, append-only, rolled at ``segment_size``
+    messages/N.ack          REMOVE and DELIVERED records for the messages of N.seg
+
+Every file starts with a magic number and format version, every record carries its length,
+its own address and a CRC32 (see :mod:`amqplite.store.records`).
+
+Why acks live next to their segment: a removal must outlive neither less nor more than the
+message it removes.  Keeping it in ``N.ack`` means that deleting a dead segment deletes its
+acks with it, so no record anywhere refers to a segment that is gone, and recovery reads
+only live segments and their ack files -- startup cost grows with live data, not history.
+
+Space: each segment keeps a count of live (queue, message) memberships; when it reaches
+zero and the segment is no longer the one being appended to, both files are deleted.  A
+steady publish -> ack flow therefore keeps at most a few segments on disk.  A single
+long-lived message pins its whole segment (no compaction yet: it would change refs).
+
+Memory: the store holds nothing per message (one small object per segment).  A broker
+that keeps bodies on disk pays only for the ref (a Python ``int``, 32 bytes, shared by all
+queues holding the message) plus its own queue entry.
+
+Writes: message records are written through (``os.pwrite``) at ``append`` time, so a full
+disk is reported to the publisher that caused it.  Removal and delivery marks are batched
+in memory per segment and written by ``sync()`` (or when many pile up); if writing them
+fails they stay pending and are retried at the next sync (only their durability is late:
+a crash then redelivers, never loses).  ``sync()`` fsyncs each file written since the
+last sync, and the directory when files were created or deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from array import array
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+
+from amqplite.message import Message
+from amqplite.store import (
+    MessageRef,
+    QueueKey,
+    RecordId,
+    RecoveredMessage,
+    RecoveredState,
+    StoreCorruptError,
+    StoreError,
+    StoreSyncError,
+    StoreWriteError,
+    SyncPoint,
+)
+from amqplite.store.codec import (
+    CodecError,
+    decode_message,
+    decode_queue,
+    decode_queues,
+    decode_value,
+    encode_message,
+    encode_queue,
+    encode_value,
+)
+from amqplite.store.files import DirectoryLock, Opener, StoreFile, free_bytes, fsync_directory
+from amqplite.store.records import (
+    ACKS_MAGIC,
+    CLEAN,
+    DELETE,
+    DELIVERED,
+    FILE_HEADER_SIZE,
+    MESSAGE,
+    OFFSET_BITS,
+    OFFSET_MASK,
+    OPENED,
+    PUT,
+    RECORD_HEADER_SIZE,
+    REMOVE,
+    SEGMENT_MAGIC,
+    TOPOLOGY_MAGIC,
+    check_file_header,
+    encode_record,
+    file_header,
+    make_ref,
+    record_at,
+    scan,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SEGMENT_SIZE = 8 * 1024 * 1024
+#: Pending removal/delivery marks beyond which they are written without waiting for sync.
+_MAX_PENDING_MARKS = 65536
+#: The topology journal is rewritten when larger than this and 4x its live content.
+_TOPOLOGY_COMPACT_MIN = 1024 * 1024
+
+_DECODE_ERRORS = (CodecError, ValueError, IndexError, UnicodeDecodeError, TypeError)
+
+
+@attrs.define(eq=False)
+class _Segment:
+    number: int
+    file: StoreFile
+    acks: StoreFile | None = None
+    #: memberships (queue, message) still alive in this segment
+    live: int = 0
+    #: (record type, encoded queue) -> refs, written to the ack file at the next sync
+    pending: dict[tuple[int, bytes], array[int]] = attrs.Factory(dict)
+
+
+@attrs.define(eq=False)
+class _FileSyncPoint:
+    """Files to fsync; safe to run in a worker thread (files are closed only afterwards)."""
+
+    position: int
+    files: list[StoreFile]
+    directories: list[str]
+
+    def fsync(self) -> None:
+        try:
+            for file in self.files:
+                file.fsync()
+            for directory in self.directories:
+                fsync_directory(directory)
+        except OSError as exc:
+            raise StoreSyncError(f"fsync failed, stored data cannot be vouched for: {exc}") from exc
+
+
+class FileStore:
+    """The store contract on segment files (see the module docstring and :mod:`amqplite.store`)."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        opener: Opener = StoreFile,
+    ) -> None:
+        """Use :meth:`open`; the constructor only records settings."""
+        self.data_dir = os.fspath(data_dir)
+        self.messages_dir = os.path.join(self.data_dir, "messages")
+        self.segment_size = segment_size
+        self._opener = opener
+        self._lock: DirectoryLock | None = None
+        self._segments: dict[int, _Segment] = {}
+        self._active: _Segment | None = None
+        self._topology: StoreFile | None = None
+        self._records: dict[RecordId, bytes] = {}
+        self._records_bytes = 0
+        self._queue_codes: dict[QueueKey, bytes] = {}
+        self._pending_marks = 0
+        #: segments with pending marks, so sync does not walk every segment
+        self._marked: set[_Segment] = set()
+        self._highest_segment = 0
+        self._dirty: set[StoreFile] = set()
+        self._dirs_dirty: set[str] = set()
+        self._to_close: list[StoreFile] = []
+        self._position = 0
+        self._durable_position = 0
+        self._recovered = False
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: str | os.PathLike[str],
+        *,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        opener: Opener = StoreFile,
+    ) -> FileStore:
+        """Lock ``data_dir`` (created if missing).  Call :meth:`recover` next."""
+        store = cls(data_dir, segment_size=segment_size, opener=opener)
+        os.makedirs(store.messages_dir, exist_ok=True)
+        store._lock = DirectoryLock(store.data_dir)
+        return store
+
+    # -- recovery -------------------------------------------------------------
+    def recover(self, *, load_bodies: bool = True) -> RecoveredState:
+        """Read the topology journal and every live segment; start a fresh active segment."""
+        if self._recovered:
+            raise StoreError("recover() may be called once per open store")
+        if self._lock is None or self._closed:
+            raise StoreError("the store is not open")
+        damage = [0, 0]
+        records, clean = self._recover_topology(damage)
+        queues = self._recover_segments(load_bodies, clean, damage)
+        self._start_segment(self._highest_segment + 1)
+        fsync_directory(self.messages_dir)
+        self._recovered = True
+        self._durable_position = self._position
+        if damage[0]:
+            logger.warning(
+                "store recovery discarded %d damaged region(s), %d byte(s) in total",
+                damage[0],
+                damage[1],
+            )
+        logger.info(
+            "store recovered %d topology record(s), %d message(s) in %d queue(s) from %d segment(s)%s",
+            len(records),
+            sum(len(entries) for entries in queues.values()),
+            len(queues),
+            len(self._segments) - 1,
+            "" if clean else " after an unclean shutdown",
+        )
+        return RecoveredState(records, queues, clean, damage[0], damage[1])
+
+    def _recover_topology(self, damage: list[int]) -> tuple[dict[RecordId, Any], bool]:
+        path = os.path.join(self.data_dir, "topology.log")
+        tmp = path + ".tmp"
+        if os.path.exists(tmp):
+            os.unlink(tmp)  # a compaction that did not reach its rename
+        last_kind = 0
+        if os.path.exists(path):
+            file = self._opener(path, create=False)
+            data = file.read_all()
+            if check_file_header(data, TOPOLOGY_MAGIC, 0):
+                result = scan(data, 0)
+                self._note_damage(path, result.damaged_regions, result.damaged_bytes, damage)
+                for kind, _offset, start, end in result.records:
+                    try:
+                        self._replay_topology(kind, data, start, end)
+                    except _DECODE_ERRORS:
+                        self._note_damage(path, 1, end - start, damage)
+                        continue
+                    last_kind = kind
+                if result.good_end < len(data):
+                    file.truncate(result.good_end)
+            else:
+                self._note_damage(path, 1, len(data), damage)
+                file.truncate(0)
+                file.write(file_header(TOPOLOGY_MAGIC, 0))
+        else:
+            file = self._opener(path, create=True)
+            file.write(file_header(TOPOLOGY_MAGIC, 0))
+            self._dirs_dirty.add(self.data_dir)
+        self._topology = file
+        # From now on the directory is in use: a crash before close() must read as unclean.
+        self._write(file, OPENED, b"")
+        file.fsync()
+        fsync_directory(self.data_dir)
+        self._dirs_dirty.discard(self.data_dir)
+        records = {rid: decode_value(data, 0)[0] for rid, data in self._records.items()}
+        return records, last_kind == CLEAN
+
+    def _replay_topology(self, kind: int, data: bytes, start: int, end: int) -> None:
+        if kind not in (PUT, DELETE):
+            return
+        view = memoryview(data)[start:end]
+        rid, pos = _decode_record_id(view)
+        old = self._records.pop(rid, None)
+        if old is not None:
+            self._records_bytes -= len(old)
+        if kind == PUT:
+            value = bytes(view[pos:])
+            decode_value(value, 0)  # validate now rather than at use
+            self._records[rid] = value
+            self._records_bytes += len(value)
+
+    def _recover_segments(
+        self, load_bodies: bool, clean: bool, damage: list[int]
+    ) -> dict[QueueKey, list[RecoveredMessage]]:
+        numbers = []
+        for name in os.listdir(self.messages_dir):
+            stem, _, ext = name.partition(".")
+            if stem.isdigit() and ext in ("seg", "ack"):
+                numbers.append((int(stem), ext))
+            elif name.endswith(".tmp"):
+                os.unlink(os.path.join(self.messages_dir, name))
+        segment_numbers = sorted({n for n, ext in numbers if ext == "seg"})
+        self._highest_segment = max(segment_numbers, default=0)
+        for number, ext in numbers:
+            if ext == "ack" and number not in segment_numbers:
+                # The segment was deleted and the crash came before its ack file went too.
+                os.unlink(self._path(number, "ack"))
+        queues: dict[QueueKey, list[RecoveredMessage]] = {}
+        for number in segment_numbers:
+            self._recover_segment(number, load_bodies, clean, damage, queues)
+        return queues
+
+    def _recover_segment(
+        self,
+        number: int,
+        load_bodies: bool,
+        clean: bool,
+        damage: list[int],
+        queues: dict[QueueKey, list[RecoveredMessage]],
+    ) -> None:
+        path = self._path(number, "seg")
+        file = self._opener(path, create=False)
+        data = file.read_all()
+        if not check_file_header(data, SEGMENT_MAGIC, number):
+            # Only a segment created just before a crash can have a torn header; one with a
+            # damaged header is left in place for inspection but not used.
+            self._note_damage(path, 1, len(data), damage)
+            file.close()
+            if len(data) <= FILE_HEADER_SIZE:
+                self._unlink_segment_files(number)
+            return
+        result = scan(data, number)
+        self._note_damage(path, result.damaged_regions, result.damaged_bytes, damage)
+        if result.good_end < len(data):
+            file.truncate(result.good_end)
+        removed, delivered, acks = self._recover_acks(number, damage)
+        segment = _Segment(number, file, acks)
+        base = number << OFFSET_BITS
+        view = memoryview(data)
+        for kind, offset, start, end in result.records:
+            if kind != MESSAGE:
+                continue
+            ref = base | offset
+            payload = view[start:end]
+            try:
+                members, content = decode_queues(payload)
+                message = decode_message(payload, content) if load_bodies else None
+            except _DECODE_ERRORS:
+                self._note_damage(path, 1, end - start, damage)
+                continue
+            for queue in members:
+                if (queue, ref) in removed:
+                    continue
+                count = delivered.get((queue, ref), 0)
+                entry = RecoveredMessage(ref, message, count, count > 0 or not clean)
+                queues.setdefault(queue, []).append(entry)
+                segment.live += 1
+        if segment.live == 0:
+            file.close()
+            if acks is not None:
+                acks.close()
+            self._unlink_segment_files(number)
+        else:
+            self._segments[number] = segment
+
+    def _recover_acks(
+        self, number: int, damage: list[int]
+    ) -> tuple[set[tuple[QueueKey, int]], dict[tuple[QueueKey, int], int], StoreFile | None]:
+        removed: set[tuple[QueueKey, int]] = set()
+        delivered: dict[tuple[QueueKey, int], int] = {}
+        path = self._path(number, "ack")
+        if not os.path.exists(path):
+            return removed, delivered, None
+        file = self._opener(path, create=False)
+        data = file.read_all()
+        if not check_file_header(data, ACKS_MAGIC, number):
+            self._note_damage(path, 1, len(data), damage)
+            file.truncate(0)
+            file.write(file_header(ACKS_MAGIC, number))
+            return removed, delivered, file
+        result = scan(data, number)
+        self._note_damage(path, result.damaged_regions, result.damaged_bytes, damage)
+        if result.good_end < len(data):
+            file.truncate(result.good_end)
+        view = memoryview(data)
+        for kind, _offset, start, end in result.records:
+            try:
+                queue, pos = decode_queue(view, start)
+                refs = array("Q")
+                refs.frombytes(view[pos:end])
+            except _DECODE_ERRORS:
+                self._note_damage(path, 1, end - start, damage)
+                continue
+            if kind == REMOVE:
+                removed.update((queue, ref) for ref in refs)
+            elif kind == DELIVERED:
+                for ref in refs:
+                    key = (queue, ref)
+                    delivered[key] = delivered.get(key, 0) + 1
+        return removed, delivered, file
+
+    def _note_damage(self, path: str, regions: int, size: int, damage: list[int]) -> None:
+        if regions:
+            logger.warning(
+                "store: discarded %d damaged region(s) (%d bytes) in %s", regions, size, path
+            )
+            damage[0] += regions
+            damage[1] += size
+
+    # -- topology -------------------------------------------------------------
+    def put_record(self, kind: str, key: tuple[str, ...], value: Any) -> None:
+        encoded = bytearray()
+        encode_value(value, encoded)
+        rid = (kind, tuple(key))
+        topology = self._ready_topology()
+        self._write(topology, PUT, _encode_record_id(rid) + encoded)
+        old = self._records.pop(rid, None)
+        if old is not None:
+            self._records_bytes -= len(old)
+        self._records[rid] = bytes(encoded)
+        self._records_bytes += len(encoded)
+        self._maybe_compact_topology()
+
+    def delete_record(self, kind: str, key: tuple[str, ...]) -> None:
+        rid = (kind, tuple(key))
+        topology = self._ready_topology()
+        self._write(topology, DELETE, _encode_record_id(rid))
+        old = self._records.pop(rid, None)
+        if old is not None:
+            self._records_bytes -= len(old)
+        self._maybe_compact_topology()
+
+    def _ready_topology(self) -> StoreFile:
+        if self._topology is None or not self._recovered:
+            raise StoreError("call recover() before writing to the store")
+        return self._topology
+
+    def _maybe_compact_topology(self) -> None:
+        topology = self._topology
+        assert topology is not None
+        if topology.size < _TOPOLOGY_COMPACT_MIN or topology.size < 4 * (
+            self._records_bytes + 64 * len(self._records)
+        ):
+            return
+        path = os.path.join(self.data_dir, "topology.log")
+        tmp = path + ".tmp"
+        new = self._opener(tmp, create=True)
+        try:
+            new.write(file_header(TOPOLOGY_MAGIC, 0))
+            for rid, value in self._records.items():
+                payload = _encode_record_id(rid) + value
+                new.write(encode_record(PUT, make_ref(0, new.size), payload))
+            new.fsync()
+            os.replace(tmp, path)
+        except OSError as exc:
+            new.close()
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            logger.warning("store: could not compact the topology journal: %s", exc)
+            return
+        fsync_directory(self.data_dir)
+        self._dirty.discard(topology)
+        self._to_close.append(topology)
+        self._topology = new
+        logger.info("store: compacted the topology journal to %d bytes", new.size)
+
+    # -- messages -------------------------------------------------------------
+    def append(self, message: Message, queues: Sequence[QueueKey]) -> MessageRef:
+        if not queues:
+            raise ValueError("a stored message must be enqueued in at least one queue")
+        segment = self._active
+        if segment is None:
+            raise StoreError("call recover() before writing to the store")
+        codes = self._queue_codes
+        encoded = []
+        for queue in queues:
+            code = codes.get(queue)
+            if code is None:
+                if len(codes) > 100_000:
+                    codes.clear()
+                code = codes[queue] = encode_queue(queue)
+            encoded.append(code)
+        if len(set(encoded)) != len(encoded):
+            raise ValueError("a message is enqueued at most once per queue")
+        payload = encode_message(message, encoded)
+        file = segment.file
+        if (
+            file.size + RECORD_HEADER_SIZE + len(payload) > self.segment_size
+            and file.size > FILE_HEADER_SIZE
+        ):
+            segment = self._roll()
+            file = segment.file
+        ref = (segment.number << OFFSET_BITS) | file.size
+        self._write(file, MESSAGE, payload)
+        segment.live += len(queues)
+        return ref
+
+    def remove(self, queue: QueueKey, ref: MessageRef) -> None:
+        segment = self._segments.get(ref >> OFFSET_BITS)
+        if segment is None:
+            logger.warning("store: remove of message %#x whose segment is gone", ref)
+            return
+        self._position += 1
+        segment.live -= 1
+        if segment.live <= 0 and segment is not self._active:
+            self._delete_segment(segment)
+            return
+        self._mark(segment, REMOVE, queue, ref)
+
+    def remove_many(self, queue: QueueKey, refs: Iterable[MessageRef]) -> None:
+        for ref in refs:
+            self.remove(queue, ref)
+
+    def mark_delivered(self, queue: QueueKey, ref: MessageRef) -> None:
+        segment = self._segments.get(ref >> OFFSET_BITS)
+        if segment is None:
+            return
+        self._position += 1
+        self._mark(segment, DELIVERED, queue, ref)
+
+    def _mark(self, segment: _Segment, kind: int, queue: QueueKey, ref: MessageRef) -> None:
+        code = self._queue_codes.get(queue)
+        if code is None:
+            code = self._queue_codes[queue] = encode_queue(queue)
+        refs = segment.pending.get((kind, code))
+        if refs is None:
+            refs = segment.pending[(kind, code)] = array("Q")
+        refs.append(ref)
+        self._marked.add(segment)
+        self._pending_marks += 1
+        if self._pending_marks >= _MAX_PENDING_MARKS:
+            self._flush_marks()
+
+    def read_message(self, ref: MessageRef) -> Message:
+        segment = self._segments.get(ref >> OFFSET_BITS)
+        if segment is None:
+            raise StoreError(f"no stored message {ref:#x}")
+        offset = ref & OFFSET_MASK
+        try:
+            head = segment.file.read(RECORD_HEADER_SIZE, offset)
+            length = int.from_bytes(head[2:6], "little")
+            data = head + segment.file.read(length, offset + RECORD_HEADER_SIZE)
+        except OSError as exc:
+            raise StoreCorruptError(f"cannot read message {ref:#x}: {exc}") from exc
+        if record_at(data, 0, ref) < 0 or data[1] != MESSAGE:
+            raise StoreCorruptError(f"message {ref:#x} fails its checksum")
+        payload = memoryview(data)[RECORD_HEADER_SIZE:]
+        try:
+            _members, content = decode_queues(payload)
+            return decode_message(payload, content)
+        except _DECODE_ERRORS as exc:
+            raise StoreCorruptError(f"message {ref:#x} does not decode: {exc}") from exc
+
+    # -- segments -------------------------------------------------------------
+    def _path(self, number: int, ext: str) -> str:
+        return os.path.join(self.messages_dir, f"{number:010d}.{ext}")
+
+    def _start_segment(self, number: int) -> _Segment:
+        path = self._path(number, "seg")
+        self._highest_segment = number
+        try:
+            file = self._create_file(path, SEGMENT_MAGIC, number)
+        except OSError as exc:
+            raise StoreWriteError(f"cannot start segment {path}: {exc}") from exc
+        self._dirty.add(file)
+        segment = self._active = self._segments[number] = _Segment(number, file)
+        return segment
+
+    def _create_file(self, path: str, magic: bytes, number: int) -> StoreFile:
+        """A new file holding just its header; nothing is left behind if that fails."""
+        file = self._opener(path, create=True)
+        try:
+            file.write(file_header(magic, number))
+        except OSError:
+            file.close()
+            os.unlink(path)
+            raise
+        self._dirs_dirty.add(self.messages_dir)
+        return file
+
+    def _roll(self) -> _Segment:
+        old = self._active
+        assert old is not None
+        new = self._start_segment(old.number + 1)
+        if old.live <= 0:
+            self._delete_segment(old)
+        return new
+
+    def _delete_segment(self, segment: _Segment) -> None:
+        del self._segments[segment.number]
+        self._pending_marks -= sum(len(refs) for refs in segment.pending.values())
+        segment.pending.clear()
+        self._marked.discard(segment)
+        for file in (segment.file, segment.acks):
+            if file is not None:
+                self._dirty.discard(file)
+                self._to_close.append(file)  # closed after any in-flight fsync
+        self._unlink_segment_files(segment.number)
+        self._dirs_dirty.add(self.messages_dir)
+
+    def _unlink_segment_files(self, number: int) -> None:
+        for ext in ("seg", "ack"):  # the segment first: an ack file alone is ignored
+            try:
+                os.unlink(self._path(number, ext))
+            except FileNotFoundError:
+                pass
+
+    def _flush_marks(self) -> None:
+        """Write pending removal/delivery marks to their ack files (no fsync)."""
+        for segment in sorted(self._marked, key=lambda s: s.number):
+            if not segment.pending:
+                continue
+            file = segment.acks
+            try:
+                if file is None:
+                    path = self._path(segment.number, "ack")
+                    file = segment.acks = self._create_file(path, ACKS_MAGIC, segment.number)
+                base = segment.number << OFFSET_BITS
+                chunks = []
+                offset = file.size
+                for (kind, code), refs in segment.pending.items():
+                    record = encode_record(kind, base | offset, code + refs.tobytes())
+                    chunks.append(record)
+                    offset += len(record)
+                file.write(b"".join(chunks))
+            except OSError as exc:
+                if file is not None and segment.acks is file:
+                    self._truncate_quietly(file)
+                logger.warning(
+                    "store: cannot write removal marks for segment %d, will retry: %s",
+                    segment.number,
+                    exc,
+                )
+                continue
+            self._dirty.add(file)
+            self._pending_marks -= sum(len(refs) for refs in segment.pending.values())
+            segment.pending.clear()
+            self._marked.discard(segment)
+
+    # -- writing --------------------------------------------------------------
+    def _write(self, file: StoreFile, kind: int, payload: bytes | bytearray) -> None:
+        """Append one record, or raise StoreWriteError leaving the file as it was."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            file.write(encode_record(kind, make_ref(self._file_number(file), file.size), payload))
+        except OSError as exc:
+            self._truncate_quietly(file)
+            raise StoreWriteError(f"cannot write to {file.path}: {exc}") from exc
+        self._dirty.add(file)
+        self._position += 1
+
+    def _file_number(self, file: StoreFile) -> int:
+        if file is self._topology:
+            return 0
+        active = self._active
+        assert active is not None and active.file is file
+        return active.number
+
+    @staticmethod
+    def _truncate_quietly(file: StoreFile) -> None:
+        # Cut off whatever part of the failed record reached the file.  If even that fails
+        # the next write still goes to ``file.size`` (pwrite), over the torn bytes.
+        try:
+            file.truncate(file.size)
+        except OSError as exc:
+            logger.warning("store: cannot truncate %s after a failed write: %s", file.path, exc)
+
+    # -- durability -----------------------------------------------------------
+    @property
+    def position(self) -> int:
+        return self._position
+
+    @property
+    def durable_position(self) -> int:
+        return self._durable_position
+
+    @property
+    def needs_sync(self) -> bool:
+        return self._durable_position < self._position
+
+    def is_durable(self, position: int) -> bool:
+        return position <= self._durable_position
+
+    def prepare_sync(self) -> _FileSyncPoint:
+        if self._pending_marks:
+            self._flush_marks()
+        point = _FileSyncPoint(self._position, list(self._dirty), sorted(self._dirs_dirty))
+        self._dirty.clear()
+        self._dirs_dirty.clear()
+        return point
+
+    def complete_sync(self, point: SyncPoint) -> None:
+        assert isinstance(point, _FileSyncPoint)
+        if point.position > self._durable_position:
+            self._durable_position = point.position
+        for file in self._to_close:
+            file.close()
+        self._to_close.clear()
+
+    def sync(self) -> None:
+        point = self.prepare_sync()
+        point.fsync()
+        self.complete_sync(point)
+
+    def free_bytes(self) -> int | None:
+        return free_bytes(self.data_dir)
+
+    # -- lifecycle ------------------------------------------------------------
+    def close(self) -> None:
+        """Sync, mark the shutdown clean, close every file and release the lock."""
+        if self._closed:
+            return
+        try:
+            if self._recovered and self._topology is not None:
+                self.sync()
+                self._write(self._topology, CLEAN, b"")
+                self._topology.fsync()
+        finally:
+            self._closed = True
+            files = [self._topology, *self._to_close]
+            for segment in self._segments.values():
+                files += [segment.file, segment.acks]
+            for file in files:
+                if file is not None:
+                    file.close()
+            self._segments.clear()
+            self._active = None
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def abandon(self) -> None:
+        """Let go of the directory the way a killed process would: no sync, no clean mark.
+
+        What was written reaches the next open (it is in the OS page cache); pending
+        removal marks and the clean-shutdown mark do not.  For crash tests and tools.
+        """
+        if self._topology is not None:
+            self._topology.close()
+            self._topology = None
+        self._recovered = False
+        self._pending_marks = 0
+        self._marked.clear()
+        for segment in self._segments.values():
+            segment.pending.clear()
+        self.close()
+
+    def __enter__(self) -> FileStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def segment_count(self) -> int:
+        """Segments on disk (for tests and metrics)."""
+        return len(self._segments)
+
+    def disk_usage(self) -> int:
+        """Bytes in the store's files (for tests and metrics)."""
+        total = 0
+        for directory in (self.data_dir, self.messages_dir):
+            for entry in os.scandir(directory):
+                if entry.is_file():
+                    total += entry.stat().st_size
+        return total
+
+
+def _encode_record_id(rid: RecordId) -> bytes:
+    kind, key = rid
+    out = bytearray()
+    encode_value([kind, *key], out)
+    return bytes(out)
+
+
+def _decode_record_id(data: memoryview) -> tuple[RecordId, int]:
+    parts, pos = decode_value(data, 0)
+    if not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts):
+        raise CodecError("bad topology record key")
+    return (parts[0], tuple(parts[1:])), pos

@@ -1,0 +1,74 @@
+"""Test helpers for driving the broker core directly: a recording sink and message builders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amqplite.broker import Broker, Channel, FakeClock
+from amqplite.message import BasicProperties, Message
+
+
+class RecordingSink:
+    """A DeliverySink that records what the core pushed to it (a real sink, not a mock)."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[tuple[str, int, bool, str, str, Message]] = []
+        self.cancelled: list[str] = []
+        self.writable = True
+
+    def deliver(
+        self,
+        consumer_tag: str,
+        delivery_tag: int,
+        redelivered: bool,
+        exchange: str,
+        routing_key: str,
+        message: Message,
+    ) -> None:
+        self.deliveries.append((consumer_tag, delivery_tag, redelivered, exchange, routing_key, message))
+
+    def cancel_consumer(self, consumer_tag: str) -> None:
+        self.cancelled.append(consumer_tag)
+
+    @property
+    def bodies(self) -> list[bytes]:
+        return [d[5].body for d in self.deliveries]
+
+    @property
+    def tags(self) -> list[int]:
+        return [d[1] for d in self.deliveries]
+
+    def take(self) -> list[tuple[str, int, bool, str, str, Message]]:
+        out, self.deliveries = self.deliveries, []
+        return out
+
+
+def msg(body: bytes | str = b"x", *, exchange: str = "", routing_key: str = "", **props: Any) -> Message:
+    if isinstance(body, str):
+        body = body.encode()
+    return Message(exchange=exchange, routing_key=routing_key, properties=BasicProperties(**props), body=body)
+
+
+def publish(ch: Channel, exchange: str, routing_key: str, body: bytes | str = b"x", **props: Any) -> Any:
+    return ch.publish(exchange, routing_key, msg(body, exchange=exchange, routing_key=routing_key, **props))
+
+
+class World:
+    """A broker on a fake clock with one vhost "/" and helpers to open channels."""
+
+    def __init__(self) -> None:
+        self.clock = FakeClock(1_700_000_000.0)
+        self.broker = Broker(clock=self.clock)
+        self.vhost = self.broker.add_vhost("/")
+        self.conn = self.broker.open_connection("/")
+        self.sink = RecordingSink()
+        self.ch = self.conn.open_channel(1, self.sink)
+        self._n = 1
+
+    def channel(self, conn: Any = None) -> tuple[Channel, RecordingSink]:
+        self._n += 1
+        sink = RecordingSink()
+        return (conn or self.conn).open_channel(self._n, sink), sink
+
+    def connection(self) -> Any:
+        return self.broker.open_connection("/")

@@ -1,0 +1,172 @@
+"""The h11 listener on its own: keep-alive, pipelining, limits, timeouts, malformed input."""
+
+from __future__ import annotations
+
+import http.client
+import json
+
+import trio
+
+from amqplite.http.request import HTTPError, Request, Response
+from amqplite.http.server import Limits, serve_app
+
+
+async def echo_app(request: Request) -> Response:
+    if request.target == "/boom":
+        raise RuntimeError("handler bug")
+    if request.target == "/missing":
+        raise HTTPError(404, "Object Not Found", "Not Found")
+    if request.target == "/stream":
+        return Response(200, (b"%d\n" % i for i in range(20000)), "text/plain")
+    body = json.dumps({"method": request.method, "target": request.target, "size": len(request.body)})
+    return Response(200, body.encode())
+
+
+async def start(nursery: trio.Nursery, limits: Limits = Limits()) -> int:
+    port: int = await nursery.start(lambda task_status: serve_app(echo_app, port=0, limits=limits, task_status=task_status))
+    return port
+
+
+async def raw_exchange(port: int, data: bytes, *, until_close: bool = True) -> bytes:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(data)
+        chunks = []
+        while True:
+            chunk = await stream.receive_some(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+async def test_pipelined_requests_are_answered_in_order_on_one_connection() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+            data = b"".join(
+                b"GET /r%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5)
+            ) + b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            reply = await raw_exchange(port, data)
+            assert reply.count(b"HTTP/1.1 200 OK") == 6
+            positions = [reply.index(b'"/r%d"' % i) for i in range(5)] + [reply.index(b'"/last"')]
+            assert positions == sorted(positions)
+            nursery.cancel_scope.cancel()
+
+
+async def test_keep_alive_serves_many_requests_on_one_connection() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+
+            def client() -> list[int]:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                statuses = []
+                for i in range(3):
+                    conn.request("POST", f"/k{i}", body=b"x" * 1000)
+                    resp = conn.getresponse()
+                    assert json.loads(resp.read())["size"] == 1000
+                    statuses.append(resp.status)
+                sock_id = id(conn.sock)
+                conn.close()
+                assert sock_id
+                return statuses
+
+            assert await trio.to_thread.run_sync(client) == [200, 200, 200]
+            nursery.cancel_scope.cancel()
+
+
+async def test_malformed_request_line_gets_400_and_close() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+            reply = await raw_exchange(port, b"THIS IS NOT HTTP\r\n\r\n")
+            assert reply.startswith(b"HTTP/1.1 400 ")
+            assert b"bad_request" in reply
+            nursery.cancel_scope.cancel()
+
+
+async def test_oversized_body_by_content_length_gets_413_without_reading_it() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery, Limits(max_body=1024))
+            reply = await raw_exchange(
+                port, b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + b"a" * 100
+            )
+            assert reply.startswith(b"HTTP/1.1 413 ")
+            nursery.cancel_scope.cancel()
+
+
+async def test_oversized_chunked_body_gets_413() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery, Limits(max_body=1024))
+            chunk = b"400\r\n" + b"a" * 1024 + b"\r\n"
+            reply = await raw_exchange(
+                port,
+                b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk * 3 + b"0\r\n\r\n",
+            )
+            assert reply.startswith(b"HTTP/1.1 413 ")
+            nursery.cancel_scope.cancel()
+
+
+async def test_huge_header_block_is_refused() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery, Limits(max_header=4096))
+            # Headers that never end: h11 gives up once its buffer passes the limit.
+            reply = await raw_exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10000)
+            assert reply.startswith(b"HTTP/1.1 431 ")
+            nursery.cancel_scope.cancel()
+
+
+async def test_slow_incomplete_request_gets_408_and_is_dropped() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery, Limits(request_timeout=0.2))
+            reply = await raw_exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n")
+            assert reply.startswith(b"HTTP/1.1 408 ")
+            nursery.cancel_scope.cancel()
+
+
+async def test_idle_keep_alive_connection_is_closed_quietly() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery, Limits(idle_timeout=0.2))
+            reply = await raw_exchange(port, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert reply.count(b"HTTP/1.1") == 1 and reply.startswith(b"HTTP/1.1 200 ")
+            nursery.cancel_scope.cancel()
+
+
+async def test_handler_exception_is_a_500_and_the_connection_keeps_working() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+            reply = await raw_exchange(
+                port,
+                b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\nGET /missing HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            assert reply.startswith(b"HTTP/1.1 500 ")
+            assert b"HTTP/1.1 404 " in reply and b'"Object Not Found"' in reply
+            assert reply.rstrip().endswith(b'"/ok","size":0}') or b'"/ok"' in reply
+            nursery.cancel_scope.cancel()
+
+
+async def test_long_response_is_streamed_chunked() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+
+            def client() -> tuple[str | None, bytes]:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/stream")
+                resp = conn.getresponse()
+                body = resp.read()
+                conn.close()
+                return resp.getheader("transfer-encoding"), body
+
+            encoding, body = await trio.to_thread.run_sync(client)
+            assert encoding == "chunked"
+            assert body.splitlines() == [b"%d" % i for i in range(20000)]
+            nursery.cancel_scope.cancel()

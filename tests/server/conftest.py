@@ -1,0 +1,37 @@
+"""Fixtures for the server tests: an embedded broker in the test's own trio run."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+
+import pytest
+from rawamqp import RawClient
+
+from amqplite.server.app import RunningBroker, serve
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[RunningBroker]:
+    async with serve() as r:
+        yield r
+
+
+@pytest.fixture
+async def witness(running: RunningBroker) -> AsyncIterator[RawClient]:
+    """A second, well-behaved connection that must keep working whatever a test does."""
+    client = await RawClient.connect(running.port)
+    await client.handshake()
+    await client.open_channel(1)
+    yield client
+    await client.aclose()
+
+
+_names = itertools.count()
+
+
+async def assert_alive(client: RawClient) -> None:
+    """A full round trip on the connection (a queue.declare answered with declare-ok)."""
+    name = f"alive-{next(_names)}"
+    ok = await client.declare_queue(1, name, exclusive=True)
+    assert ok.queue == name

@@ -1,0 +1,260 @@
+"""FileStore behaviour beyond the shared contract: space, locking, disk errors, startup cost."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from store_helpers import make_message
+
+from amqplite.store import (
+    FileStore,
+    MemoryStore,
+    StoreLockedError,
+    StoreSyncError,
+    StoreWriteError,
+    open_store,
+)
+from amqplite.store.files import StoreFile
+
+Q = ("/", "q")
+
+
+def _open(path: Path, **options: Any) -> FileStore:
+    store = FileStore.open(path, **options)
+    store.recover()
+    return store
+
+
+def test_publish_ack_flow_keeps_disk_use_bounded(fast_tmp: Path) -> None:
+    segment_size = 64 * 1024
+    store = _open(fast_tmp, segment_size=segment_size)
+    body = b"x" * 1024
+    in_flight: list[int] = []
+    peak = 0
+    for batch in range(200):  # 20,000 messages of 1 KiB, 100 per batch, acked a batch later
+        refs = [store.append(make_message(body), [Q]) for _ in range(100)]
+        store.sync()
+        store.remove_many(Q, in_flight)
+        in_flight = refs
+        if batch % 10 == 0:
+            peak = max(peak, store.disk_usage())
+    store.remove_many(Q, in_flight)
+    store.sync()
+    # 20 MiB went through; the disk never held more than a handful of segments.
+    assert peak < 5 * segment_size
+    assert store.segment_count <= 2
+    store.close()
+    reopened = _open(fast_tmp)
+    try:
+        assert reopened.disk_usage() < 2 * segment_size
+    finally:
+        reopened.close()
+
+
+def test_one_long_lived_message_pins_only_its_own_segment(fast_tmp: Path) -> None:
+    store = _open(fast_tmp, segment_size=8 * 1024)
+    pinned = store.append(make_message(b"pinned"), [("/", "slow")])
+    for _ in range(50):
+        refs = [store.append(make_message(b"y" * 500), [Q]) for _ in range(20)]
+        store.remove_many(Q, refs)
+        store.sync()
+    assert store.segment_count <= 3  # the pinned one, the active one, maybe one rolling
+    assert store.read_message(pinned).body == b"pinned"
+    store.close()
+
+
+def test_recovery_reads_only_live_segments(fast_tmp: Path) -> None:
+    store = _open(fast_tmp, segment_size=4096)
+    refs = [store.append(make_message(b"z" * 300), [Q]) for _ in range(200)]
+    store.remove_many(Q, refs[:-5])
+    store.close()
+    opened: list[str] = []
+
+    def counting_opener(path: str, *, create: bool) -> StoreFile:
+        opened.append(os.path.basename(path))
+        return StoreFile(path, create=create)
+
+    store = FileStore.open(fast_tmp, segment_size=4096, opener=counting_opener)
+    state = store.recover()
+    store.close()
+    assert len(state.queues[Q]) == 5
+    segments_read = [name for name in opened if name.endswith(".seg")]
+    # 200 messages spread over ~17 segments; only the last one or two hold live ones,
+    # plus the fresh active segment.
+    assert len(segments_read) <= 3
+
+
+def test_second_store_on_the_same_directory_is_refused(tmp_path: Path) -> None:
+    first = _open(tmp_path)
+    with pytest.raises(StoreLockedError, match="in use by another broker"):
+        FileStore.open(tmp_path)
+    first.close()
+    second = _open(tmp_path)
+    second.close()
+
+
+class _Disk:
+    """A pretend disk that can fill up: the failure switch shared by every file it opens."""
+
+    def __init__(self) -> None:
+        self.full = False
+        self.fsync_fails = False
+
+    def opener(self, path: str, *, create: bool) -> StoreFile:
+        return _FlakyFile(self, path, create=create)
+
+
+class _FlakyFile(StoreFile):
+    """A real file whose writes stop half way with ENOSPC while the disk is "full"."""
+
+    __slots__ = ("disk",)
+
+    def __init__(self, disk: _Disk, path: str, *, create: bool) -> None:
+        super().__init__(path, create=create)
+        self.disk = disk
+
+    def write(self, data: bytes | bytearray) -> None:
+        if self.disk.full:
+            os.pwrite(self.fd, bytes(data[: len(data) // 2]), self.size)  # a torn write
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super().write(data)
+
+    def fsync(self) -> None:
+        if self.disk.fsync_fails:
+            raise OSError(errno.EIO, "Input/output error")
+        super().fsync()
+
+
+def test_failed_write_is_reported_and_never_recovered(tmp_path: Path) -> None:
+    disk = _Disk()
+    store = _open(tmp_path, opener=disk.opener)
+    for i in range(3):
+        store.append(make_message(b"before-%d" % i), [Q])
+    store.sync()
+    position = store.position
+    disk.full = True
+    with pytest.raises(StoreWriteError, match="No space left"):
+        store.append(make_message(b"lost"), [Q])
+    with pytest.raises(StoreWriteError):
+        store.put_record("queue", ("/", "q"), {"durable": True})
+    assert store.position == position  # nothing was counted as written
+    disk.full = False
+    store.append(make_message(b"after"), [Q])
+    store.sync()
+    store.abandon()
+    store = FileStore.open(tmp_path)
+    try:
+        state = store.recover()
+    finally:
+        store.close()
+    assert [e.message.body for e in state.queues[Q] if e.message] == [
+        b"before-0",
+        b"before-1",
+        b"before-2",
+        b"after",
+    ]
+    assert state.records == {}
+    assert state.discarded_records == 0  # the torn bytes were cut off at once
+
+
+def test_failed_removal_marks_are_retried_at_the_next_sync(tmp_path: Path) -> None:
+    disk = _Disk()
+    store = _open(tmp_path, opener=disk.opener)
+    refs = [store.append(make_message(b"%d" % i), [Q]) for i in range(3)]
+    store.sync()
+    store.remove(Q, refs[0])
+    disk.full = True
+    store.sync()  # the mark cannot be written; the sync itself still succeeds
+    disk.full = False
+    store.remove(Q, refs[1])
+    store.sync()
+    store.abandon()
+    store = FileStore.open(tmp_path)
+    try:
+        state = store.recover()
+    finally:
+        store.close()
+    assert [e.message.body for e in state.queues[Q] if e.message] == [b"2"]
+
+
+def test_fsync_failure_is_fatal_and_says_so(tmp_path: Path) -> None:
+    disk = _Disk()
+    store = _open(tmp_path, opener=disk.opener)
+    store.append(make_message(), [Q])
+    position = store.position
+    disk.fsync_fails = True
+    with pytest.raises(StoreSyncError, match="fsync failed"):
+        store.sync()
+    assert not store.is_durable(position)
+    disk.fsync_fails = False
+    store.close()
+
+
+def test_topology_journal_is_compacted_and_keeps_every_live_record(fast_tmp: Path) -> None:
+    store = _open(fast_tmp)
+    for i in range(6000):  # ~1.5 MiB of churn over 100 live records
+        store.put_record("queue", ("/", "q%d" % (i % 100)), {"i": i, "pad": "p" * 200})
+    store.sync()
+    journal = fast_tmp / "topology.log"
+    assert journal.stat().st_size < 1024 * 1024
+    store.abandon()
+    store = FileStore.open(fast_tmp)
+    try:
+        state = store.recover()
+    finally:
+        store.close()
+    assert len(state.records) == 100
+    assert state.records[("queue", ("/", "q7"))]["i"] == 5907
+
+
+def test_messages_are_read_back_across_many_segments(fast_tmp: Path) -> None:
+    store = _open(fast_tmp, segment_size=2048)
+    expected = [(b"%d" % i) * 200 for i in range(40)]
+    refs = [store.append(make_message(body), [Q]) for body in expected]
+    assert store.segment_count > 5
+    assert [store.read_message(ref).body for ref in refs] == expected
+    big = store.append(make_message(b"B" * 10_000), [Q])  # larger than a segment
+    assert store.read_message(big).body == b"B" * 10_000
+    store.close()
+
+
+def test_free_bytes_reports_the_file_system(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    try:
+        free = store.free_bytes()
+        assert free is not None and free > 0
+    finally:
+        store.close()
+    assert MemoryStore().free_bytes() is None
+
+
+def test_open_store_picks_the_implementation(tmp_path: Path) -> None:
+    assert isinstance(open_store(None), MemoryStore)
+    store = open_store(str(tmp_path), segment_size=4096)
+    assert isinstance(store, FileStore)
+    store.recover()
+    store.close()
+
+
+def test_writing_before_recover_is_refused(tmp_path: Path) -> None:
+    store = FileStore.open(tmp_path)
+    try:
+        with pytest.raises(Exception, match="recover"):
+            store.append(make_message(), [Q])
+    finally:
+        store.close()
+
+
+def test_memory_store_refuses_to_remove_what_it_does_not_hold() -> None:
+    store = MemoryStore()
+    store.recover()
+    ref = store.append(make_message(), [Q])
+    with pytest.raises(KeyError):
+        store.remove(("/", "other"), ref)
+    store.remove(Q, ref)
+    with pytest.raises(KeyError):
+        store.remove(Q, ref)
