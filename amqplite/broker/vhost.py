@@ -456,7 +456,8 @@ class VHost:
         now = self.broker.clock()
         accepted = 0
         rejected = False
-        for q in queues:
+        # A snapshot: a sink may react to a delivery by closing things that change bindings.
+        for q in tuple(queues):
             if q.publish(message, now):
                 accepted += 1
             else:

@@ -27,8 +27,14 @@ MANAGEMENT_TAGS = frozenset({"administrator", "monitoring", "management"})
 _CHALLENGE = (("www-authenticate", 'Basic realm="RabbitMQ Management"'),)
 
 
-def unauthorized(reason: str) -> HTTPError:
-    return HTTPError(401, "not_authorised", reason, _CHALLENGE)
+def unauthorized(reason: str, request: Request | None = None) -> HTTPError:
+    """401; with the Basic challenge unless the dashboard's script asked (a browser would
+    pop up its own login dialog for a challenged fetch)."""
+    scripted = (
+        request is not None
+        and request.headers.get("x-requested-with", "").lower() == "xmlhttprequest"
+    )
+    return HTTPError(401, "not_authorised", reason, () if scripted else _CHALLENGE)
 
 
 def credentials(request: Request) -> tuple[str, str] | None:
@@ -55,12 +61,12 @@ async def authenticate(broker: Broker, request: Request) -> User:
     """
     creds = credentials(request)
     if creds is None:
-        raise unauthorized("Not_Authorized")
+        raise unauthorized("Not_Authorized", request)
     user = await server_auth.authenticate(broker.users, *creds)
     if user is None:
-        raise unauthorized("Login failed")
+        raise unauthorized("Login failed", request)
     if not MANAGEMENT_TAGS.intersection(user.tags):
-        raise unauthorized("Not management user")
+        raise unauthorized("Not management user", request)
     return user
 
 
@@ -75,4 +81,3 @@ def sees_all_vhosts(user: User) -> bool:
 def require_admin(user: User) -> None:
     if not is_admin(user):
         raise HTTPError(401, "not_authorised", "Not administrator user")
-

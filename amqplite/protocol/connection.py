@@ -29,6 +29,12 @@ What this layer checks, following RabbitMQ's reader and command assembler:
 * after a connection.close either way, everything but connection.close / close-ok is
   discarded.
 
+Speed: the input is one bytearray parsed at an offset and compacted once per
+``receive_data``; a publish whose header and single body frame are already buffered is
+assembled in one step (``_whole_content``); publish payloads and header property blocks
+(without a headers table) repeat from message to message and are decoded once, through
+small process-wide memo tables of frozen values.
+
 Soft (channel) errors are the session's business; this layer raises
 :class:`amqplite.errors.ConnectionError`, plus one :class:`~amqplite.errors.ChannelError`
 (406, a body over the configured ``max_message_size``, as RabbitMQ; the channel is then
@@ -316,7 +322,12 @@ class ServerConnection:
                     _publish_cache.clear()
                 _publish_cache[payload] = method
         else:
-            method = self._decode(key, buf, start + 4, end)
+            decoder = DECODERS.get(key)
+            try:
+                method = decoder(buf, start + 4, end)  # type: ignore[misc]
+            except Exception:
+                # Unknown method (decoder None) or malformed arguments: get the right error.
+                method = self._decode(key, buf, start + 4, end)
         if channel:
             if self.state != RUNNING:
                 if self.state == CLOSING:

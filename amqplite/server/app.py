@@ -149,12 +149,14 @@ async def serve(
     port: int = 0,
     broker: Broker | None = None,
     settings: ServerSettings | None = None,
+    shutdown_timeout: float = 1.0,
 ) -> AsyncIterator[RunningBroker]:
     """Run a broker on ``host:port`` (port 0: ephemeral) for the duration of the block.
 
     ``config`` (a Config or a YAML path) supplies users and topology; its ``server:``
     host and port are ignored in favour of the arguments.  Pass ``broker`` to serve an
-    existing broker instead, or ``settings`` to control every server knob.
+    existing broker instead, or ``settings`` to control every server knob.  On exit,
+    clients get connection.close 320 and ``shutdown_timeout`` seconds to answer it.
     """
     loaded = load(config)
     if broker is None:
@@ -169,7 +171,7 @@ async def serve(
             yield running
         finally:
             with trio.CancelScope(shield=True):
-                await server.shutdown()
+                await server.shutdown(shutdown_timeout)
             nursery.cancel_scope.cancel()
 
 
@@ -181,6 +183,7 @@ def run_in_thread(
     port: int = 0,
     broker: Broker | None = None,
     settings: ServerSettings | None = None,
+    shutdown_timeout: float = 1.0,
     startup_timeout: float = 10.0,
 ) -> Iterator[RunningBroker]:
     """:func:`serve` in a background thread, for synchronous code.
@@ -194,7 +197,12 @@ def run_in_thread(
     async def main() -> None:
         try:
             async with serve(
-                config, host=host, port=port, broker=broker, settings=settings
+                config,
+                host=host,
+                port=port,
+                broker=broker,
+                settings=settings,
+                shutdown_timeout=shutdown_timeout,
             ) as running:
                 running.trio_token = trio.lowlevel.current_trio_token()
                 stop = trio.Event()

@@ -213,11 +213,11 @@ def decode_properties(data: bytes | memoryview, pos: int) -> tuple[BasicProperti
     pos += 2
     if not flags:
         return BasicProperties(), pos
-    fields: dict[str, Any] = {}
-    for i, name in enumerate(_PROPERTY_FIELDS):
+    values: list[Any] = [None] * 14
+    for i in range(14):
         if flags & (1 << i):
-            fields[name], pos = decode_value(data, pos)
-    return BasicProperties(**fields), pos
+            values[i], pos = decode_value(data, pos)
+    return BasicProperties(*values), pos
 
 
 def encode_queue(queue: tuple[str, str]) -> bytes:
@@ -239,9 +239,52 @@ def decode_queue(data: bytes | memoryview, pos: int) -> tuple[tuple[str, str], i
     return (vhost, bytes(data[pos:end]).decode("utf-8", "surrogateescape")), end
 
 
+#: Bounded caches of property encodings.  Publishers mostly send the same few property
+#: lists over and over, so the wire bytes map to our encoding (and our encoding back to a
+#: shared BasicProperties without headers) with one dict lookup instead of a field walk.
+_CACHE_LIMIT = 4096
+_encoded_by_raw: dict[bytes, bytes] = {}
+_decoded_by_encoding: dict[bytes, BasicProperties] = {}
+
+
+def _encoded_properties(message: Message) -> bytes:
+    raw = message.raw_properties
+    if raw is not None:
+        encoded = _encoded_by_raw.get(raw)
+        if encoded is not None:
+            return encoded
+    out = bytearray()
+    encode_properties(message.properties, out)
+    encoded = bytes(out)
+    if raw is not None:
+        if len(_encoded_by_raw) >= _CACHE_LIMIT:
+            _encoded_by_raw.clear()
+        _encoded_by_raw[raw] = encoded
+    return encoded
+
+
+def _decoded_properties(data: bytes | memoryview, pos: int, end: int) -> BasicProperties:
+    key = bytes(data[pos:end])
+    properties = _decoded_by_encoding.get(key)
+    if properties is None:
+        properties, stop = decode_properties(key, 0)
+        if stop != len(key):
+            raise CodecError("properties do not fill their slot")
+        if properties.headers is None:  # a headers dict is mutable: never share one
+            if len(_decoded_by_encoding) >= _CACHE_LIMIT:
+                _decoded_by_encoding.clear()
+            _decoded_by_encoding[key] = properties
+    return properties
+
+
+#: Bytes a message payload leaves free at its start for the record header.
+RESERVED = 18
+
+
 def encode_message(message: Message, encoded_queues: Sequence[bytes]) -> bytearray:
-    """The payload of a message record (see the module docstring for the layout)."""
-    out = bytearray(_U16.pack(len(encoded_queues)))
+    """A message payload after ``RESERVED`` zero bytes (room for the record header)."""
+    out = bytearray(RESERVED)
+    out += _U16.pack(len(encoded_queues))
     for queue in encoded_queues:
         out += queue
     exchange = _text(message.exchange)
@@ -250,10 +293,9 @@ def encode_message(message: Message, encoded_queues: Sequence[bytes]) -> bytearr
     out += exchange
     out += _U16.pack(len(routing_key))
     out += routing_key
-    mark = len(out)
-    out += b"\0\0\0\0"
-    encode_properties(message.properties, out)
-    _U32.pack_into(out, mark, len(out) - mark - 4)
+    properties = _encoded_properties(message)
+    out += _U32.pack(len(properties))
+    out += properties
     raw = message.raw_properties
     if raw is None:
         out += b"\0\0\0\0"
@@ -288,9 +330,8 @@ def decode_message(data: bytes | memoryview, pos: int) -> Message:
     (n,) = _U32.unpack_from(data, pos)
     pos += 4
     props_end = pos + n
-    properties, end = decode_properties(data, pos)
-    if end != props_end:
-        raise CodecError("properties do not fill their slot")
+    _check(data, props_end)
+    properties = _decoded_properties(data, pos, props_end)
     pos = props_end
     (n,) = _U32.unpack_from(data, pos)
     pos += 4

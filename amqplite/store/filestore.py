@@ -89,6 +89,7 @@ from amqplite.store.records import (
     make_ref,
     record_at,
     scan,
+    seal_record,
 )
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ DEFAULT_SEGMENT_SIZE = 8 * 1024 * 1024
 _MAX_PENDING_MARKS = 65536
 #: The topology journal is rewritten when larger than this and 4x its live content.
 _TOPOLOGY_COMPACT_MIN = 1024 * 1024
+
+_READ_AHEAD = 8192
 
 _DECODE_ERRORS = (CodecError, ValueError, IndexError, UnicodeDecodeError, TypeError)
 
@@ -133,6 +136,31 @@ class _FileSyncPoint:
 
 class FileStore:
     """The store contract on segment files (see the module docstring and :mod:`amqplite.store`)."""
+
+    __slots__ = (
+        "_active",
+        "_closed",
+        "_dirs_dirty",
+        "_dirty",
+        "_durable_position",
+        "_highest_segment",
+        "_lock",
+        "_marked",
+        "_opener",
+        "_pending_marks",
+        "_position",
+        "_queue_codes",
+        "_records",
+        "_records_bytes",
+        "_recovered",
+        "_segments",
+        "_to_close",
+        "_topology",
+        "data_dir",
+        "messages_dir",
+        "segment_size",
+    )
+
 
     def __init__(
         self,
@@ -454,18 +482,15 @@ class FileStore:
                     codes.clear()
                 code = codes[queue] = encode_queue(queue)
             encoded.append(code)
-        if len(set(encoded)) != len(encoded):
+        if len(encoded) > 1 and len(set(encoded)) != len(encoded):
             raise ValueError("a message is enqueued at most once per queue")
-        payload = encode_message(message, encoded)
+        record = encode_message(message, encoded)  # header space reserved at the front
         file = segment.file
-        if (
-            file.size + RECORD_HEADER_SIZE + len(payload) > self.segment_size
-            and file.size > FILE_HEADER_SIZE
-        ):
+        if file.size + len(record) > self.segment_size and file.size > FILE_HEADER_SIZE:
             segment = self._roll()
             file = segment.file
         ref = (segment.number << OFFSET_BITS) | file.size
-        self._write(file, MESSAGE, payload)
+        self._write_record(file, seal_record(record, MESSAGE, ref))
         segment.live += len(queues)
         return ref
 
@@ -511,9 +536,12 @@ class FileStore:
             raise StoreError(f"no stored message {ref:#x}")
         offset = ref & OFFSET_MASK
         try:
-            head = segment.file.read(RECORD_HEADER_SIZE, offset)
-            length = int.from_bytes(head[2:6], "little")
-            data = head + segment.file.read(length, offset + RECORD_HEADER_SIZE)
+            # One read usually gets the whole record; a second one fetches a big body.
+            data = segment.file.read(_READ_AHEAD, offset)
+            total = RECORD_HEADER_SIZE + int.from_bytes(data[2:6], "little")
+            if len(data) < total and len(data) >= RECORD_HEADER_SIZE:
+                data += segment.file.read(total - len(data), offset + len(data))
+            data = data[:total]
         except OSError as exc:
             raise StoreCorruptError(f"cannot read message {ref:#x}: {exc}") from exc
         if record_at(data, 0, ref) < 0 or data[1] != MESSAGE:
@@ -614,10 +642,14 @@ class FileStore:
     # -- writing --------------------------------------------------------------
     def _write(self, file: StoreFile, kind: int, payload: bytes | bytearray) -> None:
         """Append one record, or raise StoreWriteError leaving the file as it was."""
+        ref = make_ref(self._file_number(file), file.size)
+        self._write_record(file, encode_record(kind, ref, payload))
+
+    def _write_record(self, file: StoreFile, record: bytes | bytearray) -> None:
         if self._closed:
             raise StoreError("the store is closed")
         try:
-            file.write(encode_record(kind, make_ref(self._file_number(file), file.size), payload))
+            file.write(record)
         except OSError as exc:
             self._truncate_quietly(file)
             raise StoreWriteError(f"cannot write to {file.path}: {exc}") from exc

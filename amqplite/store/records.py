@@ -60,6 +60,7 @@ CLEAN = 7
 RECORD_TYPES = frozenset({MESSAGE, REMOVE, DELIVERED, PUT, DELETE, OPENED, CLEAN})
 
 _pack_header = RECORD_HEADER.pack
+_pack_header_into = RECORD_HEADER.pack_into
 _crc32 = zlib.crc32
 
 
@@ -83,6 +84,16 @@ def encode_record(kind: int, ref: int, payload: bytes | bytearray) -> bytes:
     head = _pack_header(RECORD_MAGIC, kind, len(payload), ref, 0)
     crc = _crc32(payload, _crc32(head[:_CRC_COVERED]))
     return b"".join((head[:_CRC_COVERED], crc.to_bytes(4, "little"), payload))
+
+
+def seal_record(buffer: bytearray, kind: int, ref: int) -> bytearray:
+    """Fill in the header of a record whose payload follows 18 reserved bytes in ``buffer``."""
+    _pack_header_into(buffer, 0, RECORD_MAGIC, kind, len(buffer) - RECORD_HEADER_SIZE, ref, 0)
+    view = memoryview(buffer)
+    crc = _crc32(view[RECORD_HEADER_SIZE:], _crc32(view[:_CRC_COVERED]))
+    view.release()
+    buffer[_CRC_COVERED:RECORD_HEADER_SIZE] = crc.to_bytes(4, "little")
+    return buffer
 
 
 def record_at(data: bytes | memoryview, pos: int, base_ref: int) -> int:

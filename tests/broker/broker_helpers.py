@@ -25,7 +25,9 @@ class RecordingSink:
         routing_key: str,
         message: Message,
     ) -> None:
-        self.deliveries.append((consumer_tag, delivery_tag, redelivered, exchange, routing_key, message))
+        self.deliveries.append(
+            (consumer_tag, delivery_tag, redelivered, exchange, routing_key, message)
+        )
 
     def cancel_consumer(self, consumer_tag: str) -> None:
         self.cancelled.append(consumer_tag)
@@ -43,14 +45,22 @@ class RecordingSink:
         return out
 
 
-def msg(body: bytes | str = b"x", *, exchange: str = "", routing_key: str = "", **props: Any) -> Message:
+def msg(
+    body: bytes | str = b"x", *, exchange: str = "", routing_key: str = "", **props: Any
+) -> Message:
     if isinstance(body, str):
         body = body.encode()
-    return Message(exchange=exchange, routing_key=routing_key, properties=BasicProperties(**props), body=body)
+    return Message(
+        exchange=exchange, routing_key=routing_key, properties=BasicProperties(**props), body=body
+    )
 
 
-def publish(ch: Channel, exchange: str, routing_key: str, body: bytes | str = b"x", **props: Any) -> Any:
-    return ch.publish(exchange, routing_key, msg(body, exchange=exchange, routing_key=routing_key, **props))
+def publish(
+    ch: Channel, exchange: str, routing_key: str, body: bytes | str = b"x", **props: Any
+) -> Any:
+    return ch.publish(
+        exchange, routing_key, msg(body, exchange=exchange, routing_key=routing_key, **props)
+    )
 
 
 class World:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from broker_helpers import World, publish
 
@@ -24,7 +26,12 @@ def test_unknown_delivery_tag_is_precondition_failed(world: World) -> None:
     setup(world, 1)
     world.ch.consume("q", "c")
     world.ch.ack(1)
-    for action in (lambda: world.ch.ack(1), lambda: world.ch.nack(7), lambda: world.ch.reject(0)):
+    actions: list[Callable[[], object]] = [
+        lambda: world.ch.ack(1),
+        lambda: world.ch.nack(7),
+        lambda: world.ch.reject(0),
+    ]
+    for action in actions:
         with pytest.raises(ChannelError) as exc:
             action()
         assert exc.value.reply_code == ReplyCode.PRECONDITION_FAILED
@@ -70,7 +77,11 @@ def test_nack_multiple_requeues_all_and_redelivers(world: World) -> None:
     world.sink.take()
     world.ch.nack(3, multiple=True)
     delivered = world.sink.take()
-    assert [(d[5].body, d[2], d[1]) for d in delivered] == [(b"m0", True, 4), (b"m1", True, 5), (b"m2", True, 6)]
+    assert [(d[5].body, d[2], d[1]) for d in delivered] == [
+        (b"m0", True, 4),
+        (b"m1", True, 5),
+        (b"m2", True, 6),
+    ]
 
 
 def test_reject_without_requeue_drops_the_message(world: World) -> None:

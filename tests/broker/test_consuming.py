@@ -178,7 +178,12 @@ def test_get_returns_remaining_count_and_shares_tags_with_deliveries(world: Worl
     fill(world, "q", 3)
     first = world.ch.get("q")
     assert first is not None
-    assert (first.delivery_tag, first.message.body, first.message_count, first.redelivered) == (1, b"m0", 2, False)
+    assert (first.delivery_tag, first.message.body, first.message_count, first.redelivered) == (
+        1,
+        b"m0",
+        2,
+        False,
+    )
     assert (first.exchange, first.routing_key) == ("", "q")
     world.ch.consume("other", "c")
     publish(world.ch, "", "other", "o")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from broker_helpers import World, publish
 
@@ -11,7 +13,7 @@ from amqplite.errors import ChannelError, ReplyCode
 def test_exclusive_queue_is_locked_for_other_connections(world: World) -> None:
     world.ch.declare_queue("ex", exclusive=True)
     other, _ = world.channel(world.connection())
-    actions = [
+    actions: list[Callable[[], object]] = [
         lambda: other.declare_queue("ex", exclusive=True),
         lambda: other.declare_queue("ex", passive=True),
         lambda: other.bind_queue("ex", "amq.direct", "k"),
@@ -24,7 +26,10 @@ def test_exclusive_queue_is_locked_for_other_connections(world: World) -> None:
         with pytest.raises(ChannelError) as exc:
             action()
         assert exc.value.reply_code == ReplyCode.RESOURCE_LOCKED
-        assert "cannot obtain exclusive access to locked queue 'ex' in vhost '/'" in exc.value.reply_text
+        assert (
+            "cannot obtain exclusive access to locked queue 'ex' in vhost '/'"
+            in exc.value.reply_text
+        )
         other, _ = world.channel(world.connection())
     # Publishing to it is not an exclusive operation.
     assert publish(other, "", "ex").queues == 1

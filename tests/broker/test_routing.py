@@ -47,7 +47,7 @@ def headers_routes(world: World, binding: dict[str, Any], headers: dict[str, Any
     name = f"h{len(world.vhost.queues)}"
     ch.declare_queue(name)
     ch.bind_queue(name, "amq.headers", "", binding)
-    routed = publish(ch, "amq.headers", "", headers=headers).routed
+    routed: bool = publish(ch, "amq.headers", "", headers=headers).routed
     ch.delete_queue(name)
     return routed
 
@@ -73,7 +73,9 @@ def headers_routes(world: World, binding: dict[str, Any], headers: dict[str, Any
         ({"a": True}, {"a": 1}, False),
     ],
 )
-def test_headers_exchange_matching(world: World, binding: dict[str, Any], headers: Any, routed: bool) -> None:
+def test_headers_exchange_matching(
+    world: World, binding: dict[str, Any], headers: Any, routed: bool
+) -> None:
     assert headers_routes(world, binding, headers) is routed
 
 

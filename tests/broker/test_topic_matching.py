@@ -44,9 +44,53 @@ BINDINGS = [
 ]
 
 EXPECTED = {
-    "a.b.c": ["t1", "t2", "t5", "t6", "t10", "t11", "t12", "t18", "t20", "t21", "t22", "t23", "t24", "t26"],
-    "a.b": ["t3", "t5", "t6", "t7", "t8", "t9", "t11", "t12", "t15", "t21", "t22", "t23", "t24", "t26"],
-    "a.b.b": ["t3", "t5", "t6", "t7", "t11", "t12", "t14", "t18", "t21", "t22", "t23", "t24", "t26"],
+    "a.b.c": [
+        "t1",
+        "t2",
+        "t5",
+        "t6",
+        "t10",
+        "t11",
+        "t12",
+        "t18",
+        "t20",
+        "t21",
+        "t22",
+        "t23",
+        "t24",
+        "t26",
+    ],
+    "a.b": [
+        "t3",
+        "t5",
+        "t6",
+        "t7",
+        "t8",
+        "t9",
+        "t11",
+        "t12",
+        "t15",
+        "t21",
+        "t22",
+        "t23",
+        "t24",
+        "t26",
+    ],
+    "a.b.b": [
+        "t3",
+        "t5",
+        "t6",
+        "t7",
+        "t11",
+        "t12",
+        "t14",
+        "t18",
+        "t21",
+        "t22",
+        "t23",
+        "t24",
+        "t26",
+    ],
     "": ["t5", "t6", "t17", "t24"],
     "b.c.c": ["t5", "t6", "t18", "t21", "t22", "t23", "t24", "t26"],
     "a.a.a.a.a": ["t5", "t6", "t11", "t12", "t21", "t22", "t23", "t24"],
@@ -138,7 +182,9 @@ def test_trie_agrees_with_reference_matcher(pattern_list: list[str], key_list: l
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(patterns, min_size=1, max_size=10), st.data())
-def test_trie_removal_leaves_exactly_the_remaining_patterns(pattern_list: list[str], data: st.DataObject) -> None:
+def test_trie_removal_leaves_exactly_the_remaining_patterns(
+    pattern_list: list[str], data: st.DataObject
+) -> None:
     trie: TopicTrie[int] = TopicTrie()
     for i, pattern in enumerate(pattern_list):
         trie.add(pattern, i)
@@ -147,5 +193,7 @@ def test_trie_removal_leaves_exactly_the_remaining_patterns(pattern_list: list[s
         assert trie.remove(pattern_list[i], i)
     assert len(trie) == len(pattern_list) - len(removed)
     key = data.draw(keys)
-    expected = {i for i, p in enumerate(pattern_list) if i not in removed and reference_match(p, key)}
+    expected = {
+        i for i, p in enumerate(pattern_list) if i not in removed and reference_match(p, key)
+    }
     assert set(trie.match(key)) == expected

@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 import re
 
-import pika
+import pika  # type: ignore[import-untyped]
 import trio
-from conftest import Stack, add_user, q
+from http_support import Channel, Stack, add_user, q
 
 from amqplite.http.jsonout import STREAM_THRESHOLD
 
 
-def populate(ch: pika.adapters.blocking_connection.BlockingChannel) -> None:
+def populate(ch: Channel) -> None:
     ch.exchange_declare("orders", "topic", durable=True)
     ch.exchange_declare("audit", "fanout")
-    ch.queue_declare("orders.new", durable=True, arguments={"x-dead-letter-exchange": "dlx", "x-max-length": 100})
+    ch.queue_declare(
+        "orders.new", durable=True, arguments={"x-dead-letter-exchange": "dlx", "x-max-length": 100}
+    )
     ch.queue_bind("orders.new", "orders", "order.*")
     ch.exchange_bind("audit", "orders", "#")
     for i in range(3):
@@ -32,13 +34,24 @@ async def test_request_without_credentials_gets_401_with_basic_challenge(stack: 
     assert reply.json()["error"] == "not_authorised"
 
 
+async def test_scripted_request_gets_401_without_challenge_so_browsers_show_no_dialog(
+    stack: Stack,
+) -> None:
+    reply = await stack.request(
+        "GET", "/api/whoami", auth=("guest", "bad"), headers={"X-Requested-With": "XMLHttpRequest"}
+    )
+    assert reply.status == 401 and "www-authenticate" not in reply.headers
+
+
 async def test_wrong_password_gets_401(stack: Stack) -> None:
     reply = await stack.request("GET", "/api/queues", auth=("guest", "nope"))
     assert reply.status == 401
 
 
 async def test_malformed_authorization_header_gets_401(stack: Stack) -> None:
-    reply = await stack.request("GET", "/api/queues", auth=None, headers={"Authorization": "Basic %%%"})
+    reply = await stack.request(
+        "GET", "/api/queues", auth=None, headers={"Authorization": "Basic %%%"}
+    )
     assert reply.status == 401
 
 
@@ -49,7 +62,9 @@ async def test_user_without_management_tag_gets_401(stack: Stack) -> None:
     assert reply.json()["reason"] == "Not management user"
 
 
-async def test_management_user_sees_only_its_vhosts_and_cannot_export_definitions(stack: Stack) -> None:
+async def test_management_user_sees_only_its_vhosts_and_cannot_export_definitions(
+    stack: Stack,
+) -> None:
     stack.broker.add_vhost("private")
     add_user(stack.broker, "ops", ("management",))
     vhosts = await stack.request("GET", "/api/vhosts", auth=("ops", "secret"))
@@ -61,7 +76,9 @@ async def test_management_user_sees_only_its_vhosts_and_cannot_export_definition
 async def test_management_user_without_configure_permission_cannot_declare(stack: Stack) -> None:
     add_user(stack.broker, "ro", ("management",), vhost=None)
     stack.broker.users.set_permissions("ro", "/", "", "", ".*")
-    reply = await stack.request("PUT", f"/api/queues/{q('/')}/x", {"durable": True}, auth=("ro", "secret"))
+    reply = await stack.request(
+        "PUT", f"/api/queues/{q('/')}/x", {"durable": True}, auth=("ro", "secret")
+    )
     assert reply.status == 401
     assert "x" not in stack.broker.vhosts["/"].queues
 
@@ -76,7 +93,12 @@ async def test_metrics_need_no_credentials_by_default(stack: Stack) -> None:
 
 
 async def test_unknown_objects_are_404_in_rabbitmq_shape(stack: Stack) -> None:
-    for path in ("/api/queues/%2F/nope", "/api/exchanges/%2F/nope", "/api/queues/novhost", "/api/nothing"):
+    for path in (
+        "/api/queues/%2F/nope",
+        "/api/exchanges/%2F/nope",
+        "/api/queues/novhost",
+        "/api/nothing",
+    ):
         reply = await stack.request("GET", path)
         assert reply.status == 404, path
         assert reply.json() == {"error": "Object Not Found", "reason": "Not Found"}
@@ -97,7 +119,11 @@ async def test_bad_bodies_are_400_with_a_reason(stack: Stack) -> None:
         ("PUT", "/api/queues/%2F/x", b'{"durable": "yes"}'),
         ("POST", "/api/queues/%2F/x/get", b'{"count": 1, "ackmode": "eat_it"}'),
         ("POST", "/api/exchanges/%2F/amq.default/publish", b'{"routing_key": "x"}'),
-        ("POST", "/api/exchanges/%2F/amq.default/publish", b'{"payload": "%%", "payload_encoding": "base64"}'),
+        (
+            "POST",
+            "/api/exchanges/%2F/amq.default/publish",
+            b'{"payload": "%%", "payload_encoding": "base64"}',
+        ),
         ("GET", "/api/queues/%2F/x/messages?limit=abc", None),
     ]
     await stack.request("PUT", "/api/queues/%2F/x", {"durable": True})
@@ -127,7 +153,7 @@ async def test_oversized_body_is_413(stack: Stack) -> None:
 
 
 async def test_malformed_request_gets_400_and_amqp_clients_carry_on(stack: Stack) -> None:
-    def start(ch: pika.adapters.blocking_connection.BlockingChannel) -> None:
+    def start(ch: Channel) -> None:
         ch.queue_declare("steady")
 
     await stack.amqp(start)
@@ -138,10 +164,10 @@ async def test_malformed_request_gets_400_and_amqp_clients_carry_on(stack: Stack
             reply = await s.receive_some(65536)
     assert reply.startswith(b"HTTP/1.1 400 ")
 
-    def roundtrip(ch: pika.adapters.blocking_connection.BlockingChannel) -> bytes | None:
+    def roundtrip(ch: Channel) -> bytes:
         ch.basic_publish("", "steady", b"still here")
         _, _, body = ch.basic_get("steady", auto_ack=True)
-        return body
+        return bytes(body)
 
     assert await stack.amqp(roundtrip) == b"still here"
     assert (await stack.request("GET", "/api/queues/%2F/steady")).status == 200
@@ -164,7 +190,11 @@ async def test_keep_alive_and_pipelined_requests_through_the_api(stack: Stack) -
     reply = b"".join(chunks)
     statuses = re.findall(rb"HTTP/1.1 (\d+)", reply)
     assert statuses == [b"200", b"404", b"200"]
-    assert reply.index(b'"administrator"') < reply.index(b"Object Not Found") < reply.index(b'"tracing"')
+    assert (
+        reply.index(b'"administrator"')
+        < reply.index(b"Object Not Found")
+        < reply.index(b'"tracing"')
+    )
 
 
 # -- shapes ------------------------------------------------------------------------------
@@ -175,9 +205,15 @@ async def test_queue_listing_has_rabbitmq_fields_and_counts(stack: Stack) -> Non
     queues = await stack.get_json("/api/queues")
     (queue,) = [x for x in queues if x["name"] == "orders.new"]
     assert queue["vhost"] == "/"
-    assert queue["durable"] is True and queue["auto_delete"] is False and queue["exclusive"] is False
+    assert (
+        queue["durable"] is True and queue["auto_delete"] is False and queue["exclusive"] is False
+    )
     assert queue["arguments"] == {"x-dead-letter-exchange": "dlx", "x-max-length": 100}
-    assert (queue["messages"], queue["messages_ready"], queue["messages_unacknowledged"]) == (3, 3, 0)
+    assert (queue["messages"], queue["messages_ready"], queue["messages_unacknowledged"]) == (
+        3,
+        3,
+        0,
+    )
     assert queue["consumers"] == 0
     stats = queue["message_stats"]
     assert stats["publish"] == 3
@@ -210,7 +246,11 @@ async def test_unacked_and_consumers_show_while_a_client_holds_messages(stack: S
         with trio.fail_after(10):
             await ready.wait()
         queue = await stack.get_json("/api/queues/%2F/orders.new")
-        assert (queue["messages_ready"], queue["messages_unacknowledged"], queue["consumers"]) == (1, 2, 1)
+        assert (queue["messages_ready"], queue["messages_unacknowledged"], queue["consumers"]) == (
+            1,
+            2,
+            1,
+        )
         consumers = await stack.get_json("/api/consumers")
         assert [(c["consumer_tag"], c["queue"]["name"], c["ack_required"]) for c in consumers] == [
             ("holder", "orders.new", True)
@@ -221,14 +261,21 @@ async def test_unacked_and_consumers_show_while_a_client_holds_messages(stack: S
         assert chan["messages_unacknowledged"] == 2 and chan["consumer_count"] == 1
         overview = await stack.get_json("/api/overview")
         assert overview["object_totals"]["connections"] == 1
-        assert overview["queue_totals"] == {"messages": 3, "messages_ready": 1, "messages_unacknowledged": 2}
+        assert overview["queue_totals"] == {
+            "messages": 3,
+            "messages_ready": 1,
+            "messages_unacknowledged": 2,
+        }
         done.set()
 
 
 async def test_exchange_and_binding_listings(stack: Stack) -> None:
     await stack.amqp(populate)
     orders = await stack.get_json("/api/exchanges/%2F/orders")
-    assert {k: orders[k] for k in ("name", "vhost", "type", "durable", "auto_delete", "internal", "arguments")} == {
+    assert {
+        k: orders[k]
+        for k in ("name", "vhost", "type", "durable", "auto_delete", "internal", "arguments")
+    } == {
         "name": "orders",
         "vhost": "/",
         "type": "topic",
@@ -249,10 +296,20 @@ async def test_exchange_and_binding_listings(stack: Stack) -> None:
         ("queue", "orders.new", "order.*"),
     ]
     bindings = await stack.get_json("/api/bindings")
-    assert {"source": "", "vhost": "/", "destination": "orders.new", "destination_type": "queue",
-            "routing_key": "orders.new", "arguments": {}, "properties_key": "orders.new"} in bindings
+    assert {
+        "source": "",
+        "vhost": "/",
+        "destination": "orders.new",
+        "destination_type": "queue",
+        "routing_key": "orders.new",
+        "arguments": {},
+        "properties_key": "orders.new",
+    } in bindings
     queue_bindings = await stack.get_json("/api/queues/%2F/orders.new/bindings")
-    assert [(b["source"], b["routing_key"]) for b in queue_bindings] == [("", "orders.new"), ("orders", "order.*")]
+    assert [(b["source"], b["routing_key"]) for b in queue_bindings] == [
+        ("", "orders.new"),
+        ("orders", "order.*"),
+    ]
     assert await stack.get_json("/api/bindings/%2F") == bindings
     vhosts = await stack.get_json("/api/vhosts")
     assert vhosts[0]["name"] == "/" and vhosts[0]["messages"] == 3
@@ -264,17 +321,29 @@ async def test_long_listings_are_streamed_as_valid_json(stack: Stack) -> None:
         vhost.declare_queue(f"bulk-{i:04d}")
     reply = await stack.request("GET", "/api/queues")
     assert reply.status == 200 and reply.headers.get("transfer-encoding") == "chunked"
-    assert [x["name"] for x in reply.json()] == [f"bulk-{i:04d}" for i in range(STREAM_THRESHOLD + 50)]
+    assert [x["name"] for x in reply.json()] == [
+        f"bulk-{i:04d}" for i in range(STREAM_THRESHOLD + 50)
+    ]
 
 
 # -- changes -----------------------------------------------------------------------------
 
 
 async def test_put_and_delete_exchange_and_queue(stack: Stack) -> None:
-    body = {"type": "direct", "durable": True, "auto_delete": False, "internal": False, "arguments": {}}
+    body = {
+        "type": "direct",
+        "durable": True,
+        "auto_delete": False,
+        "internal": False,
+        "arguments": {},
+    }
     assert (await stack.request("PUT", "/api/exchanges/%2F/ex", body)).status == 201
     assert (await stack.request("PUT", "/api/exchanges/%2F/ex", body)).status == 204
-    assert (await stack.request("PUT", "/api/queues/%2F/qq", {"durable": False, "arguments": {"x-max-length": 5}})).status == 201
+    assert (
+        await stack.request(
+            "PUT", "/api/queues/%2F/qq", {"durable": False, "arguments": {"x-max-length": 5}}
+        )
+    ).status == 201
     queue = stack.broker.vhosts["/"].queues["qq"]
     assert queue.durable is False and queue.arguments == {"x-max-length": 5}
     assert (await stack.request("DELETE", "/api/queues/%2F/qq")).status == 204
@@ -288,14 +357,20 @@ async def test_create_and_delete_bindings_by_properties_key(stack: Stack) -> Non
     await stack.request("PUT", "/api/exchanges/%2F/src", {"type": "direct"})
     await stack.request("PUT", "/api/exchanges/%2F/dst", {"type": "fanout"})
     await stack.request("PUT", "/api/queues/%2F/dq", {})
-    made = await stack.request("POST", "/api/bindings/%2F/e/src/q/dq", {"routing_key": "a b/c", "arguments": {}})
+    made = await stack.request(
+        "POST", "/api/bindings/%2F/e/src/q/dq", {"routing_key": "a b/c", "arguments": {}}
+    )
     assert made.status == 201 and made.headers["location"] == "a%20b%2Fc"
     empty = await stack.request("POST", "/api/bindings/%2F/e/src/e/dst", {"routing_key": ""})
     assert empty.headers["location"] == "~"
     listed = await stack.get_json("/api/bindings/%2F/e/src/q/dq")
     assert [(b["routing_key"], b["properties_key"]) for b in listed] == [("a b/c", "a%20b%2Fc")]
-    assert (await stack.request("GET", f"/api/bindings/%2F/e/src/q/dq/{q('a%20b%2Fc')}")).status == 200
-    assert (await stack.request("DELETE", f"/api/bindings/%2F/e/src/q/dq/{q('a%20b%2Fc')}")).status == 204
+    assert (
+        await stack.request("GET", f"/api/bindings/%2F/e/src/q/dq/{q('a%20b%2Fc')}")
+    ).status == 200
+    assert (
+        await stack.request("DELETE", f"/api/bindings/%2F/e/src/q/dq/{q('a%20b%2Fc')}")
+    ).status == 204
     assert (await stack.request("DELETE", "/api/bindings/%2F/e/src/e/dst/~")).status == 204
     assert stack.broker.vhosts["/"].bindings() == []
     assert (await stack.request("DELETE", "/api/bindings/%2F/e/src/e/dst/~")).status == 404
@@ -307,15 +382,27 @@ async def test_publish_reports_routed_and_purge_empties(stack: Stack) -> None:
     ok = await stack.request(
         "POST",
         "/api/exchanges/%2F/amq.default/publish",
-        {"properties": {"content_type": "text/plain", "headers": {"k": "v"}}, "routing_key": "target",
-         "payload": "aGVsbG8=", "payload_encoding": "base64"},
+        {
+            "properties": {"content_type": "text/plain", "headers": {"k": "v"}},
+            "routing_key": "target",
+            "payload": "aGVsbG8=",
+            "payload_encoding": "base64",
+        },
     )
     assert ok.json() == {"routed": True}
     lost = await stack.request(
-        "POST", "/api/exchanges/%2F/amq.default/publish", {"routing_key": "nobody", "payload": "x", "payload_encoding": "string"}
+        "POST",
+        "/api/exchanges/%2F/amq.default/publish",
+        {"routing_key": "nobody", "payload": "x", "payload_encoding": "string"},
     )
     assert lost.json() == {"routed": False}
-    (got,) = (await stack.request("POST", "/api/queues/%2F/target/get", {"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"})).json()
+    (got,) = (
+        await stack.request(
+            "POST",
+            "/api/queues/%2F/target/get",
+            {"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"},
+        )
+    ).json()
     assert got["payload"] == "hello" and got["payload_encoding"] == "string"
     assert got["properties"] == {"content_type": "text/plain", "headers": {"k": "v"}}
     assert (await stack.request("DELETE", "/api/queues/%2F/target/contents")).status == 204
@@ -325,12 +412,22 @@ async def test_publish_reports_routed_and_purge_empties(stack: Stack) -> None:
 async def test_get_ackmodes_requeue_ack_and_dead_letter(stack: Stack) -> None:
     vhost = stack.broker.vhosts["/"]
     vhost.declare_queue("dead")
-    vhost.declare_queue("src", arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"})
+    vhost.declare_queue(
+        "src", arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dead"}
+    )
     for i in range(3):
-        await stack.request("POST", "/api/exchanges/%2F/amq.default/publish", {"routing_key": "src", "payload": f"m{i}", "payload_encoding": "string"})
+        await stack.request(
+            "POST",
+            "/api/exchanges/%2F/amq.default/publish",
+            {"routing_key": "src", "payload": f"m{i}", "payload_encoding": "string"},
+        )
 
     async def get(count: int, ackmode: str, **extra: object) -> list[dict[str, object]]:
-        reply = await stack.request("POST", "/api/queues/%2F/src/get", {"count": count, "ackmode": ackmode, "encoding": "auto", **extra})
+        reply = await stack.request(
+            "POST",
+            "/api/queues/%2F/src/get",
+            {"count": count, "ackmode": ackmode, "encoding": "auto", **extra},
+        )
         assert reply.status == 200
         result: list[dict[str, object]] = reply.json()
         return result
@@ -338,7 +435,11 @@ async def test_get_ackmodes_requeue_ack_and_dead_letter(stack: Stack) -> None:
     first = await get(2, "ack_requeue_true")
     assert [(m["payload"], m["redelivered"]) for m in first] == [("m0", False), ("m1", False)]
     again = await get(1, "ack_requeue_false", truncate=1)
-    assert (again[0]["payload"], again[0]["redelivered"], again[0]["truncated"]) == ("m", True, True)
+    assert (again[0]["payload"], again[0]["redelivered"], again[0]["truncated"]) == (
+        "m",
+        True,
+        True,
+    )
     assert vhost.queues["src"].message_count == 2
     await get(1, "reject_requeue_false")
     assert vhost.queues["dead"].message_count == 1
@@ -350,11 +451,21 @@ async def test_definitions_export_import_round_trip(stack: Stack) -> None:
     await stack.amqp(populate)
     stack.broker.add_vhost("other")
     add_user(stack.broker, "ops", ("management",), vhost="other")
-    stack.broker.vhosts["other"].declare_queue("q2", durable=True, arguments={"x-queue-type": "quorum"})
+    stack.broker.vhosts["other"].declare_queue(
+        "q2", durable=True, arguments={"x-queue-type": "quorum"}
+    )
     exported = await stack.get_json("/api/definitions")
-    assert exported["rabbit_version"] and {"users", "vhosts", "permissions", "exchanges", "queues", "bindings"} <= exported.keys()
-    assert {"name": "orders.new", "vhost": "/", "durable": True, "auto_delete": False,
-            "arguments": {"x-dead-letter-exchange": "dlx", "x-max-length": 100}} in exported["queues"]
+    assert (
+        exported["rabbit_version"]
+        and {"users", "vhosts", "permissions", "exchanges", "queues", "bindings"} <= exported.keys()
+    )
+    assert {
+        "name": "orders.new",
+        "vhost": "/",
+        "durable": True,
+        "auto_delete": False,
+        "arguments": {"x-dead-letter-exchange": "dlx", "x-max-length": 100},
+    } in exported["queues"]
     assert not any(x["name"].startswith("amq.") or x["name"] == "" for x in exported["exchanges"])
 
     # Wipe the topology and the extra user, then restore from the export.
@@ -373,17 +484,52 @@ async def test_definitions_export_import_round_trip(stack: Stack) -> None:
 async def test_definitions_from_rabbitmq_import(stack: Stack) -> None:
     rabbit = {
         "rabbit_version": "3.12.4",
-        "users": [{"name": "svc", "password_hash": "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR",
-                   "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": "administrator,management"}],
+        "users": [
+            {
+                "name": "svc",
+                "password_hash": "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR",
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": "administrator,management",
+            }
+        ],
         "vhosts": [{"name": "prod"}],
-        "permissions": [{"user": "svc", "vhost": "prod", "configure": ".*", "write": ".*", "read": ".*"}],
-        "exchanges": [{"name": "events", "vhost": "prod", "type": "topic", "durable": True, "auto_delete": False,
-                       "internal": False, "arguments": {}}],
-        "queues": [{"name": "events.all", "vhost": "prod", "durable": True, "auto_delete": False,
-                    "arguments": {"x-queue-type": "quorum"}}],
-        "bindings": [{"source": "events", "vhost": "prod", "destination": "events.all", "destination_type": "queue",
-                      "routing_key": "#", "arguments": {}}],
-        "policies": [], "parameters": [], "global_parameters": [], "topic_permissions": [],
+        "permissions": [
+            {"user": "svc", "vhost": "prod", "configure": ".*", "write": ".*", "read": ".*"}
+        ],
+        "exchanges": [
+            {
+                "name": "events",
+                "vhost": "prod",
+                "type": "topic",
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
+        ],
+        "queues": [
+            {
+                "name": "events.all",
+                "vhost": "prod",
+                "durable": True,
+                "auto_delete": False,
+                "arguments": {"x-queue-type": "quorum"},
+            }
+        ],
+        "bindings": [
+            {
+                "source": "events",
+                "vhost": "prod",
+                "destination": "events.all",
+                "destination_type": "queue",
+                "routing_key": "#",
+                "arguments": {},
+            }
+        ],
+        "policies": [],
+        "parameters": [],
+        "global_parameters": [],
+        "topic_permissions": [],
     }
     assert (await stack.request("POST", "/api/definitions", rabbit)).status == 204
     prod = stack.broker.vhosts["prod"]
@@ -398,7 +544,9 @@ async def test_metrics_text_parses_and_counts_queues(stack: Stack) -> None:
     text = (await stack.request("GET", "/metrics", auth=None)).body.decode()
     samples: dict[str, float] = {}
     types: dict[str, str] = {}
-    line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (\S+)$')
+    line_re = re.compile(
+        r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (\S+)$'
+    )
     for line in text.splitlines():
         if not line:
             continue

@@ -18,12 +18,17 @@ async def echo_app(request: Request) -> Response:
         raise HTTPError(404, "Object Not Found", "Not Found")
     if request.target == "/stream":
         return Response(200, (b"%d\n" % i for i in range(20000)), "text/plain")
-    body = json.dumps({"method": request.method, "target": request.target, "size": len(request.body)})
+    body = json.dumps(
+        {"method": request.method, "target": request.target, "size": len(request.body)}
+    )
     return Response(200, body.encode())
 
 
-async def start(nursery: trio.Nursery, limits: Limits = Limits()) -> int:
-    port: int = await nursery.start(lambda task_status: serve_app(echo_app, port=0, limits=limits, task_status=task_status))
+async def start(nursery: trio.Nursery, limits: Limits | None = None) -> int:
+    limits = limits or Limits()
+    port: int = await nursery.start(
+        lambda task_status: serve_app(echo_app, port=0, limits=limits, task_status=task_status)
+    )
     return port
 
 
@@ -44,9 +49,10 @@ async def test_pipelined_requests_are_answered_in_order_on_one_connection() -> N
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             port = await start(nursery)
-            data = b"".join(
-                b"GET /r%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5)
-            ) + b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            data = (
+                b"".join(b"GET /r%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5))
+                + b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
             reply = await raw_exchange(port, data)
             assert reply.count(b"HTTP/1.1 200 OK") == 6
             positions = [reply.index(b'"/r%d"' % i) for i in range(5)] + [reply.index(b'"/last"')]
@@ -104,7 +110,9 @@ async def test_oversized_chunked_body_gets_413() -> None:
             chunk = b"400\r\n" + b"a" * 1024 + b"\r\n"
             reply = await raw_exchange(
                 port,
-                b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk * 3 + b"0\r\n\r\n",
+                b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + chunk * 3
+                + b"0\r\n\r\n",
             )
             assert reply.startswith(b"HTTP/1.1 413 ")
             nursery.cancel_scope.cancel()

@@ -133,7 +133,9 @@ pika_tables: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
     keys,
     st.recursive(
         st.text(max_size=10) | st.integers(-(2**63), 2**63 - 1) | st.booleans() | st.none(),
-        lambda children: st.lists(children, max_size=3) | st.dictionaries(keys, children, max_size=3),
+        lambda children: (
+            st.lists(children, max_size=3) | st.dictionaries(keys, children, max_size=3)
+        ),
         max_leaves=6,
     ),
     max_size=3,

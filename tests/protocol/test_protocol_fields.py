@@ -19,7 +19,7 @@ def _table(entries: bytes) -> bytes:
     return struct.pack(">I", len(entries)) + entries
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(field_tables)
 def test_tables_round_trip_exactly(table: dict[str, Any]) -> None:
     encoded = encode_table(table)

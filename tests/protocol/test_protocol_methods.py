@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pika.spec
+import pika.spec  # type: ignore[import-untyped]
 import pytest
 from _protocol_helpers import method_instances, pika_tables
 from hypothesis import given, settings
@@ -65,9 +65,11 @@ def test_consecutive_bits_share_one_octet_in_spec_order() -> None:
 @pytest.mark.parametrize("cls", ALL_METHODS, ids=lambda c: c.NAME)
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
-def test_every_method_round_trips_through_a_frame(cls: type[methods.Method], data: st.DataObject) -> None:
+def test_every_method_round_trips_through_a_frame(
+    cls: type[methods.Method], data: st.DataObject
+) -> None:
     method = data.draw(method_instances(cls))
-    frame, end = decode_frame(bytearray(encode_method_frame(7, method))) or (None, 0)
+    frame, _end = decode_frame(bytearray(encode_method_frame(7, method))) or (None, 0)
     assert frame is not None and frame.channel == 7
     payload = memoryview(frame.payload)
     key = int.from_bytes(payload[:4])

@@ -29,7 +29,8 @@ class StoreHarness:
                 self.store = MemoryStore()
         else:
             self.store = FileStore.open(self.path, segment_size=16 * 1024)
-        return self.store.recover(load_bodies=load_bodies)
+        state: RecoveredState = self.store.recover(load_bodies=load_bodies)
+        return state
 
     def restart(self, *, clean: bool = True, load_bodies: bool = True) -> RecoveredState:
         """Close (or crash) and recover; a crash keeps only what was synced."""

@@ -197,7 +197,7 @@ def test_fsync_failure_is_fatal_and_says_so(tmp_path: Path) -> None:
 def test_topology_journal_is_compacted_and_keeps_every_live_record(fast_tmp: Path) -> None:
     store = _open(fast_tmp)
     for i in range(6000):  # ~1.5 MiB of churn over 100 live records
-        store.put_record("queue", ("/", "q%d" % (i % 100)), {"i": i, "pad": "p" * 200})
+        store.put_record("queue", ("/", f"q{i % 100}"), {"i": i, "pad": "p" * 200})
     store.sync()
     journal = fast_tmp / "topology.log"
     assert journal.stat().st_size < 1024 * 1024

@@ -129,7 +129,11 @@ def test_message_content_round_trips_exactly(harness: StoreHarness) -> None:
         bytes(range(256)) * 3,
         b"\x80\x00raw",
     )
-    assert (got_plain.exchange, got_plain.properties, got_plain.body) == ("", BasicProperties(), b"")
+    assert (got_plain.exchange, got_plain.properties, got_plain.body) == (
+        "",
+        BasicProperties(),
+        b"",
+    )
     assert got_plain.raw_properties is None
 
 

@@ -33,7 +33,9 @@ class _HeadersBinding:
         self.match_all = mode.startswith("all")
         # x-match itself is never a header to match, even in the -with-x modes.
         self.items = [
-            (k, v) for k, v in arguments.items() if k != "x-match" and (with_x or not k.startswith("x-"))
+            (k, v)
+            for k, v in arguments.items()
+            if k != "x-match" and (with_x or not k.startswith("x-"))
         ]
         self.destination = destination
         self.source_args = arguments

@@ -19,7 +19,9 @@ function el(tag, attrs, ...children) {
 }
 
 async function api(method, path, body) {
-  const opts = { method, headers: { "Authorization": "Basic " + state.auth } };
+  // X-Requested-With: the server then leaves out the Basic challenge, so the browser does not
+  // pop up its own login dialog on a wrong password.
+  const opts = { method, headers: { "Authorization": "Basic " + state.auth, "X-Requested-With": "XMLHttpRequest" } };
   if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
   const resp = await fetch("/api" + path, opts);
   if (resp.status === 401) { logout("Login failed"); throw new Error("unauthorised"); }
@@ -188,7 +190,7 @@ function renderDeadLetter(m) {
   replay.addEventListener("click", () => replayMatching({ ids: [m.id] }));
   const died = d.time ? new Date(d.time * 1000).toISOString().replace("T", " ").slice(0, 19) : "";
   return el("tr", { "data-id": String(m.id) },
-    el("td", {}, m.position), el("td", { class: "reason" }, d.reason), el("td", {}, d.queue), el("td", {}, d.exchange),
+    el("td", {}, m.position), el("td", { class: "reason" }, d.reason), el("td", {}, d.queue), el("td", {}, d.exchange === "" ? "(default)" : d.exchange),
     el("td", {}, (d["routing-keys"] || []).join(", ")), el("td", {}, died), el("td", {}, m.replayed || 0),
     el("td", {}, el("code", {}, m.payload)), el("td", {}, replay));
 }

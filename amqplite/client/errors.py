@@ -1,0 +1,34 @@
+"""Errors raised by the blocking AMQP client (client layer, used by the CLI and topology tools).
+
+The broker's own words are kept: a :class:`ChannelClosed` / :class:`ConnectionClosed`
+carries the reply code and the reply text exactly as the broker sent them (RabbitMQ's
+``"NOT_FOUND - no queue 'q' in vhost '/'"``), so callers can show them unchanged or test
+the code (404 missing, 406 inequivalent, 405 locked, 403 refused).  Anything that goes
+wrong below AMQP (refused connection, timeout, a peer that is not an AMQP 0-9-1 broker)
+is a plain :class:`ClientError`.
+"""
+
+from __future__ import annotations
+
+
+class ClientError(Exception):
+    """The client could not talk AMQP to the broker (network, timeout, protocol)."""
+
+
+class BrokerClosed(ClientError):
+    """The broker closed a channel or the connection with a reply code and text."""
+
+    def __init__(self, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0):
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+        self.class_id = class_id
+        self.method_id = method_id
+        super().__init__(f"{reply_code} {reply_text}")
+
+
+class ChannelClosed(BrokerClosed):
+    """The broker closed the channel (a soft error: 403, 404, 405, 406...)."""
+
+
+class ConnectionClosed(BrokerClosed):
+    """The broker closed the connection (a hard error, or a refused login / vhost)."""

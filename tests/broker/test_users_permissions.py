@@ -1,0 +1,105 @@
+"""Users, password hashes and RabbitMQ-style per-vhost permissions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from broker_helpers import RecordingSink, msg
+
+from amqplite.broker import Broker, Channel, FakeClock, UserDB, hash_password, verify_password
+from amqplite.errors import ChannelError, ConnectionError, ReplyCode
+
+FAST = {"n": 2**4}  # cheap scrypt parameters: the tests check behaviour, not cost
+
+
+def test_password_hash_is_salted_and_self_describing() -> None:
+    first = hash_password("secret", **FAST)
+    second = hash_password("secret", **FAST)
+    assert first != second
+    scheme, n, r, p, _salt, _digest = first.split("$")
+    assert (scheme, n, r, p) == ("scrypt", "16", "8", "1")
+    assert verify_password("secret", first)
+    assert not verify_password("Secret", first)
+    assert not verify_password("secret", "garbage")
+    assert not verify_password("secret", "md5$1$2$3$4$5")
+
+
+def test_authenticate_checks_the_password() -> None:
+    users = UserDB()
+    users.add_user("alice", hash_password("pw", **FAST), tags=["administrator"])
+    user = users.authenticate("alice", "pw")
+    assert user is not None and user.tags == ("administrator",)
+    assert users.authenticate("alice", "wrong") is None
+    assert users.authenticate("nobody", "pw") is None
+
+
+def test_permissions_are_unanchored_regexes_and_empty_denies() -> None:
+    users = UserDB()
+    users.add_user("bob", hash_password("pw", **FAST))
+    users.set_permissions("bob", "/", "^amq\\.gen-.*|^bob-", ".*", "")
+    bob = users.users["bob"]
+    assert bob.can("/", "configure", "amq.gen-abc")
+    assert bob.can("/", "configure", "bob-queue")
+    assert not bob.can("/", "configure", "alice-queue")
+    assert bob.can("/", "write", "")  # the default exchange is checked as amq.default
+    assert not bob.can("/", "read", "anything")
+    assert not bob.can("other", "write", "x")
+
+
+def broker_with(configure: str, write: str, read: str) -> Broker:
+    broker = Broker(clock=FakeClock())
+    broker.add_vhost("/")
+    broker.users.add_user("bob", hash_password("pw", **FAST))
+    broker.users.set_permissions("bob", "/", configure, write, read)
+    return broker
+
+
+def test_connection_needs_permissions_on_the_vhost() -> None:
+    broker = broker_with(".*", ".*", ".*")
+    broker.users.add_user("eve", hash_password("pw", **FAST))
+    with pytest.raises(ConnectionError) as exc:
+        broker.open_connection("/", "eve")
+    assert exc.value.reply_code == ReplyCode.NOT_ALLOWED
+    with pytest.raises(ConnectionError):
+        broker.open_connection("/nope", "bob")
+    broker.open_connection("/", "bob")
+
+
+def test_operations_check_configure_write_and_read() -> None:
+    broker = broker_with("^bob-", "^bob-|^amq\\.default$", "^bob-")
+    ch = broker.open_connection("/", "bob").open_channel(1, RecordingSink())
+    ch.declare_queue("bob-q")
+    ch.declare_exchange("bob-x", "fanout")
+    ch.bind_queue("bob-q", "bob-x", "")
+    ch.publish("", "bob-q", msg(routing_key="bob-q"))
+    assert ch.get("bob-q") is not None
+    denied: list[Callable[[Channel], object]] = [
+        lambda c: c.declare_queue("other"),
+        lambda c: c.declare_exchange("other-x", "direct"),
+        lambda c: c.bind_queue("bob-q", "amq.fanout", ""),  # read on amq.fanout
+        lambda c: c.publish("amq.fanout", "", msg(exchange="amq.fanout")),
+        lambda c: c.declare_queue(""),  # configure on amq.gen-…
+    ]
+    for n, action in enumerate(denied, start=2):
+        channel = broker.connections[1].open_channel(n, RecordingSink())
+        with pytest.raises(ChannelError) as exc:
+            action(channel)
+        assert exc.value.reply_code == ReplyCode.ACCESS_REFUSED
+        assert "refused for user 'bob'" in exc.value.reply_text
+
+
+def test_passive_declare_needs_no_configure_permission() -> None:
+    broker = broker_with("", "", "")
+    broker.vhosts["/"].declare_queue("shared")
+    ch = broker.open_connection("/", "bob").open_channel(1, RecordingSink())
+    assert ch.declare_queue("shared", passive=True).queue == "shared"
+
+
+def test_user_id_must_match_the_authenticated_user() -> None:
+    broker = broker_with(".*", ".*", ".*")
+    ch = broker.open_connection("/", "bob").open_channel(1, RecordingSink())
+    ch.declare_queue("q")
+    ch.publish("", "q", msg(routing_key="q", user_id="bob"))
+    with pytest.raises(ChannelError, match="user_id property set to 'mallory'"):
+        ch.publish("", "q", msg(routing_key="q", user_id="mallory"))

@@ -1,0 +1,502 @@
+"""ServerConnection: handshake, content assembly, RabbitMQ's connection-level checks, chunking, fuzzing."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from _protocol_helpers import (
+    drain,
+    feed,
+    handshake_bytes,
+    open_channel,
+    open_connection,
+    running,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from amqplite.errors import AMQPError, ChannelError, ConnectionError, ReplyCode
+from amqplite.message import BasicProperties, Message
+from amqplite.protocol import (
+    FRAME_BODY,
+    FRAME_HEADER,
+    HEARTBEAT_FRAME,
+    NEED_DATA,
+    PROTOCOL_HEADER,
+    ServerConnection,
+    encode_content,
+    encode_deliver,
+    encode_frame,
+    encode_method_frame,
+    encode_properties,
+    events,
+    methods,
+)
+
+PUBLISH = methods.BasicPublish(exchange="ex", routing_key="rk", mandatory=True)
+PROPS = BasicProperties(content_type="text/plain", delivery_mode=2, headers={"k": "v"})
+
+
+def _expect_error(proto: ServerConnection, data: bytes, code: int, text: str = "") -> AMQPError:
+    proto.receive_data(data)
+    with pytest.raises(AMQPError) as info:
+        drain(proto)
+    assert info.value.reply_code == code, info.value.reply_text
+    assert text in info.value.reply_text
+    return info.value
+
+
+# -- handshake ---------------------------------------------------------------------
+
+
+def test_handshake_yields_header_then_methods_and_negotiates_tune() -> None:
+    proto = ServerConnection(frame_max=131072, channel_max=2047, heartbeat=60)
+    open_connection(proto, frame_max=65536, channel_max=100, heartbeat=30)
+    assert (proto.frame_max, proto.channel_max, proto.heartbeat) == (65536, 100, 30)
+
+
+def test_client_zero_in_tune_ok_means_the_servers_value() -> None:
+    proto = ServerConnection(frame_max=131072, channel_max=2047)
+    open_connection(proto, frame_max=0, channel_max=0, heartbeat=0)
+    assert (proto.frame_max, proto.channel_max, proto.heartbeat) == (131072, 2047, 0)
+
+
+@pytest.mark.parametrize(
+    ("frame_max", "channel_max", "text"),
+    [
+        (
+            200000,
+            10,
+            "negotiated frame_max = 200000 is higher than the maximum allowed value (131072)",
+        ),
+        (1000, 10, "negotiated frame_max = 1000 is lower than the minimum allowed value (4096)"),
+        (
+            4096,
+            5000,
+            "negotiated channel_max = 5000 is higher than the maximum allowed value (2047)",
+        ),
+    ],
+)
+def test_tune_ok_outside_the_servers_limits_is_not_allowed(
+    frame_max: int, channel_max: int, text: str
+) -> None:
+    proto = ServerConnection()
+    header, start_ok, _tune_ok, _ = handshake_bytes()
+    feed(proto, header + start_ok)
+    proto.send_method(0, proto.tune_method())
+    tune_ok = encode_method_frame(0, methods.ConnectionTuneOk(channel_max, frame_max, 0))
+    _expect_error(proto, tune_ok, ReplyCode.NOT_ALLOWED, text)
+
+
+def test_protocol_header_may_arrive_in_pieces() -> None:
+    proto = ServerConnection()
+    assert feed(proto, b"AM") == []
+    assert feed(proto, b"QP\x00\x00") == []
+    assert feed(proto, b"\x09\x01") == [events.ProtocolHeader()]
+
+
+@pytest.mark.parametrize(
+    "received", [b"AMQP\x00\x00\x09\x00", b"AMQP\x01\x01\x00\x0a", b"GET / HTTP/1.1\r\n"]
+)
+def test_wrong_protocol_header_gets_ours_back_and_input_is_ignored(received: bytes) -> None:
+    proto = ServerConnection()
+    evs = feed(proto, received + encode_method_frame(0, methods.ConnectionStartOk()))
+    assert len(evs) == 1 and isinstance(evs[0], events.ProtocolHeaderMismatch)
+    assert evs[0].reply == PROTOCOL_HEADER == b"AMQP\x00\x00\x09\x01"
+    assert evs[0].received == received[:8]
+    assert feed(proto, b"more") == []
+
+
+def test_garbage_is_refused_before_eight_bytes_arrive() -> None:
+    evs = feed(ServerConnection(), b"HELO")
+    assert isinstance(evs[0], events.ProtocolHeaderMismatch)
+
+
+def test_method_out_of_handshake_order_is_a_channel_error() -> None:
+    proto = ServerConnection()
+    header, _, tune_ok, _ = handshake_bytes()
+    feed(proto, header)
+    _expect_error(
+        proto, tune_ok, ReplyCode.CHANNEL_ERROR, "unexpected method in connection state starting"
+    )
+
+
+def test_frames_on_a_channel_before_the_connection_is_open_are_unexpected() -> None:
+    proto = ServerConnection()
+    header, start_ok, _, _ = handshake_bytes()
+    feed(proto, header + start_ok)
+    _expect_error(proto, encode_method_frame(1, methods.ChannelOpen()), ReplyCode.UNEXPECTED_FRAME)
+
+
+def test_non_connection_method_on_channel_zero_is_a_channel_error() -> None:
+    _expect_error(
+        running(),
+        encode_method_frame(0, methods.QueueDeclare(queue="q")),
+        ReplyCode.CHANNEL_ERROR,
+        "unexpected method in connection state running",
+    )
+
+
+def test_connection_method_on_a_channel_is_command_invalid() -> None:
+    _expect_error(
+        running(), encode_method_frame(1, methods.ConnectionOpen()), ReplyCode.COMMAND_INVALID
+    )
+
+
+# -- content assembly --------------------------------------------------------------
+
+
+def test_publish_header_and_body_assemble_into_one_content_event() -> None:
+    proto = running()
+    data = encode_content(1, PUBLISH, PROPS, b"hello world", proto.frame_max)
+    assert feed(proto, data) == [
+        events.Content(1, PUBLISH, PROPS, encode_properties(PROPS), b"hello world")
+    ]
+
+
+def test_empty_body_completes_at_the_header() -> None:
+    proto = running()
+    evs = feed(proto, encode_content(1, PUBLISH, PROPS, b"", proto.frame_max))
+    assert evs == [events.Content(1, PUBLISH, PROPS, encode_properties(PROPS), b"")]
+
+
+def test_large_body_is_split_and_reassembled_with_a_small_frame_max() -> None:
+    proto = ServerConnection(frame_max=4096)
+    open_connection(proto, frame_max=4096)
+    open_channel(proto, 1)
+    body = bytes(range(256)) * (20 * 4096)  # 20 MiB
+    data = encode_content(1, PUBLISH, BasicProperties(), body, 4096)
+    received = []
+    for start in range(0, len(data), 1 << 20):
+        received += feed(proto, data[start : start + (1 << 20)])
+    assert len(received) == 1
+    content = received[0]
+    assert isinstance(content, events.Content) and content.body == body
+
+
+def test_content_on_interleaved_channels_assembles_per_channel() -> None:
+    proto = running(channels=(1, 2))
+    one = encode_content(1, PUBLISH, PROPS, b"a" * 10, 4096)
+    two = encode_content(2, PUBLISH, PROPS, b"b" * 10, 4096)
+    # method 1, method 2, header 1, header 2, body 1, body 2
+    m1 = one[: one.index(bytes([FRAME_HEADER, 0, 1]))]
+    m2 = two[: two.index(bytes([FRAME_HEADER, 0, 2]))]
+    h1 = one[len(m1) : one.index(bytes([FRAME_BODY, 0, 1]), len(m1))]
+    h2 = two[len(m2) : two.index(bytes([FRAME_BODY, 0, 2]), len(m2))]
+    b1, b2 = one[len(m1) + len(h1) :], two[len(m2) + len(h2) :]
+    evs = feed(proto, m1 + m2 + h1 + h2 + b1 + b2)
+    assert [(e.channel, e.body) for e in evs if isinstance(e, events.Content)] == [
+        (1, b"a" * 10),
+        (2, b"b" * 10),
+    ]
+
+
+def test_method_during_content_assembly_is_an_unexpected_frame() -> None:
+    proto = running()
+    data = encode_content(1, PUBLISH, PROPS, b"body", 4096)
+    method_only = data[: data.index(bytes([FRAME_HEADER, 0, 1]))]
+    err = _expect_error(
+        proto,
+        method_only + encode_method_frame(1, methods.BasicAck(1)),
+        ReplyCode.UNEXPECTED_FRAME,
+        "expected content header for class 60, got non content header frame instead",
+    )
+    assert (err.class_id, err.method_id) == (60, 40)
+
+
+def test_header_without_a_content_method_is_an_unexpected_frame() -> None:
+    header = encode_frame(FRAME_HEADER, 1, b"\x00\x3c\x00\x00" + bytes(8) + b"\x00\x00")
+    _expect_error(running(), header, ReplyCode.UNEXPECTED_FRAME, "expected method frame")
+
+
+def test_body_without_a_header_is_an_unexpected_frame() -> None:
+    _expect_error(running(), encode_frame(FRAME_BODY, 1, b"x"), ReplyCode.UNEXPECTED_FRAME)
+    proto = running()
+    data = encode_content(1, PUBLISH, PROPS, b"body", 4096)
+    method_only = data[: data.index(bytes([FRAME_HEADER, 0, 1]))]
+    _expect_error(
+        proto, method_only + encode_frame(FRAME_BODY, 1, b"x"), ReplyCode.UNEXPECTED_FRAME
+    )
+
+
+def test_header_for_another_class_is_an_unexpected_frame() -> None:
+    proto = running()
+    data = encode_content(1, PUBLISH, PROPS, b"", 4096)
+    method_only = data[: data.index(bytes([FRAME_HEADER, 0, 1]))]
+    header = encode_frame(FRAME_HEADER, 1, b"\x00\x32\x00\x00" + bytes(8) + b"\x00\x00")
+    _expect_error(proto, method_only + header, ReplyCode.UNEXPECTED_FRAME, "got one for class 50")
+
+
+def test_body_longer_than_announced_is_a_frame_error() -> None:
+    proto = running()
+    data = encode_content(1, PUBLISH, PROPS, b"abc", 4096)
+    head = data[: data.index(bytes([FRAME_BODY, 0, 1]))]
+    _expect_error(
+        proto,
+        head + encode_frame(FRAME_BODY, 1, b"abcd"),
+        ReplyCode.FRAME_ERROR,
+        "exceeds remaining",
+    )
+
+
+def test_body_over_max_message_size_closes_the_channel_and_drops_the_rest() -> None:
+    proto = ServerConnection(max_message_size=10)
+    open_connection(proto)
+    open_channel(proto, 1)
+    data = encode_content(1, PUBLISH, PROPS, b"x" * 11, 4096)
+    head = data[: data.index(bytes([FRAME_BODY, 0, 1]))]
+    err = _expect_error(
+        proto, head, ReplyCode.PRECONDITION_FAILED, "larger than configured max size 10"
+    )
+    assert isinstance(err, ChannelError)
+    proto.send_method(1, methods.ChannelClose(406, err.reply_text, 60, 40))
+    rest = data[len(head) :]
+    assert feed(proto, rest + encode_method_frame(1, methods.ChannelCloseOk())) == [
+        events.Method(1, methods.ChannelCloseOk())
+    ]
+
+
+def test_content_frames_on_channel_zero_are_unexpected() -> None:
+    _expect_error(running(), encode_frame(FRAME_BODY, 0, b"x"), ReplyCode.UNEXPECTED_FRAME)
+
+
+# -- framing errors ----------------------------------------------------------------
+
+
+def test_bad_frame_end_is_a_frame_error_and_input_is_abandoned() -> None:
+    proto = running()
+    frame = bytearray(encode_method_frame(1, methods.BasicAck(1)))
+    frame[-1] = 0x00
+    _expect_error(proto, bytes(frame), ReplyCode.FRAME_ERROR, "frame end")
+    assert feed(proto, encode_method_frame(1, methods.BasicAck(2))) == []
+
+
+def test_oversized_frame_is_a_frame_error_before_its_payload_arrives() -> None:
+    proto = ServerConnection(frame_max=4096)
+    open_connection(proto, frame_max=4096)
+    _expect_error(
+        proto,
+        bytes([FRAME_BODY, 0, 1]) + (5000).to_bytes(4),
+        ReplyCode.FRAME_ERROR,
+        "frame_too_large",
+    )
+
+
+def test_unknown_frame_type_is_a_frame_error() -> None:
+    _expect_error(running(), encode_frame(7, 1, b""), ReplyCode.FRAME_ERROR, "unknown_frame")
+
+
+def test_unknown_method_is_not_implemented() -> None:
+    _expect_error(running(), encode_frame(1, 1, b"\x00\x3c\x03\xe7"), ReplyCode.NOT_IMPLEMENTED)
+
+
+def test_truncated_method_arguments_are_a_frame_error() -> None:
+    payload = methods.QueueDeclare(queue="q").encode()[:-3]
+    err = _expect_error(
+        running(), encode_frame(1, 1, payload), ReplyCode.FRAME_ERROR, "queue.declare"
+    )
+    assert (err.class_id, err.method_id) == (50, 10)
+
+
+def test_heartbeat_on_a_channel_is_unexpected() -> None:
+    _expect_error(running(), encode_frame(8, 1, b""), ReplyCode.UNEXPECTED_FRAME)
+
+
+# -- channels ----------------------------------------------------------------------
+
+
+def test_method_on_an_unopened_channel_is_a_channel_error() -> None:
+    _expect_error(
+        running(),
+        encode_method_frame(5, methods.BasicQos(0, 1)),
+        ReplyCode.CHANNEL_ERROR,
+        "expected 'channel.open'",
+    )
+
+
+def test_second_channel_open_is_a_channel_error() -> None:
+    _expect_error(
+        running(),
+        encode_method_frame(1, methods.ChannelOpen()),
+        ReplyCode.CHANNEL_ERROR,
+        "second 'channel.open' seen",
+    )
+
+
+def test_channel_above_channel_max_is_a_channel_error() -> None:
+    proto = ServerConnection(channel_max=10)
+    open_connection(proto, channel_max=10)
+    open_channel(proto, 10)
+    _expect_error(
+        proto,
+        encode_method_frame(11, methods.ChannelOpen()),
+        ReplyCode.CHANNEL_ERROR,
+        "channel_max",
+    )
+
+
+def test_after_server_channel_close_only_close_and_close_ok_pass() -> None:
+    proto = running()
+    proto.send_method(1, methods.ChannelClose(404, "NOT_FOUND - no queue 'q'", 50, 10))
+    noise = encode_content(1, PUBLISH, PROPS, b"x" * 100, 4096) + encode_method_frame(
+        1, methods.BasicAck(1)
+    )
+    assert feed(proto, noise) == []
+    assert not proto.channel_is_open(1)
+    assert feed(proto, encode_method_frame(1, methods.ChannelCloseOk())) == [
+        events.Method(1, methods.ChannelCloseOk())
+    ]
+    open_channel(proto, 1)  # the number is free again
+
+
+def test_client_channel_close_frees_the_channel_once_close_ok_is_sent() -> None:
+    proto = running()
+    close = methods.ChannelClose(200, "bye")
+    assert feed(proto, encode_method_frame(1, close)) == [events.Method(1, close)]
+    proto.send_method(1, methods.ChannelCloseOk())
+    assert proto.open_channels == []
+    open_channel(proto, 1)
+
+
+# -- connection close --------------------------------------------------------------
+
+
+def test_after_server_connection_close_only_close_ok_and_close_pass() -> None:
+    proto = running(channels=(1, 2))
+    proto.send_method(0, methods.ConnectionClose(320, "CONNECTION_FORCED - shutdown"))
+    noise = (
+        encode_content(1, PUBLISH, PROPS, b"x", 4096)
+        + encode_method_frame(2, methods.BasicAck(1))
+        + encode_method_frame(0, methods.ConnectionOpen())
+        + encode_method_frame(7, methods.QueueDeclare())
+        + HEARTBEAT_FRAME
+    )
+    assert feed(proto, noise) == [events.Heartbeat()]
+    close_ok = encode_method_frame(0, methods.ConnectionCloseOk())
+    assert feed(proto, close_ok) == [events.Method(0, methods.ConnectionCloseOk())]
+    assert proto.state == "closed"
+    assert feed(proto, encode_method_frame(1, methods.BasicAck(1))) == []
+
+
+def test_client_connection_close_then_server_close_ok() -> None:
+    proto = running()
+    close = methods.ConnectionClose(200, "Normal shutdown")
+    assert feed(
+        proto, encode_method_frame(0, close) + encode_method_frame(1, methods.BasicAck(1))
+    ) == [events.Method(0, close)]
+    assert proto.send_method(0, methods.ConnectionCloseOk()) == encode_method_frame(
+        0, methods.ConnectionCloseOk()
+    )
+    assert proto.state == "closed"
+
+
+def test_eof_is_an_event() -> None:
+    proto = running()
+    proto.receive_data(encode_method_frame(1, methods.BasicAck(1)) + b"\x01\x00")
+    proto.receive_data(b"")
+    assert proto.next_events() == [events.Method(1, methods.BasicAck(1)), events.EOF()]
+
+
+def test_next_events_drains_everything_buffered() -> None:
+    proto = running()
+    proto.receive_data(b"".join(encode_method_frame(1, methods.BasicAck(i)) for i in range(1, 101)))
+    evs = proto.next_events()
+    assert evs == [events.Method(1, methods.BasicAck(i)) for i in range(1, 101)]
+    assert proto.next_event() is NEED_DATA and proto.buffered == 0
+
+
+def test_send_content_uses_the_negotiated_frame_max() -> None:
+    proto = ServerConnection(frame_max=4096)
+    open_connection(proto, frame_max=4096)
+    message = Message("ex", "rk", PROPS, b"y" * 10000)
+    deliver = methods.BasicDeliver("ctag", 1, False, "ex", "rk")
+    expected = encode_deliver(1, "ctag", 1, False, "ex", "rk", message, 4096)
+    assert proto.send_content(1, deliver, message) == expected
+    assert proto.encode_deliver(1, "ctag", 1, False, "ex", "rk", message) == expected
+
+
+# -- properties over whole streams ---------------------------------------------------
+
+
+def _traffic(bodies: list[bytes]) -> bytes:
+    parts = []
+    for i, body in enumerate(bodies, 1):
+        channel = 1 + i % 2
+        parts.append(
+            encode_content(channel, PUBLISH, PROPS if i % 3 else BasicProperties(), body, 4096)
+        )
+        parts.append(encode_method_frame(channel, methods.BasicAck(i, bool(i % 2))))
+        if i % 4 == 0:
+            parts.append(HEARTBEAT_FRAME)
+    return b"".join(parts)
+
+
+def _fresh() -> ServerConnection:
+    proto = ServerConnection(frame_max=4096)
+    open_connection(proto, frame_max=4096)
+    open_channel(proto, 1)
+    open_channel(proto, 2)
+    return proto
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    bodies=st.lists(st.binary(max_size=9000), min_size=1, max_size=6),
+    cuts=st.lists(st.integers(0, 60_000), max_size=20),
+)
+def test_any_split_of_a_valid_stream_yields_the_same_events(
+    bodies: list[bytes], cuts: list[int]
+) -> None:
+    data = _traffic(bodies)
+    whole = feed(_fresh(), data)
+    proto = _fresh()
+    chunked = []
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    for start, end in itertools.pairwise(points):
+        chunked += feed(proto, data[start:end])
+    assert chunked == whole
+    assert sum(isinstance(e, events.Content) for e in whole) == len(bodies)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_after_the_handshake_raise_only_amqp_errors(data: bytes) -> None:
+    proto = running()
+    proto.receive_data(data)
+    try:
+        drain(proto)
+    except AMQPError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_from_the_start_raise_only_amqp_errors(data: bytes) -> None:
+    proto = ServerConnection()
+    proto.receive_data(PROTOCOL_HEADER + data)
+    try:
+        drain(proto)
+    except AMQPError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=8),
+    st.lists(st.binary(max_size=200), min_size=1, max_size=3),
+)
+def test_mutated_valid_streams_raise_only_amqp_errors(
+    flips: list[tuple[int, int]], bodies: list[bytes]
+) -> None:
+    data = bytearray(_traffic(bodies))
+    for position, value in flips:
+        data[position % len(data)] = value
+    proto = _fresh()
+    proto.receive_data(bytes(data))
+    try:
+        drain(proto)
+    except ConnectionError:
+        pass
+    except ChannelError as exc:  # only the configured body-size limit is soft
+        assert exc.reply_code == ReplyCode.PRECONDITION_FAILED
