@@ -77,10 +77,22 @@ class AMQPError(Exception):
         except ValueError:
             name = "ERROR"
         self.text = text
-        self.reply_text = f"{name} - {text}"
+        self.reply_text = truncate_shortstr(f"{name} - {text}")
         self.class_id = class_id
         self.method_id = method_id
         super().__init__(self.reply_text)
+
+
+def truncate_shortstr(text: str, limit: int = 255) -> str:
+    """Cut ``text`` to at most ``limit`` UTF-8 bytes without splitting a character.
+
+    Reply texts travel as shortstr (max 255 bytes); a text naming a long queue or
+    exchange would otherwise make the Close method itself unencodable.
+    """
+    raw = text.encode("utf-8")
+    if len(raw) <= limit:
+        return text
+    return raw[:limit].decode("utf-8", errors="ignore")
 
 
 class ChannelError(AMQPError):

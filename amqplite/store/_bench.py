@@ -121,12 +121,12 @@ def bench_memory(root: str, messages: int) -> tuple[float, float, float]:
         state = store.recover(load_bodies=False)
         with_state = tracemalloc.get_traced_memory()[0]
         refs = [entry.ref for entry in state.queues[QUEUE]]
-        del state
-        retained = tracemalloc.get_traced_memory()[0] - before - sys.getsizeof(refs)
-        retained -= sum(map(sys.getsizeof, refs))
+        with_refs = tracemalloc.get_traced_memory()[0]
+        del state, refs
+        retained = tracemalloc.get_traced_memory()[0] - before
         tracemalloc.stop()
         store.close()
-        per_ref = (sys.getsizeof(refs) + sum(map(sys.getsizeof, refs))) / len(refs)
+        per_ref = (with_refs - with_state) / messages
         return retained / messages, (with_state - before) / messages, per_ref
     finally:
         shutil.rmtree(path, ignore_errors=True)

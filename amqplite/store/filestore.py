@@ -161,7 +161,6 @@ class FileStore:
         "segment_size",
     )
 
-
     def __init__(
         self,
         data_dir: str | os.PathLike[str],
