@@ -25,7 +25,8 @@ EXPECTED = {
         "logs.eu-errors (eu.*.error) got: eu.payments.error, eu.search.error",
         "logs.payments (*.payments.#) got: eu.payments.error, us.payments.info, "
         "us.payments.refunds.warning",
-        "logs.all (#) got: " + ", ".join(
+        "logs.all (#) got: "
+        + ", ".join(
             [
                 "eu.payments.error",
                 "eu.search.error",

@@ -538,9 +538,11 @@ class Channel:
             q = consumer.queue
             if q.remove_consumer(consumer) and not q.deleted:
                 self.vhost.remove_queue(q)
+        if self._tx:
+            self.tx_rollback()  # uncommitted acks are undone: those messages go back too
+        self._tx = None
         taken = list(self.unacked.values())
         self.unacked.clear()
-        self._tx = None
         if taken:
             self._return(taken, True)
         for consumer in consumers:

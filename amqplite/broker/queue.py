@@ -200,7 +200,7 @@ class Queue:
         self.stats.published += 1
         if self._persist and message.persistent:
             self._store_enqueue(entry)
-        if not self.message_count and self._levels:
+        if not self.message_count and self._levels and not self._busy:
             consumer = self._pick()
             if consumer is not None:
                 consumer.channel._deliver(consumer, self, entry)

@@ -1,1 +1,13 @@
-"""amqplite.http (placeholder; see docs/architecture.md)."""
+"""amqplite.http: the management side of the broker (h11 on trio; may import broker and server).
+
+- :func:`amqplite.http.server.serve_http` -- the HTTP listener: ``/api/...`` (RabbitMQ-shaped
+  management API), ``/metrics`` (Prometheus), ``/`` and ``/static/...`` (the dashboard);
+- :mod:`amqplite.http.api` -- :class:`ManagementApp`, the endpoints;
+- :mod:`amqplite.http.deadletters` -- pure dead-letter selection, summaries and replay;
+- :mod:`amqplite.http.definitions` -- RabbitMQ definitions JSON export / import;
+- :mod:`amqplite.http.metrics`, :mod:`amqplite.http.render`, :mod:`amqplite.http.rates` --
+  read-only views of the broker;
+- :mod:`amqplite.http.commands` -- the CLI commands that call the API.
+
+Nothing is imported here, so ``amqplite --help`` stays cheap.
+"""

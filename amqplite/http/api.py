@@ -268,8 +268,8 @@ class ManagementApp:
         """A short-lived broker connection + channel acting as the HTTP user.
 
         Administrators act as the broker itself (no AMQP permission checks); management
-        users act as themselves, so their AMQP permissions apply.  The connection opens and
-        closes within one synchronous step, so nobody ever sees it listed.
+        users act as themselves, so their AMQP permissions apply.  The connection is listed
+        (as "HTTP API") only while a rate-limited replay runs.
         """
         from amqplite.broker import ConnectionInfo
 
@@ -706,12 +706,9 @@ class ManagementApp:
         interval = 0.0 if rate is None else batch / float(rate)
         durable_writes: list[bool] = []
         with self._channel(call, vhost.name) as ch:
-            user = call.user
-            assert user is not None
 
             def publish(message: Message) -> tuple[bool, str | None]:
-                if not auth.is_admin(user) and not user.can(vhost.name, "write", message.exchange):
-                    return False, f"no write permission on exchange '{message.exchange}'"
+                # The channel checks the user's write permission and internal exchanges.
                 try:
                     result = ch.publish(message.exchange, message.routing_key, message)
                 except AMQPError as exc:
@@ -722,19 +719,32 @@ class ManagementApp:
                     durable_writes.append(True)
                 return result.routed, None
 
+            mark: tuple[int, ...] | None = None
+            present: set[int] | None = None
             for start in range(0, len(selected), batch):
-                durable_writes.clear()
                 chunk = selected[start : start + batch]
+                if mark is not None and mark != _queue_mark(queue):
+                    # The DLQ changed while we yielded (a consumer, a purge, expiry...): replay
+                    # only what is still there, or we would duplicate what someone else took.
+                    if queue.deleted:
+                        break
+                    present = {entry.message.id for entry in queue.browse()}
+                if present is not None:
+                    chunk = [m for m in chunk if m.id in present]
+                durable_writes.clear()
                 done = deadletters.replay_batch(
                     chunk, publish, report, exchange=exchange_override, routing_key=key_override
                 )
                 # Leave the DLQ only once the copies are durable at their destination.
                 self._sync_store(bool(durable_writes))
                 remove_messages(queue, {m.id for m in done})
+                if start + batch >= len(selected):
+                    break
+                mark = _queue_mark(queue)
                 if self.on_change is not None:
                     self.on_change()  # let consumers of the destinations see this batch now
-                if interval and start + batch < len(selected):
-                    await trio.sleep(interval)
+                # Yield between batches even without a rate, so AMQP clients are served.
+                await trio.sleep(interval)
         return json_response(report.to_json())
 
     # -- bindings ------------------------------------------------------------------------
@@ -832,6 +842,18 @@ class ManagementApp:
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+
+def _queue_mark(queue: Queue) -> tuple[int, ...]:
+    """Changes whenever a ready message may have left or joined ``queue`` without us."""
+    stats = queue.stats
+    return (
+        queue.message_count,
+        stats.delivered,
+        stats.published,
+        sum(stats.dead_lettered.values()),
+        sum(stats.dropped.values()),
+    )
 
 
 def remove_messages(queue: Queue, ids: set[int]) -> int:

@@ -19,12 +19,15 @@ import attrs
 class RateTracker:
     window: float = 10.0
     min_interval: float = 0.5
+    max_keys: int = 200_000  # bound memory however many objects come and go
     _samples: dict[Hashable, deque[tuple[float, int]]] = attrs.Factory(dict)
 
     def rate(self, key: Hashable, count: int, now: float) -> float:
         """Per-second rate of ``count`` for ``key``; 0.0 until two samples exist."""
         samples = self._samples.get(key)
         if samples is None:
+            if len(self._samples) >= self.max_keys:
+                self._samples.clear()  # rates restart from zero; cheaper than tracking deletions
             samples = self._samples[key] = deque()
         if not samples or now - samples[-1][0] >= self.min_interval:
             samples.append((now, count))
@@ -34,8 +37,3 @@ class RateTracker:
         if now - first_t <= 0 or count < first_count:
             return 0.0
         return round((count - first_count) / (now - first_t), 1)
-
-    def forget_missing(self, live: set[Hashable]) -> None:
-        """Drop samples of objects that no longer exist (called now and then)."""
-        for key in [k for k in self._samples if k not in live]:
-            del self._samples[key]

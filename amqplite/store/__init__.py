@@ -42,13 +42,18 @@ delivered twice always carries the flag on the later delivery.
 Durability and group commit
 ---------------------------
 
-``append``/``remove``/``mark_delivered``/``put_record``/``delete_record`` only write (or
-buffer); ``sync()`` makes everything before it durable with one fsync per dirty file.
-``position`` is a monotonically increasing counter bumped by every mutating call; remember
-it after a publish and confirm once ``is_durable(p)`` (``durable_position >= p``).
-``needs_sync`` is true when something was written since the last sync, so a server can
-sync at the end of every input batch and a lone publisher is never kept waiting for a
-timer.  For servers that want to fsync off the event loop, ``sync()`` is split into
+``append``/``put_record``/``delete_record`` write through to the OS; ``remove`` and
+``mark_delivered`` only buffer.  ``sync()`` makes everything before it durable with one
+fsync per dirty file.  ``position`` is a monotonically increasing counter bumped by every
+``append``/``put_record``/``delete_record``; remember it after a publish and confirm once
+``is_durable(p)`` (``durable_position >= p``).  ``needs_sync`` is true when such a write
+has not been synced yet, so a server syncs at the end of every input batch that needs it
+and a lone publisher is never kept waiting for a timer.  Removals and delivery marks never
+make ``needs_sync`` true (a consumer-only load costs no fsyncs); they ride along with the
+next sync, and ``flush()`` (no fsync, one write per segment touched) hands them to the OS
+-- call it at the end of every input batch so that a killed process (``kill -9``) loses no
+acks; only a power loss can undo acks since the last sync, which redelivers, never loses.
+The server should also ``sync()`` now and then (say every second) while idle.  For servers that want to fsync off the event loop, ``sync()`` is split into
 ``prepare_sync()`` (event-loop thread) -> ``SyncPoint.fsync()`` (any thread) ->
 ``complete_sync(point)`` (event-loop thread).
 
@@ -181,6 +186,10 @@ class Store(Protocol):
     def is_durable(self, position: int) -> bool: ...
 
     def sync(self) -> None: ...
+
+    def flush(self) -> None:
+        """Hand buffered removal/delivery marks to the OS without fsync (cheap; call per batch)."""
+        ...
 
     def prepare_sync(self) -> SyncPoint: ...
 

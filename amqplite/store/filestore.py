@@ -28,9 +28,9 @@ queues holding the message) plus its own queue entry.
 
 Writes: message records are written through (``os.pwrite``) at ``append`` time, so a full
 disk is reported to the publisher that caused it.  Removal and delivery marks are batched
-in memory per segment and written by ``sync()`` (or when many pile up); if writing them
-fails they stay pending and are retried at the next sync (only their durability is late:
-a crash then redelivers, never loses).  ``sync()`` fsyncs each file written since the
+in memory per segment and written by ``flush()``/``sync()`` (or when many pile up), one
+record per (segment, queue, kind); if writing them fails they stay pending and are retried
+at the next flush (only their durability is late: a crash then redelivers, never loses).  ``sync()`` fsyncs each file written since the
 last sync, and the directory when files were created or deleted.
 """
 
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -75,6 +76,7 @@ from amqplite.store.records import (
     DELIVERED,
     FILE_HEADER_SIZE,
     MESSAGE,
+    MOVED,
     OFFSET_BITS,
     OFFSET_MASK,
     OPENED,
@@ -83,6 +85,7 @@ from amqplite.store.records import (
     REMOVE,
     SEGMENT_MAGIC,
     TOPOLOGY_MAGIC,
+    ScanResult,
     check_file_header,
     encode_record,
     file_header,
@@ -112,6 +115,8 @@ class _Segment:
     acks: StoreFile | None = None
     #: memberships (queue, message) still alive in this segment
     live: int = 0
+    #: memberships it ever held (since recovery): compaction compares live against it
+    count: int = 0
     #: (record type, encoded queue) -> refs, written to the ack file at the next sync
     pending: dict[tuple[int, bytes], array[int]] = attrs.Factory(dict)
 
@@ -304,19 +309,37 @@ class FileStore:
             if ext == "ack" and number not in segment_numbers:
                 # The segment was deleted and the crash came before its ack file went too.
                 os.unlink(self._path(number, "ack"))
-        queues: dict[QueueKey, list[RecoveredMessage]] = {}
+        loaded: list[tuple[_Segment, list[_Entry]]] = []
+        latest: dict[int, int] = {}  # original ref -> ref of its newest compaction copy
         for number in segment_numbers:
-            self._recover_segment(number, load_bodies, clean, damage, queues)
-        return queues
+            got = self._load_segment(number, load_bodies, damage, latest)
+            if got is not None:
+                loaded.append(got)
+        ordered: dict[QueueKey, list[tuple[int, RecoveredMessage]]] = {}
+        for segment, entries in loaded:
+            for original, ref, queue, count, message in entries:
+                if latest.get(original, ref) != ref:
+                    continue  # superseded by a copy (crash before compaction retired it)
+                entry = RecoveredMessage(ref, message, count, count > 0 or not clean)
+                ordered.setdefault(queue, []).append((original, entry))
+                segment.live += 1
+            segment.count = segment.live
+            if segment.live == 0:
+                segment.file.close()
+                if segment.acks is not None:
+                    segment.acks.close()
+                self._unlink_segment_files(segment.number)
+            else:
+                self._segments[segment.number] = segment
+        if latest:  # compaction copies take the queue position of their original
+            for items in ordered.values():
+                items.sort(key=_first)
+        return {queue: [entry for _, entry in items] for queue, items in ordered.items()}
 
-    def _recover_segment(
-        self,
-        number: int,
-        load_bodies: bool,
-        clean: bool,
-        damage: list[int],
-        queues: dict[QueueKey, list[RecoveredMessage]],
-    ) -> None:
+    def _load_segment(
+        self, number: int, load_bodies: bool, damage: list[int], latest: dict[int, int]
+    ) -> tuple[_Segment, list[_Entry]] | None:
+        """A segment's live (original ref, ref, queue, delivery count, message) entries."""
         path = self._path(number, "seg")
         file = self._opener(path, create=False)
         data = file.read_all()
@@ -327,75 +350,49 @@ class FileStore:
             file.close()
             if len(data) <= FILE_HEADER_SIZE:
                 self._unlink_segment_files(number)
-            return
+            return None
         result = scan(data, number)
         self._note_damage(path, result.damaged_regions, result.damaged_bytes, damage)
         if result.good_end < len(data):
             file.truncate(result.good_end)
         removed, delivered, acks = self._recover_acks(number, damage)
-        segment = _Segment(number, file, acks)
+        entries: list[_Entry] = []
         base = number << OFFSET_BITS
         view = memoryview(data)
         for kind, offset, start, end in result.records:
-            if kind != MESSAGE:
+            if kind != MESSAGE and kind != MOVED:
                 continue
             ref = base | offset
-            payload = view[start:end]
             try:
+                original, counts, payload = _split_record(kind, ref, view[start:end])
                 members, content = decode_queues(payload)
                 message = decode_message(payload, content) if load_bodies else None
             except _DECODE_ERRORS:
                 self._note_damage(path, 1, end - start, damage)
                 continue
-            for queue in members:
-                if (queue, ref) in removed:
-                    continue
-                count = delivered.get((queue, ref), 0)
-                entry = RecoveredMessage(ref, message, count, count > 0 or not clean)
-                queues.setdefault(queue, []).append(entry)
-                segment.live += 1
-        if segment.live == 0:
-            file.close()
-            if acks is not None:
-                acks.close()
-            self._unlink_segment_files(number)
-        else:
-            self._segments[number] = segment
+            if kind == MOVED:
+                latest[original] = ref
+            for i, queue in enumerate(members):
+                if (queue, ref) not in removed:
+                    count = delivered.get((queue, ref), 0) + (counts[i] if counts else 0)
+                    entries.append((original, ref, queue, count, message))
+        return _Segment(number, file, acks), entries
 
-    def _recover_acks(
-        self, number: int, damage: list[int]
-    ) -> tuple[set[tuple[QueueKey, int]], dict[tuple[QueueKey, int], int], StoreFile | None]:
-        removed: set[tuple[QueueKey, int]] = set()
-        delivered: dict[tuple[QueueKey, int], int] = {}
+    def _recover_acks(self, number: int, damage: list[int]) -> tuple[_Removed, _Delivered, StoreFile | None]:
         path = self._path(number, "ack")
         if not os.path.exists(path):
-            return removed, delivered, None
+            return set(), {}, None
         file = self._opener(path, create=False)
         data = file.read_all()
         if not check_file_header(data, ACKS_MAGIC, number):
             self._note_damage(path, 1, len(data), damage)
             file.truncate(0)
             file.write(file_header(ACKS_MAGIC, number))
-            return removed, delivered, file
-        result = scan(data, number)
-        self._note_damage(path, result.damaged_regions, result.damaged_bytes, damage)
+            return set(), {}, file
+        removed, delivered, result, undecodable = _parse_acks(data, number)
+        self._note_damage(path, result.damaged_regions + undecodable, result.damaged_bytes, damage)
         if result.good_end < len(data):
             file.truncate(result.good_end)
-        view = memoryview(data)
-        for kind, _offset, start, end in result.records:
-            try:
-                queue, pos = decode_queue(view, start)
-                refs = array("Q")
-                refs.frombytes(view[pos:end])
-            except _DECODE_ERRORS:
-                self._note_damage(path, 1, end - start, damage)
-                continue
-            if kind == REMOVE:
-                removed.update((queue, ref) for ref in refs)
-            elif kind == DELIVERED:
-                for ref in refs:
-                    key = (queue, ref)
-                    delivered[key] = delivered.get(key, 0) + 1
         return removed, delivered, file
 
     def _note_damage(self, path: str, regions: int, size: int, damage: list[int]) -> None:
@@ -443,8 +440,9 @@ class FileStore:
             return
         path = os.path.join(self.data_dir, "topology.log")
         tmp = path + ".tmp"
-        new = self._opener(tmp, create=True)
+        new: StoreFile | None = None
         try:
+            new = self._opener(tmp, create=True)
             new.write(file_header(TOPOLOGY_MAGIC, 0))
             for rid, value in self._records.items():
                 payload = _encode_record_id(rid) + value
@@ -452,7 +450,8 @@ class FileStore:
             new.fsync()
             os.replace(tmp, path)
         except OSError as exc:
-            new.close()
+            if new is not None:
+                new.close()
             try:
                 os.unlink(tmp)
             except OSError:
@@ -460,6 +459,7 @@ class FileStore:
             logger.warning("store: could not compact the topology journal: %s", exc)
             return
         fsync_directory(self.data_dir)
+        assert new is not None
         self._dirty.discard(topology)
         self._to_close.append(topology)
         self._topology = new
@@ -498,7 +498,6 @@ class FileStore:
         if segment is None:
             logger.warning("store: remove of message %#x whose segment is gone", ref)
             return
-        self._position += 1
         segment.live -= 1
         if segment.live <= 0 and segment is not self._active:
             self._delete_segment(segment)
@@ -513,7 +512,6 @@ class FileStore:
         segment = self._segments.get(ref >> OFFSET_BITS)
         if segment is None:
             return
-        self._position += 1
         self._mark(segment, DELIVERED, queue, ref)
 
     def _mark(self, segment: _Segment, kind: int, queue: QueueKey, ref: MessageRef) -> None:
@@ -687,6 +685,10 @@ class FileStore:
     def is_durable(self, position: int) -> bool:
         return position <= self._durable_position
 
+    def flush(self) -> None:
+        if self._pending_marks:
+            self._flush_marks()
+
     def prepare_sync(self) -> _FileSyncPoint:
         if self._pending_marks:
             self._flush_marks()
@@ -784,3 +786,53 @@ def _decode_record_id(data: memoryview) -> tuple[RecordId, int]:
     if not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts):
         raise CodecError("bad topology record key")
     return (parts[0], tuple(parts[1:])), pos
+
+
+_Entry = tuple[int, int, QueueKey, int, "Message | None"]
+_Removed = set[tuple[QueueKey, int]]
+_Delivered = dict[tuple[QueueKey, int], int]
+_U64 = struct.Struct("<Q")
+_U16 = struct.Struct("<H")
+
+
+def _first(item: tuple[int, RecoveredMessage]) -> int:
+    return item[0]
+
+
+def _split_record(
+    kind: int, ref: int, payload: memoryview
+) -> tuple[int, list[int] | None, memoryview]:
+    """(original ref, per-queue delivery counts or None, MESSAGE payload) of a segment record."""
+    if kind == MESSAGE:
+        return ref, None, payload
+    original = _U64.unpack_from(payload, 0)[0]
+    (n,) = _U16.unpack_from(payload, 8)
+    counts = array("I")
+    counts.frombytes(payload[10 : 10 + 4 * n])
+    if len(counts) != n:
+        raise CodecError("truncated delivery counts")
+    return original, counts.tolist(), payload[10 + 4 * n :]
+
+
+def _parse_acks(data: bytes, number: int) -> tuple[_Removed, _Delivered, ScanResult, int]:
+    """Removals and delivery counts of an ack file image; also its scan and bad-record count."""
+    removed: _Removed = set()
+    delivered: _Delivered = {}
+    result = scan(data, number)
+    undecodable = 0
+    view = memoryview(data)
+    for kind, _offset, start, end in result.records:
+        try:
+            queue, pos = decode_queue(view, start)
+            refs = array("Q")
+            refs.frombytes(view[pos:end])
+        except _DECODE_ERRORS:
+            undecodable += 1
+            continue
+        if kind == REMOVE:
+            removed.update((queue, ref) for ref in refs)
+        elif kind == DELIVERED:
+            for ref in refs:
+                key = (queue, ref)
+                delivered[key] = delivered.get(key, 0) + 1
+    return removed, delivered, result, undecodable

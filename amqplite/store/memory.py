@@ -171,7 +171,8 @@ class MemoryStore:
     def _do(self, op: tuple[Any, ...]) -> None:
         self._live.apply(op)  # raises before journaling if the op is invalid
         self._ops.append(op)
-        self._position += 1
+        if op[0] not in ("remove", "delivered"):  # marks never hold up a confirm
+            self._position += 1
 
     # -- durability -----------------------------------------------------------
     @property
@@ -184,7 +185,10 @@ class MemoryStore:
 
     @property
     def needs_sync(self) -> bool:
-        return bool(self._ops)
+        return self._durable_position < self._position
+
+    def flush(self) -> None:
+        """Nothing to hand to an OS; marks become "durable" at the next sync."""
 
     def is_durable(self, position: int) -> bool:
         return position <= self._durable_position

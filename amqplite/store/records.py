@@ -48,7 +48,7 @@ TOPOLOGY_MAGIC = b"AMQLTOP\n"
 OFFSET_BITS = 40
 OFFSET_MASK = (1 << OFFSET_BITS) - 1
 
-# Record types.  Segment files hold MESSAGE; ack files REMOVE and DELIVERED;
+# Record types.  Segment files hold MESSAGE and MOVED; ack files REMOVE and DELIVERED;
 # the topology journal PUT, DELETE, OPENED and CLEAN.
 MESSAGE = 1
 REMOVE = 2
@@ -57,7 +57,8 @@ PUT = 4
 DELETE = 5
 OPENED = 6
 CLEAN = 7
-RECORD_TYPES = frozenset({MESSAGE, REMOVE, DELIVERED, PUT, DELETE, OPENED, CLEAN})
+MOVED = 8  # a message copied by compaction: original ref + delivery counts + MESSAGE payload
+RECORD_TYPES = frozenset({MESSAGE, REMOVE, DELIVERED, PUT, DELETE, OPENED, CLEAN, MOVED})
 
 _pack_header = RECORD_HEADER.pack
 _pack_header_into = RECORD_HEADER.pack_into

@@ -35,7 +35,8 @@ from amqplite.topology.problems import ApplyConflict, Position, Problem, Topolog
 
 log = logging.getLogger(__name__)
 
-Action = Literal["create", "unchanged", "update", "conflict"]
+# "ensure" is for remote plans over AMQP, which cannot read bindings (bind is idempotent).
+Action = Literal["create", "unchanged", "update", "conflict", "ensure"]
 Kind = Literal["vhost", "exchange", "queue", "binding", "user", "permission"]
 
 

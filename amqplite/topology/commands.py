@@ -2,9 +2,14 @@
 
 ``validate FILE...`` loads each file with every check and prints either a one-line
 summary per file or every problem, compiler style (``FILE:LINE:COL: path: message``),
-one per line.  Exit status: 0 all valid, 1 some file has errors.  The later commands
-(``plan``, ``apply``, ``export``, ``import``) hang off the same ``topology`` parser via
-:func:`register`; each is a small ``_cmd_*`` function returning an exit code.
+one per line.  Exit status: 0 all valid, 1 some file has errors.
+
+``plan``/``apply`` compare a file with a running broker and make it so, over the HTTP API
+(``--api``, the default: sees every argument and binding) or over AMQP (``--url``: works
+with any AMQP 0-9-1 broker, RabbitMQ included; see :mod:`amqplite.ops.remote`).
+``export`` writes a running broker's topology as our YAML or RabbitMQ definitions JSON;
+``import`` reads RabbitMQ definitions JSON and writes our YAML or applies it.  The remote
+commands live in :mod:`amqplite.topology.remote_commands` (they need the ops package).
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ def register(subparsers: Any) -> None:
         "-q", "--quiet", action="store_true", help="print nothing when a file is valid"
     )
     validate.set_defaults(func=_cmd_validate)
+
+    from amqplite.topology.remote_commands import register_remote
+
+    register_remote(sub)
 
 
 def _help(parser: argparse.ArgumentParser) -> int:

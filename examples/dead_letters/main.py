@@ -21,7 +21,10 @@ def main() -> None:
     channel.confirm_delivery()
     order = {"id": 17, "item": "teapot", "quantity": -1}
     channel.basic_publish(
-        "", "orders", json.dumps(order).encode(), pika.BasicProperties(content_type="application/json")
+        "",
+        "orders",
+        json.dumps(order).encode(),
+        pika.BasicProperties(content_type="application/json"),
     )
     print(f"published order {order['id']}")
 
@@ -29,7 +32,9 @@ def main() -> None:
         if method is None:
             raise SystemExit("no order arrived")
         received = json.loads(body)
-        print(f"consumer rejects order {received['id']}: quantity {received['quantity']} is invalid")
+        print(
+            f"consumer rejects order {received['id']}: quantity {received['quantity']} is invalid"
+        )
         channel.basic_reject(method.delivery_tag, requeue=False)
         break
     channel.cancel()
@@ -38,7 +43,9 @@ def main() -> None:
         if method is None:
             raise SystemExit("nothing was dead-lettered")
         channel.basic_ack(method.delivery_tag)
-        print(f"dead-letter queue got order {json.loads(body)['id']} (routing key {method.routing_key})")
+        print(
+            f"dead-letter queue got order {json.loads(body)['id']} (routing key {method.routing_key})"
+        )
         for death in properties.headers["x-death"]:
             print(
                 "x-death: reason={reason} queue={queue} count={count} exchange={exchange!r} "

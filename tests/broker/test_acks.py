@@ -163,3 +163,14 @@ def test_commit_without_select_and_mode_switches_are_refused(world: World) -> No
     ch.tx_select()
     with pytest.raises(ChannelError, match="tx to confirm"):
         ch.confirm_select()
+
+
+def test_closing_a_channel_with_uncommitted_acks_requeues_those_messages(world: World) -> None:
+    setup(world, 2)
+    world.ch.consume("q", "c")
+    world.ch.tx_select()
+    world.ch.ack(1)
+    world.ch.close()
+    q = world.vhost.queues["q"]
+    assert (q.message_count, q.unacked_count) == (2, 0)
+    assert [e.message.body for e in q.browse()] == [b"m0", b"m1"]

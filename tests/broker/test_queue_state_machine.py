@@ -1,7 +1,9 @@
 """A state machine over one queue with consumers: every message is in exactly one state.
 
-States: ready (in the queue), unacked (held by a channel), acked (settled by an ack or a
-no-ack delivery), dead-lettered (in the DLQ: rejected, expired, maxlen, delivery_limit).
+States: ready (in the queue), unacked (held by a channel, including acks and nacks waiting
+in an uncommitted transaction), acked (settled by an ack or a no-ack delivery),
+dead-lettered (in the DLQ: rejected, expired, maxlen, delivery_limit).  Publishes inside a
+transaction exist only once committed.
 No consumer ever holds more unacked messages than its prefetch.
 """
 
@@ -44,6 +46,10 @@ class QueueMachine(RuleBasedStateMachine):
         self.no_ack_tags: set[str] = set()
         self.prefetch: dict[str, int] = {}
         self.counter = 0
+        # Per channel slot, while in tx mode: settlements and publishes not yet committed.
+        self.tx: list[bool] = [False] * N_CHANNELS
+        self.pending_settle: list[list[tuple[str, list[bytes]]]] = [[] for _ in range(N_CHANNELS)]
+        self.pending_publish: list[list[bytes]] = [[] for _ in range(N_CHANNELS)]
 
     def _open_channel(self, slot: int | None = None) -> None:
         sink = RecordingSink()
@@ -62,13 +68,44 @@ class QueueMachine(RuleBasedStateMachine):
                 if delivery[0] in self.no_ack_tags:
                     self.acked.add(delivery[5].body)
 
-    @rule(expiration=st.sampled_from([None, "0", "50", "500"]))
-    def publish(self, expiration: str | None) -> None:
+    @rule(slot=st.integers(0, N_CHANNELS - 1), expiration=st.sampled_from([None, "0", "50", "500"]))
+    def publish(self, slot: int, expiration: str | None) -> None:
         self.counter += 1
         body = f"m{self.counter}".encode()
-        self.published.append(body)
-        self.channels[0].publish("", "q", msg(body, routing_key="q", expiration=expiration))
+        if self.tx[slot]:
+            self.pending_publish[slot].append(body)
+        else:
+            self.published.append(body)
+        self.channels[slot].publish("", "q", msg(body, routing_key="q", expiration=expiration))
         self._collect_no_ack()
+
+    @rule(slot=st.integers(0, N_CHANNELS - 1))
+    def tx_select(self, slot: int) -> None:
+        self.channels[slot].tx_select()
+        self.tx[slot] = True
+
+    @precondition(lambda self: any(self.tx))
+    @rule(slot=st.integers(0, N_CHANNELS - 1))
+    def tx_commit(self, slot: int) -> None:
+        if not self.tx[slot]:
+            return
+        self.published.extend(self.pending_publish[slot])
+        for kind, bodies in self.pending_settle[slot]:
+            if kind == "ack":
+                self.acked.update(bodies)
+        self.pending_publish[slot] = []
+        self.pending_settle[slot] = []
+        self.channels[slot].tx_commit()
+        self._collect_no_ack()
+
+    @precondition(lambda self: any(self.tx))
+    @rule(slot=st.integers(0, N_CHANNELS - 1))
+    def tx_rollback(self, slot: int) -> None:
+        if not self.tx[slot]:
+            return
+        self.pending_publish[slot] = []
+        self.pending_settle[slot] = []
+        self.channels[slot].tx_rollback()
 
     @rule(slot=st.integers(0, N_CHANNELS - 1), prefetch=st.integers(0, 3), no_ack=st.booleans())
     def consume(self, slot: int, prefetch: int, no_ack: bool) -> None:
@@ -84,7 +121,9 @@ class QueueMachine(RuleBasedStateMachine):
     def cancel(self, slot: int, data: st.DataObject) -> None:
         ch = self.channels[slot]
         if ch.consumers:
-            tag = data.draw(st.sampled_from(sorted(ch.consumers)))
+            # Draw an index: consumer tags are random, so sampling them would make runs differ.
+            tags = list(ch.consumers)
+            tag = tags[data.draw(st.integers(0, len(tags) - 1))]
             assert ch.cancel(tag)
             self._collect_no_ack()
 
@@ -104,7 +143,11 @@ class QueueMachine(RuleBasedStateMachine):
         ch = self.channels[slot]
         tag = self._pick_tag(slot, data)
         if tag is not None:
-            self.acked.update(self._bodies_up_to(ch, tag, multiple))
+            bodies = self._bodies_up_to(ch, tag, multiple)
+            if self.tx[slot]:
+                self.pending_settle[slot].append(("ack", bodies))
+            else:
+                self.acked.update(bodies)
             ch.ack(tag, multiple=multiple)
             self._collect_no_ack()
 
@@ -117,6 +160,9 @@ class QueueMachine(RuleBasedStateMachine):
     def nack(self, slot: int, multiple: bool, requeue: bool, data: st.DataObject) -> None:
         tag = self._pick_tag(slot, data)
         if tag is not None:
+            if self.tx[slot]:
+                bodies = self._bodies_up_to(self.channels[slot], tag, multiple)
+                self.pending_settle[slot].append(("nack", bodies))
             self.channels[slot].nack(tag, multiple=multiple, requeue=requeue)
             self._collect_no_ack()
 
@@ -124,6 +170,9 @@ class QueueMachine(RuleBasedStateMachine):
     def reject(self, slot: int, requeue: bool, data: st.DataObject) -> None:
         tag = self._pick_tag(slot, data)
         if tag is not None:
+            if self.tx[slot]:
+                bodies = self._bodies_up_to(self.channels[slot], tag, False)
+                self.pending_settle[slot].append(("nack", bodies))
             self.channels[slot].reject(tag, requeue=requeue)
             self._collect_no_ack()
 
@@ -136,6 +185,9 @@ class QueueMachine(RuleBasedStateMachine):
     @rule(slot=st.integers(0, N_CHANNELS - 1))
     def close_channel(self, slot: int) -> None:
         self.channels[slot].close()
+        self.tx[slot] = False
+        self.pending_publish[slot] = []
+        self.pending_settle[slot] = []
         self._open_channel(slot)
         self._collect_no_ack()
 
@@ -156,11 +208,13 @@ class QueueMachine(RuleBasedStateMachine):
     def every_message_is_in_exactly_one_state(self) -> None:
         ready = [e.message.body for e in self.queue.browse()]
         unacked = [d.entry.message.body for ch in self.channels for d in ch.unacked.values()]
+        in_tx = [b for settles in self.pending_settle for _, bodies in settles for b in bodies]
         dead = [e.message.body for e in self.vhost.queues["dlq"].browse()]
         states: dict[bytes, list[str]] = {}
         for name, bodies in (
             ("ready", ready),
             ("unacked", unacked),
+            ("in-tx", in_tx),
             ("acked", self.acked),
             ("dead", dead),
         ):
@@ -169,7 +223,7 @@ class QueueMachine(RuleBasedStateMachine):
         assert sorted(states) == sorted(self.published)
         assert all(len(where) == 1 for where in states.values()), states
         assert self.queue.message_count == len(ready)
-        assert self.queue.unacked_count == len(unacked)
+        assert self.queue.unacked_count == len(unacked) + len(in_tx)
         assert self.queue.message_bytes == sum(len(b) for b in ready)
 
     @invariant()
@@ -181,8 +235,11 @@ class QueueMachine(RuleBasedStateMachine):
                     held[delivery.consumer] = held.get(delivery.consumer, 0) + 1
         for consumer, count in held.items():
             limit = self.prefetch[consumer.tag]
-            assert limit == 0 or count <= limit
-            assert consumer.unacked == count
+            assert limit == 0 or consumer.unacked <= limit
+            if not any(self.tx):
+                assert consumer.unacked == count
+            else:  # settlements waiting in a transaction still hold credit
+                assert consumer.unacked >= count
 
     @invariant()
     def idle_queue_with_ready_consumers_is_drained(self) -> None:
@@ -196,5 +253,5 @@ class QueueMachine(RuleBasedStateMachine):
                 assert not any(c.can_take() for c in self.queue.consumers)
 
 
-QueueMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+QueueMachine.TestCase.settings = settings(max_examples=2000, stateful_step_count=40, deadline=None)
 TestQueueStateMachine = QueueMachine.TestCase

@@ -10,6 +10,7 @@ import trio
 from http_support import Channel, Stack, add_user, q
 
 from amqplite.http.jsonout import STREAM_THRESHOLD
+from amqplite.http.server import serve_http
 
 
 def populate(ch: Channel) -> None:
@@ -577,3 +578,16 @@ async def test_dashboard_files_are_served_without_external_resources(stack: Stac
     assert b"https://" not in page.body and b"http://" not in page.body
     assert (await stack.request("GET", "/static/..%2Fapi.py", auth=None)).status == 404
     assert (await stack.request("GET", "/static/nothing.js", auth=None)).status == 404
+
+
+async def test_metrics_can_require_credentials(stack: Stack) -> None:
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(
+            lambda task_status: serve_http(
+                stack.broker, port=0, require_auth_for_metrics=True, task_status=task_status
+            )
+        )
+        locked = Stack(stack.broker, stack.amqp_url, port, stack.wake)
+        assert (await locked.request("GET", "/metrics", auth=None)).status == 401
+        assert (await locked.request("GET", "/metrics")).status == 200
+        nursery.cancel_scope.cancel()

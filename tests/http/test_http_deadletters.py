@@ -237,3 +237,24 @@ async def test_replayed_messages_reach_a_waiting_consumer_at_once(stack: Stack) 
             await ready.wait()
             await stack.request("POST", f"{DLQ}/replay", {"reason": "rejected"})
     assert got == [b"job 0", b"job 1", b"job 2"]
+
+
+async def test_rate_limited_replay_skips_messages_that_left_the_dlq_meanwhile(stack: Stack) -> None:
+    await dead_letters(stack)
+    vhost = stack.broker.vhosts["/"]
+    reports: list[dict[str, object]] = []
+
+    async def replay() -> None:
+        reply = await stack.request("POST", f"{DLQ}/replay", {"reason": "rejected", "rate": 5})
+        reports.append(reply.json())
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(replay)
+            # The first batch (one message) goes at once; the next waits 200 ms.
+            while vhost.queues["work"].message_count == 0:
+                await trio.sleep(0.005)
+            vhost.purge_queue("dlq")
+    (report,) = reports
+    assert (report["selected"], report["replayed"]) == (1, 1)
+    assert vhost.queues["work"].message_count == 1

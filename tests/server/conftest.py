@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -25,13 +24,3 @@ async def witness(running: RunningBroker) -> AsyncIterator[RawClient]:
     await client.open_channel(1)
     yield client
     await client.aclose()
-
-
-_names = itertools.count()
-
-
-async def assert_alive(client: RawClient) -> None:
-    """A full round trip on the connection (a queue.declare answered with declare-ok)."""
-    name = f"alive-{next(_names)}"
-    ok = await client.declare_queue(1, name, exclusive=True)
-    assert ok.queue == name

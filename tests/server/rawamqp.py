@@ -6,6 +6,7 @@ lets a test send anything at all: bad headers, garbage frames, out-of-order cont
 
 from __future__ import annotations
 
+import itertools
 import struct
 from typing import Any, TypeVar
 
@@ -135,4 +136,21 @@ class RawClient:
         await self.stream.aclose()
 
 
-__all__ = ["RawClient", "body_frame", "encode_table", "header_frame", "method_frame"]
+_names = itertools.count()
+
+
+async def assert_alive(client: RawClient) -> None:
+    """A full round trip on the connection (a queue.declare answered with declare-ok)."""
+    name = f"alive-{next(_names)}"
+    ok = await client.declare_queue(1, name, exclusive=True)
+    assert ok.queue == name
+
+
+__all__ = [
+    "RawClient",
+    "assert_alive",
+    "body_frame",
+    "encode_table",
+    "header_frame",
+    "method_frame",
+]

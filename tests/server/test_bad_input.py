@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import trio
-from conftest import assert_alive
-from rawamqp import RawClient, body_frame, header_frame, method_frame
+from rawamqp import RawClient, assert_alive, body_frame, header_frame, method_frame
 
 from amqplite.errors import ReplyCode
 from amqplite.protocol import methods as m

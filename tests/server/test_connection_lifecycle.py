@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
-from conftest import assert_alive
-from rawamqp import RawClient, publish_frames
+from rawamqp import RawClient, assert_alive, publish_frames
 
 from amqplite.errors import ReplyCode
 from amqplite.protocol import methods as m

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -258,3 +259,25 @@ def test_memory_store_refuses_to_remove_what_it_does_not_hold() -> None:
     store.remove(Q, ref)
     with pytest.raises(KeyError):
         store.remove(Q, ref)
+
+
+def test_segment_deleted_while_an_fsync_runs_elsewhere_is_closed_only_afterwards(
+    fast_tmp: Path,
+) -> None:
+    store = _open(fast_tmp, segment_size=1024)
+    first = [store.append(make_message(b"a" * 300), [Q]) for _ in range(3)]
+    store.append(make_message(b"b" * 300), [Q])  # rolls: the first segment is now sealed
+    point = store.prepare_sync()
+    store.remove_many(Q, first)  # the first segment dies while its fsync is pending
+    worker = threading.Thread(target=point.fsync)
+    worker.start()
+    worker.join()
+    store.complete_sync(point)
+    assert store.is_durable(point.position)
+    store.sync()
+    store.close()
+    reopened = _open(fast_tmp)
+    try:
+        assert reopened.segment_count == 2  # the second segment and a fresh active one
+    finally:
+        reopened.close()

@@ -171,3 +171,29 @@ def test_damaged_ack_file_brings_messages_back_rather_than_garbage(tmp_path: Pat
     assert [e.message.body for e in state.queues[Q] if e.message] == [b"m1", b"m2", b"m3"]
     assert state.discarded_records == 1
     assert len(data) > FILE_HEADER_SIZE
+
+
+def test_record_inside_a_body_is_never_mistaken_for_a_real_one(tmp_path: Path) -> None:
+    # A message whose body is itself a store segment (someone backing up a broker through
+    # a broker).  Damage the outer record: resynchronising must not find the inner ones.
+    inner = FileStore.open(tmp_path / "inner")
+    inner.recover()
+    for i in range(3):
+        inner.append(make_message(b"inner-%d" % i), [Q])
+    inner.close()
+    image = _segment(tmp_path / "inner").read_bytes()
+    outer = FileStore.open(tmp_path / "outer")
+    outer.recover()
+    outer.append(make_message(image), [Q])
+    outer.close()
+    segment = _segment(tmp_path / "outer")
+    data = bytearray(segment.read_bytes())
+    data[FILE_HEADER_SIZE + 3] ^= 0x01  # the outer record's length field
+    segment.write_bytes(bytes(data))
+    store = FileStore.open(tmp_path / "outer")
+    try:
+        state = store.recover()
+    finally:
+        store.close()
+    assert state.queues == {}
+    assert state.discarded_records == 1

@@ -1,0 +1,39 @@
+"""A minimal blocking AMQP 0-9-1 client on a plain socket (client layer; stdlib + our codec).
+
+Used by the ``amqplite`` CLI and by ``topology plan/apply --url`` against any AMQP
+0-9-1 broker, RabbitMQ included.  One thread, no background reader: each call blocks until
+its reply arrives.  Typical use::
+
+    with connect("amqp://guest:guest@127.0.0.1:5672/") as conn, conn.channel() as ch:
+        ch.queue_declare("jobs", durable=True)
+        ch.confirm_select()
+        ch.publish("", "jobs", b"hello")
+        assert ch.wait_for_confirms().ok
+        msg = ch.basic_get("jobs")
+
+A broker-side channel close (404, 406, ...) raises :class:`ChannelClosed` and leaves the
+channel closed, so probes such as a passive declare use a channel of their own.
+"""
+
+from __future__ import annotations
+
+from amqplite.client.channel import Channel, ConfirmReport, DeclareOk, Delivery, Returned
+from amqplite.client.connection import Connection, connect
+from amqplite.client.errors import BrokerClosed, ChannelClosed, ClientError, ConnectionClosed
+from amqplite.client.url import AmqpUrl, parse_url
+
+__all__ = [
+    "AmqpUrl",
+    "BrokerClosed",
+    "Channel",
+    "ChannelClosed",
+    "ClientError",
+    "ConfirmReport",
+    "DeclareOk",
+    "Delivery",
+    "Connection",
+    "ConnectionClosed",
+    "Returned",
+    "connect",
+    "parse_url",
+]

@@ -1,0 +1,107 @@
+"""A small client for the management HTTP API (RabbitMQ's, which amqplite also serves).
+
+CLI layer; stdlib ``urllib`` only.  The URL carries the credentials
+(``http://guest:guest@127.0.0.1:15672``), as RabbitMQ's own tools accept; they go out as
+HTTP Basic auth.  Every failure becomes an :class:`~amqplite.ops.errors.OpsError` with
+one line saying what happened (refused, 401, 404 with the broker's reason, ...).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from amqplite.ops.errors import OpsError
+
+DEFAULT_API = "http://guest:guest@127.0.0.1:15672"
+
+
+def quote(segment: str) -> str:
+    """One path segment, percent-encoded (the default vhost "/" is ``%2F``)."""
+    return urllib.parse.quote(segment, safe="")
+
+
+class ApiClient:
+    """Calls ``/api/...`` on one broker; returns decoded JSON."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+        parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+        if parts.scheme not in ("http", "https"):
+            raise OpsError(f"{url!r} is not an http:// URL for the management API")
+        user = urllib.parse.unquote(parts.username) if parts.username else "guest"
+        password = urllib.parse.unquote(parts.password) if parts.password else "guest"
+        host = parts.hostname or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise OpsError(f"{url!r}: {exc}") from None
+        netloc = host if port is None else f"{host}:{port}"
+        self.base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        self.user = user
+        self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return self.base
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        """``path`` starts with ``/api/``; ``body`` is sent as JSON.  Returns the JSON reply."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        req.add_header("authorization", self._auth)
+        req.add_header("accept", "application/json")
+        if data is not None:
+            req.add_header("content-type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise OpsError(self._describe(exc, method, path)) from None
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            text = getattr(reason, "strerror", None) or str(reason)
+            raise OpsError(f"cannot reach the HTTP API at {self.base}: {text}") from None
+        except TimeoutError:
+            raise OpsError(f"the HTTP API at {self.base} did not answer in time") from None
+        except OSError as exc:
+            raise OpsError(f"HTTP API at {self.base}: {exc}") from None
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise OpsError(f"{method} {path}: the reply is not JSON") from None
+
+    def _describe(self, exc: urllib.error.HTTPError, method: str, path: str) -> str:
+        reason = ""
+        try:
+            payload = json.loads(exc.read() or b"{}")
+            if isinstance(payload, dict):
+                reason = str(payload.get("reason") or payload.get("error") or "")
+        except (ValueError, OSError):
+            pass
+        if exc.code == 401:
+            return f"401 unauthorised: the HTTP API at {self.base} refused user {self.user!r}" + (
+                f" ({reason})" if reason and reason != "Login failed" else ""
+            )
+        what = f"{method} {urllib.parse.unquote(path)}"
+        if exc.code == 404:
+            return f"404 not found: {reason or what}"
+        return f"{exc.code} {exc.reason}: {reason or what}"
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, body)
+
+    def put(self, path: str, body: Any) -> Any:
+        return self.request("PUT", path, body)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
