@@ -59,6 +59,7 @@ from amqplite.store import (
     SyncPoint,
 )
 from amqplite.store.codec import (
+    RESERVED,
     CodecError,
     decode_message,
     decode_queue,
@@ -104,6 +105,8 @@ _MAX_PENDING_MARKS = 65536
 _TOPOLOGY_COMPACT_MIN = 1024 * 1024
 
 _READ_AHEAD = 8192
+#: A sealed segment is compacted once at most 1/4 of the memberships it held are alive.
+_COMPACT_LIVE_FRACTION = 4
 
 _DECODE_ERRORS = (CodecError, ValueError, IndexError, UnicodeDecodeError, TypeError)
 
@@ -128,6 +131,8 @@ class _FileSyncPoint:
     position: int
     files: list[StoreFile]
     directories: list[str]
+    #: compacted segments whose copies this sync makes durable; deleted on completion
+    retire: list[_Segment] = attrs.Factory(list)
 
     def fsync(self) -> None:
         try:
@@ -145,9 +150,11 @@ class FileStore:
     __slots__ = (
         "_active",
         "_closed",
+        "_compact_candidates",
         "_dirs_dirty",
         "_dirty",
         "_durable_position",
+        "_forward",
         "_highest_segment",
         "_lock",
         "_marked",
@@ -158,6 +165,7 @@ class FileStore:
         "_records",
         "_records_bytes",
         "_recovered",
+        "_reverse",
         "_segments",
         "_to_close",
         "_topology",
@@ -189,6 +197,11 @@ class FileStore:
         #: segments with pending marks, so sync does not walk every segment
         self._marked: set[_Segment] = set()
         self._highest_segment = 0
+        #: sealed segments mostly dead, to be compacted at the next sync
+        self._compact_candidates: set[_Segment] = set()
+        #: refs the broker holds for messages compaction moved: ref -> [current ref, memberships]
+        self._forward: dict[int, list[int]] = {}
+        self._reverse: dict[int, int] = {}  # current ref -> the ref the broker holds
         self._dirty: set[StoreFile] = set()
         self._dirs_dirty: set[str] = set()
         self._to_close: list[StoreFile] = []
@@ -378,7 +391,9 @@ class FileStore:
                     entries.append((original, ref, queue, count, message))
         return _Segment(number, file, acks), entries
 
-    def _recover_acks(self, number: int, damage: list[int]) -> tuple[_Removed, _Delivered, StoreFile | None]:
+    def _recover_acks(
+        self, number: int, damage: list[int]
+    ) -> tuple[_Removed, _Delivered, StoreFile | None]:
         path = self._path(number, "ack")
         if not os.path.exists(path):
             return set(), {}, None
@@ -491,24 +506,43 @@ class FileStore:
         ref = (segment.number << OFFSET_BITS) | file.size
         self._write_record(file, seal_record(record, MESSAGE, ref))
         segment.live += len(queues)
+        segment.count += len(queues)
         return ref
 
     def remove(self, queue: QueueKey, ref: MessageRef) -> None:
+        if self._forward:
+            forward = self._forward.get(ref)
+            if forward is not None:
+                current = forward[0]
+                forward[1] -= 1
+                if forward[1] <= 0:
+                    del self._forward[ref]
+                    del self._reverse[current]
+                ref = current
         segment = self._segments.get(ref >> OFFSET_BITS)
         if segment is None:
             logger.warning("store: remove of message %#x whose segment is gone", ref)
             return
         segment.live -= 1
-        if segment.live <= 0 and segment is not self._active:
+        if segment is self._active:
+            self._mark(segment, REMOVE, queue, ref)
+        elif segment.live <= 0:
             self._delete_segment(segment)
-            return
-        self._mark(segment, REMOVE, queue, ref)
+        else:
+            self._mark(segment, REMOVE, queue, ref)
+            if (
+                segment.live * _COMPACT_LIVE_FRACTION <= segment.count
+                and segment.file.size * 4 >= self.segment_size
+            ):
+                self._compact_candidates.add(segment)
 
     def remove_many(self, queue: QueueKey, refs: Iterable[MessageRef]) -> None:
         for ref in refs:
             self.remove(queue, ref)
 
     def mark_delivered(self, queue: QueueKey, ref: MessageRef) -> None:
+        if self._forward:
+            ref = self._forward.get(ref, (ref,))[0]
         segment = self._segments.get(ref >> OFFSET_BITS)
         if segment is None:
             return
@@ -528,6 +562,8 @@ class FileStore:
             self._flush_marks()
 
     def read_message(self, ref: MessageRef) -> Message:
+        if self._forward:
+            ref = self._forward.get(ref, (ref,))[0]
         segment = self._segments.get(ref >> OFFSET_BITS)
         if segment is None:
             raise StoreError(f"no stored message {ref:#x}")
@@ -541,10 +577,13 @@ class FileStore:
             data = data[:total]
         except OSError as exc:
             raise StoreCorruptError(f"cannot read message {ref:#x}: {exc}") from exc
-        if record_at(data, 0, ref) < 0 or data[1] != MESSAGE:
+        if record_at(data, 0, ref) < 0:
             raise StoreCorruptError(f"message {ref:#x} fails its checksum")
-        payload = memoryview(data)[RECORD_HEADER_SIZE:]
+        kind = data[1]
+        if kind != MESSAGE and kind != MOVED:
+            raise StoreCorruptError(f"record {ref:#x} is not a message")
         try:
+            payload = _split_record(kind, ref, memoryview(data)[RECORD_HEADER_SIZE:])[2]
             _members, content = decode_queues(payload)
             return decode_message(payload, content)
         except _DECODE_ERRORS as exc:
@@ -583,6 +622,8 @@ class FileStore:
         new = self._start_segment(old.number + 1)
         if old.live <= 0:
             self._delete_segment(old)
+        elif old.live * _COMPACT_LIVE_FRACTION <= old.count:
+            self._compact_candidates.add(old)
         return new
 
     def _delete_segment(self, segment: _Segment) -> None:
@@ -590,6 +631,7 @@ class FileStore:
         self._pending_marks -= sum(len(refs) for refs in segment.pending.values())
         segment.pending.clear()
         self._marked.discard(segment)
+        self._compact_candidates.discard(segment)
         for file in (segment.file, segment.acks):
             if file is not None:
                 self._dirty.discard(file)
@@ -635,6 +677,106 @@ class FileStore:
             self._pending_marks -= sum(len(refs) for refs in segment.pending.values())
             segment.pending.clear()
             self._marked.discard(segment)
+
+    # -- compaction -----------------------------------------------------------
+    def _compact(self) -> list[_Segment]:
+        """Copy the live messages of one mostly-dead segment forward; return it for retiring.
+
+        Bounded work per sync: one segment (about ``segment_size / 4`` of live data at most
+        is rewritten).  The old files are deleted by ``complete_sync``, once the copies are
+        durable; a crash before that leaves both, and recovery keeps only the copy (MOVED
+        records name their original).  The broker keeps using the refs it holds: they are
+        forwarded to the copies until every queue removed the message.
+        """
+        for segment in sorted(self._compact_candidates, key=_segment_number):
+            self._compact_candidates.discard(segment)
+            if (
+                self._segments.get(segment.number) is segment
+                and segment is not self._active
+                and not segment.pending
+                and segment.live > 0
+            ):
+                return [segment] if self._compact_segment(segment) else []
+        return []
+
+    def _compact_segment(self, segment: _Segment) -> bool:
+        try:
+            data = segment.file.read_all()
+            acks = segment.acks.read_all() if segment.acks is not None else b""
+        except OSError as exc:
+            logger.warning("store: cannot read segment %d to compact it: %s", segment.number, exc)
+            return False
+        removed, delivered = _parse_acks(acks, segment.number)[:2] if acks else (set(), {})
+        base = segment.number << OFFSET_BITS
+        view = memoryview(data)
+        copies: list[tuple[int, int, list[tuple[QueueKey, int]], memoryview]] = []
+        for kind, offset, start, end in scan(data, segment.number).records:
+            if kind != MESSAGE and kind != MOVED:
+                continue
+            ref = base | offset
+            try:
+                original, counts, payload = _split_record(kind, ref, view[start:end])
+                members, content = decode_queues(payload)
+            except _DECODE_ERRORS:
+                continue
+            alive = [
+                (queue, delivered.get((queue, ref), 0) + (counts[i] if counts else 0))
+                for i, queue in enumerate(members)
+                if (queue, ref) not in removed
+            ]
+            if alive:
+                copies.append((ref, original, alive, payload[content:]))
+        del self._segments[segment.number]
+        moved = 0
+        for ref, original, alive, rest in copies:
+            record = bytearray(RESERVED)
+            record += _U64.pack(original)
+            record += _U16.pack(len(alive))
+            record += array("I", [count for _, count in alive]).tobytes()
+            record += _U16.pack(len(alive))
+            for queue, _count in alive:
+                record += self._queue_code(queue)
+            record += rest
+            active = self._active
+            assert active is not None
+            try:
+                if active.file.size + len(record) > self.segment_size:
+                    active = self._roll()
+                new_ref = (active.number << OFFSET_BITS) | active.file.size
+                self._write_record(active.file, seal_record(record, MOVED, new_ref))
+            except StoreWriteError as exc:
+                logger.warning("store: compaction of segment %d stopped: %s", segment.number, exc)
+                segment.live -= moved
+                self._segments[segment.number] = segment
+                return False
+            active.live += len(alive)
+            active.count += len(alive)
+            held = self._reverse.pop(ref, ref)
+            self._forward[held] = [new_ref, len(alive)]
+            self._reverse[new_ref] = held
+            moved += len(alive)
+        if moved != segment.live:
+            logger.warning(
+                "store: segment %d had %d live memberships on disk, %d by count",
+                segment.number,
+                moved,
+                segment.live,
+            )
+        segment.live = 0
+        for file in (segment.file, segment.acks):
+            if file is not None:
+                self._dirty.discard(file)
+                self._to_close.append(file)
+        logger.info(
+            "store: compacted segment %d (%d live message(s) moved)", segment.number, len(copies)
+        )
+        return True
+
+    def _queue_code(self, queue: QueueKey) -> bytes:
+        code = self._queue_codes.get(queue)
+        if code is None:
+            code = self._queue_codes[queue] = encode_queue(queue)
+        return code
 
     # -- writing --------------------------------------------------------------
     def _write(self, file: StoreFile, kind: int, payload: bytes | bytearray) -> None:
@@ -692,7 +834,8 @@ class FileStore:
     def prepare_sync(self) -> _FileSyncPoint:
         if self._pending_marks:
             self._flush_marks()
-        point = _FileSyncPoint(self._position, list(self._dirty), sorted(self._dirs_dirty))
+        retire = self._compact() if self._compact_candidates else []
+        point = _FileSyncPoint(self._position, list(self._dirty), sorted(self._dirs_dirty), retire)
         self._dirty.clear()
         self._dirs_dirty.clear()
         return point
@@ -701,6 +844,9 @@ class FileStore:
         assert isinstance(point, _FileSyncPoint)
         if point.position > self._durable_position:
             self._durable_position = point.position
+        for segment in point.retire:  # their live messages now have durable copies
+            self._unlink_segment_files(segment.number)
+            self._dirs_dirty.add(self.messages_dir)
         for file in self._to_close:
             file.close()
         self._to_close.clear()
@@ -836,3 +982,7 @@ def _parse_acks(data: bytes, number: int) -> tuple[_Removed, _Delivered, ScanRes
                 key = (queue, ref)
                 delivered[key] = delivered.get(key, 0) + 1
     return removed, delivered, result, undecodable
+
+
+def _segment_number(segment: _Segment) -> int:
+    return segment.number

@@ -253,5 +253,5 @@ class QueueMachine(RuleBasedStateMachine):
                 assert not any(c.can_take() for c in self.queue.consumers)
 
 
-QueueMachine.TestCase.settings = settings(max_examples=2000, stateful_step_count=40, deadline=None)
+QueueMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
 TestQueueStateMachine = QueueMachine.TestCase

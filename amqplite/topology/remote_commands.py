@@ -1,0 +1,232 @@
+"""``amqplite topology plan | apply | export | import``: topology against a running broker.
+
+CLI layer (hangs off the ``topology`` parser of :mod:`amqplite.topology.commands`; the
+work is in :mod:`amqplite.ops.remote` and :mod:`amqplite.topology.definitions`).
+
+``plan`` prints one line per item, terraform style, and exits 1 when something conflicts
+(an existing queue or exchange whose flags or arguments differ: it cannot change without
+being deleted), else 0.  ``apply`` refuses the whole file on any conflict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from amqplite.ops.cli import (
+    Progress,
+    add_api,
+    add_url,
+    amqp_url,
+    api_client,
+    guarded,
+    print_json,
+    warn,
+)
+from amqplite.ops.errors import OpsError
+from amqplite.ops.remote import (
+    ApplyRefused,
+    RemotePlan,
+    apply_over_amqp,
+    apply_over_api,
+    fetch_definitions,
+    plan_over_amqp,
+    plan_over_api,
+)
+from amqplite.topology.apply import PlanItem
+from amqplite.topology.definitions import definitions_to_config, definitions_to_yaml
+from amqplite.topology.loader import load_config
+
+_MARK = {"create": "+", "update": "~", "unchanged": "=", "conflict": "!", "ensure": "~"}
+
+
+def register_remote(sub: Any) -> None:
+    plan = sub.add_parser(
+        "plan",
+        help="show what applying a file to a running broker would do",
+        description="Compare FILE with a running broker: create / unchanged / conflict "
+        "(cannot change without deleting).  --api (default) reads the broker's definitions; "
+        "--url probes over AMQP and works with any AMQP 0-9-1 broker (RabbitMQ too).",
+    )
+    _target_args(plan)
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.set_defaults(func=guarded(_cmd_plan))
+
+    apply = sub.add_parser(
+        "apply",
+        help="make a running broker hold what a file declares",
+        description="Apply FILE to a running broker (refused as a whole on any conflict).",
+    )
+    _target_args(apply)
+    apply.add_argument("--json", action="store_true", help="machine-readable output")
+    apply.set_defaults(func=guarded(_cmd_apply))
+
+    export = sub.add_parser(
+        "export",
+        help="write a running broker's topology as YAML or definitions JSON",
+        description="Read GET /api/definitions (amqplite or RabbitMQ) and write our YAML "
+        "(default) or RabbitMQ definitions JSON.",
+    )
+    export.add_argument("--format", choices=("yaml", "definitions"), default="yaml")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    add_api(export)
+    export.set_defaults(func=guarded(_cmd_export))
+
+    imp = sub.add_parser(
+        "import",
+        help="read RabbitMQ definitions JSON: convert to YAML, or apply it",
+        description="Convert a RabbitMQ definitions export to our YAML (stdout or -o), or "
+        "apply it to a running broker with --api or --url.",
+    )
+    imp.add_argument("file", metavar="DEFINITIONS.json")
+    imp.add_argument("-o", "--output", metavar="FILE", help="write the YAML here")
+    target = imp.add_mutually_exclusive_group()
+    target.add_argument("--api", metavar="URL", help="apply through this management API")
+    target.add_argument("--url", metavar="AMQP_URL", help="apply over AMQP to this broker")
+    imp.add_argument("--json", action="store_true", help="machine-readable output when applying")
+    imp.set_defaults(func=guarded(_cmd_import))
+
+
+def _target_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--api",
+        metavar="URL",
+        help="management HTTP API (env AMQPLITE_API; the default target)",
+    )
+    group.add_argument(
+        "--url", metavar="AMQP_URL", help="go over AMQP instead (any AMQP 0-9-1 broker)"
+    )
+
+
+def _item_json(item: PlanItem) -> dict[str, Any]:
+    return {
+        "action": item.action,
+        "kind": item.kind,
+        "vhost": item.vhost,
+        "name": item.name,
+        "detail": item.detail,
+        "file": item.position.file,
+        "line": item.position.line,
+    }
+
+
+def _print_plan(remote: RemotePlan, as_json: bool, *, verb: str = "Plan") -> None:
+    items = remote.plan.items
+    if as_json:
+        print_json({"items": [_item_json(i) for i in items], "notes": list(remote.notes)})
+        return
+    for item in items:
+        line = f"{_MARK[item.action]} {item}"
+        if item.action == "conflict":
+            p = item.position
+            line += f"  [{p.file}:{p.line}]"
+        print(line)
+    counts = {a: sum(1 for i in items if i.action == a) for a in _MARK}
+    print(
+        f"{verb}: {counts['create']} to create, {counts['update']} to update, "
+        f"{counts['unchanged']} unchanged, {counts['conflict']} conflicting"
+        + (f", {counts['ensure']} to ensure" if counts["ensure"] else "")
+    )
+    for note in remote.notes:
+        warn(note)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    if args.url:
+        remote = plan_over_amqp(config, amqp_url(args), Progress("checked"))
+    else:
+        remote = plan_over_api(config, api_client(args))
+    _print_plan(remote, args.json)
+    return 1 if remote.plan.conflicts else 0
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    return _apply(config, args)
+
+
+def _apply(config: Any, args: argparse.Namespace) -> int:
+    try:
+        if args.url:
+            remote, sent = apply_over_amqp(config, amqp_url(args), Progress("applied"))
+        else:
+            remote = apply_over_api(config, api_client(args))
+    except ApplyRefused as exc:
+        _print_plan(exc.remote, args.json)
+        raise
+    items = remote.plan.items
+    if args.json:
+        print_json({"items": [_item_json(i) for i in items], "notes": list(remote.notes)})
+        return 0
+    for item in items:
+        if item.action in ("create", "update", "ensure"):
+            print(f"{_MARK[item.action]} {item}")
+    created = sum(1 for i in items if i.action == "create")
+    updated = sum(1 for i in items if i.action == "update")
+    unchanged = sum(1 for i in items if i.action == "unchanged")
+    print(f"Applied: {created} created, {updated} updated, {unchanged} unchanged")
+    for note in remote.notes:
+        warn(note)
+    return 0
+
+
+def _write(text: str, output: str | None) -> None:
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OpsError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+def _count(defs: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{len(defs.get(k) or [])} {k}" for k in ("vhosts", "exchanges", "queues", "bindings", "users")
+    )
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    api = api_client(args)
+    print(f"amqplite: reading definitions from {api}", file=sys.stderr)
+    defs = fetch_definitions(api)
+    if args.format == "definitions":
+        text = json.dumps(defs, indent=2) + "\n"
+    else:
+        text, warnings = definitions_to_yaml(defs, source=f"{api}/api/definitions")
+        for w in warnings:
+            warn(w)
+    _write(text, args.output)
+    print(f"amqplite: exported {_count(defs)}", file=sys.stderr)
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    try:
+        defs = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise OpsError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise OpsError(f"{args.file} is not JSON: {exc}") from None
+    if not isinstance(defs, dict):
+        raise OpsError(f"{args.file}: expected a JSON object (RabbitMQ definitions)")
+    print(f"amqplite: importing {_count(defs)} from {args.file}", file=sys.stderr)
+    if args.api is None and args.url is None:
+        text, warnings = definitions_to_yaml(defs, source=Path(args.file).name)
+        for w in warnings:
+            warn(w)
+        definitions_to_config(defs, source=args.file)  # validate before writing anything
+        _write(text, args.output)
+        return 0
+    config, warnings = definitions_to_config(defs, source=args.file)
+    for w in warnings:
+        warn(w)
+    if args.output:
+        _write(definitions_to_yaml(defs, source=Path(args.file).name)[0], args.output)
+    return _apply(config, args)
