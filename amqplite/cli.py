@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "amqplite.topology.commands",
     "amqplite.http.commands",
     "amqplite.bench.commands",
+    "amqplite.ops.commands",
 )
 
 

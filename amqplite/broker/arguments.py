@@ -54,6 +54,7 @@ class QueueArgs:
     single_active_consumer: bool = False
     delivery_limit: int | None = None
     queue_type: str = "classic"
+    consumer_timeout: int | None = None  # ms
 
 
 def _describe(value: Any) -> str:
@@ -120,6 +121,7 @@ def parse_queue_args(args: FieldTable, queue: str, vhost: str) -> QueueArgs:
     if max_priority is not None and max_priority > MAX_PRIORITY_LIMIT:
         raise _invalid("x-max-priority", queue, vhost, f"{{value_too_large,{max_priority}}}")
     delivery_limit = _int_arg(args, "x-delivery-limit", queue, vhost)
+    consumer_timeout = _int_arg(args, "x-consumer-timeout", queue, vhost, positive=True)
     overflow = _str_arg(args, "x-overflow", queue, vhost) or "drop-head"
     if overflow not in OVERFLOW_MODES:
         raise _invalid("x-overflow", queue, vhost, f"{{unknown_overflow_mode,{overflow}}}")
@@ -152,6 +154,7 @@ def parse_queue_args(args: FieldTable, queue: str, vhost: str) -> QueueArgs:
         single_active_consumer=sac,
         delivery_limit=delivery_limit,
         queue_type=queue_type,
+        consumer_timeout=consumer_timeout,
     )
 
 

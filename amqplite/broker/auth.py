@@ -1,7 +1,10 @@
 """Users, password hashes and per-vhost permissions (broker layer, pure).
 
 Passwords are stored as self-describing strings, ``scrypt$n$r$p$salt_b64$hash_b64``, so
-the parameters can be raised later without invalidating stored hashes.  Permissions
+the parameters can be raised later without invalidating stored hashes.  Hashes imported
+from RabbitMQ definitions are kept as ``rabbitsha256$<b64>``, ``rabbitsha512$<b64>`` or
+``rabbitmd5$<b64>``, where the base64 holds RabbitMQ's 4-byte salt followed by
+``digest(salt + password)``; they verify as they would in RabbitMQ.  Permissions
 follow RabbitMQ: three regular expressions per (user, vhost), ``configure``, ``write``
 and ``read``, searched (not anchored) in the resource name; an empty pattern denies
 everything.  The default exchange ``""`` is checked under the name ``amq.default``, as
@@ -45,8 +48,17 @@ def hash_password(
     )
 
 
+#: RabbitMQ's salted-hash schemes as stored here (prefix -> hashlib name).
+RABBIT_SCHEMES = {"rabbitsha256": "sha256", "rabbitsha512": "sha512", "rabbitmd5": "md5"}
+_RABBIT_SALT_LEN = 4
+
+
 def verify_password(password: str, password_hash: str) -> bool:
     """Whether ``password`` matches ``password_hash``; constant-time in the digest comparison."""
+    scheme, _, rest = password_hash.partition("$")
+    algorithm = RABBIT_SCHEMES.get(scheme)
+    if algorithm is not None:
+        return _verify_rabbit(password, algorithm, rest)
     try:
         scheme, n_s, r_s, p_s, salt_b64, digest_b64 = password_hash.split("$")
         if scheme != "scrypt":
@@ -64,6 +76,18 @@ def verify_password(password: str, password_hash: str) -> bool:
         )
     except (ValueError, TypeError):
         return False
+    return hmac.compare_digest(digest, expected)
+
+
+def _verify_rabbit(password: str, algorithm: str, encoded: str) -> bool:
+    try:
+        salted = base64.b64decode(encoded, validate=True)
+    except ValueError:
+        return False
+    salt, expected = salted[:_RABBIT_SALT_LEN], salted[_RABBIT_SALT_LEN:]
+    if len(salt) != _RABBIT_SALT_LEN or not expected:
+        return False
+    digest = hashlib.new(algorithm, salt + password.encode("utf-8")).digest()
     return hmac.compare_digest(digest, expected)
 
 

@@ -8,6 +8,7 @@ returns.  The server owns the event loop and calls :meth:`Broker.tick` when
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,13 +16,18 @@ import attrs
 
 from amqplite.broker.auth import User, UserDB
 from amqplite.broker.channel import Channel
-from amqplite.broker.queue import Queue
+from amqplite.broker.queue import BrokerStats, Queue
 from amqplite.broker.results import DeliverySink
 from amqplite.broker.vhost import VHost
 from amqplite.errors import channel_error, not_allowed
 
 if TYPE_CHECKING:
     from amqplite.store import Store
+
+log = logging.getLogger(__name__)
+
+#: RabbitMQ's default ``consumer_timeout``: 30 minutes.
+DEFAULT_CONSUMER_TIMEOUT = 1800.0
 
 
 @attrs.frozen
@@ -84,17 +90,31 @@ class BrokerConnection:
 
 
 class Broker:
-    """The whole core.  ``clock`` returns wall-clock seconds; ``store`` is not wired yet."""
+    """The whole core.  ``clock`` returns wall-clock seconds; ``store`` is not wired yet.
 
-    def __init__(self, clock: Callable[[], float], store: Store | None = None) -> None:
+    ``consumer_timeout`` (seconds, None = off) is how long a manual-ack delivery may stay
+    unacked before its channel is closed with 406, as RabbitMQ's ``consumer_timeout``;
+    a queue's ``x-consumer-timeout`` argument (ms) overrides it for that queue.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        store: Store | None = None,
+        consumer_timeout: float | None = DEFAULT_CONSUMER_TIMEOUT,
+    ) -> None:
         self.clock = clock
         self.store = store
+        self.consumer_timeout = consumer_timeout
+        self.stats = BrokerStats()
         self.vhosts: dict[str, VHost] = {}
         self.users = UserDB()
         self.connections: dict[int, BrokerConnection] = {}
         self._ids = itertools.count(1)
         # Queues with x-expires or messages that carry a TTL: the only ones tick() visits.
         self._timed_queues: dict[Queue, None] = {}
+        # Channels that had unacked deliveries with a consumer timeout (pruned lazily).
+        self._timed_channels: dict[Channel, None] = {}
 
     def add_vhost(self, name: str) -> VHost:
         """Create vhost ``name`` (or return it if it exists)."""
@@ -138,8 +158,11 @@ class Broker:
     # -- time ----------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """Expire due messages (queue heads) and delete queues whose x-expires passed."""
+        """Expire due messages (queue heads), delete queues whose x-expires passed, and
+        close channels whose oldest unacked delivery outlived its consumer timeout."""
         now = self.clock()
+        if self._timed_channels:
+            self._check_consumer_timeouts(now)
         for q in list(self._timed_queues):
             if q.deleted:
                 self._timed_queues.pop(q, None)
@@ -151,9 +174,28 @@ class Broker:
             elif not q.message_count and q.args.expires is None:
                 self._timed_queues.pop(q, None)
 
+    def _check_consumer_timeouts(self, now: float) -> None:
+        for channel in list(self._timed_channels):
+            at = channel.timeout_deadline()
+            if at is None:
+                self._timed_channels.pop(channel, None)
+            elif at <= now:
+                self._timed_channels.pop(channel, None)
+                channel.consumer_timed_out()
+
     def next_deadline(self) -> float | None:
         """The earliest absolute clock time at which :meth:`tick` has work, or None."""
         best: float | None = None
+        if self._timed_channels:
+            stale: list[Channel] = []
+            for channel in self._timed_channels:
+                at = channel.timeout_deadline()
+                if at is None:
+                    stale.append(channel)
+                elif best is None or at < best:
+                    best = at
+            for channel in stale:
+                del self._timed_channels[channel]
         for q in self._timed_queues:
             at = q.next_deadline()
             if at is not None and (best is None or at < best):

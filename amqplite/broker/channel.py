@@ -9,6 +9,7 @@ also returns all unacked deliveries to their queues when it closes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from amqplite.broker.queue import Queue, QueueEntry, parse_expiration
 from amqplite.broker.results import DeclareOk, DeliverySink, GetResult, PublishResult
 from amqplite.broker.vhost import generate_name
 from amqplite.errors import (
+    ReplyCode,
     access_refused,
     not_allowed,
     not_found,
@@ -30,30 +32,44 @@ if TYPE_CHECKING:
     from amqplite.broker.auth import User
     from amqplite.broker.broker import BrokerConnection
 
+log = logging.getLogger(__name__)
+
 _NO_ARGS: FieldTable = {}
 _TX_PUBLISH = PublishResult(routed=True, queues=0)
 
 
 class Delivery:
-    """One unacked delivery held by a channel."""
+    """One unacked delivery held by a channel.
 
-    __slots__ = ("consumer", "entry", "queue", "tag")
+    ``at`` is when it was delivered, recorded only if its queue has a consumer timeout.
+    """
+
+    __slots__ = ("at", "consumer", "entry", "queue", "tag")
 
     def __init__(
-        self, tag: int, queue: Queue, entry: QueueEntry, consumer: Consumer | None
+        self,
+        tag: int,
+        queue: Queue,
+        entry: QueueEntry,
+        consumer: Consumer | None,
+        at: float | None,
     ) -> None:
         self.tag = tag
         self.queue = queue
         self.entry = entry
         self.consumer = consumer
+        self.at = at
 
 
 class Channel:
     """One AMQP channel of a :class:`~amqplite.broker.broker.BrokerConnection`."""
 
     __slots__ = (
+        "_bstats",
+        "_clock",
         "_last_queue",
         "_next_tag",
+        "_timed",
         "_tx",
         "_write_ok",
         "active",
@@ -91,6 +107,10 @@ class Channel:
         self._tx: list[tuple[Any, ...]] | None = None
         self._last_queue = ""
         self._write_ok: dict[str, bool] = {}
+        broker = connection.broker
+        self._clock = broker.clock
+        self._bstats = broker.stats
+        self._timed = broker._timed_channels
 
     def __repr__(self) -> str:
         return f"<Channel {self.number} of {self.connection!r}>"
@@ -104,6 +124,15 @@ class Channel:
                 f"access to {kind} '{name or 'amq.default'}' in vhost '{self.vhost.name}' "
                 f"refused for user '{user.name}'"
             )
+
+    def _check_routes_to(self, kind: str, name: str, target: object) -> None:
+        """Read on ``name`` and write on exchange ``target`` (an AE or a DLX argument)."""
+        if isinstance(target, bytes):
+            target = target.decode("utf-8", "replace")
+        if not isinstance(target, str):
+            return  # a bad type: the declaration itself refuses it with 406
+        self._check("read", kind, name)
+        self._check("write", "exchange", target)
 
     def _queue_name(self, name: str) -> str:
         # RabbitMQ's shortcut: an empty queue name means the last queue declared on the channel.
@@ -128,6 +157,11 @@ class Channel:
     ) -> None:
         if not passive:
             self._check("configure", "exchange", name)
+            alternate = arguments.get("alternate-exchange") if arguments else None
+            if alternate is not None and self.user is not None and name not in self.vhost.exchanges:
+                # RabbitMQ, on creating an exchange with an alternate exchange: read on the
+                # new exchange and write on the AE (messages will be published to it).
+                self._check_routes_to("exchange", name, alternate)
         self.vhost.declare_exchange(
             name,
             type,
@@ -175,6 +209,11 @@ class Channel:
             if server_named:
                 name = generate_name("amq.gen-")
             self._check("configure", "queue", name)
+            dlx = arguments.get("x-dead-letter-exchange") if arguments else None
+            if dlx is not None and self.user is not None and name not in self.vhost.queues:
+                # RabbitMQ, on creating a queue with a DLX: read on the queue and write on
+                # the DLX, as the declaring user (dead letters are published without a user).
+                self._check_routes_to("queue", name, dlx)
             ok = self.vhost.declare_queue(
                 name,
                 durable=durable,
@@ -245,9 +284,18 @@ class Channel:
         if message.routing_key != routing_key or message.exchange != exchange:
             message = Message(exchange, routing_key, props, message.body, message.raw_properties)
         if self._tx is not None:
-            self._tx.append(("publish", x, message))
+            self._tx.append(("publish", x, message, mandatory))
             return _TX_PUBLISH
-        return vhost.publish(x, message)
+        result = vhost.publish(x, message)
+        if not result.routed:
+            self._unroutable(mandatory)
+        return result
+
+    def _unroutable(self, mandatory: bool) -> None:
+        if mandatory:
+            self._bstats.returned += 1
+        else:
+            self._bstats.dropped_unroutable += 1
 
     # -- consuming -----------------------------------------------------------------------
 
@@ -328,13 +376,19 @@ class Channel:
         tag = self._next_tag
         self._next_tag = tag + 1
         stats = queue.stats
-        stats.delivered += 1
+        queue._bstats.delivered += 1
         if entry.redelivered:
             stats.redelivered += 1
         if consumer.no_ack:
+            stats.deliver_no_ack += 1
             queue._leave(entry)
         else:
-            self.unacked[tag] = Delivery(tag, queue, entry, consumer)
+            stats.deliver += 1
+            at = None
+            if queue.consumer_timeout is not None:
+                at = self._clock()
+                self._timed[self] = None
+            self.unacked[tag] = Delivery(tag, queue, entry, consumer, at)
             consumer.unacked += 1
             self.consumer_unacked += 1
             queue.unacked_count += 1
@@ -352,13 +406,20 @@ class Channel:
             return None
         tag = self._next_tag
         self._next_tag = tag + 1
-        q.stats.delivered += 1
+        stats = q.stats
+        self._bstats.delivered += 1
         if entry.redelivered:
-            q.stats.redelivered += 1
+            stats.redelivered += 1
         if no_ack:
+            stats.get_no_ack += 1
             q._leave(entry)
         else:
-            self.unacked[tag] = Delivery(tag, q, entry, None)
+            stats.get += 1
+            at = None
+            if q.consumer_timeout is not None:
+                at = self._clock()
+                self._timed[self] = None
+            self.unacked[tag] = Delivery(tag, q, entry, None, at)
             q.unacked_count += 1
         message = q.delivery_message(entry)
         return GetResult(
@@ -501,7 +562,10 @@ class Channel:
         results: list[PublishResult] = []
         for op in ops:
             if op[0] == "publish":
-                results.append(self.vhost.publish(op[1], op[2]))
+                result = self.vhost.publish(op[1], op[2])
+                if not result.routed:
+                    self._unroutable(op[3])
+                results.append(result)
             elif op[0] == "ack":
                 self._settle(op[1])
             else:
@@ -523,6 +587,49 @@ class Channel:
         if self._tx is not None:
             raise precondition_failed("cannot switch from tx to confirm mode")
         self.confirm = True
+
+    # -- consumer timeout ------------------------------------------------------------------
+
+    def _oldest_timed(self) -> Delivery | None:
+        # As RabbitMQ: only the oldest unacked delivery (with a timeout) is looked at.
+        for delivery in self.unacked.values():
+            if delivery.at is not None:
+                return delivery
+        return None
+
+    def timeout_deadline(self) -> float | None:
+        """When the oldest unacked delivery times out (None: nothing can time out)."""
+        if self.closed:
+            return None
+        delivery = self._oldest_timed()
+        if delivery is None:
+            return None
+        timeout = delivery.queue.consumer_timeout
+        if timeout is None or delivery.at is None:
+            return None
+        return delivery.at + timeout
+
+    def consumer_timed_out(self) -> None:
+        """Close this channel with 406 because a delivery stayed unacked too long.
+
+        The core releases the deliveries (requeued, redelivered) as a channel close does,
+        then asks the sink to send channel.close (``close_channel``, optional).
+        """
+        delivery = self._oldest_timed()
+        timeout = delivery.queue.consumer_timeout if delivery is not None else None
+        ms = round(timeout * 1000) if timeout is not None else 0
+        text = (
+            f"delivery acknowledgement on channel {self.number} timed out. Timeout value "
+            f"used: {ms} ms. This timeout value can be configured, see consumers doc guide "
+            "to learn more"
+        )
+        log.warning("consumer timeout on %r: %s", self, text)
+        self.close()
+        close_channel = getattr(self.sink, "close_channel", None)
+        if close_channel is not None:
+            close_channel(int(ReplyCode.PRECONDITION_FAILED), text)
+        else:
+            log.warning("sink of %r cannot close its channel; deliveries were released", self)
 
     # -- closing -------------------------------------------------------------------------
 

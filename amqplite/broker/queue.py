@@ -17,7 +17,7 @@ skipping consumers without credit or whose sink is not writable.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -52,13 +52,21 @@ class QueueEntry:
 
 
 class QueueStats:
-    """Monotonic counters for the HTTP API; plain integer increments on the hot path."""
+    """Monotonic counters for the HTTP API; plain integer increments on the hot path.
+
+    Deliveries are split the way RabbitMQ's ``message_stats`` are: ``deliver`` (to a
+    consumer, manual ack), ``deliver_no_ack``, ``get`` (basic.get, manual ack) and
+    ``get_no_ack``; ``deliver_get`` / ``delivered`` are their sum.
+    """
 
     __slots__ = (
         "acked",
         "dead_lettered",
-        "delivered",
+        "deliver",
+        "deliver_no_ack",
         "dropped",
+        "get",
+        "get_no_ack",
         "published",
         "redelivered",
         "rejected_publishes",
@@ -66,14 +74,51 @@ class QueueStats:
 
     def __init__(self) -> None:
         self.published = 0
-        self.delivered = 0
+        self.deliver = 0
+        self.deliver_no_ack = 0
+        self.get = 0
+        self.get_no_ack = 0
         self.redelivered = 0
         self.acked = 0
         self.rejected_publishes = 0
         self.dead_lettered: dict[str, int] = {}  # by reason, republished to a DLX
         self.dropped: dict[str, int] = {}  # by reason, no DLX (or a dead-letter cycle)
 
+    @property
+    def deliver_get(self) -> int:
+        """Every delivery and basic.get, acked or not (RabbitMQ's ``deliver_get``)."""
+        return self.deliver + self.deliver_no_ack + self.get + self.get_no_ack
+
+    @property
+    def delivered(self) -> int:
+        """The same sum as :attr:`deliver_get` (the name the HTTP layer used first)."""
+        return self.deliver + self.deliver_no_ack + self.get + self.get_no_ack
+
     def as_dict(self) -> dict[str, Any]:
+        out = {name: getattr(self, name) for name in self.__slots__}
+        out["deliver_get"] = out["delivered"] = self.deliver_get
+        return out
+
+
+class BrokerStats:
+    """Broker-wide totals, each message counted once however many queues it reached.
+
+    ``published``: publishes accepted from clients (dead-letter republishes excluded);
+    ``delivered``: deliveries and basic.get results; ``acked``: acknowledgements;
+    ``returned``: unroutable mandatory publishes (basic.return); ``dropped_unroutable``:
+    unroutable publishes without ``mandatory``.
+    """
+
+    __slots__ = ("acked", "delivered", "dropped_unroutable", "published", "returned")
+
+    def __init__(self) -> None:
+        self.published = 0
+        self.delivered = 0
+        self.acked = 0
+        self.returned = 0
+        self.dropped_unroutable = 0
+
+    def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
@@ -89,6 +134,7 @@ class Queue:
 
     __slots__ = (
         "__weakref__",
+        "_bstats",
         "_busy",
         "_clock",
         "_consumer_seq",
@@ -103,6 +149,7 @@ class Queue:
         "arguments",
         "auto_delete",
         "bindings",
+        "consumer_timeout",
         "consumers",
         "deleted",
         "durable",
@@ -146,7 +193,15 @@ class Queue:
         self.message_count = 0
         self.message_bytes = 0
         self.unacked_count = 0
-        self._clock = vhost.broker.clock
+        broker = vhost.broker
+        self._clock = broker.clock
+        self._bstats = broker.stats
+        #: Seconds a manual-ack delivery may stay unacked before its channel is closed.
+        self.consumer_timeout: float | None = (
+            args.consumer_timeout / 1000.0
+            if args.consumer_timeout is not None
+            else broker.consumer_timeout
+        )
         self.last_used = self._clock()
         levels = (args.max_priority or 0) + 1
         self._ready: list[deque[QueueEntry]] = [deque() for _ in range(levels)]
@@ -390,6 +445,7 @@ class Queue:
     def settle(self, entry: QueueEntry) -> None:
         """The entry was acked (or delivered no-ack): it leaves the queue for good."""
         self.stats.acked += 1
+        self._bstats.acked += 1
         self._leave(entry)
 
     def _leave(self, entry: QueueEntry) -> None:
@@ -437,6 +493,37 @@ class Queue:
         self.message_count = 0
         self.message_bytes = 0
         return count
+
+    def remove_messages(self, ids: Collection[int]) -> int:
+        """Remove the ready entries whose ``message.id`` is in ``ids``; how many were removed.
+
+        Like a selective purge: the rest keep their order, unacked entries stay with their
+        channels, and nothing is dead-lettered.  As with purge, x-expires' idle timer is
+        not reset (only consumers, declares and basic.get count as use).
+        """
+        if not ids or not self.message_count:
+            return 0
+        removed = 0
+        removed_bytes = 0
+        for ready in self._ready:
+            if not ready:
+                continue
+            keep: list[QueueEntry] = []
+            hit = False
+            for entry in ready:
+                if entry.message.id in ids:
+                    self._leave(entry)
+                    removed += 1
+                    removed_bytes += entry.size
+                    hit = True
+                else:
+                    keep.append(entry)
+            if hit:
+                ready.clear()
+                ready.extend(keep)
+        self.message_count -= removed
+        self.message_bytes -= removed_bytes
+        return removed
 
     # -- time ----------------------------------------------------------------------------
 

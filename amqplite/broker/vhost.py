@@ -438,6 +438,7 @@ class VHost:
     def publish(self, x: Exchange, message: Message) -> PublishResult:
         """Route and enqueue ``message`` (already checked for permissions and validity)."""
         x.stats.publish_in += 1
+        self.broker.stats.published += 1
         queues = self.route(x, message)
         if not queues:
             x.stats.unroutable += 1

@@ -250,7 +250,9 @@ class Channel:
         )
 
     def exchange_delete(self, name: str, *, if_unused: bool = False) -> None:
-        self._rpc(methods.ExchangeDelete(exchange=name, if_unused=if_unused), methods.ExchangeDeleteOk)
+        self._rpc(
+            methods.ExchangeDelete(exchange=name, if_unused=if_unused), methods.ExchangeDeleteOk
+        )
 
     def exchange_bind(
         self,

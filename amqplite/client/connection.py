@@ -93,9 +93,7 @@ class Connection:
             raise ClientError(f"the broker does not offer PLAIN login ({start.mechanisms!r})")
         u = self.url
         response = b"\0" + u.username.encode() + b"\0" + u.password.encode()
-        self._send(
-            0, methods.ConnectionStartOk(CLIENT_PROPERTIES, "PLAIN", response, "en_US")
-        )
+        self._send(0, methods.ConnectionStartOk(CLIENT_PROPERTIES, "PLAIN", response, "en_US"))
         tune = self._expect0(methods.ConnectionTune, "connection.tune (login refused?)")
         self.channel_max = min(tune.channel_max or 2047, 2047)
         self.frame_max = min(tune.frame_max or DEFAULT_FRAME_MAX, DEFAULT_FRAME_MAX)
@@ -127,9 +125,12 @@ class Connection:
             self._sock.settimeout(2.0)
             while time.monotonic() < deadline:
                 frame = self._read_frame("connection.close-ok")
-                if frame.type == FRAME_METHOD and frame.channel == 0:
-                    if isinstance(self._decode(frame), methods.ConnectionCloseOk):
-                        break
+                if (
+                    frame.type == FRAME_METHOD
+                    and frame.channel == 0
+                    and isinstance(self._decode(frame), methods.ConnectionCloseOk)
+                ):
+                    break
         except (OSError, ClientError):
             pass  # the broker went away first: closed all the same
         finally:

@@ -857,32 +857,8 @@ def _queue_mark(queue: Queue) -> tuple[int, ...]:
 
 
 def remove_messages(queue: Queue, ids: set[int]) -> int:
-    """Remove the ready messages whose ``Message.id`` is in ``ids``; returns how many.
-
-    Uses ``queue.remove_messages(ids)`` when the broker core offers it; until then a local
-    fallback edits the queue's ready deques (same bookkeeping as ``Queue.purge``).
-    """
-    if not ids:
-        return 0
-    method: Any = getattr(queue, "remove_messages", None)
-    if method is not None:
-        return int(method(ids))
-    removed = 0
-    ready_lists: Any = queue._ready
-    for ready in ready_lists:
-        keep = []
-        for entry in ready:
-            if entry.message.id in ids:
-                queue._leave(entry)
-                queue.message_count -= 1
-                queue.message_bytes -= entry.size
-                removed += 1
-            else:
-                keep.append(entry)
-        if removed:
-            ready.clear()
-            ready.extend(keep)
-    return removed
+    """Remove the ready messages whose ``Message.id`` is in ``ids``; returns how many."""
+    return queue.remove_messages(ids)
 
 
 def _user_name(user: User | None) -> str:

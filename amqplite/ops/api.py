@@ -91,7 +91,8 @@ class ApiClient:
             )
         what = f"{method} {urllib.parse.unquote(path)}"
         if exc.code == 404:
-            return f"404 not found: {reason or what}"
+            generic = reason in ("", "Not Found", "not_found")
+            return f"404 not found: {what if generic else reason}"
         return f"{exc.code} {exc.reason}: {reason or what}"
 
     def get(self, path: str) -> Any:

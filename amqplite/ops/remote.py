@@ -19,6 +19,7 @@ CLI layer.  Two ways in, because they can see different things:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -26,7 +27,14 @@ from typing import Any
 import attrs
 
 from amqplite.broker import Broker
-from amqplite.client import AmqpUrl, ChannelClosed, ClientError, Connection, ConnectionClosed, connect
+from amqplite.client import (
+    AmqpUrl,
+    ChannelClosed,
+    ClientError,
+    Connection,
+    ConnectionClosed,
+    connect,
+)
 from amqplite.ops.api import ApiClient
 from amqplite.ops.errors import OpsError
 from amqplite.topology import Config, Plan, PlanItem, plan
@@ -274,7 +282,13 @@ def broker_from_definitions(
     """An in-memory broker holding ``defs``' topology (for plan and route), and warnings."""
     config, warnings = definitions_to_config(defs, source=source)
     broker = Broker(clock=time.time)
-    apply_local(config, broker)
+    quiet = logging.getLogger("amqplite.topology.apply")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # its "applied ..." line would read as if we changed a broker
+    try:
+        apply_local(config, broker)
+    finally:
+        quiet.setLevel(level)
     return broker, warnings
 
 

@@ -87,7 +87,11 @@ def _keys(routing_key: str, headers: Mapping[str, Any]) -> tuple[str, ...]:
     for name in ("CC", "BCC"):
         extra = headers.get(name)
         if isinstance(extra, list):
-            keys.extend(k.decode() if isinstance(k, bytes) else k for k in extra if isinstance(k, str | bytes))
+            keys.extend(
+                k.decode() if isinstance(k, bytes) else k
+                for k in extra
+                if isinstance(k, str | bytes)
+            )
     return tuple(keys)
 
 
@@ -154,9 +158,7 @@ def trace(
                 work.append((alternate, f"alternate of '{ex.name}'"))
         elif not matched:
             note = "no binding matched"
-        hops.append(
-            Hop(ex.name, ex.type, via, matched, len(ex.bindings) - len(matched), note=note)
-        )
+        hops.append(Hop(ex.name, ex.type, via, matched, len(ex.bindings) - len(matched), note=note))
     if "BCC" in hdrs:
         notes.append("the BCC header is removed before the message is enqueued")
     return RouteTrace(exchange, keys, hdrs, tuple(hops), tuple(sorted(queues)), tuple(notes))
@@ -175,13 +177,17 @@ def render(t: RouteTrace) -> str:
     for hop in t.hops:
         if hop.exchange == "":
             target = f"queue '{hop.default_queue}'" if hop.default_queue else "nothing"
-            lines.append(f"exchange '' (the default exchange, {hop.via}): routes by queue name -> {target}")
+            lines.append(
+                f"exchange '' (the default exchange, {hop.via}): routes by queue name -> {target}"
+            )
             continue
         lines.append(f"exchange '{hop.exchange}' ({hop.type}, {hop.via}):")
         for b in hop.matched:
             lines.append(f"  matched   {_binding_text(b)}")
         if hop.unmatched:
-            lines.append(f"  ({hop.unmatched} other binding{'' if hop.unmatched == 1 else 's'} did not match)")
+            lines.append(
+                f"  ({hop.unmatched} other binding{'' if hop.unmatched == 1 else 's'} did not match)"
+            )
         if hop.note:
             lines.append(f"  {hop.note}")
     for note in t.notes:

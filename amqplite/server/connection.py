@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Longest wait for the peer to hang up after our last frame (see ``_linger``).
+LINGER_SECONDS = 1.0
+
 
 def _address(sockaddr: object) -> tuple[str, int]:
     if isinstance(sockaddr, tuple) and len(sockaddr) >= 2:
@@ -88,10 +91,12 @@ class AmqpConnection:
                 self._scope = nursery.cancel_scope
                 nursery.start_soon(self.outbox.writer)
                 nursery.start_soon(self._timer)
-                await self._reader()
+                eof = await self._reader()
                 # Let the last frames (close-ok, or our close) reach the peer.
                 with trio.move_on_after(self.settings.close_timeout):
                     await self.outbox.drain()
+                if not eof and self.session.abandoned:
+                    await self._linger()
                 nursery.cancel_scope.cancel()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             log.debug("connection %s: socket closed by peer", self.name)
@@ -108,7 +113,19 @@ class AmqpConnection:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(self.stream)
 
-    async def _reader(self) -> None:
+    async def _linger(self) -> None:
+        """Half-close and read until the peer closes (briefly): closing a socket with
+        unread input sends a RST, which can destroy our final frames in flight."""
+        with trio.move_on_after(min(self.settings.close_timeout, LINGER_SECONDS)):
+            try:
+                await self.stream.send_eof()
+                while await self.stream.receive_some(65536):
+                    pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+    async def _reader(self) -> bool:
+        """Read and handle input until the session is finished; True if the peer hung up."""
         session = self.session
         outbox = self.outbox
         flushes = self.flushes
@@ -125,7 +142,7 @@ class AmqpConnection:
             self.last_recv = trio.current_time()
             if not data:
                 session.eof_received()
-                break
+                return True
             session.data_received(data)
             while session.auth_pending is not None:
                 await session.check_login()
@@ -141,6 +158,7 @@ class AmqpConnection:
                 else:
                     await outbox.send_once()
             self._update_timer()
+        return False
 
     def _update_timer(self) -> None:
         session = self.session

@@ -109,6 +109,7 @@ class ChannelSink:
         "confirmed",
         "nacks",
         "number",
+        "outbox",
         "published",
         "queued",
         "session",
@@ -117,6 +118,7 @@ class ChannelSink:
 
     def __init__(self, session: Session, number: int) -> None:
         self.session = session
+        self.outbox = session.outbox  # the hot path reads it per delivery
         self.number = number
         self.broker_channel: BrokerChannel | None = None
         #: We sent channel.close and wait for close-ok: discard everything else.
@@ -144,7 +146,7 @@ class ChannelSink:
         message: Message,
     ) -> None:
         session = self.session
-        outbox = session.outbox
+        outbox = self.outbox
         outbox.buffer += encode_deliver(
             self.number,
             consumer_tag,
@@ -168,7 +170,12 @@ class ChannelSink:
 
     @property
     def writable(self) -> bool:
-        return self.session.outbox.writable
+        # Outbox.writable inlined: the broker asks once per dispatch attempt.
+        outbox = self.outbox
+        if len(outbox.buffer) + outbox.in_flight < outbox.high_water:
+            return True
+        outbox.throttled = True
+        return False
 
 
 class Session:
@@ -212,6 +219,8 @@ class Session:
         self.closing = False
         #: The socket should be closed once the outbox is flushed.
         self.finished = False
+        #: Finished without a close handshake (bad input): the peer may still be sending.
+        self.abandoned = False
         #: Something was published on this connection (for connection.blocked).
         self.publishing = False
         #: A publish in this batch was written to the store: sync before confirming.
@@ -228,7 +237,7 @@ class Session:
         """Handle every complete event in ``data``; never raises.
 
         Stops early while a login is being checked (``auth_pending``): the connection
-        task runs the password check off the loop, then calls :meth:`auth_complete`.
+        task awaits :meth:`check_login`, which runs the check off the loop and goes on.
         """
         if self.finished:
             return
@@ -400,7 +409,7 @@ class Session:
         otherwise we wait for close-ok like for any other hard error."""
         self._close_connection(exc, None)
         if exc.reply_code in (ReplyCode.FRAME_ERROR, ReplyCode.INTERNAL_ERROR):
-            self.finished = True
+            self.finished = self.abandoned = True
 
     def _channel_error_from_protocol(self, exc: ChannelError) -> None:
         for sink in list(self.channels.values()):
@@ -435,7 +444,24 @@ class Session:
     # -- event dispatch -----------------------------------------------------------------
 
     def _handle_event(self, event: object) -> None:
-        if isinstance(event, events.Method):
+        kind = type(event)
+        if kind is events.Method:
+            method = event.method  # type: ignore[attr-defined]
+            sink = self.channels.get(event.channel)  # type: ignore[attr-defined]
+            if sink is not None and not sink.closing and not self.closing:
+                # The common case: a method on an open channel.
+                handler = self._handlers.get(type(method))
+                if handler is not None:
+                    try:
+                        handler(sink, method)
+                    except ChannelError as exc:
+                        if sink.number in self.channels and not sink.closing:
+                            self._close_channel(sink, exc, method)
+                    return
+            self._handle_method(event.channel, method)  # type: ignore[attr-defined]
+        elif kind is events.Content:
+            self._handle_publish(event)  # type: ignore[arg-type]
+        elif isinstance(event, events.Method):
             self._handle_method(event.channel, event.method)
         elif isinstance(event, events.Content):
             self._handle_publish(event)
@@ -445,7 +471,7 @@ class Session:
             # Our header back, then hang up (no connection.close), as the spec says.
             log.warning("connection %s: bad protocol header %r", self.name, event.received)
             self.outbox.buffer += event.reply
-            self.finished = True
+            self.finished = self.abandoned = True
         elif isinstance(event, events.ProtocolHeader):
             self.send(
                 0,

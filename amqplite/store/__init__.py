@@ -32,7 +32,7 @@ index (that is what keeps its memory small) and trusts the caller; the memory st
 checks and raises ``KeyError`` so broker tests catch such bugs.
 
 ``mark_delivered(queue, ref)`` records that a message went out to a consumer.  Marks are
-cheap (buffered, written with the next ``sync``, never fsync'd on their own).  After a
+cheap (buffered, written by ``flush``/``sync``, never fsync'd on their own).  After a
 clean ``close()`` every message comes back with its exact ``delivery_count`` and
 ``redelivered = delivery_count > 0``; after a crash, marks written since the last sync may
 be lost, so -- like RabbitMQ after an unclean shutdown -- *every* recovered message is
@@ -53,9 +53,13 @@ make ``needs_sync`` true (a consumer-only load costs no fsyncs); they ride along
 next sync, and ``flush()`` (no fsync, one write per segment touched) hands them to the OS
 -- call it at the end of every input batch so that a killed process (``kill -9``) loses no
 acks; only a power loss can undo acks since the last sync, which redelivers, never loses.
-The server should also ``sync()`` now and then (say every second) while idle.  For servers that want to fsync off the event loop, ``sync()`` is split into
+The server should also ``sync()`` now and then (say every second) while acks are pending.
+
+For servers that want to fsync off the event loop, ``sync()`` is split into
 ``prepare_sync()`` (event-loop thread) -> ``SyncPoint.fsync()`` (any thread) ->
-``complete_sync(point)`` (event-loop thread).
+``complete_sync(point)`` (event-loop thread), with at most one sync in flight; writes may
+continue meanwhile (they belong to the next sync).  ``prepare_sync`` is also where the file
+store compacts at most one mostly-dead segment (a few ms for 8 MiB segments).
 
 Errors: a failed message write raises :class:`StoreWriteError` and leaves the store
 consistent (the torn bytes are truncated away, nothing is counted as stored, later writes
@@ -66,10 +70,16 @@ vouch for anything written.  Two stores on one data directory: :class:`StoreLock
 Lazy bodies
 -----------
 
+Refs stay valid for as long as the message is held, even if the file store's compaction
+moves the message (it forwards the old ref); after a restart the recovered refs are the
+ones to use.
+
 ``read_message(ref)`` reads a message back from the store, so a broker may keep only
 ``ref`` (plus whatever it needs for routing decisions) in memory for long queues and call
 ``recover(load_bodies=False)`` at startup.  ``read_message`` returns a fresh ``Message``
-each time (with a fresh ``Message.id``); the ref is the stable identity.
+each time (with a fresh ``Message.id``); the ref is the stable identity.  The file store
+itself keeps nothing per queued message, so the cost per message is what the broker keeps:
+a ref is an ``int`` of 32 bytes (shared by every queue holding the message) plus a list slot.
 """
 
 from __future__ import annotations

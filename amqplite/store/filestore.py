@@ -19,10 +19,18 @@ only live segments and their ack files -- startup cost grows with live data, not
 
 Space: each segment keeps a count of live (queue, message) memberships; when it reaches
 zero and the segment is no longer the one being appended to, both files are deleted.  A
-steady publish -> ack flow therefore keeps at most a few segments on disk.  A single
-long-lived message pins its whole segment (no compaction yet: it would change refs).
+steady publish -> ack flow therefore keeps at most a few segments on disk.  So that a few
+long-lived messages cannot pin many segments, a sealed segment in which at most a quarter
+of the memberships it held are alive is compacted at the next ``sync()``: its live
+messages are copied (MOVED records naming their original ref, so queue order and delivery
+counts survive) into the active segment, and the old files are deleted once the copies are
+durable.  The refs the broker holds stay valid: the store forwards them to the copies
+(a small dict entry per moved message, dropped when the last queue removes it).  Disk use
+is thus bounded by about four records per live message plus the active segment, however
+long the history.  The threshold counts memberships, not bytes.
 
-Memory: the store holds nothing per message (one small object per segment).  A broker
+Memory: the store holds nothing per message (one small object per segment), except the
+forwarding entry of a message moved by compaction (~200 B) until it is removed.  A broker
 that keeps bodies on disk pays only for the ref (a Python ``int``, 32 bytes, shared by all
 queues holding the message) plus its own queue entry.
 
@@ -39,6 +47,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import time
 from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -124,6 +133,35 @@ class _Segment:
     pending: dict[tuple[int, bytes], array[int]] = attrs.Factory(dict)
 
 
+class FsyncHistogram:
+    """Latency of whole ``SyncPoint.fsync`` calls, in Prometheus histogram shape."""
+
+    __slots__ = ("count", "counts", "total")
+
+    BOUNDS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0)
+
+    def __init__(self) -> None:
+        self.counts = [0] * len(self.BOUNDS)
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        for i, bound in enumerate(self.BOUNDS):
+            if seconds <= bound:
+                self.counts[i] += 1
+                break
+
+    def snapshot(self) -> tuple[tuple[float, ...], list[int], int, float]:
+        """(upper bounds, cumulative counts per bound, count, sum of seconds)."""
+        cumulative, running = [], 0
+        for n in self.counts:
+            running += n
+            cumulative.append(running)
+        return self.BOUNDS, cumulative, self.count, self.total
+
+
 @attrs.define(eq=False)
 class _FileSyncPoint:
     """Files to fsync; safe to run in a worker thread (files are closed only afterwards)."""
@@ -133,8 +171,12 @@ class _FileSyncPoint:
     directories: list[str]
     #: compacted segments whose copies this sync makes durable; deleted on completion
     retire: list[_Segment] = attrs.Factory(list)
+    histogram: FsyncHistogram | None = None
 
     def fsync(self) -> None:
+        if not self.files and not self.directories:
+            return
+        start = time.perf_counter()
         try:
             for file in self.files:
                 file.fsync()
@@ -142,6 +184,8 @@ class _FileSyncPoint:
                 fsync_directory(directory)
         except OSError as exc:
             raise StoreSyncError(f"fsync failed, stored data cannot be vouched for: {exc}") from exc
+        if self.histogram is not None:
+            self.histogram.observe(time.perf_counter() - start)
 
 
 class FileStore:
@@ -155,6 +199,7 @@ class FileStore:
         "_dirty",
         "_durable_position",
         "_forward",
+        "_fsyncs",
         "_highest_segment",
         "_lock",
         "_marked",
@@ -202,6 +247,7 @@ class FileStore:
         #: refs the broker holds for messages compaction moved: ref -> [current ref, memberships]
         self._forward: dict[int, list[int]] = {}
         self._reverse: dict[int, int] = {}  # current ref -> the ref the broker holds
+        self._fsyncs = FsyncHistogram()
         self._dirty: set[StoreFile] = set()
         self._dirs_dirty: set[str] = set()
         self._to_close: list[StoreFile] = []
@@ -316,10 +362,11 @@ class FileStore:
                 numbers.append((int(stem), ext))
             elif name.endswith(".tmp"):
                 os.unlink(os.path.join(self.messages_dir, name))
-        segment_numbers = sorted({n for n, ext in numbers if ext == "seg"})
+        segment_set = {n for n, ext in numbers if ext == "seg"}
+        segment_numbers = sorted(segment_set)
         self._highest_segment = max(segment_numbers, default=0)
         for number, ext in numbers:
-            if ext == "ack" and number not in segment_numbers:
+            if ext == "ack" and number not in segment_set:
                 # The segment was deleted and the crash came before its ack file went too.
                 os.unlink(self._path(number, "ack"))
         loaded: list[tuple[_Segment, list[_Entry]]] = []
@@ -835,7 +882,9 @@ class FileStore:
         if self._pending_marks:
             self._flush_marks()
         retire = self._compact() if self._compact_candidates else []
-        point = _FileSyncPoint(self._position, list(self._dirty), sorted(self._dirs_dirty), retire)
+        point = _FileSyncPoint(
+            self._position, list(self._dirty), sorted(self._dirs_dirty), retire, self._fsyncs
+        )
         self._dirty.clear()
         self._dirs_dirty.clear()
         return point
@@ -909,6 +958,14 @@ class FileStore:
     def segment_count(self) -> int:
         """Segments on disk (for tests and metrics)."""
         return len(self._segments)
+
+    def size_bytes(self) -> int:
+        """Bytes in the store's files (the management API's ``amqplite_store_size_bytes``)."""
+        return self.disk_usage()
+
+    def fsync_histogram(self) -> tuple[tuple[float, ...], list[int], int, float]:
+        """fsync latency as (bounds, cumulative counts, count, sum) for the metrics endpoint."""
+        return self._fsyncs.snapshot()
 
     def disk_usage(self) -> int:
         """Bytes in the store's files (for tests and metrics)."""

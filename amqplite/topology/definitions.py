@@ -63,8 +63,8 @@ class DefinitionsError(ValueError):
 
 def config_to_definitions(config: Config) -> dict[str, Any]:
     """RabbitMQ definitions JSON for everything ``config`` declares."""
-    users = []
-    permissions = []
+    users: list[dict[str, Any]] = []
+    permissions: list[dict[str, Any]] = []
     for u in config.users:
         scheme, _, rest = u.password_hash.partition("$")
         if scheme in _SCHEME_TO_ALGORITHM:
@@ -451,8 +451,8 @@ def dump_yaml(doc: Document, *, header: Iterable[str] = ()) -> str:
 
 
 def _scalar(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True, width=1 << 30).strip().removesuffix(
-        "\n..."
+    return (
+        yaml.safe_dump(value, default_flow_style=True, width=1 << 30).strip().removesuffix("\n...")
     )
 
 

@@ -19,7 +19,6 @@ from typing import Any
 from amqplite.ops.cli import (
     Progress,
     add_api,
-    add_url,
     amqp_url,
     api_client,
     guarded,
@@ -154,7 +153,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 def _apply(config: Any, args: argparse.Namespace) -> int:
     try:
         if args.url:
-            remote, sent = apply_over_amqp(config, amqp_url(args), Progress("applied"))
+            remote, _sent = apply_over_amqp(config, amqp_url(args), Progress("applied"))
         else:
             remote = apply_over_api(config, api_client(args))
     except ApplyRefused as exc:
@@ -188,7 +187,8 @@ def _write(text: str, output: str | None) -> None:
 
 def _count(defs: dict[str, Any]) -> str:
     return ", ".join(
-        f"{len(defs.get(k) or [])} {k}" for k in ("vhosts", "exchanges", "queues", "bindings", "users")
+        f"{len(defs.get(k) or [])} {k}"
+        for k in ("vhosts", "exchanges", "queues", "bindings", "users")
     )
 
 

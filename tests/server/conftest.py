@@ -12,7 +12,7 @@ from amqplite.server.app import RunningBroker, serve
 
 @pytest.fixture
 async def running() -> AsyncIterator[RunningBroker]:
-    async with serve() as r:
+    async with serve(shutdown_timeout=0.2) as r:
         yield r
 
 

@@ -7,49 +7,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from store_helpers import StoreHarness
 
-from amqplite.store import FileStore, MemoryStore, RecoveredState, Store
-
-
-class StoreHarness:
-    """Opens a store and restarts it: cleanly (close + reopen) or as after a crash."""
-
-    def __init__(self, kind: str, path: Path) -> None:
-        self.kind = kind
-        self.path = path
-        self.store: Any = None
-        self.state: RecoveredState = self.start()
-
-    def start(self, *, load_bodies: bool = True) -> RecoveredState:
-        if self.kind == "memory":
-            if self.store is None:
-                self.store = MemoryStore()
-        else:
-            self.store = FileStore.open(self.path, segment_size=16 * 1024)
-        state: RecoveredState = self.store.recover(load_bodies=load_bodies)
-        return state
-
-    def restart(self, *, clean: bool = True, load_bodies: bool = True) -> RecoveredState:
-        """Close (or crash) and recover; a crash keeps only what was synced."""
-        if self.kind == "memory":
-            if clean:
-                self.store.close()
-        elif clean:
-            self.store.close()
-        else:
-            self.store.abandon()
-        self.state = self.start(load_bodies=load_bodies)
-        return self.state
-
-    def close(self) -> None:
-        if self.kind == "file":
-            self.store.close()
+from amqplite.store import Store
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "file", "file-tiny"])
 def harness(request: pytest.FixtureRequest, fast_tmp: Path) -> Iterator[StoreHarness]:
     h = StoreHarness(request.param, fast_tmp / "data")
     yield h

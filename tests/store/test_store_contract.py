@@ -8,10 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import StoreHarness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from store_helpers import bodies, make_message
+from store_helpers import StoreHarness, bodies, make_message
 
 from amqplite.message import BasicProperties, Message
 
