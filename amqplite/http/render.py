@@ -46,7 +46,11 @@ def queue_json(queue: Queue, rates: RateTracker, now: float) -> dict[str, Any]:
     unacked = queue.unacked_count
     message_stats: dict[str, Any] = {}
     details(message_stats, rates, key, "publish", stats.published, now)
-    details(message_stats, rates, key, "deliver_get", stats.delivered, now)
+    details(message_stats, rates, key, "deliver", stats.deliver, now)
+    details(message_stats, rates, key, "deliver_no_ack", stats.deliver_no_ack, now)
+    details(message_stats, rates, key, "get", stats.get, now)
+    details(message_stats, rates, key, "get_no_ack", stats.get_no_ack, now)
+    details(message_stats, rates, key, "deliver_get", stats.deliver_get, now)
     details(message_stats, rates, key, "ack", stats.acked, now)
     details(message_stats, rates, key, "redeliver", stats.redelivered, now)
     out: dict[str, Any] = {

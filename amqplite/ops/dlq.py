@@ -233,7 +233,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for m in messages:
         print(f"--- message id {m.get('id')} (position {m.get('position')})")
         print(
-            f"published to exchange '{m.get('exchange')}' with routing key '{m.get('routing_key')}'"
+            f"arrived via exchange '{m.get('exchange')}' with routing key '{m.get('routing_key')}'"
         )
         props = m.get("properties") or {}
         headers = {k: v for k, v in (props.get("headers") or {}).items() if k != "x-death"}

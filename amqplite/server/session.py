@@ -114,6 +114,7 @@ class ChannelSink:
         "queued",
         "session",
         "tx",
+        "tx_publishes",
     )
 
     def __init__(self, session: Session, number: int) -> None:
@@ -125,6 +126,9 @@ class ChannelSink:
         self.closing = False
         self.confirm = False
         self.tx = False
+        #: In tx mode: (mandatory, message) of each publish since the last commit, to
+        #: return the unroutable mandatory ones when the commit routes them.
+        self.tx_publishes: list[tuple[bool, Message]] = []
         #: Publish sequence number of the last publish (confirm mode).
         self.published = 0
         #: Highest sequence number already confirmed to the client.
@@ -901,17 +905,22 @@ class Session:
         except ChannelError as exc:
             self._close_channel(sink, exc, method)
             return
-        if method.mandatory and not result.routed:
-            self.outbox.buffer += self.proto.send_content(
-                channel,
-                m.BasicReturn(ReplyCode.NO_ROUTE, "NO_ROUTE", method.exchange, method.routing_key),
-                message,
-            )
+        if sink.tx:
+            sink.tx_publishes.append((method.mandatory, message))
+        elif method.mandatory and not result.routed:
+            self._return_unroutable(channel, message)
         if seq:
             if result.rejected:
                 sink.nacks.append(seq)
             if result.durable_write:
                 self.sync_pending = True
+
+    def _return_unroutable(self, channel: int, message: Message) -> None:
+        self.outbox.buffer += self.proto.send_content(
+            channel,
+            m.BasicReturn(ReplyCode.NO_ROUTE, "NO_ROUTE", message.exchange, message.routing_key),
+            message,
+        )
 
     def _on_confirm_select(self, sink: ChannelSink, method: m.ConfirmSelect) -> None:
         if sink.tx:
@@ -936,11 +945,17 @@ class Session:
     def _on_tx_commit(self, sink: ChannelSink, method: m.TxCommit) -> None:
         if not sink.tx:
             raise ChannelError(ReplyCode.PRECONDITION_FAILED, "channel is not transactional")
-        self._channel(sink).tx_commit()
+        results = self._channel(sink).tx_commit()
+        publishes = sink.tx_publishes
+        sink.tx_publishes = []
+        for (mandatory, message), result in zip(publishes, results, strict=False):
+            if mandatory and not result.routed:
+                self._return_unroutable(sink.number, message)
         self.send(sink.number, m.TxCommitOk())
 
     def _on_tx_rollback(self, sink: ChannelSink, method: m.TxRollback) -> None:
         if not sink.tx:
             raise ChannelError(ReplyCode.PRECONDITION_FAILED, "channel is not transactional")
         self._channel(sink).tx_rollback()
+        sink.tx_publishes.clear()
         self.send(sink.number, m.TxRollbackOk())

@@ -20,7 +20,7 @@ not know, server-named ``amq.*`` queues, and dead-letter / alternate exchange na
 point at no declared exchange (RabbitMQ drops such messages, as no argument at all does).
 
 Password hashes (agreed with ``amqplite/http/definitions.py``): RabbitMQ's salted hashes
-travel as ``rabbitsha256$<base64>`` / ``rabbitmd5$<base64>`` in our ``password_hash``
+travel as ``rabbitsha256$<base64>`` (also ``rabbitsha512``, ``rabbitmd5``) in our ``password_hash``
 (the base64 is RabbitMQ's ``base64(salt4 + sha256(salt4 + password))``), ours as
 ``scrypt$...`` with ``hashing_algorithm: amqplite_scrypt``; each goes back out in its own
 RabbitMQ ``hashing_algorithm``.
@@ -43,6 +43,7 @@ OUR_HASH = "amqplite_scrypt"
 #: RabbitMQ hashing_algorithm -> the scheme prefix of our password_hash strings.
 RABBIT_HASHES: Mapping[str, str] = {
     "rabbit_password_hashing_sha256": "rabbitsha256",
+    "rabbit_password_hashing_sha512": "rabbitsha512",
     "rabbit_password_hashing_md5": "rabbitmd5",
 }
 _SCHEME_TO_ALGORITHM = {v: k for k, v in RABBIT_HASHES.items()}

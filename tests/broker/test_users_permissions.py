@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Callable
 
 import pytest
@@ -103,3 +105,98 @@ def test_user_id_must_match_the_authenticated_user() -> None:
     ch.publish("", "q", msg(routing_key="q", user_id="bob"))
     with pytest.raises(ChannelError, match="user_id property set to 'mallory'"):
         ch.publish("", "q", msg(routing_key="q", user_id="mallory"))
+
+
+def rabbit_hash(prefix: str, algorithm: str, salt: bytes, password: str) -> str:
+    """RabbitMQ's stored form: base64(salt + digest(salt + password)), with our prefix."""
+    digest = hashlib.new(algorithm, salt + password.encode()).digest()
+    return f"{prefix}${base64.b64encode(salt + digest).decode()}"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "algorithm"),
+    [("rabbitsha256", "sha256"), ("rabbitsha512", "sha512"), ("rabbitmd5", "md5")],
+)
+def test_rabbitmq_salted_hashes_verify_the_right_password_only(prefix: str, algorithm: str) -> None:
+    stored = rabbit_hash(prefix, algorithm, b"\x90\x8d\xc6\x0a", "guest")
+    assert verify_password("guest", stored)
+    assert not verify_password("Guest", stored)
+    assert not verify_password("", stored)
+    # The salt is part of the hash: the same digest under another salt does not verify.
+    salted = base64.b64decode(stored.partition("$")[2])
+    moved = base64.b64encode(b"\x00\x00\x00\x00" + salted[4:]).decode()
+    assert not verify_password("guest", f"{prefix}${moved}")
+
+
+def test_rabbitmq_documented_hash_example_verifies() -> None:
+    # The worked example in RabbitMQ's passwords guide: salt 908DC60A, password "test12".
+    stored = "rabbitsha256$kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR"
+    users = UserDB()
+    users.add_user("imported", stored)
+    assert users.authenticate("imported", "test12") is not None
+    assert users.authenticate("imported", "test13") is None
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ["rabbitsha256$", "rabbitsha256$not base64!", "rabbitmd5$AAAA", "rabbitsha1$AAAAAAAA", ""],
+)
+def test_malformed_rabbitmq_hashes_refuse_every_password(stored: str) -> None:
+    assert not verify_password("", stored)
+    assert not verify_password("guest", stored)
+
+
+def test_declaring_an_exchange_with_an_alternate_needs_write_on_it() -> None:
+    broker = broker_with(".*", "^bob-", ".*")
+    conn = broker.open_connection("/", "bob")
+    ch = conn.open_channel(1, RecordingSink())
+    ch.declare_exchange("bob-ae", "fanout")
+    ch.declare_exchange("bob-x", "direct", arguments={"alternate-exchange": "bob-ae"})
+    with pytest.raises(ChannelError) as exc:
+        conn.open_channel(2, RecordingSink()).declare_exchange(
+            "bob-y", "direct", arguments={"alternate-exchange": "amq.fanout"}
+        )
+    assert exc.value.reply_code == ReplyCode.ACCESS_REFUSED
+    assert "exchange 'amq.fanout'" in exc.value.reply_text
+    assert "bob-y" not in broker.vhosts["/"].exchanges
+
+
+def test_declaring_an_exchange_with_an_alternate_needs_read_on_the_exchange() -> None:
+    broker = broker_with(".*", ".*", "^nothing$")
+    ch = broker.open_connection("/", "bob").open_channel(1, RecordingSink())
+    with pytest.raises(ChannelError, match="access to exchange 'bob-x'"):
+        ch.declare_exchange("bob-x", "direct", arguments={"alternate-exchange": "amq.fanout"})
+
+
+def test_redeclaring_an_existing_exchange_does_not_recheck_its_alternate() -> None:
+    broker = broker_with(".*", "^bob-", ".*")
+    broker.vhosts["/"].declare_exchange(
+        "bob-x", "direct", arguments={"alternate-exchange": "amq.fanout"}
+    )
+    ch = broker.open_connection("/", "bob").open_channel(1, RecordingSink())
+    ch.declare_exchange("bob-x", "direct", arguments={"alternate-exchange": "amq.fanout"})
+
+
+def test_declaring_a_queue_with_a_dead_letter_exchange_needs_write_on_it() -> None:
+    broker = broker_with(".*", "^bob-", ".*")
+    conn = broker.open_connection("/", "bob")
+    ch = conn.open_channel(1, RecordingSink())
+    ch.declare_exchange("bob-dlx", "fanout")
+    ch.declare_queue("bob-q", arguments={"x-dead-letter-exchange": "bob-dlx"})
+    for n, dlx in enumerate(("amq.direct", ""), start=2):
+        with pytest.raises(ChannelError) as exc:
+            conn.open_channel(n, RecordingSink()).declare_queue(
+                "bob-other", arguments={"x-dead-letter-exchange": dlx}
+            )
+        assert exc.value.reply_code == ReplyCode.ACCESS_REFUSED
+        assert f"exchange '{dlx or 'amq.default'}'" in exc.value.reply_text
+    assert "bob-other" not in broker.vhosts["/"].queues
+
+
+def test_declaring_a_queue_with_a_dead_letter_exchange_needs_read_on_the_queue() -> None:
+    broker = broker_with(".*", ".*", "^nothing$")
+    ch = broker.open_connection("/", "bob").open_channel(1, RecordingSink())
+    with pytest.raises(ChannelError, match="access to queue 'bob-q'"):
+        ch.declare_queue("bob-q", arguments={"x-dead-letter-exchange": "amq.fanout"})
+    ch2 = broker.open_connection("/", "bob").open_channel(1, RecordingSink())
+    ch2.declare_queue("bob-plain")  # no DLX: read is not needed to declare

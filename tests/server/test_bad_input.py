@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
+import struct
+
 import trio
 from rawamqp import RawClient, assert_alive, body_frame, header_frame, method_frame
 
 from amqplite.errors import ReplyCode
 from amqplite.protocol import methods as m
-from amqplite.protocol.frames import PROTOCOL_HEADER
+from amqplite.protocol.frames import PROTOCOL_HEADER, encode_frame
 from amqplite.server.app import RunningBroker
 
 
@@ -180,4 +183,36 @@ async def test_unknown_vhost_is_refused_with_530(
         close = await client.expect(m.ConnectionClose)
         assert close.reply_code == ReplyCode.NOT_ALLOWED
         assert "nowhere" in close.reply_text
+        await assert_alive(witness)
+
+
+async def test_random_bytes_and_random_method_frames_never_hurt_the_server(
+    running: RunningBroker, witness: RawClient
+) -> None:
+    rng = random.Random(20261122)
+    known = sorted(m.METHODS)
+    with trio.fail_after(20):
+        for i in range(100):
+            client = await _opened(running)
+            if i % 2:
+                payload = rng.randbytes(rng.randrange(0, 64))
+                # Mostly real methods with random arguments, sometimes unknown ones.
+                ids = rng.choice(known) if rng.random() < 0.9 else (rng.randrange(65536), 1)
+                head = struct.pack(">HH", *ids)
+                data = encode_frame(1, rng.choice([0, 1, 2]), head + payload)
+            else:
+                data = rng.randbytes(rng.randrange(1, 300))
+            await client.send(data)
+            await client.stream.send_eof()
+            replies = []
+            try:
+                while True:
+                    replies.append(await client.read_method())
+            except EOFError:
+                pass
+            for channel, reply in replies:
+                if isinstance(reply, m.ConnectionClose):
+                    assert reply.reply_code >= 500 or reply.reply_code in (403, 404, 406)
+                    assert channel == 0
+            await client.aclose()
         await assert_alive(witness)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import trio
-from rawamqp import RawClient, publish_frames
+from rawamqp import RawClient, body_frame, header_frame, method_frame, publish_frames
 
 from amqplite.errors import ReplyCode
 from amqplite.protocol import methods as m
@@ -40,12 +40,8 @@ async def test_mandatory_unroutable_publish_is_returned_before_its_ack(
         client = await _client(running)
         await client.send_method(1, m.ConfirmSelect(False))
         await client.expect(m.ConfirmSelectOk)
-        frames = publish_frames(1, "", "nowhere", b"lost")
         mandatory = m.BasicPublish(0, "", "nowhere", True, False)
-        from rawamqp import method_frame
-
-        plain_publish = method_frame(1, m.BasicPublish(0, "", "nowhere", False, False))
-        await client.send(method_frame(1, mandatory) + frames[len(plain_publish) :])
+        await client.send(method_frame(1, mandatory) + header_frame(1, 4) + body_frame(1, b"lost"))
         returned = await client.expect(m.BasicReturn)
         assert (returned.reply_code, returned.reply_text) == (ReplyCode.NO_ROUTE, "NO_ROUTE")
         ack = await client.expect(m.BasicAck)
@@ -150,3 +146,17 @@ async def test_tx_commit_publishes_and_rollback_discards(running: RunningBroker)
         await client.expect(m.TxRollbackOk)
         ok = await client.declare_queue(1, "tx", passive=True)
         assert ok.message_count == 1
+
+
+async def test_tx_commit_returns_unroutable_mandatory_publishes(running: RunningBroker) -> None:
+    with trio.fail_after(5):
+        client = await _client(running)
+        await client.send_method(1, m.TxSelect())
+        await client.expect(m.TxSelectOk)
+        mandatory = m.BasicPublish(0, "", "nowhere", True, False)
+        await client.send(method_frame(1, mandatory) + header_frame(1, 1) + body_frame(1, b"x"))
+        await client.send_method(1, m.TxCommit())
+        _, first = await client.read_method()
+        assert isinstance(first, m.BasicReturn)
+        assert first.routing_key == "nowhere"
+        await client.expect(m.TxCommitOk)
