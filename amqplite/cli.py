@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 COMMAND_MODULES = (
     "amqplite.server.commands",
     "amqplite.topology.commands",
-    "amqplite.http.commands",
     "amqplite.bench.commands",
     "amqplite.ops.commands",
 )

@@ -4,7 +4,7 @@ Client layer.  Each call is synchronous: it sends its method and pumps the conne
 until the reply arrives (see :mod:`amqplite.client.connection`).  When the broker closes
 the channel (404 missing entity, 406 inequivalent arguments, ...) the call raises
 :class:`~amqplite.client.errors.ChannelClosed` and the channel is gone; open another one.
-That is how a passive declare answers "does it exist?" (see :meth:`Channel.exists`).
+That is how a passive declare answers "does it exist?": 404 closes the probing channel.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from amqplite.client.errors import ChannelClosed, ClientError
+from amqplite.client.errors import ChannelClosed, ClientError, DeadlineReached
 from amqplite.message import BasicProperties
 from amqplite.protocol import methods
 from amqplite.protocol.frames import encode_content
@@ -87,14 +87,16 @@ class Channel:
         self._replies: collections.deque[methods.Method | Delivery] = collections.deque()
         self._deliveries: collections.deque[Delivery] = collections.deque()
         self._returns: list[Returned] = []
-        # content being assembled: (method, properties, size, parts)
+        # content being assembled: (method, properties, size, parts) and the bytes so far
         self._content: tuple[methods.Method, BasicProperties, int, list[bytes]] | None = None
+        self._received = 0
         self._confirming = False
         self._next_seq = 1
         self._unconfirmed: set[int] = set()
         self._acked = 0
         self._nacked: list[int] = []
         self.cancelled_consumers: set[str] = set()
+        self._consumers: set[str] = set()
 
     def __enter__(self) -> Channel:
         return self
@@ -150,6 +152,7 @@ class Channel:
                 )
         elif isinstance(method, methods.BasicCancel):  # the broker cancelled a consumer
             self.cancelled_consumers.add(method.consumer_tag)
+            self._consumers.discard(method.consumer_tag)
         elif isinstance(method, methods.ChannelFlow):
             self.connection._send(self.number, methods.ChannelFlowOk(method.active))
         else:
@@ -161,15 +164,16 @@ class Channel:
         _, _, size = _HEADER.unpack_from(payload, 0)
         props = decode_properties(payload, 12, len(payload))
         self._content = (self._content[0], props, size, [])
+        self._received = 0
         if size == 0:
             self._content_done()
 
     def _on_body(self, payload: bytes) -> None:
         if self._content is None or self._content[2] < 0:
             raise ClientError("content body without a header")
-        parts = self._content[3]
-        parts.append(payload)
-        if sum(map(len, parts)) >= self._content[2]:
+        self._content[3].append(payload)
+        self._received += len(payload)
+        if self._received >= self._content[2]:
             self._content_done()
 
     def _content_done(self) -> None:
@@ -400,14 +404,12 @@ class Channel:
         """
         if not self._confirming:
             raise ClientError("wait_for_confirms needs confirm_select() first")
-        from amqplite.client.connection import _Deadline
-
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._unconfirmed:
             self._check()
             try:
                 self.connection.pump("publisher confirms", deadline)
-            except _Deadline:
+            except DeadlineReached:
                 raise ClientError(
                     f"{len(self._unconfirmed)} publish(es) not confirmed within {timeout} s"
                 ) from None
@@ -453,21 +455,28 @@ class Channel:
             ),
             methods.BasicConsumeOk,
         )
+        self._consumers.add(ok.consumer_tag)
         return ok.consumer_tag
 
     def basic_cancel(self, consumer_tag: str) -> None:
         self._rpc(methods.BasicCancel(consumer_tag=consumer_tag), methods.BasicCancelOk)
+        self._consumers.discard(consumer_tag)
 
     def next_delivery(self, timeout: float | None = None) -> Delivery | None:
-        """The next message for a consumer of this channel, or None after ``timeout`` s."""
-        from amqplite.client.connection import _Deadline
+        """The next message for a consumer of this channel, or None after ``timeout`` s.
 
+        Raises :class:`ClientError` when the broker cancelled the channel's last consumer
+        (its queue was deleted) and nothing more can arrive.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._deliveries:
             self._check()
+            if self.cancelled_consumers and not self._consumers:
+                tags = ", ".join(sorted(self.cancelled_consumers))
+                raise ClientError(f"the broker cancelled consumer {tags} (queue deleted?)")
             try:
                 self.connection.pump("a delivery", deadline)
-            except _Deadline:
+            except DeadlineReached:
                 return None
         return self._deliveries.popleft()
 

@@ -22,7 +22,7 @@ import time
 from typing import Any, TypeVar
 
 from amqplite.client.channel import Channel
-from amqplite.client.errors import ClientError, ConnectionClosed
+from amqplite.client.errors import ClientError, ConnectionClosed, DeadlineReached
 from amqplite.client.url import AmqpUrl, parse_url
 from amqplite.errors import ConnectionError as ProtocolError
 from amqplite.protocol import methods
@@ -215,7 +215,7 @@ class Connection:
             data = self._sock.recv(_RECV)
         except TimeoutError:
             if deadline is not None and time.monotonic() >= deadline:
-                raise _Deadline from None
+                raise DeadlineReached from None
             self._shutdown()
             raise ClientError(f"timed out waiting for {what} from {self.url}") from None
         except OSError as exc:
@@ -240,7 +240,7 @@ class Connection:
             raise ClientError(f"malformed method from the broker: {exc}") from None
 
     def pump(self, what: str, deadline: float | None = None) -> None:
-        """Read and dispatch one frame (raises :class:`_Deadline` when ``deadline`` passes)."""
+        """Read and dispatch one frame (raises :class:`DeadlineReached` when ``deadline`` passes)."""
         frame = self._read_frame(what, deadline)
         if frame.type == FRAME_HEARTBEAT:
             return
@@ -275,10 +275,6 @@ class Connection:
         raise ConnectionClosed(
             method.reply_code, method.reply_text, method.class_id, method.method_id
         )
-
-
-class _Deadline(Exception):
-    """Internal: a wait with a deadline ran out (not an error for the caller)."""
 
 
 def connect(url: str | AmqpUrl, *, timeout: float | None = 10.0) -> Connection:

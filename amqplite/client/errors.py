@@ -32,3 +32,7 @@ class ChannelClosed(BrokerClosed):
 
 class ConnectionClosed(BrokerClosed):
     """The broker closed the connection (a hard error, or a refused login / vhost)."""
+
+
+class DeadlineReached(Exception):
+    """Internal: a wait with a deadline ran out (an answer, not an error, for the caller)."""

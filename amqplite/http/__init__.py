@@ -7,7 +7,6 @@
 - :mod:`amqplite.http.definitions` -- RabbitMQ definitions JSON export / import;
 - :mod:`amqplite.http.metrics`, :mod:`amqplite.http.render`, :mod:`amqplite.http.rates` --
   read-only views of the broker;
-- :mod:`amqplite.http.commands` -- the CLI commands that call the API.
 
 Nothing is imported here, so ``amqplite --help`` stays cheap.
 """

@@ -89,7 +89,7 @@ class ApiClient:
             return f"401 unauthorised: the HTTP API at {self.base} refused user {self.user!r}" + (
                 f" ({reason})" if reason and reason != "Login failed" else ""
             )
-        what = f"{method} {urllib.parse.unquote(path)}"
+        what = f"{method} {path.partition('?')[0]}"
         if exc.code == 404:
             generic = reason in ("", "Not Found", "not_found")
             return f"404 not found: {what if generic else reason}"

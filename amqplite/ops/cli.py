@@ -58,15 +58,7 @@ def guarded(func: Command) -> Command:
 
 
 def add_command(sub: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-    """``sub.add_parser(name, ...)``, replacing an earlier sub-command of the same name.
-
-    ``amqplite/http/commands.py`` registers HTTP-only versions of some of these commands
-    before us; the ops versions (publish/get/consume over AMQP with --url, route, chunked
-    replay with progress) supersede them rather than crash argparse on the duplicate.
-    """
-    if name in sub.choices:
-        del sub._name_parser_map[name]
-        sub._choices_actions[:] = [a for a in sub._choices_actions if a.dest != name]
+    """``sub.add_parser(name, ...)`` with the return type mypy needs."""
     parser: argparse.ArgumentParser = sub.add_parser(name, **kwargs)
     return parser
 

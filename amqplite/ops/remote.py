@@ -39,6 +39,7 @@ from amqplite.ops.api import ApiClient
 from amqplite.ops.errors import OpsError
 from amqplite.topology import Config, Plan, PlanItem, plan
 from amqplite.topology import apply as apply_local
+from amqplite.topology.apply import Action
 from amqplite.topology.definitions import config_to_definitions, definitions_to_config
 from amqplite.topology.model import BindingSpec, ExchangeSpec, QueueSpec, VHostSpec
 from amqplite.topology.nodes import join
@@ -70,7 +71,7 @@ def _bindings_path(config: Config, vhost: str, i: int) -> str:
     return f"{join(prefix, 'bindings') if prefix else 'bindings'}[{i}]"
 
 
-def _probe_exchange(conn: Connection, e: ExchangeSpec) -> tuple[str, str]:
+def _probe_exchange(conn: Connection, e: ExchangeSpec) -> tuple[Action, str]:
     ch = conn.channel()
     try:
         ch.exchange_declare(e.name, e.type, passive=True)
@@ -91,7 +92,7 @@ def _probe_exchange(conn: Connection, e: ExchangeSpec) -> tuple[str, str]:
     return "unchanged", ""
 
 
-def _probe_queue(conn: Connection, q: QueueSpec) -> tuple[str, str]:
+def _probe_queue(conn: Connection, q: QueueSpec) -> tuple[Action, str]:
     ch = conn.channel()
     try:
         ch.queue_declare(q.name, passive=True)
@@ -144,7 +145,7 @@ def plan_over_amqp(config: Config, url: AmqpUrl, progress: Progress = _noop) -> 
                     created.add(("exchange", e.name))
                 path = _path(config, v.name, "exchanges", e.name)
                 items.append(
-                    PlanItem(action, "exchange", v.name, e.name, e.position, path, detail, e)  # type: ignore[arg-type]
+                    PlanItem(action, "exchange", v.name, e.name, e.position, path, detail, e)
                 )
                 done += 1
                 progress(done, total)
@@ -153,9 +154,7 @@ def plan_over_amqp(config: Config, url: AmqpUrl, progress: Progress = _noop) -> 
                 if action == "create":
                     created.add(("queue", q.name))
                 path = _path(config, v.name, "queues", q.name)
-                items.append(
-                    PlanItem(action, "queue", v.name, q.name, q.position, path, detail, q)  # type: ignore[arg-type]
-                )
+                items.append(PlanItem(action, "queue", v.name, q.name, q.position, path, detail, q))
                 done += 1
                 progress(done, total)
             for i, b in enumerate(v.bindings):

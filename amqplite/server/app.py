@@ -229,7 +229,11 @@ def run_in_thread(
         raise RuntimeError("amqplite broker did not start in time")
     if "error" in result:
         thread.join()
-        raise result["error"]
+        error: BaseException = result["error"]
+        # Unwrap the nursery's group: callers want the OSError (port in use...) itself.
+        while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+            error = error.exceptions[0]
+        raise error
     running: RunningBroker = result["running"]
     stop: trio.Event = result["stop"]
     try:

@@ -44,6 +44,13 @@ def _address(sockaddr: object) -> tuple[str, int]:
     return str(sockaddr), 0
 
 
+def _only_disconnects(exc: BaseException) -> bool:
+    """True if ``exc`` (possibly a group from the nursery) is only the peer going away."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_disconnects(e) for e in exc.exceptions)
+    return isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError)
+
+
 class AmqpConnection:
     """The tasks serving one client socket."""
 
@@ -83,6 +90,8 @@ class AmqpConnection:
         self._timer_state: tuple[int, bool] = (0, False)
         self._scope: trio.CancelScope | None = None
         self._blocked_until: trio.Event | None = None
+        #: Set once the connection task has finished and cleaned up.
+        self.finished = trio.Event()
 
     async def run(self) -> None:
         """Serve the socket until the AMQP connection ends; never raises (but Cancelled)."""
@@ -98,10 +107,11 @@ class AmqpConnection:
                 if not eof and self.session.abandoned:
                     await self._linger()
                 nursery.cancel_scope.cancel()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            log.debug("connection %s: socket closed by peer", self.name)
-        except Exception:
-            log.exception("connection %s: unexpected error in connection task", self.name)
+        except Exception as exc:
+            if _only_disconnects(exc):
+                log.debug("connection %s: socket closed by peer", self.name)
+            else:
+                log.exception("connection %s: unexpected error in connection task", self.name)
         finally:
             self.outbox.close()
             try:
@@ -112,6 +122,7 @@ class AmqpConnection:
             self.flushes.wake_dirty()
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(self.stream)
+            self.finished.set()
 
     async def _linger(self) -> None:
         """Half-close and read until the peer closes (briefly): closing a socket with

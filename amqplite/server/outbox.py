@@ -64,6 +64,7 @@ class Outbox:
 
     __slots__ = (
         "_drained",
+        "_send_done",
         "_stream",
         "_wake",
         "buffer",
@@ -98,6 +99,7 @@ class Outbox:
         self.on_drained: Callable[[], None] | None = None
         self._wake = trio.Event()
         self._drained = trio.Event()
+        self._send_done = trio.Event()
 
     @property
     def pending(self) -> int:
@@ -124,6 +126,7 @@ class Outbox:
         self.closed = True
         self._wake.set()
         self._drained.set()
+        self._send_done.set()
 
     async def send_once(self) -> None:
         """Write everything buffered right now with one ``send_all`` (no-op if another
@@ -134,11 +137,13 @@ class Outbox:
         self.buffer = bytearray()
         self.in_flight = len(data)
         self.sending = True
+        self._send_done = trio.Event()
         try:
             await self._stream.send_all(data)
         finally:
             self.sending = False
             self.in_flight = 0
+            self._send_done.set()
         self.last_send = trio.current_time()
         self._after_send()
 
@@ -173,8 +178,8 @@ class Outbox:
 
     async def drain(self) -> None:
         """Send everything still buffered (used before closing the socket)."""
-        while self.buffer and not self.closed:
+        while (self.buffer or self.sending) and not self.closed:
             if self.sending:
-                await trio.sleep(0)
-                continue
-            await self.send_once()
+                await self._send_done.wait()
+            else:
+                await self.send_once()

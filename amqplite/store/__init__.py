@@ -133,6 +133,8 @@ class RecoveredMessage:
     message: Message | None
     delivery_count: int
     redelivered: bool
+    #: When the broker enqueued it (the ``timestamp`` given to ``append``), or None.
+    timestamp: float | None = None
 
 
 @attrs.frozen(slots=True)
@@ -171,8 +173,14 @@ class Store(Protocol):
     def delete_record(self, kind: str, key: tuple[str, ...]) -> None: ...
 
     # -- messages -------------------------------------------------------------
-    def append(self, message: Message, queues: Sequence[QueueKey]) -> MessageRef:
-        """Store ``message`` once, enqueued in every queue of ``queues`` (non-empty)."""
+    def append(
+        self, message: Message, queues: Sequence[QueueKey], timestamp: float | None = None
+    ) -> MessageRef:
+        """Store ``message`` once, enqueued in every queue of ``queues`` (non-empty).
+
+        ``timestamp`` (wall-clock seconds, optional) comes back in ``RecoveredMessage``:
+        the broker passes the enqueue time so TTLs run from it across restarts.
+        """
         ...
 
     def remove(self, queue: QueueKey, ref: MessageRef) -> None: ...

@@ -281,12 +281,35 @@ def _decoded_properties(data: bytes | memoryview, pos: int, end: int) -> BasicPr
 RESERVED = 18
 
 
-def encode_message(message: Message, encoded_queues: Sequence[bytes]) -> bytearray:
-    """A message payload after ``RESERVED`` zero bytes (room for the record header)."""
-    out = bytearray(RESERVED)
-    out += _U16.pack(len(encoded_queues))
+#: Set in a payload's queue count when an enqueue timestamp (f64 seconds) follows the queues.
+_HAS_TIMESTAMP = 0x8000
+MAX_QUEUES_PER_MESSAGE = _HAS_TIMESTAMP - 1
+
+
+def encode_queue_list(
+    out: bytearray, encoded_queues: Sequence[bytes], timestamp: float | None
+) -> None:
+    """The queue list that starts a message payload, with the optional enqueue time."""
+    n = len(encoded_queues)
+    if n > MAX_QUEUES_PER_MESSAGE:
+        raise ValueError(f"a message is stored in at most {MAX_QUEUES_PER_MESSAGE} queues")
+    out += _U16.pack(n if timestamp is None else n | _HAS_TIMESTAMP)
     for queue in encoded_queues:
         out += queue
+    if timestamp is not None:
+        out += _F64.pack(timestamp)
+
+
+def encode_message(
+    message: Message, encoded_queues: Sequence[bytes], timestamp: float | None = None
+) -> bytearray:
+    """A message payload after ``RESERVED`` zero bytes (room for the record header).
+
+    ``timestamp`` is when the broker enqueued it (wall-clock seconds), kept so that message
+    TTLs are measured from the original enqueue time after a restart.
+    """
+    out = bytearray(RESERVED)
+    encode_queue_list(out, encoded_queues, timestamp)
     exchange = _text(message.exchange)
     routing_key = _text(message.routing_key)
     out += _U16.pack(len(exchange))
@@ -308,13 +331,27 @@ def encode_message(message: Message, encoded_queues: Sequence[bytes]) -> bytearr
 
 def decode_queues(data: bytes | memoryview) -> tuple[list[tuple[str, str]], int]:
     """The queue list at the start of a message payload, and where the content starts."""
+    queues, pos, _timestamp = decode_queue_list(data)
+    return queues, pos
+
+
+def decode_queue_list(
+    data: bytes | memoryview,
+) -> tuple[list[tuple[str, str]], int, float | None]:
+    """The queue list, where the content starts, and the enqueue timestamp (None if absent)."""
     (n,) = _U16.unpack_from(data, 0)
     pos = 2
+    timed = n & _HAS_TIMESTAMP
+    n &= MAX_QUEUES_PER_MESSAGE
     queues = []
     for _ in range(n):
         queue, pos = decode_queue(data, pos)
         queues.append(queue)
-    return queues, pos
+    timestamp: float | None = None
+    if timed:
+        (timestamp,) = _F64.unpack_from(data, pos)
+        pos += 8
+    return queues, pos, timestamp
 
 
 def decode_message(data: bytes | memoryview, pos: int) -> Message:

@@ -72,9 +72,11 @@ from amqplite.store.codec import (
     CodecError,
     decode_message,
     decode_queue,
+    decode_queue_list,
     decode_queues,
     decode_value,
     encode_message,
+    encode_queue_list,
     encode_queue,
     encode_value,
 )
@@ -377,10 +379,10 @@ class FileStore:
                 loaded.append(got)
         ordered: dict[QueueKey, list[tuple[int, RecoveredMessage]]] = {}
         for segment, entries in loaded:
-            for original, ref, queue, count, message in entries:
+            for original, ref, queue, count, message, timestamp in entries:
                 if latest.get(original, ref) != ref:
                     continue  # superseded by a copy (crash before compaction retired it)
-                entry = RecoveredMessage(ref, message, count, count > 0 or not clean)
+                entry = RecoveredMessage(ref, message, count, count > 0 or not clean, timestamp)
                 ordered.setdefault(queue, []).append((original, entry))
                 segment.live += 1
             segment.count = segment.live
@@ -425,7 +427,7 @@ class FileStore:
             ref = base | offset
             try:
                 original, counts, payload = _split_record(kind, ref, view[start:end])
-                members, content = decode_queues(payload)
+                members, content, timestamp = decode_queue_list(payload)
                 message = decode_message(payload, content) if load_bodies else None
             except _DECODE_ERRORS:
                 self._note_damage(path, 1, end - start, damage)
@@ -435,7 +437,7 @@ class FileStore:
             for i, queue in enumerate(members):
                 if (queue, ref) not in removed:
                     count = delivered.get((queue, ref), 0) + (counts[i] if counts else 0)
-                    entries.append((original, ref, queue, count, message))
+                    entries.append((original, ref, queue, count, message, timestamp))
         return _Segment(number, file, acks), entries
 
     def _recover_acks(
@@ -528,7 +530,9 @@ class FileStore:
         logger.info("store: compacted the topology journal to %d bytes", new.size)
 
     # -- messages -------------------------------------------------------------
-    def append(self, message: Message, queues: Sequence[QueueKey]) -> MessageRef:
+    def append(
+        self, message: Message, queues: Sequence[QueueKey], timestamp: float | None = None
+    ) -> MessageRef:
         if not queues:
             raise ValueError("a stored message must be enqueued in at least one queue")
         segment = self._active
@@ -545,7 +549,7 @@ class FileStore:
             encoded.append(code)
         if len(encoded) > 1 and len(set(encoded)) != len(encoded):
             raise ValueError("a message is enqueued at most once per queue")
-        record = encode_message(message, encoded)  # header space reserved at the front
+        record = encode_message(message, encoded, timestamp)  # header space reserved at the front
         file = segment.file
         if file.size + len(record) > self.segment_size and file.size > FILE_HEADER_SIZE:
             segment = self._roll()
@@ -756,14 +760,14 @@ class FileStore:
         removed, delivered = _parse_acks(acks, segment.number)[:2] if acks else (set(), {})
         base = segment.number << OFFSET_BITS
         view = memoryview(data)
-        copies: list[tuple[int, int, list[tuple[QueueKey, int]], memoryview]] = []
+        copies: list[tuple[int, int, list[tuple[QueueKey, int]], memoryview, float | None]] = []
         for kind, offset, start, end in scan(data, segment.number).records:
             if kind != MESSAGE and kind != MOVED:
                 continue
             ref = base | offset
             try:
                 original, counts, payload = _split_record(kind, ref, view[start:end])
-                members, content = decode_queues(payload)
+                members, content, timestamp = decode_queue_list(payload)
             except _DECODE_ERRORS:
                 continue
             alive = [
@@ -772,17 +776,15 @@ class FileStore:
                 if (queue, ref) not in removed
             ]
             if alive:
-                copies.append((ref, original, alive, payload[content:]))
+                copies.append((ref, original, alive, payload[content:], timestamp))
         del self._segments[segment.number]
         moved = 0
-        for ref, original, alive, rest in copies:
+        for ref, original, alive, rest, timestamp in copies:
             record = bytearray(RESERVED)
             record += _U64.pack(original)
             record += _U16.pack(len(alive))
             record += array("I", [count for _, count in alive]).tobytes()
-            record += _U16.pack(len(alive))
-            for queue, _count in alive:
-                record += self._queue_code(queue)
+            encode_queue_list(record, [self._queue_code(queue) for queue, _ in alive], timestamp)
             record += rest
             active = self._active
             assert active is not None
@@ -991,7 +993,7 @@ def _decode_record_id(data: memoryview) -> tuple[RecordId, int]:
     return (parts[0], tuple(parts[1:])), pos
 
 
-_Entry = tuple[int, int, QueueKey, int, "Message | None"]
+_Entry = tuple[int, int, QueueKey, int, "Message | None", "float | None"]
 _Removed = set[tuple[QueueKey, int]]
 _Delivered = dict[tuple[QueueKey, int], int]
 _U64 = struct.Struct("<Q")

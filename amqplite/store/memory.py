@@ -34,6 +34,7 @@ class _State:
     records: dict[RecordId, bytes] = attrs.Factory(dict)
     messages: dict[MessageRef, Message] = attrs.Factory(dict)
     holders: dict[MessageRef, int] = attrs.Factory(dict)
+    timestamps: dict[MessageRef, float] = attrs.Factory(dict)
     #: queue -> {ref: delivery_count}, in ref order
     queues: dict[QueueKey, dict[MessageRef, int]] = attrs.Factory(dict)
 
@@ -42,14 +43,17 @@ class _State:
             dict(self.records),
             dict(self.messages),
             dict(self.holders),
+            dict(self.timestamps),
             {queue: dict(entries) for queue, entries in self.queues.items()},
         )
 
     def apply(self, op: tuple[Any, ...]) -> None:
         kind = op[0]
         if kind == "append":
-            _, ref, message, queues = op
+            _, ref, message, queues, timestamp = op
             self.messages[ref] = message
+            if timestamp is not None:
+                self.timestamps[ref] = timestamp
             self.holders[ref] = len(queues)
             for queue in queues:
                 self.queues.setdefault(queue, {})[ref] = 0
@@ -66,6 +70,7 @@ class _State:
             else:
                 del self.holders[ref]
                 del self.messages[ref]
+                self.timestamps.pop(ref, None)
         elif kind == "delivered":
             _, queue, ref = op
             entries = self.queues.get(queue)
@@ -124,6 +129,7 @@ class MemoryStore:
                     state.messages[ref] if load_bodies else None,
                     count,
                     count > 0 or not clean,
+                    state.timestamps.get(ref),
                 )
                 for ref, count in sorted(entries.items())
             ]
@@ -142,14 +148,16 @@ class MemoryStore:
         self._do(("delete", (kind, tuple(key))))
 
     # -- messages -------------------------------------------------------------
-    def append(self, message: Message, queues: Sequence[QueueKey]) -> MessageRef:
+    def append(
+        self, message: Message, queues: Sequence[QueueKey], timestamp: float | None = None
+    ) -> MessageRef:
         if not queues:
             raise ValueError("a stored message must be enqueued in at least one queue")
         if len(set(queues)) != len(queues):
             raise ValueError("a message is enqueued at most once per queue")
         ref = self._next_ref
         self._next_ref += 1
-        self._do(("append", ref, message, tuple(queues)))
+        self._do(("append", ref, message, tuple(queues), timestamp))
         return ref
 
     def remove(self, queue: QueueKey, ref: MessageRef) -> None:

@@ -164,3 +164,13 @@ def test_parse_url_refuses_what_it_cannot_use(url: str) -> None:
 
 def test_str_of_url_hides_the_password() -> None:
     assert str(parse_url("amqp://bob:secret@h:1/v")) == "amqp://bob@h:1/v"
+
+
+def test_consumer_cancelled_by_queue_deletion_ends_the_wait(amqplite_url: str) -> None:
+    with connect(amqplite_url) as conn:
+        consumer = conn.channel()
+        consumer.queue_declare("doomed")
+        consumer.basic_consume("doomed")
+        conn.channel().queue_delete("doomed")
+        with pytest.raises(ClientError, match="cancelled consumer"):
+            consumer.next_delivery(timeout=5)

@@ -25,7 +25,9 @@ def dead(stack: Stack) -> Stack:
             ch.queue_declare(q, arguments={"x-dead-letter-exchange": "dlx"})
             ch.queue_bind(q, "jobs", q)
         for i, tenant in enumerate(("acme", "globex", "acme")):
-            ch.publish("jobs", "work", f"job-{i}".encode(), BasicProperties(headers={"tenant": tenant}))
+            ch.publish(
+                "jobs", "work", f"job-{i}".encode(), BasicProperties(headers={"tenant": tenant})
+            )
         ch.publish("jobs", "other", b"other-0")
         for q, n in (("work", 3), ("other", 1)):
             for _ in range(n):
@@ -95,7 +97,10 @@ def test_replay_sends_them_back_to_their_origin_with_x_replayed(
     with connect(dead.url) as conn, conn.channel() as ch:
         back = [ch.basic_get("work", no_ack=True) for _ in range(3)]
     assert [m.body for m in back if m] == [b"job-0", b"job-1", b"job-2"]
-    assert all(m is not None and m.properties.headers and m.properties.headers["x-replayed"] == 1 for m in back)
+    assert all(
+        m is not None and m.properties.headers and m.properties.headers["x-replayed"] == 1
+        for m in back
+    )
 
 
 def test_replay_to_another_exchange_with_limit(cli: Cli, dead: Stack) -> None:
@@ -120,9 +125,7 @@ def test_replay_that_cannot_route_keeps_them_and_exits_1(cli: Cli, dead: Stack) 
     assert len(_bodies(cli, dead, "work.dlq")) == 4
 
 
-def test_purge_needs_a_filter_or_all_and_deletes_only_the_selection(
-    cli: Cli, dead: Stack
-) -> None:
+def test_purge_needs_a_filter_or_all_and_deletes_only_the_selection(cli: Cli, dead: Stack) -> None:
     r = cli("dlq", "purge", "work.dlq", "--api", dead.api)
     assert r.code == 1
     assert r.err == (

@@ -37,7 +37,10 @@ def test_publish_from_argument_is_routed_and_get_requeues_by_default(
         assert message["headers"] == {"attempt": 2}
         assert message["properties"] == {"content_type": "text/plain", "delivery_mode": 2}
     r = cli("get", "orders.eu", "--url", orders.url, "--ack")
-    assert r.out.splitlines()[0] == "--- message 1: exchange 'orders', routing key 'eu.fr', redelivered"
+    assert (
+        r.out.splitlines()[0]
+        == "--- message 1: exchange 'orders', routing key 'eu.fr', redelivered"
+    )
     assert r.out.splitlines()[-2:] == ["body (5 bytes):", "hello"]
     r = cli("get", "orders.eu", "--url", orders.url)
     assert (r.code, r.out) == (0, "")

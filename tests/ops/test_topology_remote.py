@@ -40,7 +40,7 @@ def _key(specs: object) -> list[str]:
     """Specs as sorted comparable text (they hold dicts, so they are not hashable)."""
     assert isinstance(specs, tuple)
     return sorted(
-        json.dumps(attrs.asdict(s, filter=lambda a, _v: a.eq), sort_keys=True, default=str)
+        json.dumps(attrs.asdict(s, filter=lambda a, _v: a.eq is True), sort_keys=True, default=str)
         for s in specs
     )
 
@@ -204,9 +204,7 @@ def test_rabbitmq_definitions_sample_imports_cleanly_to_yaml(cli: Cli, tmp_path:
     assert [(p.vhost, p.configure) for p in users["shop-app"].permissions] == [("shop", "^shop\\.")]
 
 
-def test_rabbitmq_definitions_sample_applies_to_amqplite_and_routes(
-    cli: Cli, stack: Stack
-) -> None:
+def test_rabbitmq_definitions_sample_applies_to_amqplite_and_routes(cli: Cli, stack: Stack) -> None:
     r = cli("topology", "import", str(DATA / "rabbitmq-definitions.json"), "--api", stack.api)
     assert r.code == 0, r.err
     r = cli("route", "orders", "eu.vip", "--vhost", "shop", "--api", stack.api, "--json",
@@ -252,3 +250,14 @@ def test_import_of_a_non_json_file_is_one_error_line(cli: Cli, tmp_path: Path) -
     r = cli("topology", "import", str(path))
     assert r.code == 1
     assert r.err.startswith(f"amqplite: error: {path} is not JSON")
+
+
+def test_apply_over_amqp_of_a_large_topology_shows_progress(
+    cli: Cli, stack: Stack, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text("queues:\n" + "".join(f"  q{i}: {{}}\n" for i in range(120)), encoding="utf-8")
+    r = cli("topology", "apply", str(path), "--url", stack.url)
+    assert r.code == 0, r.err
+    assert r.err.splitlines() == ["amqplite: applied 100/120", "amqplite: applied 120/120"]
+    assert r.out.splitlines()[-1] == "Applied: 120 created, 0 updated, 1 unchanged"

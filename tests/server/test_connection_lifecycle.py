@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+
 import pytest
 import trio
 import trio.testing
@@ -132,3 +135,27 @@ async def test_prefetch_limits_unacked_deliveries(running: RunningBroker) -> Non
         await client.send_method(1, m.BasicAck(3, True))
         tags = [(await client.expect(m.BasicDeliver)).delivery_tag for _ in range(3)]
         assert tags == [4, 5, 6]
+
+
+async def test_peer_reset_is_not_logged_as_an_error(
+    running: RunningBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    with trio.fail_after(5):
+        client = await RawClient.connect(running.port)
+        await client.handshake()
+        await client.open_channel(1)
+        await client.declare_queue(1, "reset")
+        await client.send_method(1, m.BasicConsume(0, "reset", "c", False, True, False, False, {}))
+        await client.expect(m.BasicConsumeOk)
+        (consumer_connection,) = running.server.connections
+        # Reset the socket (SO_LINGER 0) while deliveries are flowing to it.
+        client.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        publisher = await RawClient.connect(running.port)
+        await publisher.handshake()
+        await publisher.open_channel(1)
+        await publisher.send(publish_frames(1, "", "reset", b"x" * 1000) * 200)
+        await client.aclose()
+        await publisher.send(publish_frames(1, "", "reset", b"x" * 1000) * 200)
+        await assert_alive(publisher)
+        await consumer_connection.finished.wait()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -82,3 +82,8 @@ async def test_blocked_and_unblocked_reach_clients_that_support_them(
         assert blocked.reason == "low on disk"
         running.server.set_blocked(None)
         await client.expect(m.ConnectionUnblocked)
+
+
+def test_run_in_thread_reports_a_taken_port_as_oserror() -> None:
+    with run_in_thread() as running, pytest.raises(OSError), run_in_thread(port=running.port):
+        pass
