@@ -55,6 +55,8 @@ class QueueArgs:
     delivery_limit: int | None = None
     queue_type: str = "classic"
     consumer_timeout: int | None = None  # ms
+    #: ``x-queue-mode: lazy``: persistent message bodies stay on disk from the start.
+    lazy: bool = False
 
 
 def _describe(value: Any) -> str:
@@ -143,6 +145,7 @@ def parse_queue_args(args: FieldTable, queue: str, vhost: str) -> QueueArgs:
     if mode is not None and mode not in ("default", "lazy"):
         raise _invalid("x-queue-mode", queue, vhost, f"{{unsupported_queue_mode,{mode}}}")
     return QueueArgs(
+        lazy=mode == "lazy",
         message_ttl=message_ttl,
         expires=expires,
         max_length=max_length,

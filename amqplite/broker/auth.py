@@ -19,6 +19,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterable
+from typing import Protocol
 
 import attrs
 
@@ -133,22 +134,47 @@ class User:
         return vhost in self.permissions
 
 
+class RecordSink(Protocol):
+    """Where durable changes are written (the broker, which forwards them to its store)."""
+
+    def put_record(self, kind: str, key: tuple[str, ...], value: object) -> None: ...
+
+    def delete_record(self, kind: str, key: tuple[str, ...]) -> None: ...
+
+
 class UserDB:
-    """All users of a broker, by name."""
+    """All users of a broker, by name.
+
+    With ``records`` set (the broker does), users and permissions are written as
+    ``("user", (name,))`` and ``("permission", (user, vhost))`` records, so they survive
+    a restart.
+    """
 
     def __init__(self) -> None:
         self.users: dict[str, User] = {}
+        self.records: RecordSink | None = None
 
     def add_user(self, name: str, password_hash: str, tags: Iterable[str] = ()) -> User:
         """Add (or replace the password and tags of) a user; existing permissions are kept."""
         existing = self.users.get(name)
         permissions = existing.permissions if existing is not None else {}
         user = User(name, password_hash, tuple(tags), permissions)
+        if self.records is not None:
+            self.records.put_record(
+                "user", (name,), {"password_hash": password_hash, "tags": list(user.tags)}
+            )
         self.users[name] = user
         return user
 
     def delete_user(self, name: str) -> bool:
-        return self.users.pop(name, None) is not None
+        user = self.users.pop(name, None)
+        if user is None:
+            return False
+        if self.records is not None:
+            for vhost in user.permissions:
+                self.records.delete_record("permission", (name, vhost))
+            self.records.delete_record("user", (name,))
+        return True
 
     def get(self, name: str) -> User | None:
         return self.users.get(name)
@@ -157,10 +183,18 @@ class UserDB:
         """Grant ``user`` the three permission patterns on ``vhost`` (KeyError if no such user)."""
         for pattern in (configure, write, read):
             re.compile(pattern)  # fail here, not on the first check
-        self.users[user].permissions[vhost] = Permission(configure, write, read)
+        account = self.users[user]
+        if self.records is not None:
+            self.records.put_record(
+                "permission",
+                (user, vhost),
+                {"configure": configure, "write": write, "read": read},
+            )
+        account.permissions[vhost] = Permission(configure, write, read)
 
     def clear_permissions(self, user: str, vhost: str) -> None:
-        self.users[user].permissions.pop(vhost, None)
+        if self.users[user].permissions.pop(vhost, None) is not None and self.records is not None:
+            self.records.delete_record("permission", (user, vhost))
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user if ``password`` is right, else None (never says which part was wrong)."""

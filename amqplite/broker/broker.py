@@ -3,6 +3,11 @@
 Synchronous and deterministic: no I/O, and the only time it knows is what ``clock()``
 returns.  The server owns the event loop and calls :meth:`Broker.tick` when
 :meth:`Broker.next_deadline` passes.
+
+With a ``store`` (see :mod:`amqplite.store`), durable vhosts, exchanges, queues, bindings,
+users and permissions are written as store records when they are created and deleted,
+and persistent messages in durable queues are stored; call :meth:`Broker.recover` once,
+before anything else, to rebuild the broker from what the store holds.
 """
 
 from __future__ import annotations
@@ -19,15 +24,20 @@ from amqplite.broker.channel import Channel
 from amqplite.broker.queue import BrokerStats, Queue
 from amqplite.broker.results import DeliverySink
 from amqplite.broker.vhost import VHost
-from amqplite.errors import channel_error, not_allowed
+from amqplite.errors import channel_error, internal_error, not_allowed
 
 if TYPE_CHECKING:
-    from amqplite.store import Store
+    from amqplite.broker.recovery import RecoveryReport
+    from amqplite.store import Store, StoreWriteError
 
 log = logging.getLogger(__name__)
 
 #: RabbitMQ's default ``consumer_timeout``: 30 minutes.
 DEFAULT_CONSUMER_TIMEOUT = 1800.0
+#: Ready bytes per queue above which stored message bodies are kept on disk only.
+DEFAULT_LAZY_QUEUE_BYTES = 16 << 20
+#: A store this small is recovered with all bodies read in one pass (faster startup).
+RECOVER_BODIES_BELOW = 256 << 20
 
 
 @attrs.frozen
@@ -90,11 +100,13 @@ class BrokerConnection:
 
 
 class Broker:
-    """The whole core.  ``clock`` returns wall-clock seconds; ``store`` is not wired yet.
+    """The whole core.  ``clock`` returns wall-clock seconds; ``store`` persists (optional).
 
     ``consumer_timeout`` (seconds, None = off) is how long a manual-ack delivery may stay
     unacked before its channel is closed with 406, as RabbitMQ's ``consumer_timeout``;
     a queue's ``x-consumer-timeout`` argument (ms) overrides it for that queue.
+    ``lazy_queue_bytes``: a queue holding more ready bytes than this keeps the bodies of
+    further stored messages on disk (read back on delivery).
     """
 
     def __init__(
@@ -102,13 +114,23 @@ class Broker:
         clock: Callable[[], float],
         store: Store | None = None,
         consumer_timeout: float | None = DEFAULT_CONSUMER_TIMEOUT,
+        *,
+        lazy_queue_bytes: int = DEFAULT_LAZY_QUEUE_BYTES,
     ) -> None:
         self.clock = clock
         self.store = store
+        self.lazy_queue_bytes = lazy_queue_bytes
+        #: Called with the error when a store write fails (the server checks the disk).
+        self.on_store_write_error: Callable[[StoreWriteError], None] | None = None
+        #: Store writes that failed since start (publishes nacked, records not written).
+        self.store_write_errors = 0
+        # True while recover() rebuilds entities: they are in the store already.
+        self._loading = False
         self.consumer_timeout = consumer_timeout
         self.stats = BrokerStats()
         self.vhosts: dict[str, VHost] = {}
         self.users = UserDB()
+        self.users.records = self
         self.connections: dict[int, BrokerConnection] = {}
         self._ids = itertools.count(1)
         # Queues with x-expires or messages that carry a TTL: the only ones tick() visits.
@@ -120,6 +142,7 @@ class Broker:
         """Create vhost ``name`` (or return it if it exists)."""
         vhost = self.vhosts.get(name)
         if vhost is None:
+            self.put_record("vhost", (name,), {})
             vhost = self.vhosts[name] = VHost(self, name)
         return vhost
 
@@ -131,6 +154,66 @@ class Broker:
             conn.close()
         for q in list(vhost.queues.values()):
             vhost.remove_queue(q)
+        for x in list(vhost.exchanges.values()):
+            if x.durable and not x.name.startswith("amq.") and x.name:
+                vhost._remove_exchange(x)
+        self.delete_record("vhost", (name,))
+
+    # -- store ---------------------------------------------------------------------------
+
+    def recover(self, *, load_bodies: bool | None = None) -> RecoveryReport:
+        """Rebuild vhosts, users, topology and queued messages from the store.
+
+        Call once, right after construction and before anything else touches the broker.
+        ``load_bodies`` None: read all bodies in one pass when the store is small (at most
+        :data:`RECOVER_BODIES_BELOW` bytes on disk), else one message at a time so that
+        long queues never need all their bodies in memory at once.
+        """
+        from amqplite.broker.recovery import recover_broker
+
+        store = self.store
+        if store is None:
+            raise ValueError("a broker without a store has nothing to recover")
+        if load_bodies is None:
+            usage = getattr(store, "disk_usage", None)
+            load_bodies = usage is None or usage() <= RECOVER_BODIES_BELOW
+        return recover_broker(self, store.recover(load_bodies=load_bodies))
+
+    def put_record(self, kind: str, key: tuple[str, ...], value: object) -> None:
+        """Write a topology record (no store, or recovering: nothing to do).
+
+        A failed write raises 541 INTERNAL_ERROR before the caller changes anything, so
+        what the broker holds never runs ahead of what it could persist.
+        """
+        store = self.store
+        if store is None or self._loading:
+            return
+        from amqplite.store import StoreWriteError
+
+        try:
+            store.put_record(kind, key, value)
+        except StoreWriteError as exc:
+            self.store_write_failed(exc)
+            raise internal_error(f"INTERNAL_ERROR - cannot write to the store: {exc}") from exc
+
+    def delete_record(self, kind: str, key: tuple[str, ...]) -> None:
+        """Delete a topology record; a failed write is logged (the deletion stands)."""
+        store = self.store
+        if store is None or self._loading:
+            return
+        from amqplite.store import StoreWriteError
+
+        try:
+            store.delete_record(kind, key)
+        except StoreWriteError as exc:
+            self.store_write_failed(exc)
+            log.error("could not delete %s %r from the store: %s", kind, key, exc)
+
+    def store_write_failed(self, exc: StoreWriteError) -> None:
+        self.store_write_errors += 1
+        log.error("store write failed: %s", exc)
+        if self.on_store_write_error is not None:
+            self.on_store_write_error(exc)
 
     def get_vhost(self, name: str) -> VHost:
         vhost = self.vhosts.get(name)

@@ -389,6 +389,8 @@ class Channel:
                 at = self._clock()
                 self._timed[self] = None
             self.unacked[tag] = Delivery(tag, queue, entry, consumer, at)
+            if entry.ref is not None:  # so that a crash now brings it back redelivered
+                queue._store.mark_delivered(queue.key, entry.ref)
             consumer.unacked += 1
             self.consumer_unacked += 1
             queue.unacked_count += 1
@@ -420,6 +422,8 @@ class Channel:
                 at = self._clock()
                 self._timed[self] = None
             self.unacked[tag] = Delivery(tag, q, entry, None, at)
+            if entry.ref is not None:
+                q._store.mark_delivered(q.key, entry.ref)
             q.unacked_count += 1
         message = q.delivery_message(entry)
         return GetResult(
@@ -516,6 +520,8 @@ class Channel:
             for delivery in deliveries:
                 if not delivery.queue.deleted:
                     delivery.queue.reject(delivery.entry, REJECTED)
+                else:
+                    delivery.queue._leave(delivery.entry)
         self._redispatch(queues)
 
     def _redispatch(self, queues: set[Queue]) -> None:

@@ -12,13 +12,25 @@ Dispatch is synchronous: whenever something may allow a delivery (a publish, an 
 freeing credit, a new consumer, a resumed sink) the caller runs :meth:`dispatch`, which
 hands ready entries to consumers round-robin, highest ``x-priority`` level first,
 skipping consumers without credit or whose sink is not writable.
+
+Persistence (when the broker has a store): a persistent message routed to durable queues
+is appended to the store once by the vhost, and each queue entry keeps the returned
+``ref``; every way out of the queue (ack, no-ack delivery, dead-letter, drop, purge,
+expiry, selective removal, queue deletion) goes through :meth:`Queue._leave`, which
+removes the ref from the store.  Lazy bodies: once a queue holds more than
+``broker.lazy_queue_bytes`` of ready messages (or always, for ``x-queue-mode: lazy``), a
+stored entry's body is dropped from memory (``entry.message is LAZY``) and read back from
+the store when it is delivered.  A lazy entry then costs its :class:`QueueEntry` with its
+ints plus a deque slot -- about 280 bytes measured (tests/durability/
+test_lazy_queue_memory.py), whatever the body size; priority queues keep their bodies.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Collection, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
@@ -26,29 +38,48 @@ from amqplite.broker.arguments import QueueArgs
 from amqplite.broker.consumer import Consumer
 from amqplite.broker.dead_letter import DELIVERY_LIMIT, EXPIRED, MAXLEN
 from amqplite.errors import access_refused
-from amqplite.message import FieldTable, Message
+from amqplite.message import EMPTY_PROPERTIES, FieldTable, Message
 
 if TYPE_CHECKING:
     from amqplite.broker.broker import BrokerConnection
     from amqplite.broker.exchange import Binding
     from amqplite.broker.vhost import VHost
+    from amqplite.store import MessageRef, Store
+
+log = logging.getLogger(__name__)
+
+#: Stands in for the body of a lazy entry (kept on disk; read back on delivery).
+LAZY = Message("", "", EMPTY_PROPERTIES, b"", id=0)
 
 
 class QueueEntry:
-    """One message in one queue."""
+    """One message in one queue.
 
-    __slots__ = ("deliveries", "expires_at", "message", "redelivered", "seq", "size")
+    ``ref`` is the store's reference while the store holds the message for this queue
+    (None for transient messages, non-durable queues, or once removed); ``mid`` is the
+    message's id, kept here because a lazy entry (``message is LAZY``) has no message.
+    """
 
-    def __init__(self, message: Message, seq: int, expires_at: float | None) -> None:
+    __slots__ = ("deliveries", "expires_at", "message", "mid", "redelivered", "ref", "seq", "size")
+
+    def __init__(
+        self,
+        message: Message,
+        seq: int,
+        expires_at: float | None,
+        ref: MessageRef | None = None,
+    ) -> None:
         self.message = message
         self.seq = seq
         self.expires_at = expires_at
         self.redelivered = False
         self.deliveries = 0  # times returned to the queue (quorum-style delivery count)
         self.size = len(message.body)
+        self.ref = ref
+        self.mid = message.id
 
     def __repr__(self) -> str:
-        return f"<QueueEntry seq={self.seq} id={self.message.id}>"
+        return f"<QueueEntry seq={self.seq} id={self.mid}>"
 
 
 class QueueStats:
@@ -139,12 +170,14 @@ class Queue:
         "_clock",
         "_consumer_seq",
         "_count_deliveries",
+        "_lazy_bytes",
         "_levels",
         "_limited",
         "_persist",
         "_ready",
         "_ready0",
         "_seq",
+        "_store",
         "args",
         "arguments",
         "auto_delete",
@@ -155,6 +188,7 @@ class Queue:
         "durable",
         "exclusive",
         "had_consumer",
+        "key",
         "last_used",
         "message_bytes",
         "message_count",
@@ -179,6 +213,8 @@ class Queue:
     ) -> None:
         self.vhost = vhost
         self.name = name
+        #: How the store names this queue.
+        self.key = (vhost.name, name)
         self.durable = durable or args.queue_type == "quorum"
         self.exclusive = exclusive
         self.auto_delete = auto_delete
@@ -212,8 +248,14 @@ class Queue:
         self._busy = False
         self._limited = args.max_length is not None or args.max_length_bytes is not None
         self._count_deliveries = args.queue_type == "quorum" or args.delivery_limit is not None
-        # Store seam: persistent messages in durable queues would be written here.
-        self._persist = self.durable and vhost.broker.store is not None
+        # Persistent messages in durable queues are stored (exclusive queues die with
+        # their connection, so they are never recovered and never stored, as in RabbitMQ).
+        self._persist = self.durable and not self.exclusive and broker.store is not None
+        self._store = cast("Store", broker.store)
+        #: Ready bytes above which stored bodies stay on disk (lazy); priority queues never.
+        self._lazy_bytes = (
+            (0 if args.lazy else broker.lazy_queue_bytes) if args.max_priority is None else None
+        )
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} in {self.vhost.name!r}>"
@@ -225,14 +267,32 @@ class Queue:
         return len(self.consumers)
 
     def browse(self) -> Iterator[QueueEntry]:
-        """Ready entries in delivery order, without side effects."""
+        """Ready entries in delivery order, without side effects.
+
+        A lazy entry is yielded as a copy holding its message read back from the store
+        (same ``seq``, message id and flags), so callers always see a body.
+        """
         for ready in reversed(self._ready):
-            yield from ready
+            for entry in ready:
+                if entry.message is not LAZY:
+                    yield entry
+                    continue
+                message = self._load(entry)
+                if message is None:
+                    continue
+                copy = QueueEntry(message, entry.seq, entry.expires_at, entry.ref)
+                copy.redelivered = entry.redelivered
+                copy.deliveries = entry.deliveries
+                yield copy
 
     # -- publishing --------------------------------------------------------------------
 
-    def publish(self, message: Message, now: float) -> bool:
-        """Enqueue (or deliver at once); False if refused by ``x-overflow`` reject-publish*."""
+    def publish(self, message: Message, now: float, ref: MessageRef | None = None) -> bool:
+        """Enqueue (or deliver at once); False if refused by ``x-overflow`` reject-publish*.
+
+        ``ref``: the store holds the message for this queue (the vhost appended it).  When
+        the publish is refused the caller removes it from the store again.
+        """
         args = self.args
         if self._limited and args.overflow != "drop-head" and self._would_overflow(message):
             self.stats.rejected_publishes += 1
@@ -251,10 +311,8 @@ class Queue:
             if ms is not None:
                 expires_at = now + ms / 1000.0
         self._seq += 1
-        entry = QueueEntry(message, self._seq, expires_at)
+        entry = QueueEntry(message, self._seq, expires_at, ref)
         self.stats.published += 1
-        if self._persist and message.persistent:
-            self._store_enqueue(entry)
         if not self.message_count and self._levels and not self._busy:
             consumer = self._pick()
             if consumer is not None:
@@ -265,6 +323,9 @@ class Queue:
             self._expire(entry)
             return True
         if args.max_priority is None:
+            lazy = self._lazy_bytes
+            if ref is not None and lazy is not None and self.message_bytes >= lazy:
+                entry.message = LAZY  # the body stays on disk until delivery
             self._ready0.append(entry)
         else:
             self._ready[self._priority_of(message)].append(entry)
@@ -299,9 +360,7 @@ class Queue:
             (max_length is not None and self.message_count > max_length)
             or (max_bytes is not None and self.message_bytes > max_bytes)
         ):
-            entry = self._pop_head()
-            self._leave(entry)
-            self.dead_letter(entry.message, MAXLEN)
+            self._discard(self._pop_head(), MAXLEN)
 
     # -- ready list --------------------------------------------------------------------
 
@@ -321,19 +380,54 @@ class Queue:
         return entry
 
     def _pop_live(self) -> QueueEntry | None:
-        """The next ready entry, expiring dead heads on the way (RabbitMQ's lazy TTL)."""
+        """The next ready entry, expiring dead heads on the way (RabbitMQ's lazy TTL).
+
+        A lazy entry gets its body back from the store here; one that cannot be read
+        (damaged on disk) is dropped and logged, never delivered.
+        """
         while self.message_count:
             entry = self._pop_head()
             if entry.expires_at is not None and entry.expires_at <= self._clock():
                 self._expire(entry)
                 continue
+            if entry.message is LAZY:
+                message = self._load(entry)
+                if message is None:
+                    self._leave(entry)
+                    self._count_dropped("unreadable")
+                    continue
+                entry.message = message
             return entry
         return None
 
+    def _load(self, entry: QueueEntry) -> Message | None:
+        """A lazy entry's message, read back from the store (None if it cannot be)."""
+        from amqplite.store import StoreError
+
+        ref = entry.ref
+        if ref is None:
+            return None
+        try:
+            message = self._store.read_message(ref)
+        except StoreError as exc:
+            log.error(
+                "queue '%s' in vhost '%s': dropping an unreadable message: %s",
+                self.name,
+                self.vhost.name,
+                exc,
+            )
+            return None
+        message.id = entry.mid
+        return message
+
     def _reinsert(self, entry: QueueEntry) -> None:
-        ready = (
-            self._ready0 if len(self._ready) == 1 else self._ready[self._priority_of(entry.message)]
-        )
+        if len(self._ready) == 1:
+            ready = self._ready0
+            lazy = self._lazy_bytes
+            if entry.ref is not None and lazy is not None and self.message_bytes >= lazy:
+                entry.message = LAZY
+        else:
+            ready = self._ready[self._priority_of(entry.message)]
         seq = entry.seq
         if not ready or seq < ready[0].seq:
             ready.appendleft(entry)
@@ -449,32 +543,51 @@ class Queue:
         self._leave(entry)
 
     def _leave(self, entry: QueueEntry) -> None:
-        if self._persist and entry.message.persistent:
-            self._store_remove(entry)
+        """The entry leaves this queue for good: the store forgets it for this queue."""
+        ref = entry.ref
+        if ref is not None:
+            entry.ref = None
+            self._store.remove(self.key, ref)
+
+    def _discard(self, entry: QueueEntry, reason: str) -> None:
+        """The entry leaves for good and is dead-lettered (or dropped) with ``reason``."""
+        message: Message | None = entry.message
+        if message is LAZY:
+            # Read the body back only if a DLX will republish it; before _leave, which
+            # may let the store delete the segment holding it.
+            message = self._load(entry) if self.args.dead_letter_exchange is not None else None
+        self._leave(entry)
+        if message is None:
+            self._count_dropped(reason)
+        else:
+            self.dead_letter(message, reason)
+
+    def _count_dropped(self, reason: str) -> None:
+        dropped = self.stats.dropped
+        dropped[reason] = dropped.get(reason, 0) + 1
 
     def requeue(self, entries: list[QueueEntry]) -> None:
         """Return unacked entries to their original positions, marked redelivered."""
         if self.deleted:
+            for entry in entries:
+                self._leave(entry)
             return
         limit = self.args.delivery_limit
         for entry in sorted(entries, key=_by_seq, reverse=True):
             entry.redelivered = True
             entry.deliveries += 1
             if limit is not None and entry.deliveries > limit:
-                self._leave(entry)
-                self.dead_letter(entry.message, DELIVERY_LIMIT)
+                self._discard(entry, DELIVERY_LIMIT)
             else:
                 self._reinsert(entry)
         self.dispatch()
 
     def reject(self, entry: QueueEntry, reason: str) -> None:
         """A consumer rejected the entry without requeue: dead-letter it (or drop it)."""
-        self._leave(entry)
-        self.dead_letter(entry.message, reason)
+        self._discard(entry, reason)
 
     def _expire(self, entry: QueueEntry) -> None:
-        self._leave(entry)
-        self.dead_letter(entry.message, EXPIRED)
+        self._discard(entry, EXPIRED)
 
     def dead_letter(self, message: Message, reason: str) -> None:
         if self.vhost._dead_letter(self, message, reason):
@@ -487,8 +600,10 @@ class Queue:
         """Drop all ready entries (unacked ones stay with their channels)."""
         count = self.message_count
         for ready in self._ready:
-            for entry in ready:
-                self._leave(entry)
+            if self._persist:
+                refs = [entry.ref for entry in ready if entry.ref is not None]
+                if refs:
+                    self._store.remove_many(self.key, refs)
             ready.clear()
         self.message_count = 0
         self.message_bytes = 0
@@ -511,7 +626,7 @@ class Queue:
             keep: list[QueueEntry] = []
             hit = False
             for entry in ready:
-                if entry.message.id in ids:
+                if entry.mid in ids:
                     self._leave(entry)
                     removed += 1
                     removed_bytes += entry.size
@@ -555,16 +670,33 @@ class Queue:
                 self.message_bytes -= entry.size
                 self._expire(entry)
 
-    # -- store seam ---------------------------------------------------------------------
+    # -- recovery -----------------------------------------------------------------------
 
-    def _store_enqueue(self, entry: QueueEntry) -> None:
-        # Seam for amqplite.store: append the message and enqueue it for this queue.
-        # Not wired yet (durable_write stays False); the store issue fills this in.
-        pass
+    def restore(self, entry: QueueEntry) -> None:
+        """Append a recovered entry at the tail (recovery refills queues in store order)."""
+        self._seq += 1
+        entry.seq = self._seq
+        lazy = self._lazy_bytes
+        if len(self._ready) == 1:
+            if lazy is not None and self.message_bytes >= lazy:
+                entry.message = LAZY
+            self._ready0.append(entry)
+        else:
+            self._ready[self._priority_of(entry.message)].append(entry)
+        self.message_count += 1
+        self.message_bytes += entry.size
+        if entry.expires_at is not None:
+            self.vhost.broker._timed_queues[self] = None
 
-    def _store_remove(self, entry: QueueEntry) -> None:
-        # Seam for amqplite.store: the entry was acked, dead-lettered or dropped.
-        pass
+    def message_expiry(self, message: Message, enqueued_at: float) -> float | None:
+        """When ``message``, enqueued at ``enqueued_at``, expires here (None: never)."""
+        ms = self.args.message_ttl
+        expiration = message.properties.expiration
+        if expiration is not None:
+            per_message = parse_expiration(expiration)
+            if per_message is not None and (ms is None or per_message < ms):
+                ms = per_message
+        return None if ms is None else enqueued_at + ms / 1000.0
 
 
 def _by_seq(entry: QueueEntry) -> int:

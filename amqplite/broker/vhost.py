@@ -10,10 +10,19 @@ are followed with a visited set (so loops end and a queue reachable by two paths
 the message once), and an exchange that routes nowhere hands the message to its
 ``alternate-exchange``.  ``CC``/``BCC`` headers add routing keys; ``BCC`` is stripped
 before enqueueing.
+
+Persistence (RabbitMQ's rules): durable exchanges and queues, and bindings whose source
+and destination are both durable, are written as store records (through the broker)
+before they take effect, and deleted with them.  A persistent message routed to durable
+queues is appended to the store once, here where routing happens, with all its durable
+queues; each queue entry keeps the ref.  A failed append refuses the publish (it is
+nacked, never confirmed).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import secrets
 from collections.abc import Collection
 from typing import TYPE_CHECKING
@@ -45,6 +54,9 @@ from amqplite.message import FieldTable, Message
 
 if TYPE_CHECKING:
     from amqplite.broker.broker import Broker, BrokerConnection
+    from amqplite.store import MessageRef
+
+log = logging.getLogger(__name__)
 
 PREDECLARED = (
     ("", "direct"),
@@ -57,7 +69,26 @@ PREDECLARED = (
 
 UNROUTED = PublishResult(routed=False, queues=0)
 _ROUTED = [PublishResult(routed=True, queues=n) for n in range(16)]
+_ROUTED_DURABLE = [PublishResult(routed=True, queues=n, durable_write=True) for n in range(16)]
+#: The store could not write the message: nobody got it, the publisher gets a nack.
+STORE_FAILED = PublishResult(routed=True, queues=0, rejected=True)
 _NO_ARGS: FieldTable = {}
+
+
+def binding_record_key(vhost: str, binding: Binding) -> tuple[str, ...]:
+    """The store key of a durable binding (arguments by a stable digest)."""
+    digest = ""
+    if binding.arguments:
+        text = repr(binding.arguments_key).encode()
+        digest = hashlib.sha1(text, usedforsecurity=False).hexdigest()[:20]
+    return (
+        vhost,
+        binding.source,
+        binding.destination_type,
+        binding.destination,
+        binding.routing_key,
+        digest,
+    )
 
 
 def generate_name(prefix: str) -> str:
@@ -150,6 +181,17 @@ class VHost:
                 internal=internal,
                 arguments=arguments,
             )
+            if durable:
+                self.broker.put_record(
+                    "exchange",
+                    (self.name, name),
+                    {
+                        "type": type,
+                        "auto_delete": auto_delete,
+                        "internal": internal,
+                        "arguments": x.arguments,
+                    },
+                )
             self.exchanges[name] = x
             return x
         if x.type != type:
@@ -183,6 +225,8 @@ class VHost:
     def _remove_exchange(self, x: Exchange) -> None:
         if x.deleted:
             return
+        if x.durable:
+            self.broker.delete_record("exchange", (self.name, x.name))
         x.deleted = True
         del self.exchanges[x.name]
         for binding in list(x.bindings):
@@ -210,6 +254,8 @@ class VHost:
         x.router.validate_binding(routing_key, arguments)
         binding = Binding.make(x.name, q.name, "queue", routing_key, arguments)
         if binding not in x.bindings:
+            if x.durable and q._persist:
+                self._put_binding(binding)
             x.router.bind(routing_key, binding.arguments, q)
             x.bindings[binding] = None
             q.bindings[binding] = None
@@ -242,6 +288,8 @@ class VHost:
         src.router.validate_binding(routing_key, arguments)
         binding = Binding.make(src.name, dst.name, "exchange", routing_key, arguments)
         if binding not in src.bindings:
+            if src.durable and dst.durable:
+                self._put_binding(binding)
             src.router.bind(routing_key, binding.arguments, dst)
             src.bindings[binding] = None
             src.e2e_bindings += 1
@@ -259,6 +307,11 @@ class VHost:
         if binding in src.bindings:
             self._remove_binding(binding, src, dst)
 
+    def _put_binding(self, binding: Binding) -> None:
+        self.broker.put_record(
+            "binding", binding_record_key(self.name, binding), {"arguments": binding.arguments}
+        )
+
     def _remove_binding(
         self,
         binding: Binding,
@@ -267,6 +320,10 @@ class VHost:
         *,
         auto_delete: bool = True,
     ) -> None:
+        if source.durable and (
+            dest is None or (dest._persist if isinstance(dest, Queue) else dest.durable)
+        ):
+            self.broker.delete_record("binding", binding_record_key(self.name, binding))
         if dest is not None:
             source.router.unbind(binding.routing_key, binding.arguments, dest)
             if isinstance(dest, Queue):
@@ -343,6 +400,12 @@ class VHost:
             args=args,
             owner=owner if exclusive else None,
         )
+        if q._persist:
+            self.broker.put_record(
+                "queue",
+                (self.name, name),
+                {"auto_delete": auto_delete, "arguments": q.arguments},
+            )
         self.queues[name] = q
         if q.owner is not None:
             q.owner.exclusive_queues[q] = None
@@ -376,6 +439,8 @@ class VHost:
         if q.deleted:
             return 0
         count = q.message_count
+        if q._persist:
+            self.broker.delete_record("queue", (self.name, q.name))
         q.deleted = True
         del self.queues[q.name]
         self.broker._timed_queues.pop(q, None)
@@ -455,17 +520,57 @@ class VHost:
                 body=message.body,
             )
         now = self.broker.clock()
+        ref: MessageRef | None = None
+        if self.broker.store is not None and message.persistent:
+            ref = self._store_message(message, queues, now)
+            if ref == -1:
+                return STORE_FAILED
         accepted = 0
         rejected = False
         # A snapshot: a sink may react to a delivery by closing things that change bindings.
         for q in tuple(queues):
-            if q.publish(message, now):
+            if self._enqueue(q, message, now, ref):
                 accepted += 1
             else:
                 rejected = True
         if rejected:
-            return PublishResult(routed=True, queues=accepted, rejected=True)
+            return PublishResult(
+                routed=True, queues=accepted, rejected=True, durable_write=ref is not None
+            )
+        if ref is not None:
+            return (
+                _ROUTED_DURABLE[accepted]
+                if accepted < 16
+                else PublishResult(routed=True, queues=accepted, durable_write=True)
+            )
         return _ROUTED[accepted] if accepted < 16 else PublishResult(routed=True, queues=accepted)
+
+    def _store_message(self, message: Message, queues: Collection[Queue], now: float) -> int | None:
+        """Append ``message`` once for its durable queues: its ref, None, or -1 if it failed."""
+        durable = [q.key for q in queues if q._persist]
+        if not durable:
+            return None
+        store = self.broker.store
+        assert store is not None
+        from amqplite.store import StoreWriteError
+
+        try:
+            return store.append(message, durable, now)
+        except StoreWriteError as exc:
+            self.broker.store_write_failed(exc)
+            return -1
+
+    def _enqueue(self, q: Queue, message: Message, now: float, ref: MessageRef | None) -> bool:
+        """``q.publish`` with the store ref for durable queues; a refused stored copy is removed."""
+        if ref is None or not q._persist:
+            return q.publish(message, now)
+        if q.deleted:  # deleted by a sink reacting to an earlier delivery of this publish
+            q._store.remove(q.key, ref)
+            return True
+        if q.publish(message, now, ref):
+            return True
+        q._store.remove(q.key, ref)
+        return False
 
     def _dead_letter(self, queue: Queue, message: Message, reason: str) -> bool:
         """Republish a dead message to ``queue``'s DLX; False if it was dropped instead."""
@@ -484,9 +589,19 @@ class VHost:
         if targets:
             dlx.stats.publish_out += 1
         headers = copy.properties.headers or {}
+        live: list[Queue] = []
         for target in list(targets):
             if reason != REJECTED and is_cycle(target.name, headers):
                 target.stats.dropped["cycle"] = target.stats.dropped.get("cycle", 0) + 1
                 continue
-            target.publish(copy, now)
+            live.append(target)
+        ref: MessageRef | None = None
+        if live and copy.persistent and self.broker.store is not None:
+            ref = self._store_message(copy, live, now)
+            if ref == -1:
+                # Keep the dead letter in memory rather than lose it now.
+                log.error("dead letter from queue '%s' kept in memory only", queue.name)
+                ref = None
+        for target in live:
+            self._enqueue(target, copy, now, ref)
         return True

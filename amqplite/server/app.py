@@ -29,6 +29,7 @@ from amqplite.server.listener import AmqpServer
 from amqplite.server.settings import ServerSettings
 
 if TYPE_CHECKING:
+    from amqplite.store import Store
     from amqplite.topology import Config
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,24 @@ def load(config: Config | str | os.PathLike[str] | None) -> Config | None:
     return load_config(config)
 
 
-def build_broker(config: Config | None, *, clock: Callable[[], float] = time.time) -> Broker:
-    """A broker with the config's vhosts, users and topology applied (or the defaults)."""
-    broker = Broker(clock=clock)
+def build_broker(
+    config: Config | None,
+    *,
+    clock: Callable[[], float] = time.time,
+    store: Store | None = None,
+) -> Broker:
+    """A broker with the config's vhosts, users and topology applied (or the defaults).
+
+    With a ``store`` the broker first recovers what it holds (durable topology, users,
+    messages); the config is applied on top.
+    """
+    broker = Broker(clock=clock, store=store)
+    if store is not None:
+        report = broker.recover()
+        log.info("store: %s", report.summary())
+        discarded = report.discarded()
+        if discarded:
+            log.warning("store: %s", discarded)
     if config is None:
         broker.add_vhost("/")
         add_default_user(broker)
@@ -96,7 +112,9 @@ def settings_from(
             channel_max=s.channel_max,
             max_message_size=s.max_message_size,
             data_dir=str(s.data_dir),
+            http_host=s.http_host,
             http_port=s.http_port,
+            disk_free_limit=s.disk_free_limit,
         )
     if host is not None:
         values["host"] = host
@@ -104,6 +122,31 @@ def settings_from(
         values["port"] = port
     values.update(overrides)
     return ServerSettings(**values)
+
+
+def _connectable(host: str) -> str:
+    """A host a client can connect to for a listener bound to ``host``."""
+    if host in ("0.0.0.0", "", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+async def start_http(nursery: trio.Nursery, server: AmqpServer, host: str, port: int) -> int:
+    """Start the management HTTP API for ``server``'s broker; returns the bound port."""
+    from amqplite.http.server import serve_http
+
+    async def run(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        await serve_http(
+            server.broker,
+            host=host,
+            port=port,
+            task_status=task_status,
+            on_change=server.wake_writers,
+        )
+
+    bound: int = await nursery.start(run)
+    log.info("HTTP API on http://%s:%d/", _connectable(host), bound)
+    return bound
 
 
 @attrs.define(eq=False)
@@ -116,16 +159,20 @@ class RunningBroker:
     server: AmqpServer
     #: Set by :func:`run_in_thread`: the token to call into the broker's trio thread.
     trio_token: trio.lowlevel.TrioToken | None = None
+    #: The management HTTP API's port, when one was asked for.
+    http_port: int | None = None
 
     @property
     def url(self) -> str:
         """``amqp://guest:guest@HOST:PORT/`` (the default user and vhost)."""
-        host = self.host
-        if host in ("0.0.0.0", "", "::"):
-            host = "127.0.0.1"
-        elif ":" in host:
-            host = f"[{host}]"
-        return f"amqp://guest:guest@{host}:{self.port}/"
+        return f"amqp://guest:guest@{_connectable(self.host)}:{self.port}/"
+
+    @property
+    def http_url(self) -> str | None:
+        """``http://HOST:PORT/`` of the management API, if it runs."""
+        if self.http_port is None:
+            return None
+        return f"http://{_connectable(self.server.settings.http_host)}:{self.http_port}/"
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` in the broker's thread (for :func:`run_in_thread` users who
@@ -150,6 +197,7 @@ async def serve(
     broker: Broker | None = None,
     settings: ServerSettings | None = None,
     shutdown_timeout: float = 1.0,
+    http_port: int | None = None,
 ) -> AsyncIterator[RunningBroker]:
     """Run a broker on ``host:port`` (port 0: ephemeral) for the duration of the block.
 
@@ -157,6 +205,7 @@ async def serve(
     host and port are ignored in favour of the arguments.  Pass ``broker`` to serve an
     existing broker instead, or ``settings`` to control every server knob.  On exit,
     clients get connection.close 320 and ``shutdown_timeout`` seconds to answer it.
+    ``http_port`` (0: ephemeral) also starts the management HTTP API on 127.0.0.1.
     """
     loaded = load(config)
     if broker is None:
@@ -167,6 +216,8 @@ async def serve(
     async with trio.open_nursery() as nursery:
         bound = await nursery.start(server.run)
         running = RunningBroker(settings.host, bound, broker, server)
+        if http_port is not None:
+            running.http_port = await start_http(nursery, server, settings.http_host, http_port)
         try:
             yield running
         finally:
@@ -184,6 +235,7 @@ def run_in_thread(
     broker: Broker | None = None,
     settings: ServerSettings | None = None,
     shutdown_timeout: float = 1.0,
+    http_port: int | None = None,
     startup_timeout: float = 10.0,
 ) -> Iterator[RunningBroker]:
     """:func:`serve` in a background thread, for synchronous code.
@@ -203,6 +255,7 @@ def run_in_thread(
                 broker=broker,
                 settings=settings,
                 shutdown_timeout=shutdown_timeout,
+                http_port=http_port,
             ) as running:
                 running.trio_token = trio.lowlevel.current_trio_token()
                 stop = trio.Event()

@@ -3,7 +3,9 @@
 Server layer (CLI glue).  Loads the YAML config (``--config``, else
 ``config/amqplite.yaml`` when it exists, else built-in defaults), applies its users and
 topology, listens for AMQP, and on SIGINT/SIGTERM shuts down gracefully: stop accepting,
-close every connection with 320 CONNECTION_FORCED, exit 0.
+close every connection with 320 CONNECTION_FORCED, close the store, exit 0.  If the store
+fails (an fsync error) the broker stops on its own and exits 1 without marking the store
+cleanly closed.  ``--data-dir none`` runs without a store (everything transient).
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--host", help="AMQP listen address (overrides the config)")
     parser.add_argument("--port", type=int, help="AMQP port; 0 picks a free one")
-    parser.add_argument("--data-dir", help="directory for durable data (overrides the config)")
+    parser.add_argument(
+        "--data-dir",
+        help="directory for durable queues and messages (overrides the config; "
+        "without a config file and without this, nothing is persisted)",
+    )
     parser.add_argument("--http-port", type=int, help="management HTTP port (overrides the config)")
     parser.set_defaults(func=run)
 
@@ -52,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     overrides: dict[str, Any] = {}
     if args.data_dir is not None:
-        overrides["data_dir"] = args.data_dir
+        transient = args.data_dir.strip().lower() in ("none", "memory")
+        overrides["data_dir"] = None if transient else args.data_dir
     if args.http_port is not None:
         overrides["http_port"] = args.http_port
     settings = settings_from(config, host=args.host, port=args.port, **overrides)
@@ -60,22 +67,62 @@ def run(args: argparse.Namespace) -> int:
         log.info("no config file; using built-in defaults (guest/guest on vhost /)")
     else:
         log.info("loaded config %s", config.source)
-    broker = build_broker(config)
-    trio.run(_serve, broker, settings)
-    return 0
+    store = None
+    if settings.data_dir is not None:
+        from amqplite.store import StoreError, open_store
+
+        try:
+            store = open_store(settings.data_dir)
+        except (StoreError, OSError) as exc:
+            log.error("cannot open the data directory %s: %s", settings.data_dir, exc)
+            return 2
+        log.info("data directory %s", settings.data_dir)
+    failed = False
+    try:
+        broker = build_broker(config, store=store)
+        failed = trio.run(_serve, broker, settings)
+    finally:
+        # After a failed fsync nothing may be marked clean: leave the store as a crash would.
+        if store is not None and not failed:
+            store.close()
+    return 1 if failed else 0
 
 
-async def _serve(broker: Any, settings: Any) -> None:
+async def _serve(broker: Any, settings: Any) -> bool:
+    """Serve until a signal (False) or until the server stops itself on a store failure (True)."""
     from amqplite.server.listener import AmqpServer
 
     server = AmqpServer(broker, settings)
+
+    async def run_server(*, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        await server.run(task_status=task_status)
+        nursery.cancel_scope.cancel()  # stopped on its own (store failure): stop waiting
+
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            port = await nursery.start(server.run)
+            port = await nursery.start(run_server)
+            if settings.http_port is not None:
+                from amqplite.server.app import start_http
+
+                try:
+                    await start_http(nursery, server, settings.http_host, settings.http_port)
+                except OSError as exc:  # the port is taken: AMQP still works
+                    log.error(
+                        "cannot start the HTTP API on %s:%d: %s",
+                        settings.http_host,
+                        settings.http_port,
+                        exc,
+                    )
             log.info("amqplite ready: amqp://%s:%d/", settings.host, port)
             async for signum in signals:
                 log.info("received %s; shutting down", signal.Signals(signum).name)
                 break
             await server.shutdown()
             nursery.cancel_scope.cancel()
-    log.info("stopped")
+    failed = server.guard is not None and server.guard.failure is not None
+    log.log(
+        logging.CRITICAL if failed else logging.INFO,
+        "stopped%s",
+        " (store failure)" if failed else "",
+    )
+    return failed

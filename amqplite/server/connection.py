@@ -29,6 +29,7 @@ from amqplite.server.session import Session
 
 if TYPE_CHECKING:
     from amqplite.broker.broker import Broker
+    from amqplite.server.durability import GroupCommit
     from amqplite.server.settings import ServerSettings
     from amqplite.server.ticker import Ticker
 
@@ -62,9 +63,11 @@ class AmqpConnection:
         settings: ServerSettings,
         flushes: FlushQueue,
         ticker: Ticker,
+        commit: GroupCommit | None = None,
     ) -> None:
         self.stream = stream
         self.ticker = ticker
+        self.commit = commit
         self.settings = settings
         self.flushes = flushes
         self.outbox = Outbox(stream, high_water=settings.high_water, low_water=settings.low_water)
@@ -141,6 +144,7 @@ class AmqpConnection:
         outbox = self.outbox
         flushes = self.flushes
         ticker = self.ticker
+        commit = self.commit
         receive = self.stream.receive_some
         size = self.settings.receive_size
         while not session.finished:
@@ -157,8 +161,12 @@ class AmqpConnection:
             session.data_received(data)
             while session.auth_pending is not None:
                 await session.check_login()
-            if session.sync_pending:
-                await session.sync_store()
+            if commit is not None:
+                commit.store.flush()  # acks reach the OS: a killed process loses none
+                if session.sync_pending:
+                    session.sync_pending = False
+                    await commit.wait_durable()
+            session.sync_pending = False
             session.end_batch()
             flushes.wake_dirty(skip=outbox)
             if ticker.idle:

@@ -17,9 +17,11 @@ import trio
 from amqplite.broker.broker import Broker
 from amqplite.errors import ReplyCode
 from amqplite.server.connection import AmqpConnection
+from amqplite.server.durability import GroupCommit
 from amqplite.server.outbox import FlushQueue
 from amqplite.server.session import SHUTDOWN_TEXT
 from amqplite.server.settings import ServerSettings
+from amqplite.server.store_guard import StoreGuard
 from amqplite.server.ticker import Ticker
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,15 @@ class AmqpServer:
         self.settings = settings
         self.flushes = FlushQueue()
         self.ticker = Ticker(broker, self.flushes)
+        store = getattr(broker, "store", None)
+        self.commit = GroupCommit(store) if store is not None else None
+        #: Disk alarm and fatal-store-failure stop (None without a store).
+        self.guard: StoreGuard | None = None
+        if store is not None:
+            self.guard = StoreGuard(self, store, disk_free_limit=settings.disk_free_limit)
+            broker.on_store_write_error = self.guard.write_failed
+            assert self.commit is not None
+            self.commit.on_failure = self.guard.fail
         self.connections: set[AmqpConnection] = set()
         self.port: int | None = None
         self._accept_scope = trio.CancelScope()
@@ -56,6 +67,10 @@ class AmqpServer:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self.ticker.run)
+            if self.commit is not None:
+                nursery.start_soon(self.commit.run_periodic)
+            if self.guard is not None:
+                nursery.start_soon(self.guard.run)
             for listener in listeners:
                 nursery.start_soon(self._accept_loop, listener)
             task_status.started(self.port)
@@ -85,6 +100,7 @@ class AmqpServer:
                 settings=self.settings,
                 flushes=self.flushes,
                 ticker=self.ticker,
+                commit=self.commit,
             )
         except Exception:
             log.exception("cannot set up connection")

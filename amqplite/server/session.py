@@ -16,18 +16,19 @@ logged and answered with 541 INTERNAL_ERROR, and never escapes to other connecti
 
 Publisher confirms are numbered per channel and emitted by :meth:`Session.end_batch`,
 consecutive acks folded into one ``multiple=True`` ack.  When a publish was written to
-the store, the whole batch's confirms wait until :meth:`Session.sync_store` has run
-(one fsync per batch: group commit).
+the store (``sync_pending``), the whole batch's confirms wait until the connection task
+has awaited the store sync (:mod:`amqplite.server.durability`: group commit).
 """
 
 from __future__ import annotations
 
 import logging
 import platform
+import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-import trio
+import attrs
 
 from amqplite import __version__
 from amqplite.broker.broker import Broker, ConnectionInfo
@@ -62,7 +63,14 @@ SERVER_CAPABILITIES: dict[str, Any] = {
     "consumer_priorities": True,
     "authentication_failure_close": True,
     "per_consumer_qos": True,
+    "direct_reply_to": True,
 }
+
+#: RabbitMQ's direct reply-to pseudo-queue.  We back each reply consumer with a hidden
+#: exclusive, auto-delete queue named ``amq.rabbitmq.reply-to.<token>``: publishes with
+#: ``reply_to`` set to the pseudo-queue get that name instead, so a reply published to the
+#: default exchange reaches the requester's channel, and delivery tags stay the channel's.
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 SERVER_PROPERTIES: dict[str, Any] = {
     "product": "amqplite",
@@ -112,6 +120,7 @@ class ChannelSink:
         "outbox",
         "published",
         "queued",
+        "reply_queue",
         "session",
         "tx",
         "tx_publishes",
@@ -137,6 +146,8 @@ class ChannelSink:
         self.nacks: list[int] = []
         #: Listed in the session's channels with confirms to emit this batch.
         self.queued = False
+        #: The hidden queue behind this channel's direct reply-to consumer, if any.
+        self.reply_queue: str | None = None
 
     # -- DeliverySink ------------------------------------------------------------------
 
@@ -171,6 +182,16 @@ class ChannelSink:
         if session.client_capabilities.get("consumer_cancel_notify"):
             session.send(self.number, m.BasicCancel(consumer_tag, True))
             session.flushes.mark(session.outbox)
+
+    def close_channel(self, reply_code: int, reply_text: str) -> None:
+        """The core closed this channel on its own (consumer timeout, 406): tell the
+        client with channel.close and discard its frames until close-ok."""
+        session = self.session
+        if self.closing or session.closing or session.finished:
+            return
+        self.broker_channel = None  # already closed by the core
+        session._close_channel(self, ChannelError(reply_code, reply_text), None)
+        session.flushes.mark(self.outbox)
 
     @property
     def writable(self) -> bool:
@@ -318,13 +339,6 @@ class Session:
 
     def eof_received(self) -> None:
         self.finished = True
-
-    async def sync_store(self) -> None:
-        """Group commit: make this batch's durable publishes durable before confirming."""
-        self.sync_pending = False
-        store = getattr(self.broker, "store", None)
-        if store is not None:
-            await trio.to_thread.run_sync(store.sync)
 
     def end_batch(self) -> None:
         """Emit the confirms collected while handling the last receive buffer."""
@@ -757,6 +771,11 @@ class Session:
             self.send(sink.number, m.ExchangeUnbindOk())
 
     def _on_queue_declare(self, sink: ChannelSink, method: m.QueueDeclare) -> None:
+        if method.queue == DIRECT_REPLY_TO and method.passive:
+            # Clients probe for the feature this way; RabbitMQ says it exists.
+            if not method.no_wait:
+                self.send(sink.number, m.QueueDeclareOk(DIRECT_REPLY_TO, 0, 0))
+            return
         ok = self._channel(sink).declare_queue(
             method.queue,
             passive=method.passive,
@@ -818,6 +837,9 @@ class Session:
             # Called before the first delivery, which must follow consume-ok.
             self.send(number, m.BasicConsumeOk(tag))
 
+        if method.queue == DIRECT_REPLY_TO:
+            self._consume_direct_reply(sink, method, None if method.no_wait else registered)
+            return
         self._channel(sink).consume(
             method.queue,
             method.consumer_tag,
@@ -826,6 +848,32 @@ class Session:
             arguments=method.arguments,
             on_registered=None if method.no_wait else registered,
         )
+
+    def _consume_direct_reply(
+        self,
+        sink: ChannelSink,
+        method: m.BasicConsume,
+        registered: Callable[[str], None] | None,
+    ) -> None:
+        if not method.no_ack:
+            raise ChannelError(ReplyCode.PRECONDITION_FAILED, "reply consumer cannot acknowledge")
+        conn = self.connection
+        assert conn is not None
+        vhost = conn.vhost
+        if sink.reply_queue is not None and sink.reply_queue in vhost.queues:
+            raise ChannelError(ReplyCode.PRECONDITION_FAILED, "reply consumer already set")
+        name = f"{DIRECT_REPLY_TO}.{secrets.token_urlsafe(18)}"
+        vhost.declare_queue(name, exclusive=True, auto_delete=True, owner=conn, server_named=True)
+        try:
+            self._channel(sink).consume(
+                name, method.consumer_tag, no_ack=True, on_registered=registered
+            )
+        except Exception:
+            queue = vhost.queues.get(name)
+            if queue is not None:
+                vhost.remove_queue(queue)
+            raise
+        sink.reply_queue = name
 
     def _on_basic_cancel(self, sink: ChannelSink, method: m.BasicCancel) -> None:
         self._channel(sink).cancel(method.consumer_tag)
@@ -891,12 +939,28 @@ class Session:
             if not sink.queued:
                 sink.queued = True
                 self._confirming.append(sink)
+        properties = event.properties
+        raw_properties: bytes | None = event.raw_properties
+        if properties.reply_to == DIRECT_REPLY_TO:
+            reply_queue = sink.reply_queue
+            conn = self.connection
+            if reply_queue is None or conn is None or reply_queue not in conn.vhost.queues:
+                self._close_channel(
+                    sink,
+                    ChannelError(
+                        ReplyCode.PRECONDITION_FAILED, "fast reply consumer does not exist"
+                    ),
+                    method,
+                )
+                return
+            properties = attrs.evolve(properties, reply_to=reply_queue)
+            raw_properties = None  # re-encoded with the new reply_to
         message = Message(
             method.exchange,
             method.routing_key,
-            event.properties,
+            properties,
             event.body,
-            event.raw_properties,
+            raw_properties,
         )
         try:
             result = self._channel(sink).publish(

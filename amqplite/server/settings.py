@@ -37,6 +37,11 @@ class ServerSettings:
     close_timeout: float = 3.0
     #: Users allowed to log in only from a loopback address (RabbitMQ's loopback_users).
     loopback_users: frozenset[str] = frozenset({"guest"})
-    #: Stored for the durability and HTTP work; unused by the AMQP server itself.
+    #: Where durable data lives (None: nothing is persisted).
     data_dir: str | None = None
+    #: The management HTTP API's address (None: no HTTP listener).
+    http_host: str = "127.0.0.1"
     http_port: int | None = None
+    #: Publishers are blocked (connection.blocked) while the store's disk has less free
+    #: space than this many bytes (RabbitMQ's disk_free_limit; see server/store_guard.py).
+    disk_free_limit: int = 50_000_000

@@ -76,8 +76,8 @@ from amqplite.store.codec import (
     decode_queues,
     decode_value,
     encode_message,
-    encode_queue_list,
     encode_queue,
+    encode_queue_list,
     encode_value,
 )
 from amqplite.store.files import DirectoryLock, Opener, StoreFile, free_bytes, fsync_directory
@@ -308,7 +308,8 @@ class FileStore:
         if os.path.exists(tmp):
             os.unlink(tmp)  # a compaction that did not reach its rename
         last_kind = 0
-        if os.path.exists(path):
+        fresh = not os.path.exists(path)  # a new directory has nothing to recover from
+        if not fresh:
             file = self._opener(path, create=False)
             data = file.read_all()
             if check_file_header(data, TOPOLOGY_MAGIC, 0):
@@ -338,7 +339,7 @@ class FileStore:
         fsync_directory(self.data_dir)
         self._dirs_dirty.discard(self.data_dir)
         records = {rid: decode_value(data, 0)[0] for rid, data in self._records.items()}
-        return records, last_kind == CLEAN
+        return records, fresh or last_kind == CLEAN
 
     def _replay_topology(self, kind: int, data: bytes, start: int, end: int) -> None:
         if kind not in (PUT, DELETE):

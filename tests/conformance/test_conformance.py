@@ -202,3 +202,53 @@ def test_exclusive_queue_is_locked_to_its_connection(connect: Connect, name: Nam
     assert text.startswith(
         f"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{q}' in vhost '/'"
     )
+
+
+def test_direct_reply_to_round_trip(connect: Connect, name: Name) -> None:
+    rpc = name("rpc")
+    server = connect().channel()
+    server.queue_declare(rpc, exclusive=True)
+    client_connection = connect()
+    client = client_connection.channel()
+    replies: list[tuple[bytes, str | None]] = []
+    client.basic_consume(
+        "amq.rabbitmq.reply-to",
+        lambda ch, method, props, body: replies.append((body, props.correlation_id)),
+        auto_ack=True,
+    )
+    client.basic_publish(
+        "",
+        rpc,
+        b"ping",
+        pika.BasicProperties(reply_to="amq.rabbitmq.reply-to", correlation_id="42"),
+    )
+    method, props, body = next(server.consume(rpc, inactivity_timeout=5))
+    assert method is not None
+    assert props.reply_to.startswith("amq.rabbitmq.reply-to.")
+    server.basic_publish(
+        "", props.reply_to, b"pong " + body, pika.BasicProperties(correlation_id="42")
+    )
+    server.basic_ack(method.delivery_tag)
+    for _ in range(50):
+        if replies:
+            break
+        client_connection.process_data_events(time_limit=0.1)
+    assert replies == [(b"pong ping", "42")]
+
+
+def test_direct_reply_to_misuse_is_406(connect: Connect) -> None:
+    channel = connect().channel()
+    code, text = _closed_by_broker(
+        lambda: (
+            channel.basic_publish(
+                "", "anything", b"x", pika.BasicProperties(reply_to="amq.rabbitmq.reply-to")
+            )
+            or channel.queue_declare("amq.rabbitmq.reply-to", passive=True)
+        )
+    )
+    assert (code, text) == (406, "PRECONDITION_FAILED - fast reply consumer does not exist")
+    channel = connect().channel()
+    code, text = _closed_by_broker(
+        lambda: channel.basic_consume("amq.rabbitmq.reply-to", lambda *_: None, auto_ack=False)
+    )
+    assert (code, text) == (406, "PRECONDITION_FAILED - reply consumer cannot acknowledge")

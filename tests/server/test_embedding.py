@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import threading
+import urllib.request
 from pathlib import Path
 
 import pika
@@ -87,3 +90,21 @@ async def test_blocked_and_unblocked_reach_clients_that_support_them(
 def test_run_in_thread_reports_a_taken_port_as_oserror() -> None:
     with run_in_thread() as running, pytest.raises(OSError), run_in_thread(port=running.port):
         pass
+
+
+async def test_serve_can_start_the_management_http_api() -> None:
+    with trio.fail_after(10):
+        async with serve(http_port=0, shutdown_timeout=0.2) as running:
+            assert running.http_url == f"http://127.0.0.1:{running.http_port}/"
+            token = base64.b64encode(b"guest:guest").decode()
+            request = urllib.request.Request(
+                running.http_url + "api/overview", headers={"Authorization": f"Basic {token}"}
+            )
+
+            def fetch() -> tuple[int, dict[str, object]]:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    return response.status, json.loads(response.read())
+
+            status, overview = await trio.to_thread.run_sync(fetch)
+            assert status == 200
+            assert overview["product_name"] == "amqplite"

@@ -14,37 +14,47 @@ import pika.exceptions
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+STARTUP_LOG: dict[int, list[str]] = {}
 
 
-def test_serve_loads_topology_logs_connections_and_stops_on_sigterm() -> None:
+def _start(*args: str) -> tuple[subprocess.Popen[str], int]:
+    """Start `amqplite serve ARGS --host 127.0.0.1 --port 0`; wait until it is ready.
+
+    The log lines read while waiting are kept in ``STARTUP_LOG[proc.pid]``."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "amqplite",
-            "serve",
-            "--config",
-            str(ROOT / "examples/topic_routing/topology.yaml"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-        ],
+        [sys.executable, "-m", "amqplite", "serve", *args, "--host", "127.0.0.1", "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stderr is not None
+    seen = STARTUP_LOG[proc.pid] = []
+    for line in proc.stderr:
+        seen.append(line)
+        found = re.search(r"amqplite ready: amqp://127\.0\.0\.1:(\d+)/", line)
+        if found:
+            return proc, int(found.group(1))
+    proc.kill()
+    raise AssertionError(f"the server never said it was ready (exit {proc.wait()})")
+
+
+def _stop(proc: subprocess.Popen[str], *, signalled: bool = False) -> str:
+    """SIGTERM (unless already sent), expect exit 0, return the log."""
+    if not signalled:
+        proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert proc.stderr is not None
+    return proc.stderr.read()
+
+
+def _connect(port: int) -> pika.BlockingConnection:
+    return pika.BlockingConnection(pika.URLParameters(f"amqp://guest:guest@127.0.0.1:{port}/"))
+
+
+def test_serve_loads_topology_logs_connections_and_stops_on_sigterm(tmp_path: Path) -> None:
+    config = str(ROOT / "examples/topic_routing/topology.yaml")
+    proc, port = _start("--config", config, "--data-dir", str(tmp_path), "--http-port", "0")
     try:
-        assert proc.stderr is not None
-        port = None
-        for line in proc.stderr:
-            found = re.search(r"amqplite ready: amqp://127\.0\.0\.1:(\d+)/", line)
-            if found:
-                port = int(found.group(1))
-                break
-        assert port is not None, "the server never said it was ready"
-        connection = pika.BlockingConnection(
-            pika.URLParameters(f"amqp://guest:guest@127.0.0.1:{port}/")
-        )
+        connection = _connect(port)
         channel = connection.channel()
         # The topology from the file is there.
         assert channel.queue_declare("logs.all", passive=True).method.message_count == 0
@@ -52,11 +62,40 @@ def test_serve_loads_topology_logs_connections_and_stops_on_sigterm() -> None:
         with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as closed:
             connection.process_data_events(time_limit=10)
         assert closed.value.reply_code == 320
-        assert proc.wait(timeout=10) == 0
-        log = proc.stderr.read()
+        log = _stop(proc, signalled=True)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    assert re.search(r"HTTP API on http://127\.0\.0\.1:\d+/", "".join(STARTUP_LOG[proc.pid]))
     assert re.search(r"accepting AMQP connection .* \(user 'guest', vhost '/'\)", log)
     assert re.search(r"closing AMQP connection .* \(user 'guest', vhost '/'\)", log)
+
+
+def test_persistent_messages_survive_a_restart_with_a_data_dir(tmp_path: Path) -> None:
+    proc, port = _start("--data-dir", str(tmp_path))
+    try:
+        connection = _connect(port)
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.queue_declare("keep", durable=True)
+        persistent = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
+        for i in range(3):
+            channel.basic_publish("", "keep", f"m{i}".encode(), persistent)
+        connection.close()
+        _stop(proc)
+        proc, port = _start("--data-dir", str(tmp_path))
+        connection = _connect(port)
+        channel = connection.channel()
+        bodies = []
+        for _ in range(3):
+            method, _, body = channel.basic_get("keep", auto_ack=True)
+            assert method is not None
+            bodies.append(body)
+        assert bodies == [b"m0", b"m1", b"m2"]
+        connection.close()
+        _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

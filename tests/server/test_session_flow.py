@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import trio
 from rawamqp import RawClient, body_frame, header_frame, method_frame, publish_frames
 
+from amqplite.broker.broker import Broker
 from amqplite.errors import ReplyCode
 from amqplite.protocol import methods as m
-from amqplite.server.app import RunningBroker
+from amqplite.server.app import RunningBroker, add_default_user, serve
 
 
 async def _client(running: RunningBroker, **kwargs: object) -> RawClient:
@@ -160,3 +163,28 @@ async def test_tx_commit_returns_unroutable_mandatory_publishes(running: Running
         assert isinstance(first, m.BasicReturn)
         assert first.routing_key == "nowhere"
         await client.expect(m.TxCommitOk)
+
+
+async def test_consumer_timeout_closes_the_channel_with_406() -> None:
+    broker = Broker(clock=time.time, consumer_timeout=0.05)
+    broker.add_vhost("/")
+    add_default_user(broker)
+    with trio.fail_after(5):
+        async with serve(broker=broker, shutdown_timeout=0.2) as running:
+            client = await _client(running)
+            await client.declare_queue(1, "slowpoke")
+            await client.send(publish_frames(1, "", "slowpoke", b"work"))
+            consume = m.BasicConsume(0, "slowpoke", "c", False, False, False, False, {})
+            await client.send_method(1, consume)
+            await client.expect(m.BasicConsumeOk)
+            await client.expect(m.BasicDeliver)
+            close = await client.expect(m.ChannelClose)
+            assert close.reply_code == ReplyCode.PRECONDITION_FAILED
+            assert close.reply_text.startswith(
+                "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out"
+            )
+            await client.send_method(1, m.ChannelCloseOk())
+            await client.open_channel(1)
+            ok = await client.declare_queue(1, "slowpoke", passive=True)
+            assert ok.message_count == 1  # the unacked delivery went back to the queue
+            await client.aclose()

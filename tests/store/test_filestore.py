@@ -424,3 +424,32 @@ def test_size_and_fsync_latency_are_exposed_for_metrics(tmp_path: Path) -> None:
         assert store.size_bytes() >= 1000
     finally:
         store.close()
+
+
+def test_compaction_keeps_enqueue_timestamps(fast_tmp: Path) -> None:
+    store = _open(fast_tmp, segment_size=8 * 1024)
+    first = store.append(make_message(b"timed"), [SLOW], 1234.5)
+    _pin_messages_across_segments(store, 30)
+    assert store.read_message(first).body == b"timed"
+    store.close()
+    store = FileStore.open(fast_tmp)
+    try:
+        state = store.recover()
+    finally:
+        store.close()
+    head = state.queues[SLOW][0]
+    assert head.message is not None and head.message.body == b"timed"
+    assert head.timestamp == 1234.5
+
+
+def test_a_fresh_data_directory_recovers_as_a_clean_shutdown(fast_tmp: Path) -> None:
+    store = FileStore.open(fast_tmp / "new")
+    try:
+        assert store.recover().clean_shutdown
+    finally:
+        store.abandon()
+    store = FileStore.open(fast_tmp / "new")
+    try:
+        assert not store.recover().clean_shutdown  # used, then not closed: a crash
+    finally:
+        store.close()

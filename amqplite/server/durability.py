@@ -1,0 +1,83 @@
+"""Group commit: one fsync (off the event loop) covers every connection's pending writes.
+
+Server layer.  A connection whose input batch wrote persistent messages must not confirm
+them before the store has synced.  Instead of one fsync per connection, every waiter
+remembers the store ``position`` of its writes and :meth:`GroupCommit.wait_durable`
+returns as soon as a sync covering that position is done; at most one sync is in flight
+(the store's ``prepare_sync`` → ``SyncPoint.fsync`` in a worker thread →
+``complete_sync`` protocol), and writes made meanwhile ride along with the next one.
+
+Also runs the store's housekeeping: ``flush`` after each batch (so a killed process
+loses no acks) and a periodic sync while removals may be pending.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from amqplite.store import StoreSyncError
+
+if TYPE_CHECKING:
+    from amqplite.store import Store
+
+log = logging.getLogger(__name__)
+
+#: How often removals and delivery marks (which never request a sync) are made durable.
+PERIODIC_SYNC_SECONDS = 1.0
+
+
+class GroupCommit:
+    """Serialises syncs of one store and lets many waiters share each of them."""
+
+    __slots__ = ("_lock", "failure", "on_failure", "store")
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = trio.Lock()
+        #: The fsync failure after which nothing is ever confirmed again.
+        self.failure: StoreSyncError | None = None
+        #: Told about that failure (the server's StoreGuard stops the broker).
+        self.on_failure: Callable[[StoreSyncError], None] | None = None
+
+    async def wait_durable(self, position: int | None = None) -> None:
+        """Return once everything written up to ``position`` (default: now) is synced."""
+        store = self.store
+        if position is None:
+            position = store.position
+        async with self._lock:
+            # A sync that finished while we queued may already cover us.
+            if store.is_durable(position):
+                return
+            await self._sync()
+
+    async def _sync(self) -> None:
+        store = self.store
+        if self.failure is not None:
+            # Never retry a failed fsync (the kernel may have dropped the dirty pages and
+            # report success next time) and never let a waiter go on to confirm: wait for
+            # the shutdown that the failure started.
+            await trio.sleep_forever()
+        point = store.prepare_sync()
+        # Shielded: abandoning a started fsync would leave the store's one in-flight
+        # sync incomplete.
+        try:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(point.fsync)
+        except StoreSyncError as exc:
+            self.failure = exc
+            log.critical("store fsync failed: %s", exc)
+            if self.on_failure is not None:
+                self.on_failure(exc)
+            await trio.sleep_forever()
+        store.complete_sync(point)
+
+    async def run_periodic(self) -> None:
+        """Sync now and then so acks (removals) become durable without new publishes."""
+        while True:
+            await trio.sleep(PERIODIC_SYNC_SECONDS)
+            async with self._lock:
+                await self._sync()

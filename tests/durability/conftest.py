@@ -1,0 +1,42 @@
+"""Fixtures for the durability tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from durability_helpers import Node
+
+
+@pytest.fixture
+def fast_tmp(tmp_path: Path) -> Iterator[Path]:
+    """A scratch directory on tmpfs when there is one (real fsyncs are slow)."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path
+        return
+    path = Path(tempfile.mkdtemp(prefix="amqplite-durability-", dir=shm))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(params=["memory", "file"])
+def node(request: pytest.FixtureRequest, fast_tmp: Path) -> Iterator[Node]:
+    n = Node(request.param, fast_tmp / "data")
+    n.broker.add_vhost("/")
+    yield n
+    n.close()
+
+
+@pytest.fixture
+def file_node(fast_tmp: Path) -> Iterator[Node]:
+    n = Node("file", fast_tmp / "data")
+    n.broker.add_vhost("/")
+    yield n
+    n.close()
