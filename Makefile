@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-long lint format bench clean chromium
+.PHONY: run test test-long lint format bench bench-micro clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format amqplite tests examples
 	$(VENV)/bin/ruff check --fix amqplite tests examples
+
+# Load test against a broker (see docs/performance.md), e.g.
+#   make bench BENCH_ARGS="e2e --url amqp://guest:guest@127.0.0.1:5673/ --compare amqp://guest:guest@127.0.0.1:5672/"
+bench: $(STAMP)
+	$(VENV)/bin/amqplite bench $(BENCH_ARGS)
+
+# In-process micro-benchmarks of the hot functions; MICRO_ARGS="--compare-ref HEAD~1" for ratios.
+bench-micro: $(STAMP)
+	$(PY) -m amqplite.bench.micro $(MICRO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis data

@@ -79,6 +79,29 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def _wire_type(value: Any) -> str:
+    """RabbitMQ's name for the field type a client library encodes ``value`` as."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "signedint" if -(2**31) <= value < 2**31 else "long"
+    if isinstance(value, str | bytes):
+        return "longstr"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, list):
+        return "array"
+    return _type_name(value)
+
+
+def _typed(value: Any) -> str:
+    if value is None:
+        return "none"
+    return f"the value '{_describe(value)}' of type '{_wire_type(value)}'"
+
+
 def _invalid(arg: str, queue: str, vhost: str, detail: str) -> Exception:
     return precondition_failed(
         f"invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}': {detail}"
@@ -92,7 +115,7 @@ def _int_arg(
         return None
     value = args[arg]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid(arg, queue, vhost, f"{{unacceptable_type,{_type_name(value)}}}")
+        raise _invalid(arg, queue, vhost, f'"expected integer, got {_wire_type(value)}"')
     if value < 0:
         raise _invalid(arg, queue, vhost, f"{{value_negative,{value}}}")
     if positive and value == 0:
@@ -107,7 +130,7 @@ def _str_arg(args: FieldTable, arg: str, queue: str, vhost: str) -> str | None:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if not isinstance(value, str):
-        raise _invalid(arg, queue, vhost, f"{{unacceptable_type,{_type_name(value)}}}")
+        raise _invalid(arg, queue, vhost, f"{{unacceptable_type,{_wire_type(value)}}}")
     return value
 
 
@@ -121,12 +144,12 @@ def parse_queue_args(args: FieldTable, queue: str, vhost: str) -> QueueArgs:
     max_length_bytes = _int_arg(args, "x-max-length-bytes", queue, vhost)
     max_priority = _int_arg(args, "x-max-priority", queue, vhost)
     if max_priority is not None and max_priority > MAX_PRIORITY_LIMIT:
-        raise _invalid("x-max-priority", queue, vhost, f"{{value_too_large,{max_priority}}}")
+        raise _invalid("x-max-priority", queue, vhost, f"{{max_value_exceeded,{max_priority}}}")
     delivery_limit = _int_arg(args, "x-delivery-limit", queue, vhost)
     consumer_timeout = _int_arg(args, "x-consumer-timeout", queue, vhost, positive=True)
     overflow = _str_arg(args, "x-overflow", queue, vhost) or "drop-head"
     if overflow not in OVERFLOW_MODES:
-        raise _invalid("x-overflow", queue, vhost, f"{{unknown_overflow_mode,{overflow}}}")
+        raise _invalid("x-overflow", queue, vhost, "invalid_overflow")
     dlx = _str_arg(args, "x-dead-letter-exchange", queue, vhost)
     dlrk = _str_arg(args, "x-dead-letter-routing-key", queue, vhost)
     if dlrk is not None and dlx is None:
@@ -140,10 +163,10 @@ def parse_queue_args(args: FieldTable, queue: str, vhost: str) -> QueueArgs:
     if queue_type == "stream":
         raise _invalid("x-queue-type", queue, vhost, "stream queues are not supported by amqplite")
     if queue_type not in QUEUE_TYPES:
-        raise _invalid("x-queue-type", queue, vhost, f"{{unsupported_queue_type,{queue_type}}}")
+        raise _invalid("x-queue-type", queue, vhost, f"\"unsupported queue type '{queue_type}'\"")
     mode = _str_arg(args, "x-queue-mode", queue, vhost)
     if mode is not None and mode not in ("default", "lazy"):
-        raise _invalid("x-queue-mode", queue, vhost, f"{{unsupported_queue_mode,{mode}}}")
+        raise _invalid("x-queue-mode", queue, vhost, f"\"unsupported queue mode '{mode}'\"")
     return QueueArgs(
         lazy=mode == "lazy",
         message_ttl=message_ttl,
@@ -184,13 +207,12 @@ def assert_equivalent_args(
         if have != got or (
             type(have) is not type(got) and isinstance(have, bool) != isinstance(got, bool)
         ):
-            raise inequivalent(
-                kind,
-                name,
-                vhost,
-                arg,
-                "none" if got is None else _describe(got),
-                "none" if have is None else _describe(have),
+            if got is not None and have is not None:
+                raise inequivalent(kind, name, vhost, arg, _describe(got), _describe(have))
+            # One side absent: RabbitMQ describes the other with its field type.
+            raise precondition_failed(
+                f"inequivalent arg '{arg}' for {kind} '{name}' in vhost '{vhost}': "
+                f"received {_typed(got)} but current is {_typed(have)}"
             )
 
 

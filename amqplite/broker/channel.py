@@ -188,7 +188,12 @@ class Channel:
     ) -> None:
         self._check("write", "exchange", destination)
         self._check("read", "exchange", source)
-        self.vhost.unbind_exchange(destination, source, routing_key, arguments)
+        vhost = self.vhost
+        if "" not in (source, destination) and (
+            source not in vhost.exchanges or destination not in vhost.exchanges
+        ):
+            return  # RabbitMQ (3.10): unbinding what does not exist is a no-op, not a 404
+        vhost.unbind_exchange(destination, source, routing_key, arguments)
 
     def declare_queue(
         self,
@@ -240,7 +245,10 @@ class Channel:
         queue = self._queue_name(queue)
         self._check("write", "queue", queue)
         self._check("read", "exchange", exchange)
-        self.vhost.unbind_queue(queue, exchange, routing_key, arguments, owner=self.connection)
+        vhost = self.vhost
+        if exchange and (exchange not in vhost.exchanges or queue not in vhost.queues):
+            return  # RabbitMQ (3.10): unbinding what does not exist is a no-op, not a 404
+        vhost.unbind_queue(queue, exchange, routing_key, arguments, owner=self.connection)
 
     def purge_queue(self, queue: str) -> int:
         queue = self._queue_name(queue)

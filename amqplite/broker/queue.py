@@ -247,7 +247,11 @@ class Queue:
         self._consumer_seq = 0
         self._busy = False
         self._limited = args.max_length is not None or args.max_length_bytes is not None
-        self._count_deliveries = args.queue_type == "quorum" or args.delivery_limit is not None
+        # 2: quorum queues (RabbitMQ adds x-delivery-count from the first delivery, as 0);
+        # 1: a classic queue with a delivery limit (the header only once returned); 0: none.
+        self._count_deliveries = (
+            2 if args.queue_type == "quorum" else int(args.delivery_limit is not None)
+        )
         # Persistent messages in durable queues are stored (exclusive queues die with
         # their connection, so they are never recovered and never stored, as in RabbitMQ).
         self._persist = self.durable and not self.exclusive and broker.store is not None
@@ -516,7 +520,7 @@ class Queue:
     def delivery_message(self, entry: QueueEntry) -> Message:
         """The message as delivered: quorum-style queues add ``x-delivery-count`` on returns."""
         message = entry.message
-        if self._count_deliveries and entry.deliveries:
+        if self._count_deliveries and (entry.deliveries or self._count_deliveries == 2):
             props = message.properties
             headers = dict(props.headers) if props.headers else {}
             headers["x-delivery-count"] = entry.deliveries

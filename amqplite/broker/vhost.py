@@ -247,10 +247,10 @@ class VHost:
         *,
         owner: BrokerConnection | None = None,
     ) -> Binding:
+        if exchange == "":  # checked first, as RabbitMQ does
+            raise access_refused("operation not permitted on the default exchange")
         x = self.exchange(exchange)
         q = self.queue(queue, owner)
-        if x.name == "":
-            raise access_refused("operation not permitted on the default exchange")
         x.router.validate_binding(routing_key, arguments)
         binding = Binding.make(x.name, q.name, "queue", routing_key, arguments)
         if binding not in x.bindings:
@@ -270,10 +270,10 @@ class VHost:
         *,
         owner: BrokerConnection | None = None,
     ) -> None:
+        if exchange == "":  # checked first, as RabbitMQ does
+            raise access_refused("operation not permitted on the default exchange")
         x = self.exchange(exchange)
         q = self.queue(queue, owner)
-        if x.name == "":
-            raise access_refused("operation not permitted on the default exchange")
         binding = Binding.make(x.name, q.name, "queue", routing_key, arguments)
         if binding in x.bindings:
             self._remove_binding(binding, x, q)

@@ -80,12 +80,26 @@ def run(args: argparse.Namespace) -> int:
     failed = False
     try:
         broker = build_broker(config, store=store)
-        failed = trio.run(_serve, broker, settings)
+        try:
+            failed = trio.run(_serve, broker, settings)
+        except Exception as exc:
+            bind_error = _os_error(exc)
+            if bind_error is None:
+                raise
+            log.error("cannot listen on %s:%s: %s", settings.host, settings.port, bind_error)
+            return 2
     finally:
         # After a failed fsync nothing may be marked clean: leave the store as a crash would.
         if store is not None and not failed:
             store.close()
     return 1 if failed else 0
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc`` (possibly inside trio's exception groups), if any."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, OSError) else None
 
 
 async def _serve(broker: Any, settings: Any) -> bool:

@@ -161,14 +161,17 @@ class AmqpConnection:
             session.data_received(data)
             while session.auth_pending is not None:
                 await session.check_login()
+            # Deliveries to other connections go out now, not after a store sync.
+            flushes.wake_dirty(skip=outbox)
             if commit is not None:
                 commit.store.flush()  # acks reach the OS: a killed process loses none
                 if session.sync_pending:
                     session.sync_pending = False
+                    if outbox.buffer and not outbox.sending:
+                        outbox.wake()  # replies and deliveries need not wait for the fsync
                     await commit.wait_durable()
             session.sync_pending = False
             session.end_batch()
-            flushes.wake_dirty(skip=outbox)
             if ticker.idle:
                 ticker.poke()
             if outbox.buffer:
@@ -232,6 +235,10 @@ class AmqpConnection:
     def force_close(self, reply_code: int, reply_text: str) -> None:
         """Start closing from our side (shutdown): connection.close, then wait for close-ok."""
         self.session.force_close(reply_code, reply_text)
+        if self.session.finished and self._scope is not None:
+            # Not logged in yet: nothing to say, just hang up (the reader may be waiting).
+            self._scope.cancel()
+            return
         self.outbox.wake()
         self._update_timer()
 

@@ -253,6 +253,10 @@ class Session:
         #: (mechanism, user, password) of a login being checked.
         self.auth_pending: tuple[str, str, str] | None = None
         self._confirming: list[ChannelSink] = []
+        #: Channels whose tx.commit-ok waits for the batch's store sync (durable publishes).
+        self._tx_commits: list[ChannelSink] = []
+        #: The resource alarm in force (connection.blocked reason), None when clear.
+        self.blocked_reason: str | None = None
         self._handlers = self._build_handlers()
         self._connection_handlers = self._build_connection_handlers()
 
@@ -342,7 +346,14 @@ class Session:
 
     def end_batch(self) -> None:
         """Emit the confirms collected while handling the last receive buffer."""
-        if self.sync_pending or not self._confirming:
+        if self.sync_pending:
+            return
+        if self._tx_commits:
+            for sink in self._tx_commits:
+                if not sink.closing and sink.number in self.channels:
+                    self.send(sink.number, m.TxCommitOk())
+            self._tx_commits.clear()
+        if not self._confirming:
             return
         channels = self._confirming
         self._confirming = []
@@ -371,6 +382,8 @@ class Session:
         for sink in list(self.channels.values()):
             if sink.broker_channel is not None and not sink.closing:
                 sink.broker_channel.resume()
+        # Resuming can also hand messages to other connections' consumers.
+        self.flushes.wake_dirty()
 
     def force_close(self, reply_code: int, reply_text: str) -> None:
         """Close from our side (shutdown): connection.close, then wait for close-ok."""
@@ -383,6 +396,8 @@ class Session:
         self._close_connection(ConnectionError(reply_code, reply_text), None)
 
     def notify_blocked(self, reason: str | None) -> None:
+        # Remembered so a client that logs in during the alarm hears of it after open-ok.
+        self.blocked_reason = reason
         if not self.opened or self.closing:
             return
         if not self.client_capabilities.get("connection.blocked"):
@@ -648,6 +663,8 @@ class Session:
             "accepting AMQP connection %s (user '%s', vhost '%s')", self.name, self.user, vhost
         )
         self.send(0, m.ConnectionOpenOk())
+        if self.blocked_reason is not None:
+            self.notify_blocked(self.blocked_reason)
 
     def _on_close(self, method: m.ConnectionClose) -> None:
         self._release_broker_connection()
@@ -806,11 +823,14 @@ class Session:
             self.send(sink.number, m.QueuePurgeOk(count))
 
     def _on_queue_delete(self, sink: ChannelSink, method: m.QueueDelete) -> None:
+        # RabbitMQ notifies the queue's consumers (basic.cancel) only after delete-ok:
+        # py-amqp raises ConsumerCancelled if the cancel arrives while it awaits the -ok.
+        mark = len(self.outbox.buffer)
         count = self._channel(sink).delete_queue(
             method.queue, if_unused=method.if_unused, if_empty=method.if_empty
         )
         if not method.no_wait:
-            self.send(sink.number, m.QueueDeleteOk(count))
+            self._reply_before_deliveries(mark, sink.number, m.QueueDeleteOk(count))
 
     # -- basic --------------------------------------------------------------------------
 
@@ -1012,10 +1032,17 @@ class Session:
         results = self._channel(sink).tx_commit()
         publishes = sink.tx_publishes
         sink.tx_publishes = []
+        durable = False
         for (mandatory, message), result in zip(publishes, results, strict=False):
             if mandatory and not result.routed:
                 self._return_unroutable(sink.number, message)
-        self.send(sink.number, m.TxCommitOk())
+            durable = durable or result.durable_write
+        if durable:
+            # Like a confirm: commit-ok only once the store has synced (end_batch).
+            self.sync_pending = True
+            self._tx_commits.append(sink)
+        else:
+            self.send(sink.number, m.TxCommitOk())
 
     def _on_tx_rollback(self, sink: ChannelSink, method: m.TxRollback) -> None:
         if not sink.tx:

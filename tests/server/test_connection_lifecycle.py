@@ -12,6 +12,7 @@ from rawamqp import RawClient, assert_alive, publish_frames
 
 from amqplite.errors import ReplyCode
 from amqplite.protocol import methods as m
+from amqplite.protocol.frames import PROTOCOL_HEADER
 from amqplite.server.app import RunningBroker, build_broker
 from amqplite.server.listener import AmqpServer
 from amqplite.server.settings import ServerSettings
@@ -159,3 +160,19 @@ async def test_peer_reset_is_not_logged_as_an_error(
         await assert_alive(publisher)
         await consumer_connection.finished.wait()
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_shutdown_hangs_up_on_clients_that_never_logged_in_at_once() -> None:
+    server = AmqpServer(build_broker(None), ServerSettings(port=0, close_timeout=3))
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(server.run)
+            silent = await RawClient.connect(port)
+            half = await RawClient.connect(port)
+            await half.send(PROTOCOL_HEADER)
+            await half.expect(m.ConnectionStart)
+            # Both are accepted; neither is owed a connection.close.
+            with trio.fail_after(1):
+                await server.shutdown()
+            assert await silent.at_eof()
+            assert await half.at_eof()

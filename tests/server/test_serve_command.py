@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 STARTUP_LOG: dict[int, list[str]] = {}
 
 
-def _start(*args: str) -> tuple[subprocess.Popen[str], int]:
+def _start(*args: str, cwd: Path) -> tuple[subprocess.Popen[str], int]:
     """Start `amqplite serve ARGS --host 127.0.0.1 --port 0`; wait until it is ready.
 
     The log lines read while waiting are kept in ``STARTUP_LOG[proc.pid]``."""
@@ -25,6 +26,7 @@ def _start(*args: str) -> tuple[subprocess.Popen[str], int]:
         [sys.executable, "-m", "amqplite", "serve", *args, "--host", "127.0.0.1", "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
+        cwd=cwd,  # no config/amqplite.yaml there: only what the test passes applies
     )
     assert proc.stderr is not None
     seen = STARTUP_LOG[proc.pid] = []
@@ -52,7 +54,9 @@ def _connect(port: int) -> pika.BlockingConnection:
 
 def test_serve_loads_topology_logs_connections_and_stops_on_sigterm(tmp_path: Path) -> None:
     config = str(ROOT / "examples/topic_routing/topology.yaml")
-    proc, port = _start("--config", config, "--data-dir", str(tmp_path), "--http-port", "0")
+    proc, port = _start(
+        "--config", config, "--data-dir", str(tmp_path / "data"), "--http-port", "0", cwd=tmp_path
+    )
     try:
         connection = _connect(port)
         channel = connection.channel()
@@ -73,7 +77,7 @@ def test_serve_loads_topology_logs_connections_and_stops_on_sigterm(tmp_path: Pa
 
 
 def test_persistent_messages_survive_a_restart_with_a_data_dir(tmp_path: Path) -> None:
-    proc, port = _start("--data-dir", str(tmp_path))
+    proc, port = _start("--data-dir", str(tmp_path / "data"), cwd=tmp_path)
     try:
         connection = _connect(port)
         channel = connection.channel()
@@ -84,7 +88,7 @@ def test_persistent_messages_survive_a_restart_with_a_data_dir(tmp_path: Path) -
             channel.basic_publish("", "keep", f"m{i}".encode(), persistent)
         connection.close()
         _stop(proc)
-        proc, port = _start("--data-dir", str(tmp_path))
+        proc, port = _start("--data-dir", str(tmp_path / "data"), cwd=tmp_path)
         connection = _connect(port)
         channel = connection.channel()
         bodies = []
@@ -99,3 +103,21 @@ def test_persistent_messages_survive_a_restart_with_a_data_dir(tmp_path: Path) -
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_reports_a_taken_port_and_exits_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "amqplite", "serve", "--host", "127.0.0.1"]
+        result = subprocess.run(
+            [*command, "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=tmp_path,
+        )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,471 @@
+"""Micro-benchmarks of amqplite's hot functions, in-process (dev tool, bench package).
+
+Unlike the rest of :mod:`amqplite.bench` (a load generator that must never share code
+with the broker it measures), this module times *our own* functions directly: the
+protocol decoder, the exchange routers, the queue and the session's deliver encoding.
+It is never imported by the load generator.
+
+Usage::
+
+    python -m amqplite.bench.micro [--json] [--iterations N] [--repeat R]
+    python -m amqplite.bench.micro --compare-ref HEAD~1    # ratios current / ref
+    make bench-micro
+
+Each benchmark runs its operation ``N`` times (scaled per benchmark), ``R`` times over,
+and reports the best ns per operation (the minimum is the least noisy estimate on a
+shared machine).  ``--compare-ref GIT_REF`` checks ``GIT_REF`` out into a temporary
+``git worktree`` and runs this very file there in a subprocess (this venv's python, with
+``PYTHONPATH`` pointed at the worktree, so it imports the *ref's* amqplite), alternating
+with the current tree, and prints current/ref ratios: above 1.0 is slower than the ref.
+
+Output goes to stdout: this is a command-line tool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+#: (name, relative weight of iterations, what one operation is).
+BENCHMARKS: list[tuple[str, float, str]] = [
+    ("decode_publish_16b", 1.0, "publish+header+body frames -> Content event (16 B body)"),
+    ("decode_publish_1k", 1.0, "publish+header+body frames -> Content event (1 KiB body)"),
+    ("decode_ack", 2.0, "basic.ack frame -> event"),
+    ("route_direct", 4.0, "direct exchange route, 1,000 keys bound"),
+    ("route_topic_1000_cached", 4.0, "topic route, 1,000 wildcard bindings, key cached"),
+    ("route_topic_1000_uncached", 0.5, "topic route, 1,000 wildcard bindings, trie walk"),
+    ("route_fanout_10", 4.0, "fanout exchange route to 10 queues"),
+    ("publish_enqueue_dispatch", 1.0, "channel.publish -> route -> enqueue -> deliver"),
+    ("ack", 1.0, "channel.ack of one delivery (single, not multiple)"),
+    ("encode_deliver_16b", 2.0, "basic.deliver + header + body frames (16 B body)"),
+    ("encode_deliver_1k", 2.0, "basic.deliver + header + body frames (1 KiB body)"),
+]
+
+DEFAULT_ITERATIONS = 50_000
+FRAME_MAX = 131072
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _running_protocol() -> Any:
+    """A ServerConnection past the handshake with channel 1 open."""
+    from amqplite.protocol import methods
+    from amqplite.protocol.connection import ServerConnection
+    from amqplite.protocol.frames import PROTOCOL_HEADER, encode_method_frame
+
+    proto = ServerConnection()
+    proto.receive_data(PROTOCOL_HEADER)
+    proto.next_events()
+    proto.send_method(0, methods.ConnectionStart(0, 9, {}, b"PLAIN", b"en_US"))
+    proto.receive_data(
+        encode_method_frame(0, methods.ConnectionStartOk({}, "PLAIN", b"\0guest\0guest", "en_US"))
+    )
+    proto.next_events()
+    proto.send_method(0, proto.tune_method())
+    proto.receive_data(encode_method_frame(0, methods.ConnectionTuneOk(2047, FRAME_MAX, 0)))
+    proto.receive_data(encode_method_frame(0, methods.ConnectionOpen("/")))
+    proto.next_events()
+    proto.receive_data(encode_method_frame(1, methods.ChannelOpen()))
+    proto.next_events()
+    return proto
+
+
+def _decode(n: int, one: bytes, events_per_unit: int) -> int:
+    """Feed ``n`` copies of ``one`` in 64 KiB receive buffers; return elapsed ns."""
+    from amqplite.protocol.connection import NEED_DATA
+
+    per_chunk = max(1, 65536 // len(one))
+    chunk = one * per_chunk
+    rounds = max(1, n // per_chunk)
+    proto = _running_protocol()
+    count = 0
+    start = time.perf_counter_ns()
+    for _ in range(rounds):
+        proto.receive_data(chunk)
+        next_event = proto.next_event
+        while next_event() is not NEED_DATA:
+            count += 1
+    elapsed = time.perf_counter_ns() - start
+    if count != rounds * per_chunk * events_per_unit:
+        raise RuntimeError(f"decoded {count} events, expected {rounds * per_chunk}")
+    # Scale to exactly n operations.
+    return elapsed * n // (rounds * per_chunk)
+
+
+class _NullSink:
+    """A DeliverySink that keeps the last delivery tag (what a session needs to ack)."""
+
+    __slots__ = ("count", "last_tag", "writable")
+
+    def __init__(self) -> None:
+        self.writable = True
+        self.count = 0
+        self.last_tag = 0
+
+    def deliver(
+        self,
+        consumer_tag: str,
+        delivery_tag: int,
+        redelivered: bool,
+        exchange: str,
+        routing_key: str,
+        message: Any,
+    ) -> None:
+        self.count += 1
+        self.last_tag = delivery_tag
+
+    def cancel_consumer(self, consumer_tag: str) -> None:
+        pass
+
+
+def _world() -> tuple[Any, Any, Any]:
+    """(broker, vhost, channel) on an in-memory broker."""
+    from amqplite.broker import Broker
+
+    broker = Broker(clock=time.time)
+    vhost = broker.add_vhost("/")
+    conn = broker.open_connection("/")
+    channel = conn.open_channel(1, _NullSink())
+    return broker, vhost, channel
+
+
+def _message(routing_key: str, size: int = 16, exchange: str = "") -> Any:
+    from amqplite.message import BasicProperties, Message
+
+    return Message(exchange, routing_key, BasicProperties(delivery_mode=1), b"x" * size)
+
+
+def _route(n: int, exchange_type: str, bind: Callable[[Any, str], None], keys: list[str]) -> int:
+    _broker, vhost, _channel = _world()
+    vhost.declare_exchange("bench.x", exchange_type)
+    x = vhost.exchanges["bench.x"]
+    bind(vhost, "bench.x")
+    messages = [_message(k, exchange="bench.x") for k in keys]
+    route = vhost.route
+    for msg in messages:  # every key must reach a queue, else the bench is wrong
+        if not route(x, msg):
+            raise RuntimeError(f"{exchange_type}: key {msg.routing_key!r} routes nowhere")
+    count = len(messages)
+    loops = max(1, n // count)
+    start = time.perf_counter_ns()
+    for _ in range(loops):
+        for msg in messages:
+            route(x, msg)
+    elapsed = time.perf_counter_ns() - start
+    return elapsed * n // (loops * count)
+
+
+# -- the benchmarks: each takes n and returns elapsed ns for n operations -----------------
+
+
+def bench_decode_publish_16b(n: int) -> int:
+    return _decode(n, _publish_bytes(16), 1)
+
+
+def bench_decode_publish_1k(n: int) -> int:
+    return _decode(n, _publish_bytes(1024), 1)
+
+
+def _publish_bytes(size: int) -> bytes:
+    from amqplite.message import BasicProperties
+    from amqplite.protocol import methods
+    from amqplite.protocol.frames import encode_content
+
+    return encode_content(
+        1,
+        methods.BasicPublish(exchange="", routing_key="bench"),
+        BasicProperties(delivery_mode=1),
+        b"x" * size,
+        FRAME_MAX,
+    )
+
+
+def bench_decode_ack(n: int) -> int:
+    from amqplite.protocol import methods
+    from amqplite.protocol.frames import encode_method_frame
+
+    return _decode(n, encode_method_frame(1, methods.BasicAck(1, False)), 1)
+
+
+def bench_route_direct(n: int) -> int:
+    def bind(vhost: Any, exchange: str) -> None:
+        for i in range(1000):
+            vhost.declare_queue(f"q{i}")
+            vhost.bind_queue(f"q{i}", exchange, f"key.{i}")
+
+    return _route(n, "direct", bind, [f"key.{i}" for i in range(0, 1000, 7)])
+
+
+def _bind_topic(vhost: Any, exchange: str) -> None:
+    for i in range(10):
+        vhost.declare_queue(f"q{i}")
+    for i in range(1000):
+        vhost.bind_queue(f"q{i % 10}", exchange, f"bench.{i}.*")
+
+
+def bench_route_topic_1000_cached(n: int) -> int:
+    return _route(n, "topic", _bind_topic, [f"bench.{i}.x" for i in range(0, 1000, 7)])
+
+
+def bench_route_topic_1000_uncached(n: int) -> int:
+    # More distinct keys than the route cache holds (4,096), cycled: every lookup misses.
+    keys = [f"bench.{i}.{j}" for j in range(9) for i in range(1000)]
+    return _route(n, "topic", _bind_topic, keys)
+
+
+def bench_route_fanout_10(n: int) -> int:
+    def bind(vhost: Any, exchange: str) -> None:
+        for i in range(10):
+            vhost.declare_queue(f"q{i}")
+            vhost.bind_queue(f"q{i}", exchange, "")
+
+    return _route(n, "fanout", bind, ["any"])
+
+
+def _consuming_world() -> tuple[Any, Any, _NullSink]:
+    """A channel consuming (manual ack, unlimited prefetch) from queue 'bench'."""
+    broker, _vhost, _ = _world()
+    conn = broker.open_connection("/")
+    sink = _NullSink()
+    channel = conn.open_channel(2, sink)
+    channel.declare_queue("bench")
+    channel.consume("bench", "ctag")
+    return broker, channel, sink
+
+
+def bench_publish_enqueue_dispatch(n: int) -> int:
+    _broker, channel, sink = _consuming_world()
+    msg = _message("bench")
+    publish = channel.publish
+    start = time.perf_counter_ns()
+    for _ in range(n):
+        publish("", "bench", msg)
+    elapsed = time.perf_counter_ns() - start
+    if sink.count != n:
+        raise RuntimeError(f"delivered {sink.count} of {n}")
+    return elapsed
+
+
+def bench_ack(n: int) -> int:
+    _broker, channel, sink = _consuming_world()
+    msg = _message("bench")
+    for _ in range(n):
+        channel.publish("", "bench", msg)
+    first = sink.last_tag - n + 1
+    ack = channel.ack
+    start = time.perf_counter_ns()
+    for tag in range(first, first + n):
+        ack(tag)
+    elapsed = time.perf_counter_ns() - start
+    if channel.unacked:
+        raise RuntimeError("acks left deliveries unacked")
+    return elapsed
+
+
+def _encode_deliver(n: int, size: int) -> int:
+    from amqplite.protocol.frames import encode_deliver
+
+    msg = _message("bench", size)
+    out = bytearray()
+    start = time.perf_counter_ns()
+    for tag in range(1, n + 1):
+        out += encode_deliver(1, "amq.ctag-1", tag, False, "", "bench", msg, FRAME_MAX)
+        if len(out) > 1 << 20:
+            out = bytearray()
+    return time.perf_counter_ns() - start
+
+
+def bench_encode_deliver_16b(n: int) -> int:
+    return _encode_deliver(n, 16)
+
+
+def bench_encode_deliver_1k(n: int) -> int:
+    return _encode_deliver(n, 1024)
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+def run_suite(iterations: int = DEFAULT_ITERATIONS, repeat: int = 3) -> list[dict[str, Any]]:
+    """Run every benchmark; one dict per benchmark: name, ns_per_op, ops_per_s, error."""
+    results: list[dict[str, Any]] = []
+    for name, weight, what in BENCHMARKS:
+        fn: Callable[[int], int] = globals()[f"bench_{name}"]
+        n = max(1, int(iterations * weight))
+        best: float | None = None
+        error: str | None = None
+        for _ in range(max(1, repeat)):
+            gc.collect()
+            try:
+                ns = fn(n) / n
+            except Exception as exc:  # an API the measured tree lacks: report, go on
+                error = f"{type(exc).__name__}: {exc}"
+                break
+            best = ns if best is None else min(best, ns)
+        results.append(
+            {
+                "name": name,
+                "what": what,
+                "iterations": n,
+                "ns_per_op": None if error else best,
+                "ops_per_s": None if error or not best else 1e9 / best,
+                "error": error,
+            }
+        )
+    return results
+
+
+def _table(results: list[dict[str, Any]]) -> str:
+    lines = [f"{'benchmark':28} {'ns/op':>10} {'ops/s':>12}  what"]
+    for r in results:
+        if r["error"]:
+            lines.append(f"{r['name']:28} {'-':>10} {'-':>12}  ERROR {r['error']}")
+        else:
+            lines.append(
+                f"{r['name']:28} {r['ns_per_op']:10.0f} {r['ops_per_s']:12,.0f}  {r['what']}"
+            )
+    return "\n".join(lines)
+
+
+def _run_tree(tree: Path | None, iterations: int, repeat: int) -> list[dict[str, Any]]:
+    """Run this file in a subprocess against the amqplite in ``tree`` (None: this tree)."""
+    root = Path(__file__).resolve().parents[2] if tree is None else tree
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(root)
+    # -P: do not put this file's directory on sys.path; cwd=root: imports come from there.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-P",
+            str(Path(__file__).resolve()),
+            "--json",
+            "--iterations",
+            str(iterations),
+            "--repeat",
+            str(repeat),
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"micro suite failed in {root}:\n{proc.stderr}")
+    data: list[dict[str, Any]] = json.loads(proc.stdout)["results"]
+    return data
+
+
+def _git(*args: str, cwd: Path) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def compare_ref(ref: str, iterations: int, repeat: int, rounds: int = 2) -> dict[str, Any]:
+    """Run the suite on this tree and on ``ref`` (alternating ``rounds`` times); ratios."""
+    here = Path(__file__).resolve().parents[2]
+    top = Path(_git("rev-parse", "--show-toplevel", cwd=here))
+    commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=top)
+    tmp = Path(tempfile.mkdtemp(prefix="amqplite-micro-"))
+    worktree = tmp / "tree"
+    _git("worktree", "add", "--detach", str(worktree), commit, cwd=top)
+    try:
+        best_cur: dict[str, float] = {}
+        best_ref: dict[str, float] = {}
+        errors: dict[str, str] = {}
+        for _ in range(rounds):
+            for tree, best in ((None, best_cur), (worktree, best_ref)):
+                for r in _run_tree(tree, iterations, repeat):
+                    if r["error"]:
+                        errors[r["name"]] = r["error"]
+                    elif r["name"] not in best or r["ns_per_op"] < best[r["name"]]:
+                        best[r["name"]] = r["ns_per_op"]
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(worktree)],
+            cwd=top,
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = []
+    for name, _weight, _what in BENCHMARKS:
+        cur, old = best_cur.get(name), best_ref.get(name)
+        rows.append(
+            {
+                "name": name,
+                "current_ns": cur,
+                "ref_ns": old,
+                "ratio": cur / old if cur and old else None,
+                "error": errors.get(name),
+            }
+        )
+    return {"ref": ref, "commit": commit, "rows": rows}
+
+
+def _comparison_table(cmp: dict[str, Any]) -> str:
+    lines = [
+        f"current / {cmp['ref']} ({cmp['commit'][:10]}): ratio > 1.00 means slower now",
+        f"{'benchmark':28} {'current ns':>11} {'ref ns':>9} {'ratio':>7}",
+    ]
+    for r in cmp["rows"]:
+        cur = f"{r['current_ns']:.0f}" if r["current_ns"] else "-"
+        old = f"{r['ref_ns']:.0f}" if r["ref_ns"] else "-"
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] else "n/a"
+        lines.append(f"{r['name']:28} {cur:>11} {old:>9} {ratio:>7}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m amqplite.bench.micro",
+        description="Time amqplite's hot functions in-process.",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=DEFAULT_ITERATIONS,
+        help=f"base operations per benchmark (default {DEFAULT_ITERATIONS})",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions; best is kept")
+    parser.add_argument(
+        "--compare-ref",
+        metavar="GIT_REF",
+        help="also run on GIT_REF (a temporary git worktree) and print current/ref ratios",
+    )
+    args = parser.parse_args(argv)
+    if args.compare_ref:
+        cmp = compare_ref(args.compare_ref, args.iterations, args.repeat)
+        if args.json:
+            sys.stdout.write(json.dumps({"tool": "amqplite-micro", "comparison": cmp}) + "\n")
+        else:
+            sys.stdout.write(_comparison_table(cmp) + "\n")
+        return 0
+    results = run_suite(args.iterations, args.repeat)
+    if args.json:
+        doc = {
+            "tool": "amqplite-micro",
+            "python": sys.version.split()[0],
+            "results": results,
+        }
+        sys.stdout.write(json.dumps(doc) + "\n")
+    else:
+        sys.stdout.write(_table(results) + "\n")
+    return 0 if not any(r["error"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
