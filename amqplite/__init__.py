@@ -12,3 +12,14 @@ The packages, by layer (see docs/architecture.md):
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "run_in_thread", "serve"]
+
+
+def __getattr__(name: str) -> object:
+    # Lazy, so that importing the pure layers (protocol, broker) never pulls in trio.
+    if name in ("serve", "run_in_thread"):
+        from amqplite.server import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'amqplite' has no attribute {name!r}")

@@ -68,9 +68,7 @@ class AMQPError(Exception):
 
     hard: bool = False
 
-    def __init__(
-        self, reply_code: int, text: str, class_id: int = 0, method_id: int = 0
-    ) -> None:
+    def __init__(self, reply_code: int, text: str, class_id: int = 0, method_id: int = 0) -> None:
         self.reply_code = int(reply_code)
         try:
             name = ReplyCode(self.reply_code).name
@@ -101,7 +99,7 @@ class ChannelError(AMQPError):
     hard = False
 
 
-class ConnectionError(AMQPError):  # noqa: A001 - the AMQP name is the clearest one here
+class ConnectionError(AMQPError):
     """A hard error: closes the whole connection (5xx, 320, 402, 530...)."""
 
     hard = True

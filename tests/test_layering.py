@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "amqplite"
-FORBIDDEN_EVERYWHERE = ("trio", "h11", "socket", "asyncio", "selectors", "amqplite.server", "amqplite.http")
+FORBIDDEN_EVERYWHERE = (
+    "trio",
+    "h11",
+    "socket",
+    "asyncio",
+    "selectors",
+    "amqplite.server",
+    "amqplite.http",
+)
 FORBIDDEN_EXTRA = {
     "broker": ("amqplite.protocol",),
     "protocol": ("amqplite.broker", "amqplite.store"),

@@ -15,7 +15,6 @@ import pytest
 
 from amqplite.protocol import methods as m
 from amqplite.protocol.frames import PROTOCOL_HEADER, encode_method_frame
-
 from amqplite.server.app import RunningBroker, build_broker, run_in_thread
 from amqplite.server.settings import ServerSettings
 from amqplite.server.store_guard import DISK_ALARM_REASON
