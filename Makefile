@@ -24,8 +24,13 @@ chromium:
 	  ( (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	    || echo "chromium could not be installed; the dashboard test will be skipped" )
 
+# In CI (CI=true) or with AMQPLITE_WITH_RABBITMQ=1, a real RabbitMQ is installed and started
+# so the conformance scenarios run against the reference as well as against amqplite.
 test: $(STAMP) chromium
-	$(PY) -m pytest -q -m "not long"
+	@extra=""; \
+	if [ "$${CI:-}" = true ] || [ "$${AMQPLITE_WITH_RABBITMQ:-}" = 1 ]; then \
+	  extra=$$(bash tests/support/start_rabbitmq.sh); fi; \
+	env $$extra $(PY) -m pytest -q -m "not long"
 
 test-long: $(STAMP)
 	$(PY) -m pytest -q -m long

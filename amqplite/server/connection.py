@@ -167,7 +167,7 @@ class AmqpConnection:
                 commit.store.flush()  # acks reach the OS: a killed process loses none
                 if session.sync_pending:
                     session.sync_pending = False
-                    if outbox.buffer and not outbox.sending:
+                    if outbox.buffer and not outbox.sending and not outbox.send_now():
                         outbox.wake()  # replies and deliveries need not wait for the fsync
                     await commit.wait_durable()
             session.sync_pending = False
@@ -177,7 +177,8 @@ class AmqpConnection:
             if outbox.buffer:
                 if outbox.sending:
                     outbox.wake()
-                else:
+                elif not outbox.send_now():
+                    # The socket took only part: wait for it (backpressure on this reader).
                     await outbox.send_once()
             self._update_timer()
         return False
