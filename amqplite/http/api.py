@@ -302,20 +302,30 @@ class ManagementApp:
         queues = [q for v in vhosts for q in list(v.queues.values())]
         ready = sum(q.message_count for q in queues)
         unacked = sum(q.unacked_count for q in queues)
-        totals = {
-            "publish": sum(q.stats.published for q in queues),
-            "deliver_get": sum(q.stats.delivered for q in queues),
-            "ack": sum(q.stats.acked for q in queues),
-            "redeliver": sum(q.stats.redelivered for q in queues),
-        }
+        user = call.user
+        assert user is not None
+        if auth.sees_all_vhosts(user):
+            # Broker-wide counters count a fanout publish once, not once per queue.
+            stats = self.broker.stats
+            totals = {
+                "publish": stats.published,
+                "deliver_get": stats.delivered,
+                "ack": stats.acked,
+                "redeliver": sum(q.stats.redelivered for q in queues),
+            }
+        else:
+            totals = {
+                "publish": sum(q.stats.published for q in queues),
+                "deliver_get": sum(q.stats.delivered for q in queues),
+                "ack": sum(q.stats.acked for q in queues),
+                "redeliver": sum(q.stats.redelivered for q in queues),
+            }
         message_stats: dict[str, Any] = {}
         for name, count in totals.items():
             render.details(message_stats, self.rates, ("overview",), name, count, now)
         connections = self._connections(call)
         channels = sum(len(c.channels) for c in connections)
         consumers = sum(q.consumer_count for q in queues)
-        user = call.user
-        assert user is not None
         return json_response(
             {
                 "management_version": MANAGEMENT_VERSION,

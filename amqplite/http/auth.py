@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from amqplite.http.request import HTTPError, Request
 from amqplite.server import auth as server_auth
+from amqplite.server.settings import DEFAULT_LOOPBACK_USERS
 
 if TYPE_CHECKING:
     from amqplite.broker import Broker
@@ -62,6 +63,13 @@ async def authenticate(broker: Broker, request: Request) -> User:
     creds = credentials(request)
     if creds is None:
         raise unauthorized("Not_Authorized", request)
+    if (
+        creds[0] in DEFAULT_LOOPBACK_USERS
+        and request.peer
+        and not server_auth.is_loopback(request.peer)
+    ):
+        # RabbitMQ's loopback_users applies to the management API as well as to AMQP.
+        raise unauthorized("Login failed", request)
     user = await server_auth.authenticate(broker.users, *creds)
     if user is None:
         raise unauthorized("Login failed", request)

@@ -34,8 +34,19 @@ OUR_HASH = "amqplite_scrypt"
 _RABBIT_HASHES = {
     "rabbit_password_hashing_sha256": "rabbitsha256",
     "rabbit_password_hashing_md5": "rabbitmd5",
+    "rabbit_password_hashing_sha512": "rabbitsha512",
 }
 _PREDECLARED = frozenset({"", "amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match"})
+
+
+def _exported_hash(stored: str) -> dict[str, str]:
+    """A stored hash as definitions fields: RabbitMQ's own hashes go back in RabbitMQ's
+    format (so RabbitMQ can import them), ours under our algorithm name."""
+    scheme, sep, rest = stored.partition("$")
+    for algorithm, prefix in _RABBIT_HASHES.items():
+        if sep and scheme == prefix:
+            return {"password_hash": rest, "hashing_algorithm": algorithm}
+    return {"password_hash": stored, "hashing_algorithm": OUR_HASH}
 
 
 def export(broker: Broker, *, vhost: str | None = None) -> dict[str, Any]:
@@ -52,8 +63,7 @@ def export(broker: Broker, *, vhost: str | None = None) -> dict[str, Any]:
         out["users"] = [
             {
                 "name": u.name,
-                "password_hash": u.password_hash,
-                "hashing_algorithm": OUR_HASH,
+                **_exported_hash(u.password_hash),
                 "tags": list(u.tags),
                 "limits": {},
             }

@@ -27,6 +27,9 @@ class Request:
     target: str  # the raw request target, still percent-encoded
     headers: dict[str, str]  # names lower-cased; repeated headers joined with ", "
     body: bytes = b""
+    peer: str = (
+        ""  # the client's IP address; "" when the transport has none (tests' memory streams)
+    )
 
     @property
     def raw_path(self) -> str:

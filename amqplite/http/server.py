@@ -112,10 +112,11 @@ async def serve_app(
 async def serve_connection(stream: trio.abc.Stream, app: App, limits: Limits) -> None:
     """Serve requests on one connection until it closes; never raises."""
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header)
+    peer = _peer_host(stream)
     try:
         while True:
             try:
-                request = await _read_request(stream, conn, limits)
+                request = await _read_request(stream, conn, limits, peer)
             except _Reject as reject:
                 await _send_error(stream, conn, reject.status, reject.reason, limits)
                 return
@@ -141,8 +142,19 @@ async def serve_connection(stream: trio.abc.Stream, app: App, limits: Limits) ->
         await trio.aclose_forcefully(stream)
 
 
+def _peer_host(stream: trio.abc.Stream) -> str:
+    """The client's address, for the loopback-only rule; "" for non-socket streams."""
+    sock = getattr(stream, "socket", None)
+    if sock is None:
+        return ""
+    try:
+        return str(sock.getpeername()[0])
+    except OSError:
+        return ""
+
+
 async def _read_request(
-    stream: trio.abc.Stream, conn: h11.Connection, limits: Limits
+    stream: trio.abc.Stream, conn: h11.Connection, limits: Limits, peer: str = ""
 ) -> Request | None:
     """The next complete request, or ``None`` on a clean close or keep-alive idle timeout."""
     deadline = trio.current_time() + limits.idle_timeout
@@ -187,6 +199,7 @@ async def _read_request(
                 target=head.target.decode("latin-1"),
                 headers=headers,
                 body=bytes(body),
+                peer=peer,
             )
         elif isinstance(event, h11.ConnectionClosed):
             return None

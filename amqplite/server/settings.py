@@ -15,6 +15,10 @@ DEFAULT_HIGH_WATER = 1 << 20
 DEFAULT_LOW_WATER = 256 << 10
 
 
+#: RabbitMQ's default ``loopback_users``: these may log in only from a loopback address.
+DEFAULT_LOOPBACK_USERS = frozenset({"guest"})
+
+
 @attrs.frozen
 class ServerSettings:
     """Everything the listener and connection tasks need to know."""
@@ -36,7 +40,7 @@ class ServerSettings:
     #: After we send connection.close, wait this long for close-ok before dropping.
     close_timeout: float = 3.0
     #: Users allowed to log in only from a loopback address (RabbitMQ's loopback_users).
-    loopback_users: frozenset[str] = frozenset({"guest"})
+    loopback_users: frozenset[str] = DEFAULT_LOOPBACK_USERS
     #: Where durable data lives (None: nothing is persisted).
     data_dir: str | None = None
     #: The management HTTP API's address (None: no HTTP listener).
