@@ -1,5 +1,5 @@
 # amqplite: two commands set everything up.
-#   make run   start the broker on config/amqplite.yaml
+#   make run   start the broker on config/amqplite.yaml (ARGS="--port 5673" to override)
 #   make test  create .venv, install everything, run the whole suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/amqplite serve --config config/amqplite.yaml
+	$(VENV)/bin/amqplite serve --config config/amqplite.yaml $(ARGS)
 
 # The dashboard test drives a real headless Chromium; install Debian's package when missing
 # (CI runs as root). Without it that one test skips with the reason.

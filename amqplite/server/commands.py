@@ -5,7 +5,10 @@ Server layer (CLI glue).  Loads the YAML config (``--config``, else
 topology, listens for AMQP, and on SIGINT/SIGTERM shuts down gracefully: stop accepting,
 close every connection with 320 CONNECTION_FORCED, close the store, exit 0.  If the store
 fails (an fsync error) the broker stops on its own and exits 1 without marking the store
-cleanly closed.  ``--data-dir none`` runs without a store (everything transient).
+cleanly closed.  Durable data goes to the config's ``data_dir`` (``./data`` next to the
+config file by default), or to ``./data`` in the working directory when there is no
+config file: like RabbitMQ, a broker started with no options still keeps what it
+confirmed.  ``--data-dir none`` runs without a store (everything transient).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import trio
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("config/amqplite.yaml")
+#: Where durable data goes when no config file says otherwise (relative to the working directory).
+DEFAULT_DATA_DIR = "data"
 
 
 def register(subparsers: Any) -> None:
@@ -38,7 +43,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--data-dir",
         help="directory for durable queues and messages (overrides the config; "
-        "without a config file and without this, nothing is persisted)",
+        "default: the config's data_dir, or ./data without a config file); "
+        "'none' keeps everything in memory",
     )
     parser.add_argument("--http-port", type=int, help="management HTTP port (overrides the config)")
     parser.set_defaults(func=run)
@@ -60,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         transient = args.data_dir.strip().lower() in ("none", "memory")
         overrides["data_dir"] = None if transient else args.data_dir
+    elif config is None:
+        overrides["data_dir"] = DEFAULT_DATA_DIR
     if args.http_port is not None:
         overrides["http_port"] = args.http_port
     settings = settings_from(config, host=args.host, port=args.port, **overrides)

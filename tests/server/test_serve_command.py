@@ -121,3 +121,29 @@ def test_serve_reports_a_taken_port_and_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_without_options_keeps_confirmed_messages_in_dot_data(tmp_path: Path) -> None:
+    """No config file, no --data-dir: like RabbitMQ, a confirmed persistent message still
+    survives kill -9, in ./data under the working directory."""
+    proc, port = _start(cwd=tmp_path)
+    try:
+        connection = _connect(port)
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.queue_declare("kept", durable=True)
+        persistent = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
+        channel.basic_publish("", "kept", b"confirmed", persistent)  # returns once confirmed
+        proc.kill()
+        proc.wait()
+        assert (tmp_path / "data").is_dir()
+        proc, port = _start(cwd=tmp_path)
+        connection = _connect(port)
+        method, _, body = connection.channel().basic_get("kept", auto_ack=True)
+        assert method is not None and body == b"confirmed"
+        connection.close()
+        _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
