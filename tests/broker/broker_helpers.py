@@ -4,45 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sinks import RecordingSink  # re-exported for the broker tests
+
 from amqplite.broker import Broker, Channel, FakeClock
 from amqplite.message import BasicProperties, Message
-
-
-class RecordingSink:
-    """A DeliverySink that records what the core pushed to it (a real sink, not a mock)."""
-
-    def __init__(self) -> None:
-        self.deliveries: list[tuple[str, int, bool, str, str, Message]] = []
-        self.cancelled: list[str] = []
-        self.writable = True
-
-    def deliver(
-        self,
-        consumer_tag: str,
-        delivery_tag: int,
-        redelivered: bool,
-        exchange: str,
-        routing_key: str,
-        message: Message,
-    ) -> None:
-        self.deliveries.append(
-            (consumer_tag, delivery_tag, redelivered, exchange, routing_key, message)
-        )
-
-    def cancel_consumer(self, consumer_tag: str) -> None:
-        self.cancelled.append(consumer_tag)
-
-    @property
-    def bodies(self) -> list[bytes]:
-        return [d[5].body for d in self.deliveries]
-
-    @property
-    def tags(self) -> list[int]:
-        return [d[1] for d in self.deliveries]
-
-    def take(self) -> list[tuple[str, int, bool, str, str, Message]]:
-        out, self.deliveries = self.deliveries, []
-        return out
 
 
 def msg(

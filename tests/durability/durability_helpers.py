@@ -6,40 +6,13 @@ import errno
 from pathlib import Path
 from typing import Any
 
+from sinks import RecordingSink
+
 from amqplite.broker import Broker, Channel, FakeClock
 from amqplite.broker.recovery import RecoveryReport
 from amqplite.message import BasicProperties, Message
 from amqplite.store import FileStore, MemoryStore
 from amqplite.store.files import StoreFile
-
-
-class RecordingSink:
-    """A DeliverySink that records deliveries (a real sink, not a mock)."""
-
-    def __init__(self) -> None:
-        self.deliveries: list[tuple[str, int, bool, str, str, Message]] = []
-        self.cancelled: list[str] = []
-        self.writable = True
-
-    def deliver(
-        self,
-        consumer_tag: str,
-        delivery_tag: int,
-        redelivered: bool,
-        exchange: str,
-        routing_key: str,
-        message: Message,
-    ) -> None:
-        self.deliveries.append(
-            (consumer_tag, delivery_tag, redelivered, exchange, routing_key, message)
-        )
-
-    def cancel_consumer(self, consumer_tag: str) -> None:
-        self.cancelled.append(consumer_tag)
-
-    @property
-    def bodies(self) -> list[bytes]:
-        return [d[5].body for d in self.deliveries]
 
 
 def persistent(body: bytes | str, **props: Any) -> Message:

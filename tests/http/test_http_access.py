@@ -6,31 +6,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
-import socket
 
 import pytest
 import trio
+from addresses import non_loopback_address
 from http_support import Stack, add_user
 
 from amqplite.http.server import serve_http
 from amqplite.server import serve
-from amqplite.server.auth import is_loopback
-
-
-def _non_loopback_address() -> str | None:
-    """An IPv4 address of this machine other than loopback (a UDP connect sends nothing)."""
-    for target in ("192.0.2.1", "10.255.255.254"):
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            probe.connect((target, 9))
-            address: str = probe.getsockname()[0]
-        except OSError:
-            continue
-        finally:
-            probe.close()
-        if not is_loopback(address):
-            return address
-    return None
 
 
 def _status(host: str, port: int, user: str, password: str) -> int:
@@ -44,7 +27,7 @@ def _status(host: str, port: int, user: str, password: str) -> int:
 
 
 async def test_guest_may_use_the_api_only_from_loopback() -> None:
-    address = _non_loopback_address()
+    address = non_loopback_address()
     if address is None:
         pytest.skip("this machine has no non-loopback IPv4 address")
     with trio.fail_after(20):

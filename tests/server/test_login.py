@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import struct
 
 import pytest
 import trio
+from addresses import non_loopback_address
 from rawamqp import RawClient
 
 from amqplite.broker.auth import hash_password
@@ -86,24 +86,8 @@ async def test_every_login_failure_gets_the_same_403(
         assert (reply.reply_code, reply.reply_text) == (ReplyCode.ACCESS_REFUSED, REFUSED)
 
 
-def _non_loopback_address() -> str | None:
-    """An IPv4 address of this machine other than loopback (a UDP connect sends nothing)."""
-    for target in ("192.0.2.1", "10.255.255.254", "8.8.8.8"):
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            probe.connect((target, 9))
-            address: str = probe.getsockname()[0]
-        except OSError:
-            continue
-        finally:
-            probe.close()
-        if not is_loopback(address):
-            return address
-    return None
-
-
 async def test_guest_may_only_log_in_from_loopback() -> None:
-    address = _non_loopback_address()
+    address = non_loopback_address()
     if address is None:
         pytest.skip("this machine has no non-loopback IPv4 address")
     broker = build_broker(None)
