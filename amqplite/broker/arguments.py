@@ -79,7 +79,7 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _wire_type(value: Any) -> str:
+def wire_type(value: Any) -> str:
     """RabbitMQ's name for the field type a client library encodes ``value`` as."""
     if isinstance(value, bool):
         return "bool"
@@ -99,7 +99,7 @@ def _wire_type(value: Any) -> str:
 def _typed(value: Any) -> str:
     if value is None:
         return "none"
-    return f"the value '{_describe(value)}' of type '{_wire_type(value)}'"
+    return f"the value '{_describe(value)}' of type '{wire_type(value)}'"
 
 
 def _invalid(arg: str, queue: str, vhost: str, detail: str) -> Exception:
@@ -115,7 +115,7 @@ def _int_arg(
         return None
     value = args[arg]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid(arg, queue, vhost, f'"expected integer, got {_wire_type(value)}"')
+        raise _invalid(arg, queue, vhost, f'"expected integer, got {wire_type(value)}"')
     if value < 0:
         raise _invalid(arg, queue, vhost, f"{{value_negative,{value}}}")
     if positive and value == 0:
@@ -130,7 +130,7 @@ def _str_arg(args: FieldTable, arg: str, queue: str, vhost: str) -> str | None:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if not isinstance(value, str):
-        raise _invalid(arg, queue, vhost, f"{{unacceptable_type,{_wire_type(value)}}}")
+        raise _invalid(arg, queue, vhost, f"{{unacceptable_type,{wire_type(value)}}}")
     return value
 
 

@@ -10,9 +10,11 @@ also returns all unacked deliveries to their queues when it closes.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from amqplite.broker.arguments import wire_type
 from amqplite.broker.consumer import Consumer
 from amqplite.broker.dead_letter import REJECTED
 from amqplite.broker.queue import Queue, QueueEntry, parse_expiration
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _NO_ARGS: FieldTable = {}
 _TX_PUBLISH = PublishResult(routed=True, queues=0)
+_LEADING_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 class Delivery:
@@ -206,9 +209,8 @@ class Channel:
         arguments: FieldTable = _NO_ARGS,
     ) -> DeclareOk:
         if passive:
-            ok = self.vhost.declare_queue(
-                self._queue_name(name), passive=True, owner=self.connection
-            )
+            # No "last declared queue" shortcut here: RabbitMQ answers 404 for ''.
+            ok = self.vhost.declare_queue(name, passive=True, owner=self.connection)
         else:
             server_named = not name
             if server_named:
@@ -221,7 +223,9 @@ class Channel:
                 self._check_routes_to("queue", name, dlx)
             ok = self.vhost.declare_queue(
                 name,
-                durable=durable,
+                # As RabbitMQ: an exclusive queue is never durable, whatever the flag says
+                # (so redeclaring it with either durable value is equivalent).
+                durable=durable and not exclusive,
                 exclusive=exclusive,
                 auto_delete=auto_delete,
                 arguments=arguments,
@@ -284,7 +288,9 @@ class Channel:
             )
         props = message.properties
         if props.expiration is not None and parse_expiration(props.expiration) is None:
-            raise precondition_failed(f"invalid expiration '{props.expiration}'")
+            raise precondition_failed(
+                f"invalid expiration '{props.expiration}': {_expiration_error(props.expiration)}"
+            )
         if props.user_id is not None and self.user is not None and props.user_id != self.user.name:
             raise precondition_failed(
                 f"user_id property set to '{props.user_id}' but authenticated user was '{self.user.name}'"
@@ -333,7 +339,7 @@ class Channel:
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise precondition_failed(
                 f"invalid arg 'x-priority' for queue '{queue}' in vhost '{self.vhost.name}': "
-                f"{{unacceptable_type,{priority!r}}}"
+                f'"expected integer, got {wire_type(priority)}"'
             )
         consumer = Consumer(
             consumer_tag,
@@ -377,6 +383,9 @@ class Channel:
             self.global_prefetch = prefetch_count
         else:
             self.prefetch = prefetch_count
+            # RabbitMQ (rabbit_channel, basic.qos global=false) also lifts the channel-wide
+            # limit: "ensures that if default was set, it's overridden".
+            self.global_prefetch = 0
         self._dispatch_all()
 
     def _deliver(self, consumer: Consumer, queue: Queue, entry: QueueEntry) -> None:
@@ -669,6 +678,16 @@ class Channel:
         for consumer in consumers:
             consumer.queue.dispatch()  # other consumers may now get what this one held
         self.connection.channels.pop(self.number, None)
+
+
+def _expiration_error(value: str) -> str:
+    """Why RabbitMQ refuses an ``expiration`` (the detail of its 406 text)."""
+    match = _LEADING_INTEGER.match(value)
+    if match is None:
+        return "no_integer"
+    if match.end() < len(value):
+        return f'{{leftover_string,"{value[match.end() :]}"}}'
+    return f"{{value_negative,{int(match.group())}}}"
 
 
 def _by_tag(delivery: Delivery) -> int:

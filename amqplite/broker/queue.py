@@ -154,10 +154,18 @@ class BrokerStats:
 
 
 def parse_expiration(value: str) -> int | None:
-    """The per-message TTL in ms from the ``expiration`` property, or None if invalid."""
-    if not value.isdigit() or not value.isascii():
-        return None
-    return int(value)
+    """The per-message TTL in ms from the ``expiration`` property, or None if invalid.
+
+    As RabbitMQ (Erlang's ``string:to_integer``): decimal digits with an optional sign;
+    negative values are invalid.
+    """
+    if value.isdigit() and value.isascii():
+        return int(value)
+    digits = value[1:]
+    if value[:1] in ("+", "-") and digits.isdigit() and digits.isascii():
+        ttl = int(value)
+        return ttl if ttl >= 0 else None
+    return None
 
 
 class Queue:
@@ -492,7 +500,11 @@ class Queue:
         return self.consumers[0] if self.consumers and self.args.single_active_consumer else None
 
     def _pick(self) -> Consumer | None:
-        for level in self._levels:
+        levels = self._levels
+        if len(levels) == 1 and len(levels[0]) == 1:  # one consumer: nothing to rotate
+            consumer = levels[0][0]
+            return consumer if consumer.can_take() else None
+        for level in levels:
             for _ in range(len(level)):
                 consumer = level[0]
                 level.rotate(-1)
@@ -506,6 +518,23 @@ class Queue:
             return
         self._busy = True
         try:
+            levels = self._levels
+            if len(levels) == 1 and len(levels[0]) == 1:
+                # One consumer (the common case): no round-robin to keep, so skip the
+                # rotation and re-check only its credit; stop if a delivery changed the
+                # consumers (rebuilt levels) or deleted the queue.
+                only = levels[0][0]
+                deliver = only.channel._deliver
+                can_take = only.can_take
+                while self.message_count and can_take():
+                    entry = self._pop_live()
+                    if entry is None:
+                        return
+                    deliver(only, self, entry)
+                    if self._levels is not levels or self.deleted:
+                        break
+                else:
+                    return
             while self.message_count:
                 consumer = self._pick()
                 if consumer is None:

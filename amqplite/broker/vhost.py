@@ -382,9 +382,10 @@ class VHost:
         args = parse_queue_args(arguments, name, self.name)
         if args.queue_type == "quorum":
             for bad, prop in (
-                (not durable, "non-durable"),
-                (exclusive, "exclusive-owner"),
+                # RabbitMQ's order (rabbit_quorum_queue:declare).
                 (auto_delete, "auto-delete"),
+                (exclusive, "exclusive-owner"),
+                (not durable, "non-durable"),
             ):
                 if bad:
                     raise precondition_failed(

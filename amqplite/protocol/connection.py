@@ -356,6 +356,13 @@ class ServerConnection:
                     )
                 return events.Method(channel, method)
             if cstate is None:
+                if self.channel_max and len(self._channels) >= self.channel_max:
+                    # RabbitMQ's check (and text) when a client runs out of channels.
+                    raise ConnectionError(
+                        ReplyCode.NOT_ALLOWED,
+                        f"number of channels opened ({len(self._channels)}) has reached "
+                        f"the negotiated channel_max ({self.channel_max})",
+                    )
                 if channel > (self.channel_max or 65535):
                     raise ConnectionError(
                         ReplyCode.CHANNEL_ERROR,

@@ -71,6 +71,7 @@ SERVER_CAPABILITIES: dict[str, Any] = {
 #: ``reply_to`` set to the pseudo-queue get that name instead, so a reply published to the
 #: default exchange reaches the requester's channel, and delivery tags stay the channel's.
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+DIRECT_REPLY_PREFIX = DIRECT_REPLY_TO + "."
 
 SERVER_PROPERTIES: dict[str, Any] = {
     "product": "amqplite",
@@ -565,9 +566,10 @@ class Session:
             return
         handler = self._handlers.get(type(method))
         if handler is None:
+            # A server-to-client method (get-ok, commit-ok...): RabbitMQ's wording.
             raise ConnectionError(
                 ReplyCode.COMMAND_INVALID,
-                f"unexpected method {method.NAME}",
+                "unimplemented method",
                 method.CLASS_ID,
                 method.METHOD_ID,
             )
@@ -741,15 +743,24 @@ class Session:
         self.send(sink.number, m.ChannelCloseOk())
 
     def _on_channel_close_ok(self, sink: ChannelSink, method: m.ChannelCloseOk) -> None:
-        # Only valid after we sent channel.close (handled in _handle_method).
+        # Only valid after we sent channel.close (handled in _handle_method); otherwise
+        # RabbitMQ answers 503 "unimplemented method".
         raise ConnectionError(
-            ReplyCode.CHANNEL_ERROR,
-            "unexpected channel.close-ok",
+            ReplyCode.COMMAND_INVALID,
+            "unimplemented method",
             method.CLASS_ID,
             method.METHOD_ID,
         )
 
     def _on_channel_flow(self, sink: ChannelSink, method: m.ChannelFlow) -> None:
+        if not method.active:
+            # RabbitMQ does not let clients stop deliveries with channel.flow.
+            raise ConnectionError(
+                ReplyCode.NOT_IMPLEMENTED,
+                "active=false",
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
         self._channel(sink).flow(method.active)
         self.send(sink.number, m.ChannelFlowOk(method.active))
 
@@ -788,10 +799,19 @@ class Session:
             self.send(sink.number, m.ExchangeUnbindOk())
 
     def _on_queue_declare(self, sink: ChannelSink, method: m.QueueDeclare) -> None:
-        if method.queue == DIRECT_REPLY_TO and method.passive:
-            # Clients probe for the feature this way; RabbitMQ says it exists.
+        name = method.queue
+        if name.startswith(DIRECT_REPLY_TO) and (
+            name == DIRECT_REPLY_TO or name.startswith(DIRECT_REPLY_PREFIX)
+        ):
+            # RabbitMQ: the pseudo-queue (clients probe for the feature this way) and a
+            # live reply address "exist" for anyone, with 0 messages and 1 consumer.
+            conn = self.connection
+            if name != DIRECT_REPLY_TO and (conn is None or name not in conn.vhost.queues):
+                raise ChannelError(
+                    ReplyCode.NOT_FOUND, f"no queue '{name}' in vhost '{self.vhost}'"
+                )
             if not method.no_wait:
-                self.send(sink.number, m.QueueDeclareOk(DIRECT_REPLY_TO, 0, 0))
+                self.send(sink.number, m.QueueDeclareOk(name, 0, 1))
             return
         ok = self._channel(sink).declare_queue(
             method.queue,
@@ -882,7 +902,7 @@ class Session:
         vhost = conn.vhost
         if sink.reply_queue is not None and sink.reply_queue in vhost.queues:
             raise ChannelError(ReplyCode.PRECONDITION_FAILED, "reply consumer already set")
-        name = f"{DIRECT_REPLY_TO}.{secrets.token_urlsafe(18)}"
+        name = f"{DIRECT_REPLY_PREFIX}{secrets.token_urlsafe(18)}"
         vhost.declare_queue(name, exclusive=True, auto_delete=True, owner=conn, server_named=True)
         try:
             self._channel(sink).consume(
@@ -951,6 +971,10 @@ class Session:
         if sink.closing:
             return
         method = cast("m.BasicPublish", event.method)
+        if method.immediate:
+            raise ConnectionError(
+                ReplyCode.NOT_IMPLEMENTED, "immediate=true", method.CLASS_ID, method.METHOD_ID
+            )
         self.publishing = True
         seq = 0
         if sink.confirm:

@@ -7,12 +7,14 @@ Checked against amqplite always and against RabbitMQ when AMQPLITE_RABBITMQ_URL 
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable, Iterator
 
 import pytest
 from conformance_wire import WireClient
 
 from amqplite.protocol import methods as m
+from amqplite.protocol.frames import encode_frame, encode_method_frame
 
 Name = Callable[[str], str]
 
@@ -128,3 +130,64 @@ def test_mandatory_return_precedes_the_confirm_ack(wire: WireClient, name: Name)
     assert (returned.reply_code, returned.reply_text) == (312, "NO_ROUTE")
     ack = wire.expect(m.BasicAck)
     assert (ack.delivery_tag, ack.multiple) == (1, False)
+
+
+def test_publish_with_immediate_is_540_not_implemented(wire: WireClient, name: Name) -> None:
+    _opened(wire)
+    wire.send(
+        encode_method_frame(1, m.BasicPublish(0, "", name("q"), False, True))
+        + encode_frame(2, 1, struct.pack(">HHQ", 60, 0, 1) + b"\x00\x00")
+        + encode_frame(3, 1, b"x")
+    )
+    close = wire.expect(m.ConnectionClose)
+    assert (close.reply_code, close.reply_text) == (540, "NOT_IMPLEMENTED - immediate=true")
+    assert (close.class_id, close.method_id) == (60, 40)
+
+
+def test_channel_flow_inactive_is_540_not_implemented(wire: WireClient) -> None:
+    _opened(wire)
+    wire.send_method(1, m.ChannelFlow(True))
+    assert wire.expect(m.ChannelFlowOk).active
+    wire.send_method(1, m.ChannelFlow(False))
+    close = wire.expect(m.ConnectionClose)
+    assert (close.reply_code, close.reply_text) == (540, "NOT_IMPLEMENTED - active=false")
+    assert (close.class_id, close.method_id) == (20, 20)
+
+
+def test_opening_more_channels_than_channel_max_is_530(wire: WireClient) -> None:
+    wire.start()
+    tune = wire.login()
+    wire.send_method(0, m.ConnectionTuneOk(2, tune.frame_max, 0))
+    wire.send_method(0, m.ConnectionOpen(wire.vhost, "", False))
+    wire.expect(m.ConnectionOpenOk)
+    wire.open_channel(1)
+    wire.open_channel(2)
+    wire.send_method(3, m.ChannelOpen(""))
+    close = wire.expect(m.ConnectionClose)
+    assert (close.reply_code, close.reply_text) == (
+        530,
+        "NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)",
+    )
+
+
+@pytest.mark.parametrize(
+    "method",
+    [m.ChannelCloseOk(), m.BasicGetEmpty(), m.TxCommitOk(), m.QueueDeclareOk("q", 0, 0)],
+    ids=lambda method: method.NAME,
+)
+def test_a_method_only_the_server_may_send_is_503(wire: WireClient, method: m.Method) -> None:
+    _opened(wire)
+    wire.send_method(1, method)
+    close = wire.expect(m.ConnectionClose)
+    assert (close.reply_code, close.reply_text) == (503, "COMMAND_INVALID - unimplemented method")
+    assert (close.class_id, close.method_id) == (method.CLASS_ID, method.METHOD_ID)
+
+
+def test_a_content_header_without_a_publish_is_505(wire: WireClient) -> None:
+    _opened(wire)
+    wire.send(encode_frame(2, 1, struct.pack(">HHQ", 60, 0, 1) + b"\x00\x00"))
+    close = wire.expect(m.ConnectionClose)
+    assert (close.reply_code, close.reply_text) == (
+        505,
+        "UNEXPECTED_FRAME - expected method frame, got non method frame instead",
+    )

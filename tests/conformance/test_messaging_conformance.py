@@ -291,3 +291,38 @@ def test_x_death_count_increments_when_a_message_cycles(
     assert seen[0] == []
     assert seen[1] == [(retry, "expired", 1), (work, "rejected", 1)]
     assert seen[2] == [(retry, "expired", 2), (work, "rejected", 2)]
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [
+        ([(2, False)], [2, 2]),
+        ([(3, True)], [0, 3]),
+        ([(2, False), (3, True)], [1, 2]),
+        # RabbitMQ: a per-consumer qos lifts an earlier channel-wide one.
+        ([(3, True), (2, False)], [2, 2]),
+    ],
+)
+def test_prefetch_limits_combine_like_rabbitmq(
+    connect: Connect, name: Name, limits: list[tuple[int, bool]], expected: list[int]
+) -> None:
+    connection = connect()
+    channel = _confirmed(connection.channel())
+    queues = [name("a"), name("b")]
+    for q in queues:
+        channel.queue_declare(q, exclusive=True)
+        for _ in range(5):
+            channel.basic_publish("", q, b"x")
+    for count, global_qos in limits:
+        channel.basic_qos(prefetch_count=count, global_qos=global_qos)
+    got = dict.fromkeys(queues, 0)
+
+    def on_message(queue: str) -> Callable[..., None]:
+        return lambda *_: got.__setitem__(queue, got[queue] + 1)
+
+    for q in queues:
+        channel.basic_consume(q, on_message(q))
+    deadline = time.monotonic() + 0.5  # nothing signals "no more deliveries": wait a bit
+    while time.monotonic() < deadline:
+        connection.process_data_events(time_limit=0.05)
+    assert sorted(got.values()) == expected

@@ -230,3 +230,172 @@ def test_auto_delete_queue_goes_with_its_last_consumer(connect: Connect, name: N
     probe = connect().channel()
     code, _ = _closed_by_broker(probe, lambda: probe.queue_declare(q, passive=True))
     assert code == 404
+
+
+def test_an_exclusive_queue_is_never_durable(connect: Connect, name: Name) -> None:
+    q = name("exclusive")
+    connection = connect()
+    connection.channel().queue_declare(q, exclusive=True, durable=True)
+    # Either durable value is equivalent: the queue was made non-durable.
+    connection.channel().queue_declare(q, exclusive=True)
+    connection.channel().queue_declare(q, exclusive=True, durable=True)
+    channel = connection.channel()
+    code, _ = _closed_by_broker(channel, lambda: channel.queue_declare(q, durable=True))
+    assert code == 405  # not exclusive now: locked, whatever the durability
+
+
+def test_exclusive_quorum_queue_is_refused(channel: BlockingChannel, name: Name) -> None:
+    q = name("quorum")
+    code, text = _closed_by_broker(
+        channel,
+        lambda: channel.queue_declare(
+            q, durable=True, exclusive=True, arguments={"x-queue-type": "quorum"}
+        ),
+    )
+    assert (code, text) == (
+        406,
+        f"PRECONDITION_FAILED - invalid property 'exclusive-owner' for queue '{q}' in vhost '/'",
+    )
+
+
+def test_quorum_queue_property_checks_come_in_rabbitmqs_order(
+    channel: BlockingChannel, name: Name
+) -> None:
+    q = name("quorum")
+    code, text = _closed_by_broker(
+        channel,
+        lambda: channel.queue_declare(
+            q, auto_delete=True, exclusive=True, arguments={"x-queue-type": "quorum"}
+        ),
+    )
+    assert (code, text) == (
+        406,
+        f"PRECONDITION_FAILED - invalid property 'auto-delete' for queue '{q}' in vhost '/'",
+    )
+
+
+def test_passive_declare_of_the_empty_name_is_404_even_after_a_declare(
+    channel: BlockingChannel,
+) -> None:
+    channel.queue_declare("", exclusive=True)
+    code, text = _closed_by_broker(channel, lambda: channel.queue_declare("", passive=True))
+    assert (code, text) == (404, "NOT_FOUND - no queue '' in vhost '/'")
+
+
+def test_amq_default_is_not_an_alias_of_the_default_exchange(channel: BlockingChannel) -> None:
+    code, text = _closed_by_broker(
+        channel, lambda: channel.exchange_declare("amq.default", "direct", passive=True)
+    )
+    assert (code, text) == (404, "NOT_FOUND - no exchange 'amq.default' in vhost '/'")
+
+
+@pytest.mark.parametrize(
+    ("expiration", "detail"),
+    [
+        ("abc", "no_integer"),
+        ("", "no_integer"),
+        ("-1", "{value_negative,-1}"),
+        ("10abc", '{leftover_string,"abc"}'),
+        ("1.5", '{leftover_string,".5"}'),
+    ],
+)
+def test_publish_with_an_invalid_expiration_is_406(
+    channel: BlockingChannel, name: Name, expiration: str, detail: str
+) -> None:
+    channel.basic_publish("", name("q"), b"x", pika.BasicProperties(expiration=expiration))
+    code, text = _closed_by_broker(channel, lambda: channel.queue_declare("", exclusive=True))
+    assert (code, text) == (
+        406,
+        f"PRECONDITION_FAILED - invalid expiration '{expiration}': {detail}",
+    )
+
+
+def test_signed_expiration_is_accepted(channel: BlockingChannel, name: Name) -> None:
+    q = name("q")
+    channel.confirm_delivery()
+    channel.queue_declare(q, exclusive=True)
+    channel.basic_publish("", q, b"x", pika.BasicProperties(expiration="+60000"))
+    assert channel.queue_declare(q, passive=True).method.message_count == 1
+
+
+def test_consumer_priority_must_be_an_integer(channel: BlockingChannel, name: Name) -> None:
+    q = name("q")
+    channel.queue_declare(q, exclusive=True)
+    code, text = _closed_by_broker(
+        channel,
+        lambda: channel.basic_consume(q, lambda *_: None, arguments={"x-priority": "high"}),
+    )
+    assert (code, text) == (
+        406,
+        f"PRECONDITION_FAILED - invalid arg 'x-priority' for queue '{q}' in vhost '/': "
+        '"expected integer, got longstr"',
+    )
+
+
+def test_ack_of_tag_zero_with_multiple_acks_everything(
+    channel: BlockingChannel, name: Name
+) -> None:
+    q = name("q")
+    channel.confirm_delivery()
+    channel.queue_declare(q, exclusive=True)
+    for _ in range(3):
+        channel.basic_publish("", q, b"x")
+    for _ in range(3):
+        assert channel.basic_get(q)[0] is not None
+    channel.basic_ack(0, multiple=True)
+    channel.basic_recover(requeue=True)  # nothing unacked is left to requeue
+    assert channel.queue_declare(q, passive=True).method.message_count == 0
+    channel.basic_ack(0)
+    code, text = _closed_by_broker(channel, lambda: channel.queue_declare("", exclusive=True))
+    assert (code, text) == (406, "PRECONDITION_FAILED - unknown delivery tag 0")
+
+
+@pytest.mark.parametrize(
+    ("binding", "headers", "routed"),
+    [
+        ({"a": 1}, {"a": 2**40}, False),
+        ({"a": 2**40}, {"a": 2**40}, True),
+        ({"a": 1}, {"a": "1"}, False),
+        ({"a": True}, {"a": 1}, False),
+        ({"a": None}, {"a": 1}, True),
+        ({"a": "s"}, {"a": b"s"}, True),  # pika sends bytes as a byte array ('x')
+        ({"x-match": "all", "x-foo": "bar", "a": 1}, {"a": 1}, True),
+        ({"x-match": "all-with-x", "x-foo": "bar", "a": 1}, {"a": 1}, False),
+        ({"x-match": "any-with-x", "x-foo": "bar"}, {"x-foo": "bar"}, True),
+        ({"x-match": "any", "x-foo": "bar"}, {"x-foo": "bar"}, False),
+        ({}, None, True),
+        ({"x-match": "any"}, {"a": 1}, False),
+    ],
+)
+def test_headers_exchange_compares_values_like_rabbitmq(
+    channel: BlockingChannel,
+    name: Name,
+    binding: dict[str, object],
+    headers: dict[str, object] | None,
+    routed: bool,
+) -> None:
+    x, q = name("h"), name("q")
+    channel.confirm_delivery()
+    channel.exchange_declare(x, "headers", auto_delete=True)
+    channel.queue_declare(q, exclusive=True)
+    channel.queue_bind(q, x, arguments=binding)
+    channel.basic_publish(x, "", b"m", pika.BasicProperties(headers=headers))
+    assert channel.queue_declare(q, passive=True).method.message_count == int(routed)
+
+
+@pytest.mark.parametrize(
+    ("x_match", "detail"),
+    [
+        ("foo", 'value <<"foo">>; expected all, any, all-with-x, or any-with-x'),
+        (5, "type signedint (value 5); expected longstr"),
+    ],
+)
+def test_headers_binding_with_a_bad_x_match_is_406(
+    channel: BlockingChannel, name: Name, x_match: object, detail: str
+) -> None:
+    q = name("q")
+    channel.queue_declare(q, exclusive=True)
+    code, text = _closed_by_broker(
+        channel, lambda: channel.queue_bind(q, "amq.headers", arguments={"x-match": x_match})
+    )
+    assert (code, text) == (406, f"PRECONDITION_FAILED - Invalid x-match field {detail}")

@@ -3,7 +3,9 @@
 ``x-match`` is ``all`` (default), ``any``, ``all-with-x`` or ``any-with-x``.  Plain
 ``all``/``any`` ignore binding keys starting with ``x-``.  A binding value of void
 (``None``) matches any value as long as the header is present, as in RabbitMQ.  Values
-compare by type and value, so the string "1" does not match the integer 1.
+compare as RabbitMQ 3.10 compares them: by value whatever the field type (the integer 1
+matches a long 1 or a byte-array "s" a string "s"), but the string "1" is not the integer
+1 and a boolean matches only a boolean.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from amqplite.broker.arguments import wire_type
 from amqplite.broker.exchanges.base import Destination, Router
 from amqplite.errors import precondition_failed
 from amqplite.message import FieldTable
@@ -19,7 +22,15 @@ X_MATCH_MODES = ("all", "any", "all-with-x", "any-with-x")
 
 
 def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
+    # RabbitMQ 3.10 compares values only (Erlang ==): an int matches the same long or
+    # float, a longstr matches the same bytes, but a boolean matches only a boolean.
+    if a == b:
+        return isinstance(a, bool) is isinstance(b, bool)
+    if isinstance(a, str) and isinstance(b, bytes):
+        return a.encode("utf-8") == b
+    if isinstance(a, bytes) and isinstance(b, str):
+        return a == b.encode("utf-8")
+    return False
 
 
 class _HeadersBinding:
@@ -64,9 +75,15 @@ class HeadersRouter(Router):
         mode = arguments.get("x-match", "all")
         if isinstance(mode, bytes):
             mode = mode.decode("utf-8", "replace")
-        if mode not in X_MATCH_MODES:
+        if not isinstance(mode, str):
             raise precondition_failed(
-                f"Invalid x-match field value {mode!r}; expected all, any, all-with-x, or any-with-x"
+                f"Invalid x-match field type {wire_type(mode)} (value {mode}); expected longstr"
+            )
+        if mode not in X_MATCH_MODES:
+            # RabbitMQ prints the value as an Erlang binary.
+            raise precondition_failed(
+                f'Invalid x-match field value <<"{mode}">>; '
+                "expected all, any, all-with-x, or any-with-x"
             )
 
     def bind(self, routing_key: str, arguments: FieldTable, destination: Destination) -> None:
