@@ -37,6 +37,15 @@ EQUIVALENT_QUEUE_ARGS = (
     "x-delivery-limit",
 )
 EQUIVALENT_EXCHANGE_ARGS = ("alternate-exchange",)
+#: Arguments RabbitMQ 3.10 knows but refuses on a quorum queue (406 "of queue type").
+CLASSIC_ONLY_ARGS = ("x-max-priority", "x-queue-mode", "x-queue-master-locator", "x-queue-version")
+#: ... and on a classic queue.
+QUORUM_ONLY_ARGS = (
+    "x-quorum-initial-group-size",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-dead-letter-strategy",
+)
 
 
 @attrs.frozen
@@ -164,6 +173,19 @@ def parse_queue_args(args: FieldTable, queue: str, vhost: str) -> QueueArgs:
         raise _invalid("x-queue-type", queue, vhost, "stream queues are not supported by amqplite")
     if queue_type not in QUEUE_TYPES:
         raise _invalid("x-queue-type", queue, vhost, f"\"unsupported queue type '{queue_type}'\"")
+    # x-delivery-limit is deliberately allowed on classic queues too (an amqplite
+    # extension; RabbitMQ 3.10 refuses it there).
+    for arg in CLASSIC_ONLY_ARGS if queue_type == "quorum" else QUORUM_ONLY_ARGS:
+        if arg in args:
+            raise precondition_failed(
+                f"invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}' "
+                f"of queue type rabbit_{queue_type}_queue"
+            )
+    version = _int_arg(args, "x-queue-version", queue, vhost)
+    if version is not None and version not in (1, 2):
+        raise _invalid(
+            "x-queue-version", queue, vhost, f"\"unsupported queue version '{version}'\""
+        )
     mode = _str_arg(args, "x-queue-mode", queue, vhost)
     if mode is not None and mode not in ("default", "lazy"):
         raise _invalid("x-queue-mode", queue, vhost, f"\"unsupported queue mode '{mode}'\"")

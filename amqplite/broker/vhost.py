@@ -159,7 +159,9 @@ class VHost:
         if passive:
             return self.exchange(name)
         if type not in ROUTERS:
-            raise command_invalid(f"unknown exchange type '{type}'")
+            # RabbitMQ says "invalid" for names that are Erlang atoms it knows ('' among
+            # them) and "unknown" for the rest.
+            raise command_invalid(f"{'invalid' if not type else 'unknown'} exchange type '{type}'")
         if name == "":
             raise access_refused("operation not permitted on the default exchange")
         x = self.exchanges.get(name)

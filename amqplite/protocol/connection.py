@@ -68,6 +68,8 @@ from amqplite.protocol.frames import (
     encode_get_ok,
     encode_method_frame,
     encode_return,
+    payload_snippet,
+    unknown_frame,
 )
 from amqplite.protocol.frames import (
     PROTOCOL_HEADER as OUR_PROTOCOL_HEADER,
@@ -272,12 +274,16 @@ class ServerConnection:
             if len(buf) - pos < 7:
                 return EOF_EVENT if self._eof else NEED_DATA
             ftype, channel, size = FRAME_HEAD.unpack_from(buf, pos)
-            if size > self._frame_limit or (not 0 < ftype < 4 and ftype != FRAME_HEARTBEAT):
+            if size > self._frame_limit:
                 self._broken = True
                 check_frame_head(ftype, size, self._frame_limit)
             end = pos + 7 + size
             if end >= len(buf):
                 return EOF_EVENT if self._eof else NEED_DATA
+            if not 0 < ftype < 4 and ftype != FRAME_HEARTBEAT:
+                # Read whole first: RabbitMQ quotes the payload in its reply text.
+                self._broken = True
+                raise unknown_frame(ftype, buf[pos + 7 : end])
             if buf[end] != FRAME_END:
                 self._broken = True
                 raise bad_frame_end(buf[end])
@@ -651,7 +657,7 @@ class ServerConnection:
         if channel:
             if self.state in (CLOSING, CLOSED):
                 return None
-            raise _unexpected_frame(f"heartbeat frame on channel {channel}")
+            raise _unexpected_frame(f"type 8, {payload_snippet(b'')}")
         return HEARTBEAT
 
     # -- output -----------------------------------------------------------------------

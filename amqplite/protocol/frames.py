@@ -73,10 +73,13 @@ def decode_frame(buf: Buffer, offset: int = 0, frame_max: int = 0) -> tuple[Fram
     if len(buf) - offset < 7:
         return None
     ftype, channel, size = FRAME_HEAD.unpack_from(buf, offset)
-    check_frame_head(ftype, size, frame_max)
+    if frame_max and size > frame_max:
+        check_frame_head(ftype, size, frame_max)
     end = offset + 7 + size
     if end >= len(buf):
         return None
+    if ftype not in (FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT):
+        raise unknown_frame(ftype, buf[offset + 7 : end])
     if buf[end] != FRAME_END:
         raise bad_frame_end(buf[end])
     return Frame(ftype, channel, bytes(buf[offset + 7 : end])), end + 1
@@ -84,12 +87,32 @@ def decode_frame(buf: Buffer, offset: int = 0, frame_max: int = 0) -> tuple[Fram
 
 def check_frame_head(ftype: int, size: int, frame_max: int) -> None:
     if frame_max and size > frame_max:
+        # RabbitMQ's text; it quotes no payload since it never reads it.
         raise ConnectionError(
             ReplyCode.FRAME_ERROR,
-            f"type {ftype}, frame_too_large: payload size {size} > frame_max {frame_max - FRAME_OVERHEAD}",
+            f"type {ftype}, all octets = <<>>: "
+            f"{{frame_too_large,{size},{frame_max - FRAME_OVERHEAD}}}",
         )
     if ftype not in (FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT):
-        raise ConnectionError(ReplyCode.FRAME_ERROR, f"type {ftype}, unknown_frame")
+        raise unknown_frame(ftype, b"")
+
+
+def unknown_frame(ftype: int, payload: Buffer) -> ConnectionError:
+    return ConnectionError(
+        ReplyCode.FRAME_ERROR, f"type {ftype}, {payload_snippet(payload)}: unknown_frame"
+    )
+
+
+def payload_snippet(payload: Buffer) -> str:
+    """``all octets = <<...>>`` (``first 16 octets``, past 16) as RabbitMQ quotes a bad
+    frame's payload in its reply text: an Erlang binary, as a string when printable."""
+    data = bytes(payload)
+    which = "all" if len(data) <= 16 else "first 16"
+    data = data[:16]
+    if data and all(32 <= b < 127 for b in data):
+        text = data.decode("ascii").replace("\\", "\\\\").replace('"', '\\"')
+        return f'{which} octets = <<"{text}">>'
+    return f"{which} octets = <<{','.join(map(str, data))}>>"
 
 
 def bad_frame_end(octet: int) -> ConnectionError:

@@ -9,6 +9,7 @@ each client, wait (bounded) for them to go, then cancel what is left.
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import math
 
@@ -27,6 +28,20 @@ from amqplite.server.ticker import Ticker
 log = logging.getLogger(__name__)
 
 _ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+
+#: Cyclic-GC thresholds while serving.  A broker keeps many long-lived objects (queued
+#: messages, bindings, queues), and with CPython's defaults (700, 10, 10) collections that
+#: traverse them took ~18 % of the CPU in the publish benchmark and grew with the number of
+#: bindings and queues; these cut broker CPU per message by ~20 % (docs/performance.md).
+#: Messages hold no reference cycles, so collecting less often costs little memory.
+GC_THRESHOLDS = (100_000, 50, 100)
+
+
+def tune_gc() -> None:
+    """Raise the process's GC thresholds to :data:`GC_THRESHOLDS` (never lowers them)."""
+    current = gc.get_threshold()
+    if current[0] < GC_THRESHOLDS[0]:
+        gc.set_threshold(*(max(c, t) for c, t in zip(current, GC_THRESHOLDS, strict=True)))
 
 
 class AmqpServer:
@@ -56,6 +71,7 @@ class AmqpServer:
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen until :meth:`shutdown`; reports the bound port through ``task_status``."""
+        tune_gc()
         listeners = await trio.open_tcp_listeners(self.settings.port, host=self.settings.host)
         if self.settings.port == 0 and len(listeners) > 1:
             # Each address family would get a different ephemeral port: keep one.

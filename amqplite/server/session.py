@@ -767,6 +767,12 @@ class Session:
     # -- exchange / queue ---------------------------------------------------------------
 
     def _on_exchange_declare(self, sink: ChannelSink, method: m.ExchangeDeclare) -> None:
+        if not method.exchange:
+            # RabbitMQ refuses even a passive declare of the default exchange over AMQP
+            # (the broker core allows the passive one for its other callers).
+            raise ChannelError(
+                ReplyCode.ACCESS_REFUSED, "operation not permitted on the default exchange"
+            )
         self._channel(sink).declare_exchange(
             method.exchange,
             method.type,

@@ -191,3 +191,38 @@ def test_a_content_header_without_a_publish_is_505(wire: WireClient) -> None:
         505,
         "UNEXPECTED_FRAME - expected method frame, got non method frame instead",
     )
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "text"),
+    [
+        (
+            encode_frame(9, 1, b"x"),
+            501,
+            'FRAME_ERROR - type 9, all octets = <<"x">>: unknown_frame',
+        ),
+        (
+            encode_frame(9, 1, bytes(range(20))),
+            501,
+            "FRAME_ERROR - type 9, first 16 octets = <<0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15>>: "
+            "unknown_frame",
+        ),
+        (
+            encode_frame(1, 1, b"\x00" * 200000),
+            501,
+            "FRAME_ERROR - type 1, all octets = <<>>: {frame_too_large,200000,131064}",
+        ),
+        (encode_frame(8, 1, b""), 505, "UNEXPECTED_FRAME - type 8, all octets = <<>>"),
+    ],
+    ids=["unknown-type", "unknown-type-long", "too-large", "heartbeat-on-channel"],
+)
+def test_bad_frames_are_refused_with_rabbitmqs_texts(
+    wire: WireClient, frame: bytes, code: int, text: str
+) -> None:
+    _opened(wire)
+    try:
+        wire.send(frame)
+    except ConnectionResetError:
+        pass  # the broker may hang up while an oversized frame is still being sent
+    close = wire.expect(m.ConnectionClose)
+    assert (close.reply_code, close.reply_text) == (code, text)

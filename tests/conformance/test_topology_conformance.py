@@ -399,3 +399,80 @@ def test_headers_binding_with_a_bad_x_match_is_406(
         channel, lambda: channel.queue_bind(q, "amq.headers", arguments={"x-match": x_match})
     )
     assert (code, text) == (406, f"PRECONDITION_FAILED - Invalid x-match field {detail}")
+
+
+@pytest.mark.parametrize(
+    "argument",
+    [{"x-max-priority": 5}, {"x-queue-mode": "lazy"}, {"x-queue-master-locator": "min-masters"}],
+)
+def test_classic_only_arguments_on_a_quorum_queue_are_406(
+    channel: BlockingChannel, name: Name, argument: dict[str, object]
+) -> None:
+    q = name("quorum")
+    [arg] = argument
+    code, text = _closed_by_broker(
+        channel,
+        lambda: channel.queue_declare(
+            q, durable=True, arguments={"x-queue-type": "quorum", **argument}
+        ),
+    )
+    assert (code, text) == (
+        406,
+        f"PRECONDITION_FAILED - invalid arg '{arg}' for queue '{q}' in vhost '/' "
+        "of queue type rabbit_quorum_queue",
+    )
+
+
+@pytest.mark.parametrize(
+    ("argument", "detail"),
+    [
+        ({"x-quorum-initial-group-size": 3}, " of queue type rabbit_classic_queue"),
+        ({"x-max-in-memory-length": 10}, " of queue type rabbit_classic_queue"),
+        ({"x-queue-version": 3}, ": \"unsupported queue version '3'\""),
+        ({"x-queue-version": "2"}, ': "expected integer, got longstr"'),
+        ({"x-max-length": "x"}, ': "expected integer, got longstr"'),
+        ({"x-max-priority": 300}, ": {max_value_exceeded,300}"),
+        ({"x-queue-mode": "bogus"}, ": \"unsupported queue mode 'bogus'\""),
+        ({"x-overflow": "bogus"}, ": invalid_overflow"),
+        ({"x-overflow": 5}, ": {unacceptable_type,signedint}"),
+        ({"x-queue-type": "bogus"}, ": \"unsupported queue type 'bogus'\""),
+        ({"x-dead-letter-routing-key": "k"}, ": routing_key_but_no_dlx_defined"),
+        ({"x-expires": 0}, ": {value_zero,0}"),
+        ({"x-message-ttl": -1}, ": {value_negative,-1}"),
+    ],
+)
+def test_invalid_classic_queue_arguments_are_406_with_rabbitmqs_text(
+    channel: BlockingChannel, name: Name, argument: dict[str, object], detail: str
+) -> None:
+    q = name("args")
+    [arg] = argument
+    code, text = _closed_by_broker(
+        channel, lambda: channel.queue_declare(q, exclusive=True, arguments=argument)
+    )
+    assert (code, text) == (
+        406,
+        f"PRECONDITION_FAILED - invalid arg '{arg}' for queue '{q}' in vhost '/'{detail}",
+    )
+
+
+@pytest.mark.parametrize("passive", [False, True])
+def test_declaring_the_default_exchange_is_403(channel: BlockingChannel, passive: bool) -> None:
+    code, text = _closed_by_broker(
+        channel, lambda: channel.exchange_declare("", "direct", passive=passive)
+    )
+    assert (code, text) == (403, "ACCESS_REFUSED - operation not permitted on the default exchange")
+
+
+@pytest.mark.parametrize(
+    ("exchange_type", "text"),
+    [
+        ("", "COMMAND_INVALID - invalid exchange type ''"),
+        ("x-no-such-type", "COMMAND_INVALID - unknown exchange type 'x-no-such-type'"),
+    ],
+)
+def test_declaring_an_exchange_of_an_unknown_type_is_503(
+    channel: BlockingChannel, name: Name, exchange_type: str, text: str
+) -> None:
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as info:
+        channel.exchange_declare(name("x"), exchange_type)
+    assert (info.value.reply_code, info.value.reply_text) == (503, text)
