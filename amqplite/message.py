@@ -26,6 +26,22 @@ import attrs
 FieldTable = dict[str, Any]
 
 
+class Long(int):
+    """An integer that travels as a 64-bit signed long (``l``) in field tables.
+
+    Plain ints are encoded in the smallest type RabbitMQ's clients accept (``I`` when they
+    fit 32 bits), so a value that arrived as a long would come back narrower after a
+    re-encode.  Decoding ``l`` gives a Long, and RabbitMQ's own long fields (the x-death
+    ``count``) are made Long, so typed clients (Java's ``(Long)`` casts) see what RabbitMQ
+    sends.  It compares, hashes and serialises like the int it is.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Long({int(self)})"
+
+
 @attrs.frozen(slots=True)
 class BasicProperties:
     """The fourteen properties of the basic class, in wire order.  ``None`` means absent."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from amqplite.message import FieldTable, Message
+from amqplite.message import FieldTable, Long, Message
 
 REJECTED = "rejected"
 EXPIRED = "expired"
@@ -66,10 +66,10 @@ def dead_lettered_copy(
     if found is not None:
         entry = dict(deaths.pop(found))
         count = entry.get("count", 0)
-        entry["count"] = (count if isinstance(count, int) else 0) + 1
+        entry["count"] = Long((count if isinstance(count, int) else 0) + 1)
     else:
         entry = {
-            "count": 1,
+            "count": Long(1),
             "reason": reason,
             "queue": queue,
             "time": time,

@@ -40,6 +40,7 @@ import struct
 from typing import Any
 
 from amqplite.errors import ConnectionError, ReplyCode
+from amqplite.message import Long
 
 MAX_DEPTH = 64
 
@@ -131,7 +132,7 @@ def _decode_value(buf: Buffer, offset: int, depth: int) -> tuple[Any, int]:
     if kind == _I:
         return _I32.unpack_from(buf, offset)[0], offset + 4
     if kind == _l:
-        return _I64.unpack_from(buf, offset)[0], offset + 8
+        return Long(_I64.unpack_from(buf, offset)[0]), offset + 8
     if kind == _F:
         if depth >= MAX_DEPTH:
             raise _too_deep()
@@ -209,7 +210,9 @@ def _encode_value(parts: list[bytes], value: Any, depth: int) -> None:
     elif isinstance(value, bool):
         parts.append(b"t\x01" if value else b"t\x00")
     elif isinstance(value, int):
-        if _INT32_MIN <= value <= _INT32_MAX:
+        if type(value) is Long:
+            parts.append(_TAG_L.pack(b"l", value))
+        elif _INT32_MIN <= value <= _INT32_MAX:
             parts.append(_TAG_I.pack(b"I", value))
         elif _INT64_MIN <= value <= _INT64_MAX:
             parts.append(_TAG_L.pack(b"l", value))

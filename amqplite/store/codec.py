@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from amqplite.message import BasicProperties, Message
+from amqplite.message import BasicProperties, Long, Message
 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -78,6 +78,8 @@ def encode_value(value: Any, out: bytearray) -> None:
             data = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
             out += _TAG_U32.pack(b"I", len(data))
             out += data
+    elif kind is Long:
+        out += _TAG_I64.pack(b"L", value)
     elif kind is dict:
         out += _TAG_U32.pack(b"m", len(value))
         for key, item in value.items():
@@ -167,6 +169,8 @@ def decode_value(data: bytes | memoryview, pos: int) -> tuple[Any, int]:
         end = pos + n
         _check(data, end)
         return bytes(data[pos:end]), end
+    if tag == 0x4C:  # L: a Long (keeps its 64-bit wire type through a restart)
+        return Long(_I64.unpack_from(data, pos)[0]), pos + 8
     if tag == 0x66:  # f
         return _F64.unpack_from(data, pos)[0], pos + 8
     if tag == 0x49:  # I

@@ -240,3 +240,18 @@ def test_delivery_limit_counts_channel_close_returns(world: World) -> None:
     ch.close()
     q = world.vhost.queues["q"]
     assert q.message_count == 0 and q.stats.dropped == {"delivery_limit": 1}
+
+
+def test_x_death_count_is_a_64_bit_long_as_rabbitmq_sends_it(world: World) -> None:
+    from amqplite.message import Long
+    from amqplite.protocol import encode_table
+
+    setup_dlx(world)
+    publish(world.ch, "", "work", "m")
+    got = world.ch.get("work")
+    assert got is not None
+    world.ch.reject(got.delivery_tag, requeue=False)
+    (message,) = dead(world)
+    count = message.headers["x-death"][0]["count"]
+    assert type(count) is Long and count == 1
+    assert b"countl" in encode_table(message.headers)  # 'l', not the 32-bit 'I'

@@ -169,3 +169,14 @@ def test_malformed_tables_are_frame_errors(data: bytes) -> None:
     with pytest.raises(ConnectionError) as info:
         decode_table(data)
     assert info.value.reply_code == ReplyCode.FRAME_ERROR
+
+
+def test_a_long_keeps_its_64_bit_type_through_decode_and_re_encode() -> None:
+    from amqplite.message import Long
+
+    encoded = encode_table({"small-long": Long(5), "plain": 5})
+    assert b"small-longl" in encoded and b"plainI" in encoded
+    decoded, _ = decode_table(encoded, 0)
+    assert type(decoded["small-long"]) is Long and decoded["small-long"] == 5
+    assert type(decoded["plain"]) is int
+    assert encode_table(decoded) == encoded

@@ -77,3 +77,13 @@ def test_tuples_come_back_as_lists_and_subclasses_as_their_base() -> None:
     assert decoded == {"t": [1, 2], "c": "red", "d": Decimal("1E+3")}
     assert type(decoded["c"]) is str
     assert str(decoded["d"]) == "1E+3"
+
+
+def test_a_long_stays_a_long_through_the_store() -> None:
+    from amqplite.message import Long
+
+    out = bytearray()
+    encode_value({"count": Long(3), "n": 3}, out)
+    value, _ = decode_value(bytes(out), 0)
+    assert type(value["count"]) is Long and value["count"] == 3
+    assert type(value["n"]) is int
