@@ -81,6 +81,7 @@ from amqplite.store.codec import (
     encode_value,
 )
 from amqplite.store.files import DirectoryLock, Opener, StoreFile, free_bytes, fsync_directory
+from amqplite.store.positions import SyncPositions
 from amqplite.store.records import (
     ACKS_MAGIC,
     CLEAN,
@@ -190,7 +191,7 @@ class _FileSyncPoint:
             self.histogram.observe(time.perf_counter() - start)
 
 
-class FileStore:
+class FileStore(SyncPositions):
     """The store contract on segment files (see the module docstring and :mod:`amqplite.store`)."""
 
     __slots__ = (
@@ -199,7 +200,6 @@ class FileStore:
         "_compact_candidates",
         "_dirs_dirty",
         "_dirty",
-        "_durable_position",
         "_forward",
         "_fsyncs",
         "_highest_segment",
@@ -207,7 +207,6 @@ class FileStore:
         "_marked",
         "_opener",
         "_pending_marks",
-        "_position",
         "_queue_codes",
         "_records",
         "_records_bytes",
@@ -253,8 +252,7 @@ class FileStore:
         self._dirty: set[StoreFile] = set()
         self._dirs_dirty: set[str] = set()
         self._to_close: list[StoreFile] = []
-        self._position = 0
-        self._durable_position = 0
+        SyncPositions.__init__(self)
         self._recovered = False
         self._closed = False
 
@@ -862,21 +860,6 @@ class FileStore:
             logger.warning("store: cannot truncate %s after a failed write: %s", file.path, exc)
 
     # -- durability -----------------------------------------------------------
-    @property
-    def position(self) -> int:
-        return self._position
-
-    @property
-    def durable_position(self) -> int:
-        return self._durable_position
-
-    @property
-    def needs_sync(self) -> bool:
-        return self._durable_position < self._position
-
-    def is_durable(self, position: int) -> bool:
-        return position <= self._durable_position
-
     def flush(self) -> None:
         if self._pending_marks:
             self._flush_marks()

@@ -27,6 +27,7 @@ from amqplite.store import (
     SyncPoint,
 )
 from amqplite.store.codec import decode_value, encode_value
+from amqplite.store.positions import SyncPositions
 
 
 @attrs.define(eq=False)
@@ -92,25 +93,22 @@ class _MemorySyncPoint:
         """Nothing to flush: the "disk" is the durable state object."""
 
 
-class MemoryStore:
+class MemoryStore(SyncPositions):
     """The store contract in memory (see :mod:`amqplite.store`)."""
 
     __slots__ = (
         "_clean",
         "_durable",
-        "_durable_position",
         "_live",
         "_next_ref",
         "_ops",
-        "_position",
     )
 
     def __init__(self) -> None:
         self._live = _State()
         self._durable = _State()
         self._ops: list[tuple[Any, ...]] = []
-        self._position = 0
-        self._durable_position = 0
+        SyncPositions.__init__(self)
         self._next_ref = 1
         self._clean = False
 
@@ -183,23 +181,8 @@ class MemoryStore:
             self._position += 1
 
     # -- durability -----------------------------------------------------------
-    @property
-    def position(self) -> int:
-        return self._position
-
-    @property
-    def durable_position(self) -> int:
-        return self._durable_position
-
-    @property
-    def needs_sync(self) -> bool:
-        return self._durable_position < self._position
-
     def flush(self) -> None:
         """Nothing to hand to an OS; marks become "durable" at the next sync."""
-
-    def is_durable(self, position: int) -> bool:
-        return position <= self._durable_position
 
     def prepare_sync(self) -> _MemorySyncPoint:
         point = _MemorySyncPoint(self._position, self._ops)
