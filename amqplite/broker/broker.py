@@ -12,10 +12,11 @@ before anything else, to rebuild the broker from what the store holds.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CONSUMER_TIMEOUT = 1800.0
 #: Ready bytes per queue above which stored message bodies are kept on disk only.
 DEFAULT_LAZY_QUEUE_BYTES = 16 << 20
+#: Stale deadline-heap entries tolerated before the heap is rebuilt without them.
+STALE_COMPACT_AT = 1024
 #: A store this small is recovered with all bodies read in one pass (faster startup).
 RECOVER_BODIES_BELOW = 256 << 20
 
@@ -133,10 +136,24 @@ class Broker:
         self.users.records = self
         self.connections: dict[int, BrokerConnection] = {}
         self._ids = itertools.count(1)
-        # Queues with x-expires or messages that carry a TTL: the only ones tick() visits.
-        self._timed_queues: dict[Queue, None] = {}
-        # Channels that had unacked deliveries with a consumer timeout (pruned lazily).
-        self._timed_channels: dict[Channel, None] = {}
+        # Deadlines as a heap of (at, seq, kind, queue or channel).  An entry is pushed
+        # when an object's deadline appears or moves earlier and is the object's live one
+        # while ``obj._due_seq == seq``; deadlines that move later (acks, consumed heads)
+        # are found when the entry comes up and pushed back, so both next_deadline() and
+        # tick() cost what is due, not what exists.
+        self._deadlines: list[tuple[float, int, int, Any]] = []
+        self._deadline_seq = itertools.count(1)
+        # Entries in the heap that are no object's live entry (see _note_stale).
+        self._stale = 0
+        #: Kept for callers that register a queue with ``_timed_queues[q] = None``.
+        self._timed_queues = _QueueWatch(self)
+        # Channels whose unacked deliveries come from queues with different consumer
+        # timeouts: an ack there can move the deadline earlier, so these (rare) channels
+        # are scanned on every call, as all channels once were.
+        self._mixed_channels: dict[Channel, None] = {}
+        #: Heap entries and mixed channels looked at by tick() and next_deadline() since
+        #: start (observability: it grows with what is due, not with queues or channels).
+        self.deadline_checks = 0
 
     def add_vhost(self, name: str) -> VHost:
         """Create vhost ``name`` (or return it if it exists)."""
@@ -240,47 +257,165 @@ class Broker:
 
     # -- time ----------------------------------------------------------------------------
 
+    def schedule(self, obj: Queue | Channel, at: float) -> None:
+        """Note that ``obj`` (a queue or channel) has work at ``at`` (if sooner than known).
+
+        Cheap when ``obj`` already has an entry due no later than ``at``: the entry
+        re-checks the object's real deadline when it comes up.
+        """
+        due = obj._due
+        if due is None or at < due:
+            seq = next(self._deadline_seq)
+            obj._due = at
+            obj._due_seq = seq
+            heapq.heappush(
+                self._deadlines, (at, seq, _CHANNEL if isinstance(obj, Channel) else _QUEUE, obj)
+            )
+            if due is not None:
+                self._note_stale()  # the entry at ``due`` is superseded
+
+    def unschedule(self, obj: Queue | Channel) -> None:
+        """``obj`` is gone (deleted queue, closed channel): its entry becomes stale."""
+        if obj._due is not None:
+            obj._due = None
+            obj._due_seq = 0
+            self._note_stale()
+
+    def _note_stale(self) -> None:
+        # Stale entries keep their objects alive until they come up (a closed channel's
+        # entry might wait 30 minutes), so once they are most of a sizeable heap the heap
+        # is rebuilt without them: O(1) amortised per stale entry, memory stays bounded.
+        self._stale += 1
+        heap = self._deadlines
+        if self._stale > STALE_COMPACT_AT and 2 * self._stale > len(heap):
+            heap[:] = [e for e in heap if e[3]._due_seq == e[1]]
+            heapq.heapify(heap)
+            self._stale = 0
+
+    def watch_queue(self, q: Queue) -> None:
+        """Schedule ``q``'s current deadline (x-expires, head TTL), if it has one."""
+        if not q.deleted:
+            at = q.next_deadline()
+            if at is not None:
+                self.schedule(q, at)
+
+    def channel_mixed_timeouts(self, channel: Channel) -> None:
+        """``channel`` holds deliveries under different consumer timeouts (see __init__)."""
+        self._mixed_channels[channel] = None
+
+    @staticmethod
+    def _real_deadline(kind: int, obj: Any) -> float | None:
+        if kind == _CHANNEL:
+            return cast("Channel", obj).timeout_deadline()
+        q = cast("Queue", obj)
+        return None if q.deleted else q.next_deadline()
+
     def tick(self) -> None:
         """Expire due messages (queue heads), delete queues whose x-expires passed, and
         close channels whose oldest unacked delivery outlived its consumer timeout."""
         now = self.clock()
-        if self._timed_channels:
-            self._check_consumer_timeouts(now)
-        for q in list(self._timed_queues):
-            if q.deleted:
-                self._timed_queues.pop(q, None)
-                continue
-            q.expire_due(now)
-            deadline = q.expiry_deadline()
-            if deadline is not None and deadline <= now:
-                q.vhost.remove_queue(q)
-            elif not q.message_count and q.args.expires is None:
-                self._timed_queues.pop(q, None)
-
-    def _check_consumer_timeouts(self, now: float) -> None:
-        for channel in list(self._timed_channels):
-            at = channel.timeout_deadline()
-            if at is None:
-                self._timed_channels.pop(channel, None)
-            elif at <= now:
-                self._timed_channels.pop(channel, None)
-                channel.consumer_timed_out()
+        heap = self._deadlines
+        later: list[tuple[Any, float]] = []
+        examined = 0
+        while heap and heap[0][0] <= now:
+            _at, seq, kind, obj = heapq.heappop(heap)
+            examined += 1
+            if obj._due_seq != seq:
+                self._stale -= 1
+                continue  # superseded by an earlier entry for the same object
+            obj._due = None
+            obj._due_seq = 0
+            if kind == _CHANNEL:
+                channel = cast("Channel", obj)
+                real = channel.timeout_deadline()
+                if real is not None and real <= now:
+                    self._mixed_channels.pop(channel, None)
+                    channel.consumer_timed_out()
+                    continue
+            else:
+                q = cast("Queue", obj)
+                if q.deleted:
+                    continue
+                q.expire_due(now)
+                expiry = q.expiry_deadline()
+                if expiry is not None and expiry <= now:
+                    q.vhost.remove_queue(q)
+                    continue
+                real = q.next_deadline()
+            if real is not None:
+                # Pushed after the loop so that one tick() always ends.
+                later.append((obj, real))
+        for obj, real in later:
+            self.schedule(obj, real)
+        if self._mixed_channels:
+            for channel in list(self._mixed_channels):
+                examined += 1
+                at = channel.timeout_deadline()
+                if at is None:
+                    if channel.closed:
+                        self._mixed_channels.pop(channel, None)
+                elif at <= now:
+                    self._mixed_channels.pop(channel, None)
+                    channel.consumer_timed_out()
+        self.deadline_checks += examined
 
     def next_deadline(self) -> float | None:
         """The earliest absolute clock time at which :meth:`tick` has work, or None."""
-        best: float | None = None
-        if self._timed_channels:
+        heap = self._deadlines
+        examined = 0
+        # Settle the top: drop superseded entries and move entries whose object's deadline
+        # changed, until the top is an object's exact current deadline.
+        while heap:
+            at, seq, kind, obj = heap[0]
+            examined += 1
+            if obj._due_seq == seq:
+                real = self._real_deadline(kind, obj)
+                if real == at:
+                    break
+                obj._due = None
+                obj._due_seq = 0
+                heapq.heappop(heap)
+                if real is not None:
+                    self.schedule(obj, real)
+            else:
+                heapq.heappop(heap)
+                self._stale -= 1
+        best: float | None = heap[0][0] if heap else None
+        if self._mixed_channels:
             stale: list[Channel] = []
-            for channel in self._timed_channels:
-                at = channel.timeout_deadline()
-                if at is None:
-                    stale.append(channel)
-                elif best is None or at < best:
-                    best = at
+            for channel in self._mixed_channels:
+                examined += 1
+                due = channel.timeout_deadline()
+                if due is None:
+                    if channel.closed:
+                        stale.append(channel)
+                elif best is None or due < best:
+                    best = due
             for channel in stale:
-                del self._timed_channels[channel]
-        for q in self._timed_queues:
-            at = q.next_deadline()
-            if at is not None and (best is None or at < best):
-                best = at
+                del self._mixed_channels[channel]
+        self.deadline_checks += examined
         return best
+
+
+_QUEUE = 0
+_CHANNEL = 1
+
+
+class _QueueWatch:
+    """``broker._timed_queues[q] = None`` schedules ``q``; ``pop`` is a no-op (lazy).
+
+    The vhost registers queues with x-expires this way; deleted queues' entries are
+    dropped when they come up.
+    """
+
+    __slots__ = ("_broker",)
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+
+    def __setitem__(self, q: Queue, _value: None) -> None:
+        self._broker.watch_queue(q)
+
+    def pop(self, q: Queue, default: None = None) -> None:
+        self._broker.unschedule(q)
+        return default

@@ -68,11 +68,14 @@ class Channel:
     """One AMQP channel of a :class:`~amqplite.broker.broker.BrokerConnection`."""
 
     __slots__ = (
+        "_broker",
         "_bstats",
         "_clock",
+        "_due",
+        "_due_seq",
         "_last_queue",
         "_next_tag",
-        "_timed",
+        "_timeout",
         "_tx",
         "_write_ok",
         "active",
@@ -113,7 +116,13 @@ class Channel:
         broker = connection.broker
         self._clock = broker.clock
         self._bstats = broker.stats
-        self._timed = broker._timed_channels
+        self._broker = broker
+        # Deadline heap bookkeeping (see Broker.schedule): this channel's live entry.
+        self._due: float | None = None
+        self._due_seq = 0
+        # The consumer timeout of the timed deliveries so far; a different one makes the
+        # channel "mixed" (an ack could then move its deadline earlier).
+        self._timeout: float | None = None
 
     def __repr__(self) -> str:
         return f"<Channel {self.number} of {self.connection!r}>"
@@ -402,9 +411,14 @@ class Channel:
         else:
             stats.deliver += 1
             at = None
-            if queue.consumer_timeout is not None:
+            timeout = queue.consumer_timeout
+            if timeout is not None:
                 at = self._clock()
-                self._timed[self] = None
+                if timeout != self._timeout:
+                    self._new_timeout(timeout)
+                due = self._due
+                if due is None or at + timeout < due:
+                    self._broker.schedule(self, at + timeout)
             self.unacked[tag] = Delivery(tag, queue, entry, consumer, at)
             if entry.ref is not None:  # so that a crash now brings it back redelivered
                 queue._store.mark_delivered(queue.key, entry.ref)
@@ -435,9 +449,12 @@ class Channel:
         else:
             stats.get += 1
             at = None
-            if q.consumer_timeout is not None:
+            timeout = q.consumer_timeout
+            if timeout is not None:
                 at = self._clock()
-                self._timed[self] = None
+                if timeout != self._timeout:
+                    self._new_timeout(timeout)
+                self._broker.schedule(self, at + timeout)
             self.unacked[tag] = Delivery(tag, q, entry, None, at)
             if entry.ref is not None:
                 q._store.mark_delivered(q.key, entry.ref)
@@ -605,6 +622,10 @@ class Channel:
             merged = list(self.unacked.values()) + restored
             merged.sort(key=_by_tag)
             self.unacked = {d.tag: d for d in merged}
+            # Restored deliveries are older: the deadline may now be earlier.
+            at = self.timeout_deadline()
+            if at is not None:
+                self._broker.schedule(self, at)
 
     def confirm_select(self) -> None:
         if self._tx is not None:
@@ -612,6 +633,11 @@ class Channel:
         self.confirm = True
 
     # -- consumer timeout ------------------------------------------------------------------
+
+    def _new_timeout(self, timeout: float) -> None:
+        if self._timeout is not None:
+            self._broker.channel_mixed_timeouts(self)
+        self._timeout = timeout
 
     def _oldest_timed(self) -> Delivery | None:
         # As RabbitMQ: only the oldest unacked delivery (with a timeout) is looked at.
@@ -678,6 +704,7 @@ class Channel:
         for consumer in consumers:
             consumer.queue.dispatch()  # other consumers may now get what this one held
         self.connection.channels.pop(self.number, None)
+        self._broker.unschedule(self)  # so the deadline heap does not keep it alive
 
 
 def _expiration_error(value: str) -> str:

@@ -178,6 +178,8 @@ class Queue:
         "_clock",
         "_consumer_seq",
         "_count_deliveries",
+        "_due",
+        "_due_seq",
         "_lazy_bytes",
         "_levels",
         "_limited",
@@ -247,6 +249,10 @@ class Queue:
             else broker.consumer_timeout
         )
         self.last_used = self._clock()
+        # The deadline of this queue's live entry in the broker's deadline heap (None: no
+        # entry) and that entry's sequence number; see Broker.schedule.
+        self._due: float | None = None
+        self._due_seq = 0
         levels = (args.max_priority or 0) + 1
         self._ready: list[deque[QueueEntry]] = [deque() for _ in range(levels)]
         self._ready0 = self._ready[0]
@@ -344,7 +350,9 @@ class Queue:
         self.message_count += 1
         self.message_bytes += entry.size
         if expires_at is not None:
-            self.vhost.broker._timed_queues[self] = None
+            due = self._due
+            if due is None or expires_at < due:
+                self.vhost.broker.schedule(self, expires_at)
         if self._levels:
             self.dispatch()
         if self._limited:
@@ -452,8 +460,9 @@ class Queue:
                     break
         self.message_count += 1
         self.message_bytes += entry.size
-        if entry.expires_at is not None:
-            self.vhost.broker._timed_queues[self] = None
+        at = entry.expires_at
+        if at is not None:
+            self.vhost.broker.schedule(self, at)
 
     # -- consumers and dispatch ---------------------------------------------------------
 
@@ -478,7 +487,7 @@ class Queue:
         if not self.consumers:
             self.last_used = self._clock()
             if self.args.expires is not None:
-                self.vhost.broker._timed_queues[self] = None
+                self.vhost.broker.schedule(self, self.last_used + self.args.expires / 1000.0)
         return self.auto_delete and not self.consumers
 
     def _rebuild_levels(self) -> None:
@@ -718,8 +727,9 @@ class Queue:
             self._ready[self._priority_of(entry.message)].append(entry)
         self.message_count += 1
         self.message_bytes += entry.size
-        if entry.expires_at is not None:
-            self.vhost.broker._timed_queues[self] = None
+        at = entry.expires_at
+        if at is not None:
+            self.vhost.broker.schedule(self, at)
 
     def message_expiry(self, message: Message, enqueued_at: float) -> float | None:
         """When ``message``, enqueued at ``enqueued_at``, expires here (None: never)."""

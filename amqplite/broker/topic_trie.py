@@ -22,11 +22,25 @@ def split_words(key: str) -> list[str]:
 
 
 class _Node(Generic[T]):
-    __slots__ = ("children", "values")
+    __slots__ = ("children", "hash", "star", "values")
 
     def __init__(self) -> None:
         self.children: dict[str, _Node[T]] = {}
         self.values: dict[T, int] = {}
+        # children["*"] and children["#"], kept as attributes so that a walk does not
+        # look them up in the dict at every node (almost every node has neither).
+        self.star: _Node[T] | None = None
+        self.hash: _Node[T] | None = None
+
+    def set_child(self, word: str, child: _Node[T] | None) -> None:
+        if child is None:
+            del self.children[word]
+        else:
+            self.children[word] = child
+        if word == "*":
+            self.star = child
+        elif word == "#":
+            self.hash = child
 
 
 class TopicTrie(Generic[T]):
@@ -46,7 +60,8 @@ class TopicTrie(Generic[T]):
         for word in split_words(pattern):
             child = node.children.get(word)
             if child is None:
-                child = node.children[word] = _Node()
+                child = _Node()
+                node.set_child(word, child)
             node = child
         node.values[value] = node.values.get(value, 0) + 1
         self._size += 1
@@ -71,43 +86,48 @@ class TopicTrie(Generic[T]):
         self._size -= 1
         while path and not node.values and not node.children:
             parent, word = path.pop()
-            del parent.children[word]
+            parent.set_child(word, None)
             node = parent
         return True
 
     def match(self, routing_key: str) -> dict[T, None]:
-        """Every value whose pattern matches ``routing_key``, each once, as an ordered set."""
+        """Every value whose pattern matches ``routing_key``, each once, as an ordered set.
+
+        An explicit stack of (node, words consumed) states instead of recursion: no
+        Python call per trie node.  A ``#`` may swallow words[i:j] for every j, and with
+        several ``#`` on a path the same (node, j) state is reachable in many ways, so
+        states entered through ``#`` are remembered; each is walked once, which keeps a
+        walk proportional to (key length) x (trie nodes on matching paths), never
+        exponential.
+        """
         out: dict[T, None] = {}
         words = split_words(routing_key)
-        self._walk(self._root, words, 0, len(words), out, set())
+        n = len(words)
+        stack: list[tuple[_Node[T], int]] = [(self._root, 0)]
+        pop = stack.pop
+        push = stack.append
+        seen: set[tuple[_Node[T], int]] | None = None
+        while stack:
+            node, i = pop()
+            if i == n:
+                if node.values:
+                    for value in node.values:
+                        out[value] = None
+            else:
+                # Pushed in reverse so that literal words are walked first.
+                star = node.star
+                if star is not None:
+                    push((star, i + 1))
+                child = node.children.get(words[i])
+                if child is not None:
+                    push((child, i + 1))
+            hash_node = node.hash
+            if hash_node is not None:
+                if seen is None:
+                    seen = set()
+                for j in range(n, i - 1, -1):
+                    state = (hash_node, j)
+                    if state not in seen:
+                        seen.add(state)
+                        push(state)
         return out
-
-    def _walk(
-        self,
-        node: _Node[T],
-        words: list[str],
-        i: int,
-        n: int,
-        out: dict[T, None],
-        seen: set[tuple[int, int]],
-    ) -> None:
-        children = node.children
-        hash_node = children.get("#")
-        if hash_node is not None:
-            # '#' may swallow words[i:j] for every j; visiting (node, j) twice can only
-            # repeat work (patterns like '#.#.#'), so remember the states already walked.
-            for j in range(i, n + 1):
-                state = (id(hash_node), j)
-                if state not in seen:
-                    seen.add(state)
-                    self._walk(hash_node, words, j, n, out, seen)
-        if i == n:
-            for value in node.values:
-                out[value] = None
-            return
-        child = children.get(words[i])
-        if child is not None:
-            self._walk(child, words, i + 1, n, out, seen)
-        star = children.get("*")
-        if star is not None:
-            self._walk(star, words, i + 1, n, out, seen)
