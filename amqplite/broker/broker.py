@@ -145,8 +145,6 @@ class Broker:
         self._deadline_seq = itertools.count(1)
         # Entries in the heap that are no object's live entry (see _note_stale).
         self._stale = 0
-        #: Kept for callers that register a queue with ``_timed_queues[q] = None``.
-        self._timed_queues = _QueueWatch(self)
         # Channels whose unacked deliveries come from queues with different consumer
         # timeouts: an ack there can move the deadline earlier, so these (rare) channels
         # are scanned on every call, as all channels once were.
@@ -399,23 +397,3 @@ class Broker:
 
 _QUEUE = 0
 _CHANNEL = 1
-
-
-class _QueueWatch:
-    """``broker._timed_queues[q] = None`` schedules ``q``; ``pop`` is a no-op (lazy).
-
-    The vhost registers queues with x-expires this way; deleted queues' entries are
-    dropped when they come up.
-    """
-
-    __slots__ = ("_broker",)
-
-    def __init__(self, broker: Broker) -> None:
-        self._broker = broker
-
-    def __setitem__(self, q: Queue, _value: None) -> None:
-        self._broker.watch_queue(q)
-
-    def pop(self, q: Queue, default: None = None) -> None:
-        self._broker.unschedule(q)
-        return default

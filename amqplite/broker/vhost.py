@@ -413,7 +413,7 @@ class VHost:
         if q.owner is not None:
             q.owner.exclusive_queues[q] = None
         if args.expires is not None:
-            self.broker._timed_queues[q] = None
+            self.broker.watch_queue(q)
         return DeclareOk(name, 0, 0)
 
     def delete_queue(
@@ -446,7 +446,7 @@ class VHost:
             self.broker.delete_record("queue", (self.name, q.name))
         q.deleted = True
         del self.queues[q.name]
-        self.broker._timed_queues.pop(q, None)
+        self.broker.unschedule(q)
         for binding in list(q.bindings):
             source = self.exchanges.get(binding.source)
             if source is not None:
