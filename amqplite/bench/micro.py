@@ -9,6 +9,7 @@ Usage::
 
     python -m amqplite.bench.micro [--json] [--iterations N] [--repeat R]
     python -m amqplite.bench.micro --compare-ref HEAD~1    # ratios current / ref
+    python -m amqplite.bench.micro --scaling               # routing cost vs bindings
     make bench-micro
 
 Each benchmark runs its operation ``N`` times (scaled per benchmark), ``R`` times over,
@@ -326,6 +327,82 @@ def run_suite(iterations: int = DEFAULT_ITERATIONS, repeat: int = 3) -> list[dic
     return results
 
 
+# -- scaling: routing cost against the number of bindings ---------------------------------
+
+#: Binding counts for ``--scaling``.
+SCALING_BINDINGS = (10, 1_000, 100_000)
+
+
+def _time_per_op(fn: Callable[[str], object], keys: list[str], n: int, repeat: int) -> float:
+    """Best ns per call of ``fn(key)`` over ``repeat`` rounds of about ``n`` calls."""
+    loops = max(1, n // len(keys))
+    best = float("inf")
+    for _ in range(max(1, repeat)):
+        gc.collect()
+        start = time.perf_counter_ns()
+        for _ in range(loops):
+            for key in keys:
+                fn(key)
+        best = min(best, (time.perf_counter_ns() - start) / (loops * len(keys)))
+    return best
+
+
+def run_scaling(
+    bindings: tuple[int, ...] = SCALING_BINDINGS, iterations: int = 200_000, repeat: int = 3
+) -> list[dict[str, Any]]:
+    """Routing cost with few and many bindings, the route cache left out.
+
+    The wire benchmark (``amqplite bench topic --bindings N``) publishes N distinct keys,
+    so it compares cache hits at small N with cache misses at large N.  Here every size
+    routes the same number (1,000) of distinct *matching* keys through the bare topic trie
+    (half ``word.*`` patterns, half ``#.word`` patterns) and the direct router, so the
+    figures show what routing itself costs as bindings grow.
+    """
+    from amqplite.broker.exchanges.direct import DirectRouter
+    from amqplite.broker.topic_trie import TopicTrie
+
+    results: list[dict[str, Any]] = []
+    for count in bindings:
+        trie: TopicTrie[int] = TopicTrie()
+        direct = DirectRouter()
+        for i in range(count):
+            trie.add(f"bench.b{i}.*" if i % 2 == 0 else f"#.evt{i}", i)
+            direct.bind(f"key.{i}", {}, i)
+        step = max(1, count // 1000)
+        sample = range(0, count, step)
+        topic_keys = [f"bench.b{i}.x" if i % 2 == 0 else f"a.b.evt{i}" for i in sample]
+        direct_keys = [f"key.{i}" for i in sample]
+        for key in topic_keys:  # every key must match exactly its own binding
+            if len(trie.match(key)) != 1:
+                raise RuntimeError(f"topic key {key!r} does not match exactly one binding")
+
+        def direct_route(key: str, router: DirectRouter = direct) -> object:
+            return router.route(key, None)
+
+        results.append(
+            {
+                "bindings": count,
+                "topic_trie_ns": _time_per_op(trie.match, topic_keys, iterations, repeat),
+                "direct_ns": _time_per_op(direct_route, direct_keys, iterations, repeat),
+            }
+        )
+    base = results[0]
+    for row in results:
+        row["topic_ratio"] = row["topic_trie_ns"] / base["topic_trie_ns"]
+        row["direct_ratio"] = row["direct_ns"] / base["direct_ns"]
+    return results
+
+
+def _scaling_table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'bindings':>9} {'topic ns':>9} {'x first':>8} {'direct ns':>10} {'x first':>8}"]
+    for r in rows:
+        lines.append(
+            f"{r['bindings']:>9,} {r['topic_trie_ns']:>9.0f} {r['topic_ratio']:>7.2f}x "
+            f"{r['direct_ns']:>10.0f} {r['direct_ratio']:>7.2f}x"
+        )
+    return "\n".join(lines)
+
+
 def _table(results: list[dict[str, Any]]) -> str:
     lines = [f"{'benchmark':28} {'ns/op':>10} {'ops/s':>12}  what"]
     for r in results:
@@ -446,7 +523,17 @@ def main(argv: list[str] | None = None) -> int:
         metavar="GIT_REF",
         help="also run on GIT_REF (a temporary git worktree) and print current/ref ratios",
     )
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="routing cost at 10 / 1,000 / 100,000 bindings (route cache left out)",
+    )
     args = parser.parse_args(argv)
+    if args.scaling:
+        rows = run_scaling(iterations=args.iterations, repeat=args.repeat)
+        out = json.dumps({"tool": "amqplite-micro", "scaling": rows}) if args.json else None
+        sys.stdout.write((out or _scaling_table(rows)) + "\n")
+        return 0
     if args.compare_ref:
         cmp = compare_ref(args.compare_ref, args.iterations, args.repeat)
         if args.json:

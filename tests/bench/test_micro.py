@@ -35,3 +35,16 @@ def test_micro_benchmark_failure_is_reported_not_raised(monkeypatch: pytest.Monk
     assert results["ack"]["error"] == "AttributeError: no such API in this tree"
     assert results["ack"]["ns_per_op"] is None
     assert results["route_direct"]["error"] is None
+
+
+def test_scaling_mode_routes_the_same_matching_keys_at_every_size(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from amqplite.bench.micro import main, run_scaling
+
+    rows = run_scaling(bindings=(10, 2_000), iterations=2_000, repeat=1)
+    assert [r["bindings"] for r in rows] == [10, 2_000]
+    assert rows[0]["topic_ratio"] == 1.0 and rows[0]["direct_ratio"] == 1.0
+    assert all(r["topic_trie_ns"] > 0 and r["direct_ns"] > 0 for r in rows)
+    assert main(["--scaling", "--json", "--iterations", "1000", "--repeat", "1"]) == 0
+    assert '"scaling"' in capsys.readouterr().out
