@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import struct
 
+import pytest
 import trio
 from rawamqp import RawClient, assert_alive, body_frame, header_frame, method_frame
 
@@ -21,23 +22,17 @@ async def _opened(running: RunningBroker) -> RawClient:
     return client
 
 
+@pytest.mark.parametrize(
+    "greeting",
+    [b"AMQP\x00\x00\x08\x00", b"GET / HTTP/1.1\r\n\r\n"],
+    ids=["wrong-amqp-version", "http-request"],
+)
 async def test_wrong_protocol_header_gets_ours_back_and_a_close(
-    running: RunningBroker, witness: RawClient
+    running: RunningBroker, witness: RawClient, greeting: bytes
 ) -> None:
     with trio.fail_after(5):
         client = await RawClient.connect(running.port)
-        await client.send(b"AMQP\x00\x00\x08\x00")
-        assert await client.read_bytes(8) == PROTOCOL_HEADER
-        assert await client.at_eof()
-        await assert_alive(witness)
-
-
-async def test_http_request_instead_of_amqp_gets_our_header(
-    running: RunningBroker, witness: RawClient
-) -> None:
-    with trio.fail_after(5):
-        client = await RawClient.connect(running.port)
-        await client.send(b"GET / HTTP/1.1\r\n\r\n")
+        await client.send(greeting)
         assert await client.read_bytes(8) == PROTOCOL_HEADER
         assert await client.at_eof()
         await assert_alive(witness)
