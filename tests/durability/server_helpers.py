@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,13 +22,14 @@ def durable_broker(
     *,
     opener: Callable[..., StoreFile] = StoreFile,
     disk_free_limit: int = 0,
+    clock: Callable[[], float] = time.time,
 ) -> Iterator[RunningBroker]:
     """A broker serving AMQP on a file store in ``data_dir``; the store is closed cleanly
     after the server stopped (a graceful shutdown)."""
     store = FileStore.open(data_dir, opener=opener)
     failed = False
     try:
-        broker = build_broker(None, store=store)
+        broker = build_broker(None, store=store, clock=clock)
         settings = ServerSettings(port=0, disk_free_limit=disk_free_limit)
         with run_in_thread(broker=broker, settings=settings, shutdown_timeout=0.5) as running:
             yield running
