@@ -51,17 +51,6 @@ async def test_garbage_frame_closes_the_connection_with_501(
         await assert_alive(witness)
 
 
-async def test_unknown_frame_type_closes_the_connection_with_501(
-    running: RunningBroker, witness: RawClient
-) -> None:
-    with trio.fail_after(5):
-        client = await _opened(running)
-        await client.send(b"\x05\x00\x01\x00\x00\x00\x00\xce")
-        close = await client.expect(m.ConnectionClose)
-        assert close.reply_code == ReplyCode.FRAME_ERROR
-        await assert_alive(witness)
-
-
 async def test_method_on_an_unopened_channel_closes_the_connection_with_504(
     running: RunningBroker, witness: RawClient
 ) -> None:
@@ -76,26 +65,29 @@ async def test_method_on_an_unopened_channel_closes_the_connection_with_504(
         await assert_alive(witness)
 
 
-async def test_content_header_without_publish_closes_the_connection_with_505(
-    running: RunningBroker, witness: RawClient
+_PUBLISH = m.BasicPublish(0, "", "q", False, False)
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"\x05\x00\x01\x00\x00\x00\x00\xce", ReplyCode.FRAME_ERROR),  # unknown frame type
+        (header_frame(1, 3), ReplyCode.UNEXPECTED_FRAME),  # content header without a publish
+        (  # a method on the channel while the publish waits for its header
+            method_frame(1, _PUBLISH) + method_frame(1, m.BasicQos(0, 1, False)),
+            ReplyCode.UNEXPECTED_FRAME,
+        ),
+    ],
+    ids=["unknown-frame-type-501", "header-without-publish-505", "method-inside-content-505"],
+)
+async def test_bad_frame_closes_the_connection_with_its_code(
+    running: RunningBroker, witness: RawClient, payload: bytes, code: ReplyCode
 ) -> None:
     with trio.fail_after(5):
         client = await _opened(running)
-        await client.send(header_frame(1, 3))
+        await client.send(payload)
         close = await client.expect(m.ConnectionClose)
-        assert close.reply_code == ReplyCode.UNEXPECTED_FRAME
-        await assert_alive(witness)
-
-
-async def test_method_interrupting_content_closes_the_connection_with_505(
-    running: RunningBroker, witness: RawClient
-) -> None:
-    with trio.fail_after(5):
-        client = await _opened(running)
-        publish = m.BasicPublish(0, "", "q", False, False)
-        await client.send(method_frame(1, publish) + method_frame(1, m.BasicQos(0, 1, False)))
-        close = await client.expect(m.ConnectionClose)
-        assert close.reply_code == ReplyCode.UNEXPECTED_FRAME
+        assert close.reply_code == code
         await assert_alive(witness)
 
 
@@ -104,9 +96,8 @@ async def test_oversize_frame_closes_the_connection_with_501(
 ) -> None:
     with trio.fail_after(5):
         client = await _opened(running)
-        publish = m.BasicPublish(0, "", "q", False, False)
         huge = running.server.settings.frame_max + 100
-        await client.send(method_frame(1, publish) + header_frame(1, huge))
+        await client.send(method_frame(1, _PUBLISH) + header_frame(1, huge))
         await client.send(body_frame(1, b"x" * huge))
         close = await client.expect(m.ConnectionClose)
         assert close.reply_code == ReplyCode.FRAME_ERROR
