@@ -42,12 +42,6 @@ from amqplite.protocol.frames import (
     encode_method_frame,
     encode_return,
 )
-from amqplite.protocol.handshake import (
-    MECHANISMS,
-    SERVER_CAPABILITIES,
-    connection_start,
-    parse_sasl_response,
-)
 from amqplite.protocol.heartbeat import HeartbeatMonitor
 from amqplite.protocol.properties import decode_properties, encode_properties
 
@@ -61,14 +55,11 @@ __all__ = [
     "HEARTBEAT_FRAME",
     "MAX_DEPTH",
     "MAX_MESSAGE_SIZE",
-    "MECHANISMS",
     "NEED_DATA",
     "PROTOCOL_HEADER",
-    "SERVER_CAPABILITIES",
     "Frame",
     "HeartbeatMonitor",
     "ServerConnection",
-    "connection_start",
     "decode_array",
     "decode_frame",
     "decode_properties",
@@ -84,5 +75,4 @@ __all__ = [
     "encode_table",
     "events",
     "methods",
-    "parse_sasl_response",
 ]

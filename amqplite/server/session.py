@@ -39,7 +39,7 @@ from amqplite.errors import (
     ReplyCode,
 )
 from amqplite.message import Message
-from amqplite.protocol import NEED_DATA, ServerConnection, events
+from amqplite.protocol import HEARTBEAT_FRAME, NEED_DATA, ServerConnection, events
 from amqplite.protocol import methods as m
 from amqplite.protocol.frames import encode_deliver
 from amqplite.server import auth
@@ -51,8 +51,6 @@ if TYPE_CHECKING:
     from amqplite.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 
 SERVER_CAPABILITIES: dict[str, Any] = {
     "publisher_confirms": True,
@@ -94,14 +92,6 @@ def _error_ids(exc: AMQPError, method: m.Method | None) -> tuple[int, int]:
     if (exc.class_id or exc.method_id) or method is None:
         return exc.class_id, exc.method_id
     return method.CLASS_ID, method.METHOD_ID
-
-
-def _reply_text(exc: AMQPError) -> str:
-    """The reply text, cut to fit a shortstr (255 bytes) on a character boundary."""
-    text = exc.reply_text
-    if len(text) <= 63:
-        return text
-    return text.encode("utf-8")[:255].decode("utf-8", "ignore")
 
 
 class ChannelSink:
@@ -459,7 +449,7 @@ class Session:
         class_id, method_id = _error_ids(exc, method)
         log.warning("connection %s: closing: %s", self.name, exc.reply_text)
         self.closing = True
-        self.send(0, m.ConnectionClose(exc.reply_code, _reply_text(exc), class_id, method_id))
+        self.send(0, m.ConnectionClose(exc.reply_code, exc.reply_text, class_id, method_id))
         self._release_broker_connection()
 
     def _close_channel(self, sink: ChannelSink, exc: ChannelError, method: m.Method | None) -> None:
@@ -469,9 +459,7 @@ class Session:
         sink.closing = True
         broker_channel = sink.broker_channel
         sink.broker_channel = None
-        self.send(
-            sink.number, m.ChannelClose(exc.reply_code, _reply_text(exc), class_id, method_id)
-        )
+        self.send(sink.number, m.ChannelClose(exc.reply_code, exc.reply_text, class_id, method_id))
         if broker_channel is not None:
             broker_channel.close()
 

@@ -34,6 +34,9 @@ def test_parse_plain_and_amqplain_responses() -> None:
     assert parse_response("PLAIN", b"bob:secret") is None
     assert parse_response("AMQPLAIN", _amqplain("bob", "secret")) == ("bob", "secret")
     assert parse_response("AMQPLAIN", b"\xff\xff") is None
+    assert parse_response("AMQPLAIN", b"\x05garbage") is None
+    assert parse_response("AMQPLAIN", encode_table({"LOGIN": "bob"})[4:]) is None
+    assert parse_response("PLAIN", b"\x00bob\x00se\x00cret") is None
     assert parse_response("AMQPLAIN", struct.pack(">I", 0)[:0]) is None
     with pytest.raises(ValueError):
         parse_response("EXTERNAL", b"")
