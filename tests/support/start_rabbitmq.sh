@@ -13,7 +13,14 @@ fi
 if ! rabbitmqctl -q status >/dev/null 2>&1; then
   rabbitmq-server -detached >>"$log" 2>&1 || exit 0
 fi
-timeout 90 rabbitmqctl -q await_startup >>"$log" 2>&1 || exit 0
+# A node started a moment ago may not have registered with epmd yet, and await_startup
+# then gives up at once: give it a few tries before deciding RabbitMQ cannot be had.
+started=""
+for _ in 1 2 3 4 5 6; do
+  if timeout 90 rabbitmqctl -q await_startup >>"$log" 2>&1; then started=1; break; fi
+  sleep 5
+done
+[ -n "$started" ] || exit 0
 rabbitmq-plugins -q enable rabbitmq_management >>"$log" 2>&1 || true
 for _ in $(seq 1 60); do
   curl -fsS -u guest:guest http://127.0.0.1:15672/api/overview >/dev/null 2>&1 && break
