@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
+from amqplite.broker import limits
 from amqplite.broker.auth import User, UserDB
 from amqplite.broker.channel import Channel
 from amqplite.broker.queue import BrokerStats, Queue
 from amqplite.broker.results import DeliverySink
 from amqplite.broker.vhost import VHost
-from amqplite.errors import channel_error, internal_error, not_allowed
+from amqplite.errors import ReplyCode, channel_error, internal_error, not_allowed
 
 if TYPE_CHECKING:
     from amqplite.broker.recovery import RecoveryReport
@@ -58,7 +59,9 @@ class BrokerConnection:
         "broker",
         "channels",
         "closed",
+        "closer",
         "connected_at",
+        "counted",
         "exclusive_queues",
         "id",
         "info",
@@ -67,17 +70,28 @@ class BrokerConnection:
     )
 
     def __init__(
-        self, broker: Broker, id: int, vhost: VHost, user: User | None, info: ConnectionInfo
+        self,
+        broker: Broker,
+        id: int,
+        vhost: VHost,
+        user: User | None,
+        info: ConnectionInfo,
+        counted: bool = True,
     ) -> None:
         self.broker = broker
         self.id = id
         self.vhost = vhost
         self.user = user
         self.info = info
+        #: A client connection (counts against connection limits); internal ones do not.
+        self.counted = counted
         self.connected_at = broker.clock()
         self.channels: dict[int, Channel] = {}
         self.exclusive_queues: dict[Queue, None] = {}
         self.closed = False
+        #: Set by the server: closes the client connection with (reply code, text) when
+        #: the broker ends it (user or vhost deleted).  None: just close the core side.
+        self.closer: Callable[[int, str], None] | None = None
 
     def __repr__(self) -> str:
         return f"<BrokerConnection {self.id} {self.info.name!r}>"
@@ -85,6 +99,12 @@ class BrokerConnection:
     def open_channel(self, number: int, sink: DeliverySink) -> Channel:
         if number in self.channels:
             raise channel_error(f"channel {number} is already open")
+        user = self.user
+        if user is not None and "max-channels" in user.limits:
+            count = sum(len(c.channels) for c in self.broker.connections_of(user))
+            limit = limits.reached(user.limits, "max-channels", count)
+            if limit is not None:
+                raise limits.user_channels_reached(user.name, limit)
         channel = Channel(self, number, sink)
         self.channels[number] = channel
         return channel
@@ -100,6 +120,13 @@ class BrokerConnection:
             self.vhost.remove_queue(q)
         self.exclusive_queues.clear()
         self.broker.connections.pop(self.id, None)
+
+    def force_close(self, reply_code: int, reply_text: str) -> None:
+        """End this connection from the broker's side (the client hears ``reply_text``)."""
+        closer = self.closer
+        if closer is not None:
+            closer(reply_code, reply_text)
+        self.close()
 
 
 class Broker:
@@ -135,6 +162,8 @@ class Broker:
         self.users = UserDB()
         self.users.records = self
         self.connections: dict[int, BrokerConnection] = {}
+        #: Node-wide cap on client connections (RabbitMQ's ``connection_max``; None: none).
+        self.connection_max: int | None = None
         self._ids = itertools.count(1)
         # Deadlines as a heap of (at, seq, kind, queue or channel).  An entry is pushed
         # when an object's deadline appears or moves earlier and is the object's live one
@@ -153,12 +182,15 @@ class Broker:
         #: start (observability: it grows with what is due, not with queues or channels).
         self.deadline_checks = 0
 
-    def add_vhost(self, name: str) -> VHost:
-        """Create vhost ``name`` (or return it if it exists)."""
+    def add_vhost(self, name: str, limits: dict[str, int] | None = None) -> VHost:
+        """Create vhost ``name`` (or return it if it exists); set its limits if given."""
         vhost = self.vhosts.get(name)
-        if vhost is None:
-            self.put_record("vhost", (name,), {})
-            vhost = self.vhosts[name] = VHost(self, name)
+        if vhost is None or (limits is not None and limits != vhost.limits):
+            new_limits = dict(limits) if limits is not None else {}
+            self.put_record("vhost", (name,), {"limits": new_limits} if new_limits else {})
+            if vhost is None:
+                vhost = self.vhosts[name] = VHost(self, name)
+            vhost.limits = new_limits
         return vhost
 
     def delete_vhost(self, name: str) -> None:
@@ -166,7 +198,7 @@ class Broker:
         if vhost is None:
             return
         for conn in [c for c in self.connections.values() if c.vhost is vhost]:
-            conn.close()
+            conn.force_close(ReplyCode.CONNECTION_FORCED, f"vhost '{name}' is deleted")
         for q in list(vhost.queues.values()):
             vhost.remove_queue(q)
         for x in list(vhost.exchanges.values()):
@@ -237,11 +269,19 @@ class Broker:
         return vhost
 
     def open_connection(
-        self, vhost: str = "/", user: str | None = None, info: ConnectionInfo | None = None
+        self,
+        vhost: str = "/",
+        user: str | None = None,
+        info: ConnectionInfo | None = None,
+        *,
+        counted: bool = True,
     ) -> BrokerConnection:
         """Attach a connection to ``vhost`` as ``user`` (None: internal, no permission checks).
 
-        530 NOT_ALLOWED if the vhost is missing or the user has no permissions on it.
+        530 NOT_ALLOWED if the vhost is missing, the user has no permissions on it, or a
+        connection limit (node, vhost, user) is reached.  ``counted`` False: an internal
+        connection (the HTTP API's), which neither counts against limits nor is refused
+        by them.
         """
         vh = self.get_vhost(vhost)
         account: User | None = None
@@ -249,9 +289,47 @@ class Broker:
             account = self.users.get(user)
             if account is None or not account.can_access_vhost(vhost):
                 raise not_allowed(f"access to vhost '{vhost}' refused for user '{user}'")
-        conn = BrokerConnection(self, next(self._ids), vh, account, info or ConnectionInfo())
+        if counted:
+            self._check_connection_limits(vh, account, user)
+        conn = BrokerConnection(
+            self, next(self._ids), vh, account, info or ConnectionInfo(), counted
+        )
         self.connections[conn.id] = conn
         return conn
+
+    def _check_connection_limits(
+        self, vhost: VHost, account: User | None, user: str | None
+    ) -> None:
+        # Counted only when a limit is set, so an unlimited broker pays nothing here.
+        if self.connection_max is not None:
+            count = sum(1 for c in self.connections.values() if c.counted)
+            limit = limits.reached({"max": self.connection_max}, "max", count)
+            if limit is not None:
+                raise limits.node_connections_reached(limit)
+        if "max-connections" in vhost.limits:
+            count = sum(1 for c in self.connections.values() if c.counted and c.vhost is vhost)
+            limit = limits.reached(vhost.limits, "max-connections", count)
+            if limit is not None:
+                raise limits.vhost_connections_reached(vhost.name, user or "", limit)
+        if account is not None and "max-connections" in account.limits:
+            count = sum(1 for c in self.connections_of(account) if c.counted)
+            limit = limits.reached(account.limits, "max-connections", count)
+            if limit is not None:
+                raise limits.user_connections_reached(account.name, limit)
+
+    def connections_of(self, user: User) -> list[BrokerConnection]:
+        """The open connections authenticated as ``user``."""
+        return [c for c in self.connections.values() if c.user is user]
+
+    def delete_user(self, name: str) -> bool:
+        """Delete user ``name`` and close its connections with 320, as RabbitMQ does."""
+        user = self.users.get(name)
+        if user is None:
+            return False
+        self.users.delete_user(name)
+        for conn in self.connections_of(user):
+            conn.force_close(ReplyCode.CONNECTION_FORCED, f"user '{name}' is deleted")
+        return True
 
     # -- time ----------------------------------------------------------------------------
 

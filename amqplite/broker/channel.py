@@ -77,6 +77,7 @@ class Channel:
         "_next_tag",
         "_timeout",
         "_tx",
+        "_write_epoch",
         "_write_ok",
         "active",
         "closed",
@@ -113,6 +114,7 @@ class Channel:
         self._tx: list[tuple[Any, ...]] | None = None
         self._last_queue = ""
         self._write_ok: dict[str, bool] = {}
+        self._write_epoch = self.user.epoch if self.user is not None else 0
         broker = connection.broker
         self._clock = broker.clock
         self._bstats = broker.stats
@@ -136,6 +138,34 @@ class Channel:
                 f"access to {kind} '{name or 'amq.default'}' in vhost '{self.vhost.name}' "
                 f"refused for user '{user.name}'"
             )
+
+    def _check_visible(self, kind: str, name: str) -> None:
+        """A passive declare: refused unless some permission covers ``name``, so that
+        users cannot probe for resources they have no rights on."""
+        user = self.user
+        if user is not None and not user.can_see(self.vhost.name, name):
+            raise access_refused(
+                f"access to {kind} '{name}' in vhost '{self.vhost.name}' "
+                f"refused for user '{user.name}'"
+            )
+
+    def _check_topic(self, permission: str, exchange: str, routing_key: str) -> None:
+        user = self.user
+        if user is not None and not user.can_topic(
+            self.vhost.name, exchange, permission, routing_key
+        ):
+            raise access_refused(
+                f"{permission} access to topic '{routing_key}' in exchange '{exchange}' in "
+                f"vhost '{self.vhost.name}' refused for user '{user.name}'"
+            )
+
+    def _check_bind_topic(self, source: str, routing_key: str) -> None:
+        user = self.user
+        if user is None or not user.topic_permissions:
+            return
+        x = self.vhost.exchanges.get(source)
+        if x is not None and x.type == "topic":
+            self._check_topic("read", source, routing_key)
 
     def _check_routes_to(self, kind: str, name: str, target: object) -> None:
         """Read on ``name`` and write on exchange ``target`` (an AE or a DLX argument)."""
@@ -167,7 +197,9 @@ class Channel:
         internal: bool = False,
         arguments: FieldTable = _NO_ARGS,
     ) -> None:
-        if not passive:
+        if passive:
+            self._check_visible("exchange", name)
+        else:
             self._check("configure", "exchange", name)
             alternate = arguments.get("alternate-exchange") if arguments else None
             if alternate is not None and self.user is not None and name not in self.vhost.exchanges:
@@ -193,6 +225,7 @@ class Channel:
     ) -> None:
         self._check("write", "exchange", destination)
         self._check("read", "exchange", source)
+        self._check_bind_topic(source, routing_key)
         self.vhost.bind_exchange(destination, source, routing_key, arguments)
 
     def unbind_exchange(
@@ -200,6 +233,7 @@ class Channel:
     ) -> None:
         self._check("write", "exchange", destination)
         self._check("read", "exchange", source)
+        self._check_bind_topic(source, routing_key)
         vhost = self.vhost
         if "" not in (source, destination) and (
             source not in vhost.exchanges or destination not in vhost.exchanges
@@ -219,6 +253,7 @@ class Channel:
     ) -> DeclareOk:
         if passive:
             # No "last declared queue" shortcut here: RabbitMQ answers 404 for ''.
+            self._check_visible("queue", name)
             ok = self.vhost.declare_queue(name, passive=True, owner=self.connection)
         else:
             server_named = not name
@@ -250,6 +285,7 @@ class Channel:
         queue = self._queue_name(queue)
         self._check("write", "queue", queue)
         self._check("read", "exchange", exchange)
+        self._check_bind_topic(exchange, routing_key)
         self.vhost.bind_queue(queue, exchange, routing_key, arguments, owner=self.connection)
 
     def unbind_queue(
@@ -258,6 +294,7 @@ class Channel:
         queue = self._queue_name(queue)
         self._check("write", "queue", queue)
         self._check("read", "exchange", exchange)
+        self._check_bind_topic(exchange, routing_key)
         vhost = self.vhost
         if exchange and (exchange not in vhost.exchanges or queue not in vhost.queues):
             return  # RabbitMQ (3.10): unbinding what does not exist is a no-op, not a 404
@@ -285,12 +322,19 @@ class Channel:
         x = vhost.exchanges.get(exchange)
         if x is None:
             raise not_found(f"no exchange '{exchange}' in vhost '{vhost.name}'")
-        if self.user is not None:
+        user = self.user
+        if user is not None:
+            if user.epoch != self._write_epoch:
+                # A permission changed since the cache was filled: it applies from now on.
+                self._write_ok.clear()
+                self._write_epoch = user.epoch
             allowed = self._write_ok.get(exchange)
             if allowed is None:
-                allowed = self._write_ok[exchange] = self.user.can(vhost.name, "write", exchange)
+                allowed = self._write_ok[exchange] = user.can(vhost.name, "write", exchange)
             if not allowed:
                 self._check("write", "exchange", exchange)
+            if user.topic_permissions and x.type == "topic":
+                self._check_publish_topic(exchange, routing_key, message)
         if x.internal:
             raise access_refused(
                 f"cannot publish to internal exchange '{exchange}' in vhost '{vhost.name}'"
@@ -313,6 +357,20 @@ class Channel:
         if not result.routed:
             self._unroutable(mandatory)
         return result
+
+    def _check_publish_topic(self, exchange: str, routing_key: str, message: Message) -> None:
+        """Topic write permission for the routing key and every ``CC``/``BCC`` key."""
+        self._check_topic("write", exchange, routing_key)
+        headers = message.properties.headers
+        if headers:
+            for name in ("CC", "BCC"):
+                extra = headers.get(name)
+                if isinstance(extra, list):
+                    for key in extra:
+                        if isinstance(key, bytes):
+                            key = key.decode("utf-8", "replace")
+                        if isinstance(key, str):
+                            self._check_topic("write", exchange, key)
 
     def _unroutable(self, mandatory: bool) -> None:
         if mandatory:

@@ -109,8 +109,8 @@ def _forget(
 def _restore_topology(
     broker: Broker, by_kind: dict[str, list[tuple[tuple[str, ...], Any]]], report: RecoveryReport
 ) -> None:
-    for (name,), _value in sorted(by_kind.get("vhost", []), key=_first):
-        broker.add_vhost(name)
+    for (name,), value in sorted(by_kind.get("vhost", []), key=_first):
+        broker.add_vhost(name, limits=(value or {}).get("limits") or None)
         report.vhosts += 1
     for key, value in sorted(by_kind.get("exchange", []), key=_first):
         vhost_name, name = key
@@ -166,7 +166,9 @@ def _restore_topology(
         report.bindings += 1
     users = broker.users
     for (name,), value in sorted(by_kind.get("user", []), key=_first):
-        users.add_user(name, value["password_hash"], value.get("tags") or ())
+        users.add_user(
+            name, value["password_hash"], value.get("tags") or (), value.get("limits") or None
+        )
         report.users += 1
     for key, value in sorted(by_kind.get("permission", []), key=_first):
         user, vhost_name = key
@@ -174,6 +176,13 @@ def _restore_topology(
             _forget(broker, "permission", key, "its user is gone", report)
             continue
         users.set_permissions(user, vhost_name, value["configure"], value["write"], value["read"])
+        report.permissions += 1
+    for key, value in sorted(by_kind.get("topic_permission", []), key=_first):
+        user, vhost_name, exchange = key
+        if user not in users:
+            _forget(broker, "topic_permission", key, "its user is gone", report)
+            continue
+        users.set_topic_permissions(user, vhost_name, exchange, value["write"], value["read"])
         report.permissions += 1
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from amqplite.broker import limits
 from amqplite.broker.arguments import (
     EQUIVALENT_EXCHANGE_ARGS,
     EQUIVALENT_QUEUE_ARGS,
@@ -99,11 +100,13 @@ def generate_name(prefix: str) -> str:
 class VHost:
     """One virtual host."""
 
-    __slots__ = ("broker", "exchanges", "name", "queues")
+    __slots__ = ("broker", "exchanges", "limits", "name", "queues")
 
     def __init__(self, broker: Broker, name: str) -> None:
         self.broker = broker
         self.name = name
+        #: ``max-connections`` / ``max-queues`` (see :mod:`amqplite.broker.limits`).
+        self.limits: dict[str, int] = {}
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         for xname, xtype in PREDECLARED:
@@ -381,6 +384,10 @@ class VHost:
             )
             q.last_used = now
             return DeclareOk(q.name, q.message_count, q.consumer_count)
+        if "max-queues" in self.limits and not self.broker._loading:
+            limit = limits.reached(self.limits, "max-queues", len(self.queues))
+            if limit is not None:
+                raise limits.queues_reached(name, self.name, limit)
         args = parse_queue_args(arguments, name, self.name)
         if args.queue_type == "quorum":
             for bad, prop in (

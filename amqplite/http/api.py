@@ -277,7 +277,7 @@ class ManagementApp:
         assert user is not None
         info = ConnectionInfo(name="HTTP API", client_properties={"product": "amqplite management"})
         acting = None if auth.is_admin(user) else user.name
-        conn = self.broker.open_connection(vhost=vhost, user=acting, info=info)
+        conn = self.broker.open_connection(vhost=vhost, user=acting, info=info, counted=False)
         try:
             yield conn.open_channel(number=1, sink=_NullSink())
         finally:

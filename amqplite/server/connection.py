@@ -86,6 +86,7 @@ class AmqpConnection:
             name=self.name,
         )
         self.outbox.on_drained = self.session.resume
+        self.session.on_forced_close = self.force_close
         self.started = trio.current_time()
         self.last_recv = self.started
         self._close_deadline: float | None = None

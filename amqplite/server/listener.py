@@ -52,6 +52,8 @@ class AmqpServer:
         self.settings = settings
         self.flushes = FlushQueue()
         self.ticker = Ticker(broker, self.flushes)
+        if settings.connection_max is not None:
+            broker.connection_max = settings.connection_max
         store = getattr(broker, "store", None)
         self.commit = GroupCommit(store) if store is not None else None
         #: Disk alarm and fatal-store-failure stop (None without a store).

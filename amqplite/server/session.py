@@ -248,6 +248,9 @@ class Session:
         self._tx_commits: list[ChannelSink] = []
         #: The resource alarm in force (connection.blocked reason), None when clear.
         self.blocked_reason: str | None = None
+        #: How the broker closes this connection (user deleted...); set by the connection
+        #: task so that the close is written out and close-ok awaited.
+        self.on_forced_close: Callable[[int, str], None] | None = None
         self._handlers = self._build_handlers()
         self._connection_handlers = self._build_connection_handlers()
 
@@ -647,6 +650,8 @@ class Session:
             raise ConnectionError(
                 ReplyCode.NOT_ALLOWED, exc.text, method.CLASS_ID, method.METHOD_ID
             ) from None
+        # The broker ends the connection itself when its user or vhost is deleted.
+        self.connection.closer = self.on_forced_close or self.force_close
         self.vhost = vhost
         self.opened = True
         log.info(

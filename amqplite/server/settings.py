@@ -39,6 +39,8 @@ class ServerSettings:
     handshake_timeout: float = 10.0
     #: After we send connection.close, wait this long for close-ok before dropping.
     close_timeout: float = 3.0
+    #: Node-wide cap on client connections (RabbitMQ's ``connection_max``; None: none).
+    connection_max: int | None = None
     #: Users allowed to log in only from a loopback address (RabbitMQ's loopback_users).
     loopback_users: frozenset[str] = DEFAULT_LOOPBACK_USERS
     #: Where durable data lives (None: nothing is persisted).

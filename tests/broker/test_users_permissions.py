@@ -91,11 +91,23 @@ def test_operations_check_configure_write_and_read() -> None:
         assert "refused for user 'bob'" in exc.value.reply_text
 
 
-def test_passive_declare_needs_no_configure_permission() -> None:
-    broker = broker_with("", "", "")
-    broker.vhosts["/"].declare_queue("shared")
+def test_passive_declare_needs_some_permission_but_not_configure() -> None:
+    broker = broker_with("", "", "^shared$")
+    vhost = broker.vhosts["/"]
+    vhost.declare_queue("shared")
+    vhost.declare_queue("secret")
+    vhost.declare_exchange("secret-x", "fanout")
     ch = broker.open_connection("/", "bob").open_channel(1, RecordingSink())
     assert ch.declare_queue("shared", passive=True).queue == "shared"
+    # Without any permission a passive declare must not tell whether the queue exists.
+    for name in ("secret", "missing"):
+        with pytest.raises(ChannelError) as exc:
+            ch.declare_queue(name, passive=True)
+        assert exc.value.reply_code == ReplyCode.ACCESS_REFUSED
+        assert exc.value.text == f"access to queue '{name}' in vhost '/' refused for user 'bob'"
+    with pytest.raises(ChannelError) as exc:
+        ch.declare_exchange("secret-x", "fanout", passive=True)
+    assert exc.value.text == "access to exchange 'secret-x' in vhost '/' refused for user 'bob'"
 
 
 def test_user_id_must_match_the_authenticated_user() -> None:

@@ -87,6 +87,27 @@ def test_users_and_permissions_survive(node: Node) -> None:
     assert broker.users.get("bob") is None
 
 
+def test_limits_and_topic_permissions_survive(node: Node) -> None:
+    broker = node.broker
+    broker.add_vhost("/", limits={"max-queues": 3, "max-connections": -1})
+    users = broker.users
+    users.add_user("carol", hash_password("pw", n=16), limits={"max-channels": 4})
+    users.set_topic_permissions("carol", "/", "amq.topic", "^{username}\\.", "")
+    users.set_topic_permissions("carol", "/", "logs", ".*", ".*")
+    users.clear_topic_permissions("carol", "/", "logs")
+    users.add_user("dave", hash_password("pw", n=16))
+    users.set_topic_permissions("dave", "/", "amq.topic", ".*", ".*")
+    broker.delete_user("dave")
+    broker = node.restart()
+    assert broker.get_vhost("/").limits == {"max-queues": 3, "max-connections": -1}
+    carol = broker.users.get("carol")
+    assert carol is not None and carol.limits == {"max-channels": 4}
+    assert list(carol.topic_permissions["/"]) == ["amq.topic"]
+    assert carol.can_topic("/", "amq.topic", "write", "carol.x")
+    assert not carol.can_topic("/", "amq.topic", "write", "dave.x")
+    assert broker.users.get("dave") is None and node.report.discarded_records == 0
+
+
 def test_persistent_messages_survive_in_order_with_properties(node: Node) -> None:
     ch, _ = node.channel()
     ch.declare_queue("dq", durable=True)
