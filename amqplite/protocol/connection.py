@@ -19,8 +19,8 @@ What this layer checks, following RabbitMQ's reader and command assembler:
   other channels before the connection is open are 505 UNEXPECTED_FRAME;
 * tune-ok against what the server proposed (530 NOT_ALLOWED above the maximum);
 * channel bookkeeping: a channel must be opened with channel.open (504 "expected
-  'channel.open'"), not twice (504 "second 'channel.open' seen"), and numbered within
-  channel_max (504).  After the server sends channel.close, everything on that channel but
+  'channel.open'"), not twice (504 "second 'channel.open' seen"); at most channel_max
+  channels are open at once (530), whatever their numbers, as in RabbitMQ.  After the server sends channel.close, everything on that channel but
   channel.close / close-ok is dropped; the channel is free again once close-ok passes
   either way;
 * content assembly per channel: method, header, body frames up to body size (505 for
@@ -362,19 +362,14 @@ class ServerConnection:
                     )
                 return events.Method(channel, method)
             if cstate is None:
+                # RabbitMQ limits how many channels are open at once, not their numbers:
+                # channel 65535 opens fine under channel_max 2047 (aiormq's own tests
+                # rely on it).
                 if self.channel_max and len(self._channels) >= self.channel_max:
-                    # RabbitMQ's check (and text) when a client runs out of channels.
                     raise ConnectionError(
                         ReplyCode.NOT_ALLOWED,
                         f"number of channels opened ({len(self._channels)}) has reached "
                         f"the negotiated channel_max ({self.channel_max})",
-                    )
-                if channel > (self.channel_max or 65535):
-                    raise ConnectionError(
-                        ReplyCode.CHANNEL_ERROR,
-                        f"channel {channel} is above the negotiated channel_max ({self.channel_max})",
-                        method.CLASS_ID,
-                        method.METHOD_ID,
                     )
                 if key != _CHANNEL_OPEN:
                     raise ConnectionError(

@@ -170,6 +170,35 @@ def test_opening_more_channels_than_channel_max_is_530(wire: WireClient) -> None
     )
 
 
+def test_channel_max_limits_open_channels_not_channel_numbers(wire: WireClient) -> None:
+    # aiormq's own suite opens channel 65535 (test_bad_channel): RabbitMQ counts open
+    # channels against channel_max, whatever their numbers.
+    wire.start()
+    tune = wire.login()
+    wire.send_method(0, m.ConnectionTuneOk(2, tune.frame_max, 0))
+    wire.send_method(0, m.ConnectionOpen(wire.vhost, "", False))
+    wire.expect(m.ConnectionOpenOk)
+    wire.open_channel(65535)
+    wire.open_channel(3)
+    wire.send_method(1, m.ChannelOpen(""))
+    close = wire.expect(m.ConnectionClose)
+    assert (close.reply_code, close.reply_text) == (
+        530,
+        "NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)",
+    )
+
+
+def test_channel_open_on_channel_zero_is_504(wire: WireClient) -> None:
+    wire.handshake()
+    wire.send_method(0, m.ChannelOpen(""))
+    close = wire.expect(m.ConnectionClose)
+    assert (close.reply_code, close.reply_text) == (
+        504,
+        "CHANNEL_ERROR - unexpected method in connection state running",
+    )
+    assert (close.class_id, close.method_id) == (20, 10)
+
+
 @pytest.mark.parametrize(
     "method",
     [m.ChannelCloseOk(), m.BasicGetEmpty(), m.TxCommitOk(), m.QueueDeclareOk("q", 0, 0)],

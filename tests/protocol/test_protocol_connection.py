@@ -324,15 +324,23 @@ def test_second_channel_open_is_a_channel_error() -> None:
     )
 
 
-def test_channel_above_channel_max_is_a_channel_error() -> None:
+def test_channel_numbers_above_channel_max_open_as_on_rabbitmq() -> None:
     proto = ServerConnection(channel_max=10)
     open_connection(proto, channel_max=10)
-    open_channel(proto, 10)
+    open_channel(proto, 65535)
+    assert proto.open_channels == [65535]
+
+
+def test_opening_one_channel_more_than_channel_max_is_not_allowed() -> None:
+    proto = ServerConnection(channel_max=2)
+    open_connection(proto, channel_max=2)
+    open_channel(proto, 7)
+    open_channel(proto, 65535)
     _expect_error(
         proto,
-        encode_method_frame(11, methods.ChannelOpen()),
-        ReplyCode.CHANNEL_ERROR,
-        "channel_max",
+        encode_method_frame(1, methods.ChannelOpen()),
+        ReplyCode.NOT_ALLOWED,
+        "number of channels opened (2) has reached the negotiated channel_max (2)",
     )
 
 
