@@ -50,10 +50,14 @@ BENCHMARKS: list[tuple[str, float, str]] = [
     ("ack", 1.0, "channel.ack of one delivery (single, not multiple)"),
     ("encode_deliver_16b", 2.0, "basic.deliver + header + body frames (16 B body)"),
     ("encode_deliver_1k", 2.0, "basic.deliver + header + body frames (1 KiB body)"),
+    ("store_append_1k", 0.2, "FileStore.append of a persistent 1 KiB message (no fsync)"),
+    ("store_remove", 0.2, "FileStore.remove of an appended message (no fsync)"),
 ]
 
 DEFAULT_ITERATIONS = 50_000
 FRAME_MAX = 131072
+#: The (vhost, queue) key the store benchmarks write to.
+STORE_QUEUE = ("/", "bench")
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -293,6 +297,58 @@ def bench_encode_deliver_16b(n: int) -> int:
 
 def bench_encode_deliver_1k(n: int) -> int:
     return _encode_deliver(n, 1024)
+
+
+def _with_file_store(run: Callable[[Any], int]) -> int:
+    """``run(store)`` on a fresh FileStore in a scratch directory."""
+    from amqplite.store.filestore import FileStore
+
+    path = tempfile.mkdtemp(prefix="amqplite-micro-store-")
+    try:
+        store = FileStore.open(path)
+        store.recover()
+        try:
+            return run(store)
+        finally:
+            store.close()
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _persistent_message() -> Any:
+    from amqplite.message import BasicProperties, Message
+
+    # As the server stores it: with the publisher's wire-encoded properties attached.
+    properties = BasicProperties(content_type="application/octet-stream", delivery_mode=2)
+    raw = b"\x90\x00\x18application/octet-stream\x02"
+    return Message("amq.direct", "bench", properties, b"x" * 1024, raw)
+
+
+def bench_store_append_1k(n: int) -> int:
+    message = _persistent_message()
+
+    def run(store: Any) -> int:
+        append = store.append
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            append(message, [STORE_QUEUE])
+        return time.perf_counter_ns() - start
+
+    return _with_file_store(run)
+
+
+def bench_store_remove(n: int) -> int:
+    message = _persistent_message()
+
+    def run(store: Any) -> int:
+        refs = [store.append(message, [STORE_QUEUE]) for _ in range(n)]
+        remove = store.remove
+        start = time.perf_counter_ns()
+        for ref in refs:
+            remove(STORE_QUEUE, ref)
+        return time.perf_counter_ns() - start
+
+    return _with_file_store(run)
 
 
 # -- running -------------------------------------------------------------------------------

@@ -42,7 +42,6 @@ from amqplite.protocol.frames import (
     encode_method_frame,
     encode_return,
 )
-from amqplite.protocol.heartbeat import HeartbeatMonitor
 from amqplite.protocol.properties import decode_properties, encode_properties
 
 __all__ = [
@@ -58,7 +57,6 @@ __all__ = [
     "NEED_DATA",
     "PROTOCOL_HEADER",
     "Frame",
-    "HeartbeatMonitor",
     "ServerConnection",
     "decode_array",
     "decode_frame",

@@ -61,7 +61,6 @@ from amqplite.protocol.frames import (
     FRAME_HEARTBEAT,
     FRAME_METHOD,
     FRAME_MIN_SIZE,
-    HEARTBEAT_FRAME,
     bad_frame_end,
     check_frame_head,
     encode_deliver,
@@ -690,9 +689,6 @@ class ServerConnection:
                 self.state = SECURING
                 self._expect = _SECURE_OK
         return encode_method_frame(channel, method)
-
-    def send_heartbeat(self) -> bytes:
-        return HEARTBEAT_FRAME
 
     def send_content(self, channel: int, method: methods.Method, message: Message) -> bytes:
         """A deliver / get-ok / return with its header and body frames."""
