@@ -18,7 +18,13 @@ from amqplite.broker.arguments import wire_type
 from amqplite.broker.consumer import Consumer
 from amqplite.broker.dead_letter import REJECTED
 from amqplite.broker.queue import Queue, QueueEntry, parse_expiration
-from amqplite.broker.results import DeclareOk, DeliverySink, GetResult, PublishResult
+from amqplite.broker.results import (
+    TX_BUFFERED,
+    DeclareOk,
+    DeliverySink,
+    GetResult,
+    PublishResult,
+)
 from amqplite.broker.vhost import generate_name
 from amqplite.errors import (
     ReplyCode,
@@ -37,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _NO_ARGS: FieldTable = {}
-_TX_PUBLISH = PublishResult(routed=True, queues=0)
 _LEADING_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
@@ -352,7 +357,7 @@ class Channel:
             message = Message(exchange, routing_key, props, message.body, message.raw_properties)
         if self._tx is not None:
             self._tx.append(("publish", x, message, mandatory))
-            return _TX_PUBLISH
+            return TX_BUFFERED
         result = vhost.publish(x, message)
         if not result.routed:
             self._unroutable(mandatory)

@@ -24,6 +24,11 @@ class PublishResult:
     durable_write: bool = False
 
 
+#: What ``Channel.publish`` returns in tx mode: the publish waits for tx.commit, whose
+#: results say where it went.  Compare with ``is``.
+TX_BUFFERED = PublishResult(routed=True, queues=0)
+
+
 @attrs.frozen(slots=True)
 class GetResult:
     """basic.get-ok: the delivery and the number of ready messages left in the queue."""

@@ -20,9 +20,10 @@ What this layer checks, following RabbitMQ's reader and command assembler:
 * tune-ok against what the server proposed (530 NOT_ALLOWED above the maximum);
 * channel bookkeeping: a channel must be opened with channel.open (504 "expected
   'channel.open'"), not twice (504 "second 'channel.open' seen"); at most channel_max
-  channels are open at once (530), whatever their numbers, as in RabbitMQ.  After the server sends channel.close, everything on that channel but
-  channel.close / close-ok is dropped; the channel is free again once close-ok passes
-  either way;
+  channels are open at once (530), whatever their numbers, as in RabbitMQ; a close-ok
+  that answers no channel.close of ours is 503.  After the server sends channel.close,
+  everything on that channel but channel.close / close-ok is dropped; the channel is free
+  again once close-ok passes either way;
 * content assembly per channel: method, header, body frames up to body size (505 for
   frames out of order, 501 for a body frame past the body size or a body over
   ``max_message_size``);
@@ -34,6 +35,10 @@ Speed: the input is one bytearray parsed at an offset and compacted once per
 assembled in one step (``_whole_content``); publish payloads and header property blocks
 (without a headers table) repeat from message to message and are decoded once, through
 small process-wide memo tables of frozen values.
+
+The session reads the states this layer keeps (:attr:`~ServerConnection.handshaking`,
+:attr:`~ServerConnection.closing`, the negotiated values, which channels are open) instead
+of keeping copies, and relies on it to pass only the events valid in them.
 
 Soft (channel) errors are the session's business; this layer raises
 :class:`amqplite.errors.ConnectionError`, plus one :class:`~amqplite.errors.ChannelError`
@@ -129,6 +134,9 @@ OPENING = "opening"
 RUNNING = "running"
 CLOSING = "closing"
 CLOSED = "closed"
+
+#: Before connection.open has passed: the server times the handshake out.
+_HANDSHAKE_STATES = frozenset({AWAITING_HEADER, STARTING, SECURING, TUNING, OPENING})
 
 # Channel states.
 _CH_OPEN = 1
@@ -350,8 +358,11 @@ class ServerConnection:
                         self._assembling[channel] = _Assembly(method)
                     return ev
                 if key == _CHANNEL_CLOSE_OK:
-                    del self._channels[channel]
-                elif key == _CHANNEL_OPEN:
+                    # Only an answer to our channel.close; RabbitMQ's reply otherwise.
+                    raise ConnectionError(
+                        ReplyCode.COMMAND_INVALID, "unimplemented method", 20, method.METHOD_ID
+                    )
+                if key == _CHANNEL_OPEN:
                     raise ConnectionError(
                         ReplyCode.CHANNEL_ERROR, "second 'channel.open' seen", 20, 10
                     )
@@ -747,6 +758,16 @@ class ServerConnection:
             message,
             self.frame_max,
         )
+
+    @property
+    def handshaking(self) -> bool:
+        """connection.open has not passed yet (and no close either)."""
+        return self.state in _HANDSHAKE_STATES
+
+    @property
+    def closing(self) -> bool:
+        """A connection.close went either way and its close-ok has not."""
+        return self.state == CLOSING
 
     def channel_is_open(self, channel: int) -> bool:
         return self._channels.get(channel) == _CH_OPEN

@@ -2,7 +2,7 @@
 
 - :func:`serve` / :func:`run_in_thread` (:mod:`amqplite.server.app`): embed a broker;
 - :class:`AmqpServer` / :func:`serve_amqp` (:mod:`amqplite.server.listener`): the listener;
-- :mod:`amqplite.server.session`: protocol ↔ broker glue;
+- :mod:`amqplite.server.session`: protocol ↔ broker glue (the one package importing both);
 - :mod:`amqplite.server.pytest_plugin`: the ``amqplite_broker`` / ``amqplite_url`` fixtures.
 
 Names are imported lazily so that ``amqplite.server.commands`` (loaded by the CLI) stays

@@ -1,8 +1,9 @@
-"""Logins: SASL responses (PLAIN, AMQPLAIN), password checks, the loopback-only rule.
+"""Logins shared by AMQP and HTTP: password checks off the event loop, the loopback-only rule.
 
-Server layer.  Pure helpers used by the session during connection.start-ok: they parse
-what the client sent into a user name and password, and tell whether a peer address is a
-loopback one (RabbitMQ's ``loopback_users``: ``guest`` may only log in from there).
+Server layer.  :func:`authenticate` checks a user name and password (scrypt in a worker
+thread, successful checks cached); :func:`is_loopback` tells whether a peer address is a
+loopback one (RabbitMQ's ``loopback_users``: ``guest`` may only log in from there).  The
+AMQP SASL responses these come from are parsed in :mod:`amqplite.server.session.sasl`.
 """
 
 from __future__ import annotations
@@ -10,51 +11,12 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import secrets
-import struct
 from typing import TYPE_CHECKING
 
 import trio
 
-from amqplite.protocol.fields import decode_table
-
 if TYPE_CHECKING:
     from amqplite.broker.auth import User, UserDB
-
-MECHANISMS = b"PLAIN AMQPLAIN"
-
-_U32 = struct.Struct(">I")
-
-
-def parse_response(mechanism: str, response: bytes) -> tuple[str, str] | None:
-    """User name and password from a start-ok response, or None if it is malformed.
-
-    Raises ValueError for a mechanism we do not offer.
-    """
-    if mechanism == "PLAIN":
-        # authzid NUL authcid NUL password; the authorization identity is ignored, as
-        # RabbitMQ does.
-        parts = bytes(response).split(b"\x00")
-        if len(parts) != 3:
-            return None
-        try:
-            return parts[1].decode("utf-8"), parts[2].decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    if mechanism == "AMQPLAIN":
-        # A field table without its length prefix.
-        try:
-            table, _ = decode_table(_U32.pack(len(response)) + bytes(response))
-        except Exception:
-            return None
-        login, password = table.get("LOGIN"), table.get("PASSWORD")
-        if isinstance(login, bytes):
-            login = login.decode("utf-8", "replace")
-        if isinstance(password, bytes):
-            password = password.decode("utf-8", "replace")
-        if not isinstance(login, str) or not isinstance(password, str):
-            return None
-        return login, password
-    raise ValueError(mechanism)
 
 
 def is_loopback(host: str) -> bool:

@@ -210,7 +210,7 @@ class AmqpConnection:
                     self._drop("no close-ok within %ss, dropping", self.settings.close_timeout)
                     return
                 deadline = self._close_deadline
-            if not session.opened and not session.closing:
+            if session.handshaking:
                 if now >= handshake_deadline:
                     self._drop("handshake timed out")
                     return

@@ -508,3 +508,13 @@ def test_mutated_valid_streams_raise_only_amqp_errors(
         pass
     except ChannelError as exc:  # only the configured body-size limit is soft
         assert exc.reply_code == ReplyCode.PRECONDITION_FAILED
+
+
+def test_close_ok_on_an_open_channel_is_503_unimplemented_method() -> None:
+    # Only an answer to the server's channel.close; RabbitMQ's reply otherwise.
+    _expect_error(
+        running(),
+        encode_method_frame(1, methods.ChannelCloseOk()),
+        ReplyCode.COMMAND_INVALID,
+        "unimplemented method",
+    )

@@ -15,7 +15,8 @@ from amqplite.protocol import methods as m
 from amqplite.protocol.fields import encode_table
 from amqplite.protocol.frames import PROTOCOL_HEADER
 from amqplite.server.app import RunningBroker, build_broker, serve
-from amqplite.server.auth import is_loopback, parse_response
+from amqplite.server.auth import is_loopback
+from amqplite.server.session.sasl import parse_response
 
 REFUSED = (
     "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. "

@@ -1,0 +1,151 @@
+"""basic.* methods and publishes: the messaging path through the session (server layer, session package).
+
+:func:`publish` is the hot path: one call per basic.publish, which numbers the confirm,
+builds the :class:`~amqplite.message.Message` (sharing the received property bytes) and
+hands it to the broker channel.  Deliveries go out through
+:meth:`SessionChannel.deliver <amqplite.server.session.channel.SessionChannel.deliver>`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from amqplite.broker.results import TX_BUFFERED
+from amqplite.errors import ConnectionError, ReplyCode
+from amqplite.message import Message
+from amqplite.protocol import methods as m
+from amqplite.server.session import reply_to
+
+if TYPE_CHECKING:
+    from amqplite.protocol import events
+    from amqplite.server.session.channel import ChannelHandler, SessionChannel
+    from amqplite.server.session.core import Session
+
+
+def publish(session: Session, ch: SessionChannel, event: events.Content) -> None:
+    method: m.BasicPublish = event.method  # type: ignore[assignment]
+    if method.immediate:
+        raise ConnectionError(
+            ReplyCode.NOT_IMPLEMENTED, "immediate=true", method.CLASS_ID, method.METHOD_ID
+        )
+    session.publishing = True
+    channel = ch.broker
+    seq = 0
+    if channel.confirm:
+        ch.published = seq = ch.published + 1
+        if not ch.queued:
+            ch.queued = True
+            session.confirming.append(ch)
+    properties = event.properties
+    raw_properties: bytes | None = event.raw_properties
+    if properties.reply_to == reply_to.DIRECT_REPLY_TO:
+        properties = attrs.evolve(properties, reply_to=reply_to.reply_queue_of(ch))
+        raw_properties = None  # re-encoded with the new reply_to
+    message = Message(method.exchange, method.routing_key, properties, event.body, raw_properties)
+    result = channel.publish(
+        method.exchange, method.routing_key, message, mandatory=method.mandatory
+    )
+    if result is TX_BUFFERED:
+        ch.tx_publishes.append((method.mandatory, message))
+    elif method.mandatory and not result.routed:
+        return_unroutable(session, ch.number, message)
+    if seq:
+        if result.rejected:
+            ch.nacks.append(seq)
+        if result.durable_write:
+            session.sync_pending = True
+
+
+def return_unroutable(session: Session, channel: int, message: Message) -> None:
+    session.outbox.buffer += session.proto.send_content(
+        channel,
+        m.BasicReturn(ReplyCode.NO_ROUTE, "NO_ROUTE", message.exchange, message.routing_key),
+        message,
+    )
+
+
+def qos(session: Session, ch: SessionChannel, method: m.BasicQos) -> None:
+    mark = len(session.outbox.buffer)
+    ch.broker.qos(method.prefetch_count, prefetch_size=method.prefetch_size, global_=method.global_)
+    session.reply_before_deliveries(mark, ch.number, m.BasicQosOk())
+
+
+def consume(session: Session, ch: SessionChannel, method: m.BasicConsume) -> None:
+    number = ch.number
+
+    def registered(tag: str) -> None:
+        # Called before the first delivery, which must follow consume-ok.
+        session.send(number, m.BasicConsumeOk(tag))
+
+    if method.queue == reply_to.DIRECT_REPLY_TO:
+        reply_to.consume(ch, method, None if method.no_wait else registered)
+        return
+    ch.broker.consume(
+        method.queue,
+        method.consumer_tag,
+        no_ack=method.no_ack,
+        exclusive=method.exclusive,
+        arguments=method.arguments,
+        on_registered=None if method.no_wait else registered,
+    )
+
+
+def cancel(session: Session, ch: SessionChannel, method: m.BasicCancel) -> None:
+    ch.broker.cancel(method.consumer_tag)
+    if not method.no_wait:
+        session.send(ch.number, m.BasicCancelOk(method.consumer_tag))
+
+
+def get(session: Session, ch: SessionChannel, method: m.BasicGet) -> None:
+    result = ch.broker.get(method.queue, no_ack=method.no_ack)
+    if result is None:
+        session.send(ch.number, m.BasicGetEmpty())
+        return
+    session.outbox.buffer += session.proto.send_content(
+        ch.number,
+        m.BasicGetOk(
+            result.delivery_tag,
+            result.redelivered,
+            result.exchange,
+            result.routing_key,
+            result.message_count,
+        ),
+        result.message,
+    )
+
+
+def ack(session: Session, ch: SessionChannel, method: m.BasicAck) -> None:
+    ch.broker.ack(method.delivery_tag, multiple=method.multiple)
+
+
+def nack(session: Session, ch: SessionChannel, method: m.BasicNack) -> None:
+    ch.broker.nack(method.delivery_tag, multiple=method.multiple, requeue=method.requeue)
+
+
+def reject(session: Session, ch: SessionChannel, method: m.BasicReject) -> None:
+    ch.broker.reject(method.delivery_tag, requeue=method.requeue)
+
+
+def recover(session: Session, ch: SessionChannel, method: m.BasicRecover) -> None:
+    mark = len(session.outbox.buffer)
+    ch.broker.recover(method.requeue)
+    session.reply_before_deliveries(mark, ch.number, m.BasicRecoverOk())
+
+
+def recover_async(session: Session, ch: SessionChannel, method: m.BasicRecoverAsync) -> None:
+    ch.broker.recover(method.requeue)
+
+
+HANDLERS: dict[type[m.Method], ChannelHandler] = {
+    m.BasicQos: qos,
+    m.BasicConsume: consume,
+    m.BasicCancel: cancel,
+    m.BasicGet: get,
+    m.BasicAck: ack,
+    m.BasicNack: nack,
+    m.BasicReject: reject,
+    m.BasicRecover: recover,
+    m.BasicRecoverAsync: recover_async,
+}
