@@ -27,6 +27,15 @@ Scenarios:
   latency          a steady --rate R msg/s for --duration; p50/p99/p999 publish -> deliver
   manyconn         --connections N idle connections (one channel each) + the e2e workload;
                    with --broker-pid, the broker's RSS growth per idle connection
+  stream-publish   publish with confirms (window as above) to a stream queue
+                   (x-queue-type: stream; durable exchange and queue)
+  stream-catchup   fill a stream with --count messages (default 200,000) with confirms, then
+                   one consumer reads them all from x-stream-offset "first" at --prefetch;
+                   msg/s is the read rate, conf/s the fill rate
+  stream-tail      producers -> stream -> consumers attached at "next" (a live tail),
+                   --prefetch N, bounded backlog as for e2e
+  stream-latency   a steady --rate R msg/s through a stream to a live-tail consumer
+  stream           the four stream scenarios above
   all              every scenario above, one after the other
   selftest         no broker: the client's own encode + parse capacity (msg/s on one core)
 
@@ -65,4 +74,10 @@ Comparing amqplite (A) with a local RabbitMQ (B), 5 alternating pairs::
     amqplite bench e2e --url amqp://guest:guest@127.0.0.1:5673/ --broker-pid PID_A \\
         --compare amqp://guest:guest@127.0.0.1:5672/ --compare-pid PID_B \\
         --runs 5 --size 16,1024 --prefetch 1,100,1000
+
+Stream queues side by side (what docs/performance.md records)::
+
+    amqplite bench stream --url amqp://guest:guest@127.0.0.1:5673/ --broker-pid PID_A \\
+        --compare amqp://guest:guest@127.0.0.1:5672/ --compare-pid PID_B \\
+        --runs 5 --size 16,1024 --prefetch 1000
 """

@@ -20,6 +20,7 @@ from amqplite.bench.wire import (
     PROTOCOL_HEADER,
     BenchProtocolError,
     ConfirmTracker,
+    FieldValue,
     Receiver,
     bits,
     longstr,
@@ -207,11 +208,20 @@ class BenchConnection(asyncio.Protocol):
         await self.rpc(channel, 40, 20, b"\x00\x00" + shortstr(name) + b"\x00", 21)
 
     async def declare_queue(
-        self, channel: int, name: str, *, durable: bool = False, passive: bool = False
+        self,
+        channel: int,
+        name: str,
+        *,
+        durable: bool = False,
+        passive: bool = False,
+        arguments: dict[str, FieldValue] | None = None,
     ) -> tuple[str, int, int]:
         """Returns (queue name, message count, consumer count)."""
         args = (
-            b"\x00\x00" + shortstr(name) + bits(passive, durable, False, False, False) + table({})
+            b"\x00\x00"
+            + shortstr(name)
+            + bits(passive, durable, False, False, False)
+            + table(arguments)
         )
         reply = await self.rpc(channel, 50, 10, args, 11)
         nlen = reply[0]
@@ -235,14 +245,22 @@ class BenchConnection(asyncio.Protocol):
     async def qos(self, channel: int, prefetch: int) -> None:
         await self.rpc(channel, 60, 10, struct.pack(">IHB", 0, prefetch, 0), 11)
 
-    async def consume(self, channel: int, queue: str, tag: str, *, ack_every: int) -> None:
+    async def consume(
+        self,
+        channel: int,
+        queue: str,
+        tag: str,
+        *,
+        ack_every: int,
+        arguments: dict[str, FieldValue] | None = None,
+    ) -> None:
         self.receiver.set_ack_every(channel, ack_every)
         args = (
             b"\x00\x00"
             + shortstr(queue)
             + shortstr(tag)
             + bits(False, False, False, False)
-            + table({})
+            + table(arguments)
         )
         await self.rpc(channel, 60, 20, args, 21)
 

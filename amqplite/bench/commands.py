@@ -26,6 +26,7 @@ from amqplite.bench.scenarios import (
     CONFIRMING,
     CONSUMING,
     SCENARIOS,
+    STREAM_SCENARIOS,
     RunConfig,
     RunResult,
     run_scenario,
@@ -54,10 +55,12 @@ def _scenarios(text: str) -> list[str]:
     for name in (n.strip() for n in text.split(",") if n.strip()):
         if name == "all":
             names.extend(SCENARIOS)
+        elif name == "stream":
+            names.extend(STREAM_SCENARIOS)
         elif name in SCENARIOS or name == "selftest":
             names.append(name)
         else:
-            choices = ", ".join((*SCENARIOS, "all", "selftest"))
+            choices = ", ".join((*SCENARIOS, "stream", "all", "selftest"))
             raise argparse.ArgumentTypeError(f"unknown scenario {name!r} (choose from {choices})")
     return names
 
@@ -78,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         default=["e2e"],
         type=_scenarios,
-        help=f"comma list of: {', '.join(SCENARIOS)}, all, selftest (default e2e)",
+        help=f"comma list of: {', '.join(SCENARIOS)}, stream, all, selftest (default e2e)",
     )
     parser.add_argument("--url", default=DEFAULT_URL, help=f"broker A (default {DEFAULT_URL})")
     parser.add_argument(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from amqplite.bench.client import BenchConnection, BenchError, connect, pipelined
 from amqplite.bench.procstat import BrokerMonitor, rss_kb
-from amqplite.bench.wire import BenchProtocolError, ConfirmTracker, PublishTemplate
+from amqplite.bench.wire import BenchProtocolError, ConfirmTracker, FieldValue, PublishTemplate
 
 SCENARIOS = (
     "publish",
@@ -35,11 +35,37 @@ SCENARIOS = (
     "latency",
     "manyconn",
     "queues",
+    "stream-publish",
+    "stream-catchup",
+    "stream-tail",
+    "stream-latency",
 )
+# ``amqplite bench stream`` runs these four: one stream queue (x-queue-type: stream) each.
+STREAM_SCENARIOS = ("stream-publish", "stream-catchup", "stream-tail", "stream-latency")
 CONSUMING = frozenset(
-    {"e2e", "fanout", "topic", "direct-bindings", "latency", "manyconn", "queues"}
+    {
+        "e2e",
+        "fanout",
+        "topic",
+        "direct-bindings",
+        "latency",
+        "manyconn",
+        "queues",
+        "stream-catchup",
+        "stream-tail",
+        "stream-latency",
+    }
 )
-CONFIRMING = frozenset({"confirm", "persistent"})
+CONFIRMING = frozenset({"confirm", "persistent", "stream-publish", "stream-catchup"})
+LATENCY = frozenset({"latency", "stream-latency"})
+# stream-catchup fills this many messages when --count is not given, then reads them back.
+CATCHUP_DEFAULT = 200_000
+# The arguments a stream queue is declared with; the stream starts small so the bench never
+# leaves gigabytes behind if its cleanup cannot run.
+STREAM_ARGUMENTS: dict[str, FieldValue] = {
+    "x-queue-type": "stream",
+    "x-max-length-bytes": 2_000_000_000,
+}
 
 _run_ids = itertools.count(1)
 _mono_ns = time.monotonic_ns
@@ -79,7 +105,7 @@ class RunConfig:
             p["queues"] = self.queues
         if s in ("topic", "direct-bindings"):
             p["bindings"] = self.bindings
-        if s == "latency":
+        if s in LATENCY:
             p["rate"] = self.rate
         if s == "manyconn":
             p["connections"] = self.connections
@@ -239,13 +265,21 @@ class _Run:
         await self.admin.declare_exchange(1, name, kind, durable=durable)
         return name
 
-    async def declare_queues(self, count: int, *, durable: bool = False) -> list[str]:
+    async def declare_queues(
+        self, count: int, *, durable: bool = False, arguments: dict[str, FieldValue] | None = None
+    ) -> list[str]:
         admin = self.admin
         assert admin is not None
         names = [f"{self.prefix}.q{i}" for i in range(count)]
         self.queue_names.extend(names)
-        await pipelined(admin.declare_queue(1, q, durable=durable) for q in names)
+        await pipelined(
+            admin.declare_queue(1, q, durable=durable, arguments=arguments) for q in names
+        )
         return names
+
+    @property
+    def stream(self) -> bool:
+        return self.config.scenario in STREAM_SCENARIOS
 
     async def bind(self, pairs: list[tuple[str, str]], exchange: str) -> None:
         admin = self.admin
@@ -352,8 +386,12 @@ async def _publish_only(run: _Run) -> None:
     persistent = cfg.scenario == "persistent"
     confirm = cfg.scenario in CONFIRMING
     admin = await run.setup_admin()
-    exchange = await run.exchange("direct", durable=persistent)
-    (queue,) = await run.declare_queues(1, durable=persistent)
+    exchange = await run.exchange("direct", durable=persistent or run.stream)
+    (queue,) = await run.declare_queues(
+        1,
+        durable=persistent or run.stream,
+        arguments=STREAM_ARGUMENTS if run.stream else None,
+    )
     await run.bind([(queue, "k")], exchange)
     producers = []
     for i in range(max(1, cfg.producers)):
@@ -460,8 +498,12 @@ async def _topology(run: _Run) -> tuple[str, list[str], list[str], int]:
         keys = [f"key.{i}" for i in range(len(queues))]
         await run.bind(list(zip(queues, keys, strict=True)), exchange)
         return exchange, queues, keys, 1
-    exchange = await run.exchange("direct")
-    queues = await run.declare_queues(1)
+    if run.stream:  # streams are durable by definition (RabbitMQ refuses anything else)
+        exchange = await run.exchange("direct", durable=True)
+        queues = await run.declare_queues(1, durable=True, arguments=STREAM_ARGUMENTS)
+    else:
+        exchange = await run.exchange("direct")
+        queues = await run.declare_queues(1)
     await run.bind([(queues[0], "k")], exchange)
     return exchange, queues, ["k"], 1
 
@@ -502,8 +544,11 @@ async def _flow(run: _Run) -> None:
         await conn.qos(1, cfg.prefetch)
         mine = queues[i::nconsumers] if len(queues) >= nconsumers else [queues[i % len(queues)]]
         ack_every = cfg.ack_every
+        # A stream consumer attaches at "next": it reads what is published from now on.
+        arguments: dict[str, FieldValue] = {"x-stream-offset": "next"} if run.stream else {}
         await pipelined(
-            conn.consume(1, q, f"c{i}.{j}", ack_every=ack_every) for j, q in enumerate(mine)
+            conn.consume(1, q, f"c{i}.{j}", ack_every=ack_every, arguments=arguments)
+            for j, q in enumerate(mine)
         )
         run.consumers.append(conn)
     producers = []
@@ -516,7 +561,7 @@ async def _flow(run: _Run) -> None:
     cpu0 = time.process_time()
     t0 = time.monotonic()
     deadline = t0 + cfg.duration
-    if cfg.scenario == "latency":
+    if cfg.scenario in LATENCY:
         rate = cfg.rate / len(producers)
         await asyncio.gather(
             *(run.produce_at_rate(conn, tpl, rate, deadline) for conn, tpl in producers)
@@ -555,6 +600,66 @@ async def _flow(run: _Run) -> None:
         res.error = f"incomplete: {delivered} of {expected} deliveries within the drain timeout"
 
 
+async def _fill_stream(run: _Run, exchange: str, keys: list[str], total: int) -> float:
+    """Publish ``total`` messages with confirms (window as configured); returns confirms/s."""
+    cfg = run.config
+    conn = await run.open("producer0")
+    await conn.open_channel(1)
+    tracker = await conn.confirm_select(1)
+    run.trackers.append(tracker)
+    template = PublishTemplate(1, exchange, keys, cfg.size, conn.frame_max)
+    t0 = time.monotonic()
+    # No --duration here: the fill is bounded by its count; a broker that stops confirming
+    # still ends the run within the drain timeout of the last progress.
+    await run.produce(conn, template, total, t0 + cfg.drain_timeout + total / 1000, 0, tracker)
+    drain_deadline = time.monotonic() + cfg.drain_timeout
+    while run.confirmed() < run.published and time.monotonic() < drain_deadline:
+        run.check()
+        await run.wait_progress()
+    if run.confirmed() < total:
+        raise BenchError(f"stream fill: {run.confirmed()} of {total} confirmed")
+    return run.confirmed() / max(time.monotonic() - t0, 1e-9)
+
+
+async def _stream_catchup(run: _Run) -> None:
+    """Fill a stream, then read it all back from ``first`` with one consumer at --prefetch."""
+    cfg = run.config
+    res = run.result
+    await run.setup_admin()
+    exchange, (queue,), keys, _ = await _topology(run)
+    total = cfg.count or CATCHUP_DEFAULT
+    res.confirm_per_s = round(await _fill_stream(run, exchange, keys, total), 1)
+    res.published = run.published
+    res.confirmed = run.confirmed()
+    consumer = await run.open("consumer0")
+    consumer.receiver.record_latency = False  # the bodies' stamps are from the fill
+    await consumer.open_channel(1)
+    await consumer.qos(1, cfg.prefetch)
+    run.consumers.append(consumer)
+    run.progress.start()
+    run.monitor.start()
+    cpu0 = time.process_time()
+    t0 = time.monotonic()
+    await consumer.consume(
+        1, queue, "catchup", ack_every=cfg.ack_every, arguments={"x-stream-offset": "first"}
+    )
+    deadline = t0 + cfg.drain_timeout
+    while run.delivered() < total and time.monotonic() < deadline:
+        run.check()
+        await run.wait_progress()
+    elapsed = time.monotonic() - t0
+    run.monitor.stop()
+    run.progress.stop()
+    delivered = run.delivered()
+    res.delivered = delivered
+    res.seconds = round(elapsed, 3)
+    res.msg_per_s = res.deliver_per_s = round(delivered / elapsed, 1)
+    res.client_cpu_pct = round(100 * (time.process_time() - cpu0) / elapsed, 1)
+    _broker_cost(run, delivered)
+    if delivered < total:
+        res.error = f"incomplete: read {delivered} of {total} within the drain timeout"
+
+
 async def run_scenario(
     url: str,
     config: RunConfig,
@@ -568,7 +673,9 @@ async def run_scenario(
         raise ValueError(f"unknown scenario {config.scenario!r}")
     run = _Run(url, config, target, broker_pid, progress)
     try:
-        if config.scenario in CONSUMING:
+        if config.scenario == "stream-catchup":
+            await _stream_catchup(run)
+        elif config.scenario in CONSUMING:
             await _flow(run)
         else:
             await _publish_only(run)

@@ -83,6 +83,21 @@ def test_all_means_every_broker_scenario_and_queue_defaults_differ_per_scenario(
     assert {c.queues for c in configs if c.scenario == "fanout"} == {10}
 
 
+def test_stream_means_the_four_stream_scenarios_with_confirm_windows_and_prefetches() -> None:
+    configs = plan(parse("stream", "--prefetch", "100,1000", "--window", "1000"))
+    assert [(c.scenario, c.prefetch) for c in configs] == [
+        ("stream-publish", 100),
+        ("stream-catchup", 100),
+        ("stream-catchup", 1000),
+        ("stream-tail", 100),
+        ("stream-tail", 1000),
+        ("stream-latency", 100),
+        ("stream-latency", 1000),
+    ]
+    assert configs[-1].params()["rate"] == 1000.0
+    assert "window" in configs[1].params()  # the catch-up fill publishes with confirms
+
+
 def test_unknown_scenario_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse("nosuch")
