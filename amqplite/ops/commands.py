@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from amqplite.broker import Broker
-from amqplite.ops import dlq, messaging
+from amqplite.ops import dlq, messaging, stream
 from amqplite.ops.api import quote
 from amqplite.ops.cli import (
     add_api,
@@ -46,6 +46,7 @@ def register(sub: Any) -> None:
 
     messaging.register(sub)
     dlq.register(sub)
+    stream.register(sub)
 
     route = add_command(
         sub,
