@@ -1,7 +1,9 @@
 """Rebuilding a broker from its store at startup (broker layer).
 
-Order matters: vhosts, then exchanges, queues, bindings (their ends must exist), users
-and permissions, then the queued messages, each queue refilled in store order.  Records
+The topology is the definitions model's job: the store's records are read as
+definitions (:mod:`amqplite.broker.definitions.records`), planned against the empty
+broker and applied by the one applier, in its order -- vhosts, exchanges, queues,
+bindings (their ends must exist), users and permissions; then the queued messages, each queue refilled in store order.  Records
 that no longer make sense (a binding whose queue is gone, messages of a queue that has
 no record) are discarded and deleted from the store, and counted in the report so the
 server can log what it dropped.
@@ -18,12 +20,14 @@ threshold, so a long queue never holds all its bodies.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from amqplite.broker.definitions import PlanItem, apply, plan, snapshot
+from amqplite.broker.definitions.records import RecordKey, from_records
 from amqplite.broker.queue import QueueEntry
-from amqplite.errors import AMQPError
 from amqplite.store import StoreError
 
 if TYPE_CHECKING:
@@ -51,6 +55,8 @@ class RecoveryReport:
     damaged_regions: int = 0
     damaged_bytes: int = 0
     clean_shutdown: bool = True
+    #: The records discarded, as (kind, key).
+    forgotten: list[tuple[str, tuple[str, ...]]] = attrs.field(factory=list, repr=False)
 
     def summary(self) -> str:
         text = (
@@ -80,12 +86,9 @@ def recover_broker(broker: Broker, state: RecoveredState) -> RecoveryReport:
         damaged_bytes=state.discarded_bytes,
         clean_shutdown=state.clean_shutdown,
     )
-    by_kind: dict[str, list[tuple[tuple[str, ...], Any]]] = {}
-    for (kind, key), value in state.records.items():
-        by_kind.setdefault(kind, []).append((key, value))
     broker._loading = True
     try:
-        _restore_topology(broker, by_kind, report)
+        _restore_topology(broker, state.records.items(), report)
     finally:
         broker._loading = False
     _restore_messages(broker, state, report)
@@ -99,6 +102,7 @@ def _forget(
 ) -> None:
     log.warning("recovery: discarding %s %r: %s", kind, key, why)
     report.discarded_records += 1
+    report.forgotten.append((kind, key))
     broker._loading = False
     try:
         broker.delete_record(kind, key)
@@ -107,83 +111,39 @@ def _forget(
 
 
 def _restore_topology(
-    broker: Broker, by_kind: dict[str, list[tuple[tuple[str, ...], Any]]], report: RecoveryReport
+    broker: Broker, records: Iterable[tuple[RecordKey, Any]], report: RecoveryReport
 ) -> None:
-    for (name,), value in sorted(by_kind.get("vhost", []), key=_first):
-        broker.add_vhost(name, limits=(value or {}).get("limits") or None)
-        report.vhosts += 1
-    for key, value in sorted(by_kind.get("exchange", []), key=_first):
-        vhost_name, name = key
-        vhost = broker.vhosts.get(vhost_name)
-        if vhost is None:
-            _forget(broker, "exchange", key, "its vhost is gone", report)
-            continue
-        try:
-            vhost.declare_exchange(
-                name,
-                value["type"],
-                durable=True,
-                auto_delete=bool(value.get("auto_delete")),
-                internal=bool(value.get("internal")),
-                arguments=value.get("arguments") or {},
-            )
-        except (AMQPError, KeyError, TypeError) as exc:
-            _forget(broker, "exchange", key, str(exc), report)
-            continue
-        report.exchanges += 1
-    for key, value in sorted(by_kind.get("queue", []), key=_first):
-        vhost_name, name = key
-        vhost = broker.vhosts.get(vhost_name)
-        if vhost is None:
-            _forget(broker, "queue", key, "its vhost is gone", report)
-            continue
-        try:
-            vhost.declare_queue(
-                name,
-                durable=True,
-                auto_delete=bool(value.get("auto_delete")),
-                arguments=value.get("arguments") or {},
-                server_named=True,
-            )
-        except (AMQPError, KeyError, TypeError) as exc:
-            _forget(broker, "queue", key, str(exc), report)
-            continue
-        report.queues += 1
-    for key, value in sorted(by_kind.get("binding", []), key=_first):
-        vhost_name, source, dest_type, dest, routing_key, _digest = key
-        vhost = broker.vhosts.get(vhost_name)
-        arguments = (value or {}).get("arguments") or {}
-        try:
-            if vhost is None:
-                raise KeyError("its vhost is gone")
-            if dest_type == "queue":
-                vhost.bind_queue(dest, source, routing_key, arguments)
-            else:
-                vhost.bind_exchange(dest, source, routing_key, arguments)
-        except (AMQPError, KeyError, TypeError) as exc:
-            _forget(broker, "binding", key, str(exc), report)
-            continue
-        report.bindings += 1
-    users = broker.users
-    for (name,), value in sorted(by_kind.get("user", []), key=_first):
-        users.add_user(
-            name, value["password_hash"], value.get("tags") or (), value.get("limits") or None
-        )
-        report.users += 1
-    for key, value in sorted(by_kind.get("permission", []), key=_first):
-        user, vhost_name = key
-        if user not in users:
-            _forget(broker, "permission", key, "its user is gone", report)
-            continue
-        users.set_permissions(user, vhost_name, value["configure"], value["write"], value["read"])
-        report.permissions += 1
-    for key, value in sorted(by_kind.get("topic_permission", []), key=_first):
-        user, vhost_name, exchange = key
-        if user not in users:
-            _forget(broker, "topic_permission", key, "its user is gone", report)
-            continue
-        users.set_topic_permissions(user, vhost_name, exchange, value["write"], value["read"])
-        report.permissions += 1
+    """Plan the records' definitions against the (empty) broker and apply them.
+
+    One applier for everything (:func:`~amqplite.broker.definitions.apply`); in restoring
+    mode a record the broker refuses is forgotten instead of undoing the rest.
+    """
+    read = from_records(records)
+    for (kind, key), why in read.unusable:
+        _forget(broker, kind, key, why, report)
+
+    def refused(item: PlanItem, exc: Exception) -> None:
+        record = read.keys.get((item.kind, item.vhost, item.name))
+        if record is not None:
+            _forget(broker, record[0], record[1], str(exc), report)
+
+    result = apply(broker, plan(snapshot(broker), read.definitions), restoring=refused)
+    forgotten = {(k, key) for k, key in report.forgotten}
+    for item in result.items:
+        record = read.keys.get((item.kind, item.vhost, item.name))
+        if item.action == "create" and record not in forgotten:
+            setattr(report, _COUNTER[item.kind], getattr(report, _COUNTER[item.kind]) + 1)
+
+
+_COUNTER = {
+    "vhost": "vhosts",
+    "exchange": "exchanges",
+    "queue": "queues",
+    "binding": "bindings",
+    "user": "users",
+    "permission": "permissions",
+    "topic_permission": "permissions",
+}
 
 
 def _restore_messages(broker: Broker, state: RecoveredState, report: RecoveryReport) -> None:
@@ -217,7 +177,3 @@ def _restore_messages(broker: Broker, state: RecoveredState, report: RecoveryRep
             entry.deliveries = item.delivery_count
             q.restore(entry)
             report.messages += 1
-
-
-def _first(item: tuple[tuple[str, ...], Any]) -> tuple[str, ...]:
-    return item[0]

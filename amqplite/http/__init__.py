@@ -4,7 +4,7 @@
   management API), ``/metrics`` (Prometheus), ``/`` and ``/static/...`` (the dashboard);
 - :mod:`amqplite.http.api` -- :class:`ManagementApp`, the endpoints;
 - :mod:`amqplite.http.deadletters` -- pure dead-letter selection, summaries and replay;
-- :mod:`amqplite.http.definitions` -- RabbitMQ definitions JSON export / import;
+- RabbitMQ definitions JSON export / import go through :mod:`amqplite.broker.definitions`;
 - :mod:`amqplite.http.metrics`, :mod:`amqplite.http.render`, :mod:`amqplite.http.rates` --
   read-only views of the broker;
 

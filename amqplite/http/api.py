@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from amqplite.broker.definitions import ApplyFailed, PlanRefused, plan, rabbit_json, snapshot
+from amqplite.broker.definitions import apply as apply_definitions
 from amqplite.errors import AMQPError, ReplyCode
-from amqplite.http import auth, deadletters, definitions, metrics, render
+from amqplite.http import auth, deadletters, metrics, render
 from amqplite.http.jsonout import created, json_list_response, json_response, jsonable, no_content
 from amqplite.http.payloads import (
     decode_payload,
@@ -839,7 +841,8 @@ class ManagementApp:
         assert user is not None
         auth.require_admin(user)
         only = self._vhost(call).name if "vhost" in call.params else None
-        return json_response(definitions.export(self.broker, vhost=only))
+        current = snapshot(self.broker, vhost=only)
+        return json_response(rabbit_json.encode(current, vhost=only, jsonable=jsonable))
 
     async def import_definitions(self, call: Call) -> Response:
         user = call.user
@@ -847,7 +850,18 @@ class ManagementApp:
         auth.require_admin(user)
         only = self._vhost(call).name if "vhost" in call.params else None
         body = call.request.json_object()
-        definitions.apply(self.broker, body, vhost=only)
+        try:
+            wanted, _ = rabbit_json.decode(body, vhost=only)
+            apply_definitions(self.broker, plan(snapshot(self.broker, vhost=only), wanted))
+        except rabbit_json.DefinitionsError as exc:
+            raise bad_request(str(exc)) from None
+        except PlanRefused as exc:
+            raise bad_request("; ".join(i.detail for i in exc.plan.conflicts)) from None
+        except ApplyFailed as exc:
+            if isinstance(exc.cause, AMQPError):
+                raise _amqp_error_status(exc.cause) from None
+            cause = exc.cause
+            raise bad_request(str(cause.args[0] if cause.args else cause)) from None
         return no_content()
 
 

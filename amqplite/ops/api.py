@@ -25,6 +25,14 @@ def quote(segment: str) -> str:
     return urllib.parse.quote(segment, safe="")
 
 
+def reason_text(reason: Any) -> str:
+    """An error reason as text.  RabbitMQ's management API sometimes sends an Erlang
+    string, which JSON shows as a list of character codes: join those back into text."""
+    if isinstance(reason, list) and all(isinstance(c, int) and 0 <= c < 0x110000 for c in reason):
+        return "".join(map(chr, reason))
+    return str(reason)
+
+
 class ApiClient:
     """Calls ``/api/...`` on one broker; returns decoded JSON."""
 
@@ -82,7 +90,7 @@ class ApiClient:
         try:
             payload = json.loads(exc.read() or b"{}")
             if isinstance(payload, dict):
-                reason = str(payload.get("reason") or payload.get("error") or "")
+                reason = reason_text(payload.get("reason") or payload.get("error") or "")
         except (ValueError, OSError):
             pass
         if exc.code == 401:

@@ -16,10 +16,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from amqplite.broker.definitions.rabbit_json import DefinitionsError
 from amqplite.client import AmqpUrl, ClientError, ConnectionClosed, parse_url
 from amqplite.ops.api import DEFAULT_API, ApiClient
 from amqplite.ops.errors import OpsError
-from amqplite.topology.definitions import DefinitionsError
 from amqplite.topology.problems import TopologyError
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"

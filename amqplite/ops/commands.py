@@ -13,6 +13,8 @@ import time
 from typing import Any
 
 from amqplite.broker import Broker
+from amqplite.broker.definitions import Definitions, plan, rabbit_json
+from amqplite.broker.definitions import apply as apply_definitions
 from amqplite.ops import dlq, messaging, stream
 from amqplite.ops.api import quote
 from amqplite.ops.cli import (
@@ -25,7 +27,7 @@ from amqplite.ops.cli import (
     table,
 )
 from amqplite.ops.errors import OpsError
-from amqplite.ops.remote import broker_from_definitions, fetch_definitions
+from amqplite.ops.remote import fetch_definitions
 from amqplite.ops.route import render, trace
 from amqplite.topology import apply, load_config
 
@@ -186,8 +188,10 @@ def _load_broker(args: argparse.Namespace) -> tuple[Broker, str]:
         broker = Broker(clock=time.time)
         apply(config, broker)
         return broker, config.server.default_vhost
-    api = api_client(args)
-    broker, _ = broker_from_definitions(fetch_definitions(api), source=str(api))
+    # Routing needs a broker to walk: build one in memory from the definitions.
+    defs, _ = rabbit_json.decode(fetch_definitions(api_client(args)))
+    broker = Broker(clock=time.time)
+    apply_definitions(broker, plan(Definitions(), defs))
     return broker, "/"
 
 

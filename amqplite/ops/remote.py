@@ -1,32 +1,48 @@
-"""Plan and apply a topology file against a running broker, over AMQP or the HTTP API.
+"""Plan and apply definitions against a running broker, over AMQP or the HTTP API.
 
-CLI layer.  Two ways in, because they can see different things:
+CLI layer.  Both ways end in the definitions model's one pure
+:func:`~amqplite.broker.definitions.plan` of *what the broker has* against *what the file
+wants*; they differ in how they learn what the broker has:
 
-* **over AMQP** (``--url``, works with any AMQP 0-9-1 broker, RabbitMQ included).  AMQP
-  cannot *read* a queue's or exchange's arguments, nor list bindings, so each exchange and
-  queue is probed on a throwaway channel: a passive declare answers 404 → *create*; when
-  it exists, an active redeclare with the file's flags and arguments either succeeds (it
-  changes nothing: *unchanged*) or the broker refuses it with 406 PRECONDITION_FAILED,
-  naming the inequivalent argument → *conflict*.  So the plan shows create /
-  unchanged / conflict, and conflicts are exactly what the broker itself enforces (RabbitMQ
-  ignores some arguments on redeclare; those cannot be seen this way).  Bindings are
-  *ensure* (``queue.bind`` is idempotent), vhosts must already exist (AMQP cannot
-  create them: 530), and users are skipped (AMQP cannot manage them).
-* **over the HTTP API** (``--api``): ``GET /api/definitions`` is loaded into an in-memory
-  broker and compared with :func:`amqplite.topology.plan`, which sees every argument and
-  binding; applying ``POST``s the file as definitions JSON.
+* **over the HTTP API** (``--api``): ``GET /api/definitions`` is decoded by the one
+  RabbitMQ-JSON codec into definitions, which show every argument and binding; the
+  overview says which product and version answers.  Applying ``POST``s the items the
+  plan creates or updates, as definitions JSON.
+* **over AMQP** (``--url``, any AMQP 0-9-1 broker, RabbitMQ included).  AMQP cannot *read*
+  a queue's or exchange's arguments, nor list bindings, so each exchange and queue is
+  probed on a throwaway channel: a passive declare answers 404 (absent); when it exists,
+  an active redeclare with the file's flags and arguments either succeeds (it changes
+  nothing: the broker holds an equivalent one) or the broker refuses it with 406,
+  naming the inequivalent argument (a conflict, in the broker's own words).  Bindings
+  are *ensure* (``queue.bind`` is idempotent), vhosts must already exist (AMQP cannot
+  create them: 530), users are not managed.  The product and version come from the
+  server properties of ``connection.start``.
+
+Either way the plan predicts what a RabbitMQ would refuse (``rabbitmq_rules``), and
+apply changes nothing unless the whole plan is free of conflicts.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
 
-from amqplite.broker import Broker
+from amqplite.broker.definitions import (
+    BindingSpec,
+    Definitions,
+    ExchangeSpec,
+    Plan,
+    PlanItem,
+    QueueSpec,
+    Target,
+    UserSpec,
+    VHostSpec,
+    plan,
+    rabbit_json,
+)
+from amqplite.broker.definitions.apply import order
 from amqplite.client import (
     AmqpUrl,
     ChannelClosed,
@@ -37,232 +53,200 @@ from amqplite.client import (
 )
 from amqplite.ops.api import ApiClient
 from amqplite.ops.errors import OpsError
-from amqplite.topology import Config, Plan, PlanItem, plan
-from amqplite.topology import apply as apply_local
-from amqplite.topology.apply import Action
-from amqplite.topology.definitions import config_to_definitions, definitions_to_config
-from amqplite.topology.model import BindingSpec, ExchangeSpec, QueueSpec, VHostSpec
-from amqplite.topology.nodes import join
 
 Progress = Callable[[int, int], None]
-
-
-@attrs.frozen
-class RemotePlan:
-    plan: Plan
-    #: Things the plan could not cover (users over AMQP, dropped definitions...).
-    notes: tuple[str, ...] = ()
 
 
 def _noop(done: int, total: int) -> None:
     pass
 
 
+class ApplyRefused(OpsError):
+    """Apply found conflicts and changed nothing; ``plan`` holds them."""
+
+    def __init__(self, p: Plan) -> None:
+        self.plan = p
+        n = len(p.conflicts)
+        super().__init__(f"{n} conflict{'' if n == 1 else 's'}; nothing applied")
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
+
+
 # -- over AMQP ----------------------------------------------------------------------------
 
 
-def _path(config: Config, vhost: str, kind: str, name: str) -> str:
-    prefix = "" if vhost == config.server.default_vhost else join("vhosts", vhost)
-    return join(join(prefix, kind) if prefix else kind, name)
-
-
-def _bindings_path(config: Config, vhost: str, i: int) -> str:
-    prefix = "" if vhost == config.server.default_vhost else join("vhosts", vhost)
-    return f"{join(prefix, 'bindings') if prefix else 'bindings'}[{i}]"
-
-
-def _probe_exchange(conn: Connection, e: ExchangeSpec) -> tuple[Action, str]:
+def _probe(conn: Connection, kind: str, spec: ExchangeSpec | QueueSpec) -> str | None:
+    """None: absent; "": the broker holds an equivalent one; else the broker's refusal."""
     ch = conn.channel()
     try:
-        ch.exchange_declare(e.name, e.type, passive=True)
+        if kind == "exchange":
+            ch.exchange_declare(spec.name, "direct", passive=True)
+        else:
+            ch.queue_declare(spec.name, passive=True)
     except ChannelClosed as exc:
-        return ("create", "") if exc.reply_code == 404 else ("conflict", exc.reply_text)
+        return None if exc.reply_code == 404 else exc.reply_text
     try:
-        ch.exchange_declare(
-            e.name,
-            e.type,
-            durable=e.durable,
-            auto_delete=e.auto_delete,
-            internal=e.internal,
-            arguments=dict(e.arguments),
-        )
+        _declare(ch, spec)
     except ChannelClosed as exc:
-        return "conflict", exc.reply_text
+        return exc.reply_text
     ch.close()
-    return "unchanged", ""
+    return ""
 
 
-def _probe_queue(conn: Connection, q: QueueSpec) -> tuple[Action, str]:
+def _exists(conn: Connection, kind: str, name: str) -> bool:
     ch = conn.channel()
     try:
-        ch.queue_declare(q.name, passive=True)
-    except ChannelClosed as exc:
-        return ("create", "") if exc.reply_code == 404 else ("conflict", exc.reply_text)
-    try:
-        ch.queue_declare(
-            q.name, durable=q.durable, auto_delete=q.auto_delete, arguments=dict(q.arguments)
-        )
-    except ChannelClosed as exc:
-        return "conflict", exc.reply_text
+        if kind == "exchange":
+            ch.exchange_declare(name, "direct", passive=True)
+        else:
+            ch.queue_declare(name, passive=True)
+    except ChannelClosed:
+        return False
     ch.close()
-    return "unchanged", ""
+    return True
 
 
-def _has_topology(v: VHostSpec) -> bool:
-    return bool(v.exchanges or v.queues or v.bindings)
+@attrs.define
+class _Probe:
+    refused: dict[tuple[str, str, str], str] = attrs.field(factory=dict)
+    vhosts: list[VHostSpec] = attrs.field(factory=list)
+    server: dict[str, Any] = attrs.field(factory=dict)
+    done: int = 0
 
 
-def _connect_vhost(url: AmqpUrl, vhost: str) -> Connection:
-    return connect(url.with_vhost(vhost))
+def _probe_vhost(conn: Connection, v: VHostSpec, wanted: Definitions, state: _Probe,
+                 total: int, progress: Progress) -> None:  # fmt: skip
+    state.server = dict(conn.server_properties)
+    found: dict[str, list[Any]] = {"exchange": [], "queue": []}
+    specs: list[tuple[str, ExchangeSpec | QueueSpec]] = [
+        *(("exchange", e) for e in v.exchanges),
+        *(("queue", q) for q in v.queues),
+    ]
+    for kind, spec in specs:
+        seen = _probe(conn, kind, spec)
+        if seen == "":
+            found[kind].append(spec)
+        elif seen is not None:
+            state.refused[(kind, v.name, spec.name)] = seen
+        state.done += 1
+        progress(state.done, total)
+    for ref in wanted.requires:
+        if ref.vhost == v.name and _exists(conn, ref.kind, ref.name):
+            stand_in = ExchangeSpec(ref.name, "") if ref.kind == "exchange" else QueueSpec(ref.name)
+            found[ref.kind].append(stand_in)
+    state.vhosts.append(VHostSpec(v.name, tuple(found["exchange"]), tuple(found["queue"])))
 
 
-def plan_over_amqp(config: Config, url: AmqpUrl, progress: Progress = _noop) -> RemotePlan:
-    """What applying ``config`` over AMQP would do (declares nothing new)."""
-    items: list[PlanItem] = []
-    notes: list[str] = []
-    total = sum(len(v.exchanges) + len(v.queues) + len(v.bindings) for v in config.vhosts)
-    done = 0
-    for v in config.vhosts:
-        if not _has_topology(v):
+def probe_over_amqp(
+    wanted: Definitions, url: AmqpUrl, progress: Progress = _noop
+) -> tuple[Definitions, Target]:
+    """What the broker at ``url`` holds of ``wanted`` (as far as AMQP can tell), and who it is."""
+    state = _Probe()
+    total = sum(len(v.exchanges) + len(v.queues) for v in wanted.vhosts)
+    for v in wanted.vhosts:
+        if not (v.exchanges or v.queues or v.bindings):
             continue
         try:
-            conn = _connect_vhost(url, v.name)
+            conn = connect(url.with_vhost(v.name))
         except ConnectionClosed as exc:
             if exc.reply_code != 530:
                 raise
-            detail = (
-                f"cannot open vhost '{v.name}' ({exc.reply_text}); AMQP cannot create vhosts: "
-                "create it first (rabbitmqctl add_vhost, or apply with --api)"
-            )
-            items.append(PlanItem("conflict", "vhost", v.name, v.name, v.position, "", detail, v))
+            state.refused[("vhost", v.name, v.name)] = exc.reply_text
             continue
         with conn:
-            items.append(PlanItem("unchanged", "vhost", v.name, v.name, v.position, spec=v))
-            created: set[tuple[str, str]] = set()
-            for e in v.exchanges:
-                action, detail = _probe_exchange(conn, e)
-                if action == "create":
-                    created.add(("exchange", e.name))
-                path = _path(config, v.name, "exchanges", e.name)
-                items.append(
-                    PlanItem(action, "exchange", v.name, e.name, e.position, path, detail, e)
-                )
-                done += 1
-                progress(done, total)
-            for q in v.queues:
-                action, detail = _probe_queue(conn, q)
-                if action == "create":
-                    created.add(("queue", q.name))
-                path = _path(config, v.name, "queues", q.name)
-                items.append(PlanItem(action, "queue", v.name, q.name, q.position, path, detail, q))
-                done += 1
-                progress(done, total)
-            for i, b in enumerate(v.bindings):
-                new = ("exchange", b.source) in created or (
-                    b.destination_type,
-                    b.destination,
-                ) in created
-                items.append(
-                    PlanItem(
-                        "create" if new else "ensure",
-                        "binding",
-                        v.name,
-                        _binding_name(b),
-                        b.position,
-                        _bindings_path(config, v.name, i),
-                        "" if new else "AMQP cannot list bindings; binding again is harmless",
-                        b,
-                    )
-                )
-                done += 1
-                progress(done, total)
-    if config.users:
-        notes.append(
-            f"{len(config.users)} user(s) not checked: AMQP cannot manage users "
-            "(use --api, or rabbitmqctl)"
-        )
-    return RemotePlan(Plan(tuple(items)), tuple(notes))
+            _probe_vhost(conn, v, wanted, state, total, progress)
+    target = Target(
+        product=_text(state.server.get("product")) or "AMQP broker",
+        version=_text(state.server.get("version")),
+        reads_bindings=False,
+        manages_vhosts=False,
+        manages_users=False,
+        refused=state.refused,
+    )
+    return Definitions(tuple(state.vhosts)), target
 
 
-def _binding_name(b: BindingSpec) -> str:
-    args = f", {dict(b.arguments)}" if b.arguments else ""
-    return f"{b.source} -> {b.destination_type} {b.destination} ({b.routing_key!r}{args})"
+def plan_over_amqp(wanted: Definitions, url: AmqpUrl, progress: Progress = _noop) -> Plan:
+    """What applying ``wanted`` over AMQP would do (declares nothing new)."""
+    current, target = probe_over_amqp(wanted, url, progress)
+    return plan(current, wanted, target)
 
 
 def apply_over_amqp(
-    config: Config, url: AmqpUrl, progress: Progress = _noop
-) -> tuple[RemotePlan, int]:
-    """Plan, refuse on any conflict (:class:`OpsError`), then declare and bind.
+    wanted: Definitions, url: AmqpUrl, progress: Progress = _noop
+) -> tuple[Plan, int]:
+    """Plan, refuse on any conflict (:class:`ApplyRefused`), then declare and bind.
 
-    Returns the plan and how many operations were sent.  Nothing is undone if the broker
-    refuses something half-way (other clients may already use what was created); the
-    error names the item, and applying again after fixing it finishes the job.
+    Returns the plan and how many operations were sent.  If the broker still refuses
+    something half-way, what this apply created is deleted again (when still unused) and
+    the error names the item.
     """
-    remote = plan_over_amqp(config, url)
-    conflicts = remote.plan.conflicts
-    if conflicts:
-        raise ApplyRefused(remote)
-    todo = [i for i in remote.plan.items if i.action in ("create", "ensure")]
+    p = plan_over_amqp(wanted, url)
+    if p.conflicts:
+        raise ApplyRefused(p)
+    todo = [i for i in p.items if i.action in ("create", "ensure") and i.kind != "vhost"]
     by_vhost: dict[str, list[PlanItem]] = {}
     for item in todo:
         by_vhost.setdefault(item.vhost, []).append(item)
     done = 0
     for vhost, vitems in by_vhost.items():
-        with _connect_vhost(url, vhost) as conn, conn.channel() as ch:
-            # Exchanges without arguments first, so an alternate exchange exists before its users.
-            vitems.sort(key=_apply_order)
-            for item in vitems:
+        with connect(url.with_vhost(vhost)) as conn, conn.channel() as ch:
+            created: list[PlanItem] = []
+            for item in sorted(vitems, key=order):
                 try:
                     _declare(ch, item.spec)
                 except ChannelClosed as exc:
+                    undone = _undo(conn, created)
                     raise OpsError(
                         f"{item.position.file}:{item.position.line}: the broker refused "
-                        f"{item.kind} {item.name}: {exc.reply_text} ({done} change(s) applied before)"
+                        f"{item.kind} {item.name}: {exc.reply_text} ({done} change(s) applied "
+                        f"before{', ' + undone if undone else ''})"
                     ) from None
+                if item.action == "create":
+                    created.append(item)
                 done += 1
                 progress(done, len(todo))
-    return remote, done
+    return p, done
 
 
-_ORDER = {"exchange": 0, "queue": 2, "binding": 3}
-
-
-def _apply_order(item: PlanItem) -> int:
-    bump = 1 if isinstance(item.spec, ExchangeSpec) and item.spec.arguments else 0
-    return _ORDER.get(item.kind, 9) + bump
+def _undo(conn: Connection, created: list[PlanItem]) -> str:
+    """Delete what this apply created in the vhost (if still unused); says how much."""
+    n = 0
+    for item in reversed(created):
+        spec = item.spec
+        try:
+            with conn.channel() as ch:
+                if isinstance(spec, QueueSpec):
+                    ch.queue_delete(spec.name, if_unused=True, if_empty=True)
+                elif isinstance(spec, ExchangeSpec):
+                    ch.exchange_delete(spec.name, if_unused=False)
+                else:
+                    continue
+            n += 1
+        except ClientError:
+            continue
+    return f"{n} of them undone" if n else ""
 
 
 def _declare(ch: Any, spec: object) -> None:
     if isinstance(spec, ExchangeSpec):
         ch.exchange_declare(
-            spec.name,
-            spec.type,
-            durable=spec.durable,
-            auto_delete=spec.auto_delete,
-            internal=spec.internal,
-            arguments=dict(spec.arguments),
-        )
+            spec.name, spec.type, durable=spec.durable, auto_delete=spec.auto_delete,
+            internal=spec.internal, arguments=dict(spec.arguments),
+        )  # fmt: skip
     elif isinstance(spec, QueueSpec):
         ch.queue_declare(
-            spec.name,
-            durable=spec.durable,
-            auto_delete=spec.auto_delete,
+            spec.name, durable=spec.durable, auto_delete=spec.auto_delete,
             arguments=dict(spec.arguments),
-        )
+        )  # fmt: skip
     elif isinstance(spec, BindingSpec):
+        args = dict(spec.arguments)
         if spec.destination_type == "exchange":
-            ch.exchange_bind(spec.destination, spec.source, spec.routing_key, dict(spec.arguments))
+            ch.exchange_bind(spec.destination, spec.source, spec.routing_key, args)
         else:
-            ch.queue_bind(spec.destination, spec.source, spec.routing_key, dict(spec.arguments))
-
-
-class ApplyRefused(OpsError):
-    """Apply found conflicts and changed nothing; ``plan`` holds them."""
-
-    def __init__(self, remote: RemotePlan) -> None:
-        self.remote = remote
-        n = len(remote.plan.conflicts)
-        super().__init__(f"{n} conflict{'' if n == 1 else 's'}; nothing applied")
+            ch.queue_bind(spec.destination, spec.source, spec.routing_key, args)
 
 
 # -- over the HTTP API --------------------------------------------------------------------
@@ -275,61 +259,94 @@ def fetch_definitions(api: ApiClient) -> dict[str, Any]:
     return defs
 
 
-def broker_from_definitions(
-    defs: dict[str, Any], *, source: str = "<definitions>"
-) -> tuple[Broker, list[str]]:
-    """An in-memory broker holding ``defs``' topology (for plan and route), and warnings."""
-    config, warnings = definitions_to_config(defs, source=source)
-    broker = Broker(clock=time.time)
-    quiet = logging.getLogger("amqplite.topology.apply")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)  # its "applied ..." line would read as if we changed a broker
-    try:
-        apply_local(config, broker)
-    finally:
-        quiet.setLevel(level)
-    return broker, warnings
-
-
-def plan_over_api(config: Config, api: ApiClient) -> RemotePlan:
-    broker, warnings = broker_from_definitions(fetch_definitions(api), source=f"{api}")
-    notes = [f"reading the broker: {w}" for w in warnings]
-    return RemotePlan(plan(config, broker), tuple(notes))
-
-
-def is_amqplite(api: ApiClient) -> bool:
+def api_target(api: ApiClient, *, force: bool = False) -> Target:
+    """Who answers at ``api`` (from ``/api/overview``), applying as the API's user."""
     overview = api.get("/api/overview")
-    return isinstance(overview, dict) and overview.get("product_name") == "amqplite"
+    overview = overview if isinstance(overview, dict) else {}
+    return Target(
+        product=str(overview.get("product_name") or "RabbitMQ"),
+        version=str(overview.get("product_version") or overview.get("rabbitmq_version") or ""),
+        caller=api.user,
+        force=force,
+    )
 
 
-def apply_over_api(config: Config, api: ApiClient) -> RemotePlan:
-    """Plan, refuse on conflicts, then ``POST /api/definitions`` with the file's definitions."""
-    remote = plan_over_api(config, api)
-    if remote.plan.conflicts:
-        raise ApplyRefused(remote)
-    defs = config_to_definitions(config)
-    notes = list(remote.notes)
-    if not is_amqplite(api):
-        # RabbitMQ cannot use our scrypt hashes; leave those users out rather than fail.
-        keep = [u for u in defs["users"] if u["hashing_algorithm"] != "amqplite_scrypt"]
-        dropped = {u["name"] for u in defs["users"]} - {u["name"] for u in keep}
-        if dropped:
-            notes.append(
-                f"user(s) {', '.join(sorted(dropped))} not sent: their amqplite (scrypt) password "
-                "hashes mean nothing to RabbitMQ; create them with rabbitmqctl add_user"
+def read_over_api(api: ApiClient, *, force: bool = False) -> tuple[Definitions, Target, list[str]]:
+    """The broker's definitions, who it is, and notes on what the codec left out."""
+    target = api_target(api, force=force)
+    current, warnings = rabbit_json.decode(fetch_definitions(api))
+    return current, target, [f"reading the broker: {w}" for w in warnings]
+
+
+def plan_over_api(wanted: Definitions, api: ApiClient, *, force: bool = False) -> Plan:
+    current, target, notes = read_over_api(api, force=force)
+    p = plan(current, wanted, target)
+    return attrs.evolve(p, notes=(*notes, *p.notes))
+
+
+def apply_over_api(wanted: Definitions, api: ApiClient, *, force: bool = False) -> Plan:
+    """Plan, refuse on conflicts, then ``POST /api/definitions`` with what the plan changes."""
+    current, target, notes = read_over_api(api, force=force)
+    p = plan(current, wanted, target)
+    p = attrs.evolve(p, notes=(*notes, *p.notes))
+    if p.conflicts:
+        raise ApplyRefused(p)
+    changes, dropped = _changes(p, current, rabbitmq=target.is_rabbitmq)
+    if dropped:
+        p = attrs.evolve(p, notes=(*p.notes, dropped))
+    api.post("/api/definitions", rabbit_json.encode(changes))
+    return p
+
+
+def _changes(p: Plan, current: Definitions, *, rabbitmq: bool) -> tuple[Definitions, str]:
+    """The definitions to POST: what the plan creates or updates, users in a form the
+    target can use (a RabbitMQ cannot check our scrypt hashes)."""
+    todo = [i for i in p.items if i.action in ("create", "update")]
+    vhosts = []
+    for v in {i.vhost for i in todo if i.kind in ("vhost", "exchange", "queue", "binding")}:
+        specs = [i.spec for i in todo if i.vhost == v]
+        vhosts.append(
+            VHostSpec(
+                v,
+                tuple(s for s in specs if isinstance(s, ExchangeSpec)),
+                tuple(s for s in specs if isinstance(s, QueueSpec)),
+                tuple(s for s in specs if isinstance(s, BindingSpec)),
             )
-            defs["users"] = keep
-            defs["permissions"] = [p for p in defs["permissions"] if p["user"] not in dropped]
-    api.post("/api/definitions", defs)
-    return RemotePlan(remote.plan, tuple(notes))
+        )
+    users, dropped = _users_to_send(todo, current, rabbitmq)
+    permissions = tuple(
+        i.spec
+        for i in todo
+        if i.kind == "permission" and getattr(i.spec, "user", None) not in dropped
+    )
+    note = (
+        f"user(s) {', '.join(sorted(dropped))} not sent: their amqplite (scrypt) password "
+        "hashes mean nothing to RabbitMQ; give a plain 'password:' in the file, or create "
+        "them with rabbitmqctl add_user"
+        if dropped
+        else ""
+    )
+    return Definitions(tuple(vhosts), users, permissions), note  # type: ignore[arg-type]
 
 
-def describe_client_error(exc: ClientError, url: AmqpUrl) -> str:
-    """One line for a failed AMQP step (the broker's own reply text when it closed on us)."""
-    if isinstance(exc, ConnectionClosed):
-        return f"{url}: {exc.reply_text}"
-    return str(exc)
-
-
-def items_by_action(items: Iterable[PlanItem], action: str) -> list[PlanItem]:
-    return [i for i in items if i.action == action]
+def _users_to_send(
+    todo: Iterable[PlanItem], current: Definitions, rabbitmq: bool
+) -> tuple[tuple[UserSpec, ...], set[str]]:
+    users: list[UserSpec] = []
+    dropped: set[str] = set()
+    for item in todo:
+        u = item.spec
+        if not isinstance(u, UserSpec):
+            continue
+        existing = current.user(u.name)
+        if existing is not None and "password" not in item.changes:
+            users.append(attrs.evolve(u, password_hash=existing.password_hash))
+        elif rabbitmq and u.password is not None:
+            users.append(
+                attrs.evolve(u, password_hash=u.password.hashed(rabbit_json.rabbit_sha256))
+            )
+        elif rabbitmq and not u.password_hash.startswith("rabbit"):
+            dropped.add(u.name)
+        else:
+            users.append(u)
+    return tuple(users), dropped

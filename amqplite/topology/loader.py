@@ -30,6 +30,8 @@ from typing import Any, Literal
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from amqplite.broker.auth import verify_password
+from amqplite.broker.definitions.model import PlainPassword, Reference
 from amqplite.topology.arguments import (
     EXCHANGE_ARGUMENTS,
     QUEUE_ARGUMENTS,
@@ -44,6 +46,7 @@ from amqplite.topology.model import (
     PREDECLARED_EXCHANGES,
     BindingSpec,
     Config,
+    Definitions,
     ExchangeSpec,
     PermissionSpec,
     QueueSpec,
@@ -72,10 +75,13 @@ _Pairs = dict[str, tuple[ScalarNode, Node]]
 _RefKind = Literal["exchange", "queue"]
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
+def load_config(path: str | os.PathLike[str], *, broker_refs: bool = False) -> Config:
     """Read, parse and validate one file; raise :class:`TopologyError` listing every error.
 
-    ``server.data_dir`` is resolved relative to the file's directory.
+    ``server.data_dir`` is resolved relative to the file's directory.  A name the file
+    uses without declaring it (a binding to exchange ``shop``) is an error, unless
+    ``broker_refs``: a file applied to a running broker may use what the broker has, so
+    such names stay in ``Config.unresolved`` / ``definitions.requires`` for the plan.
     """
     p = Path(path)
     try:
@@ -83,10 +89,12 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise TopologyError([Problem(str(path), 1, 1, "", f"cannot read file: {reason}")]) from exc
-    return load_string(text, file=str(path), base_dir=p.resolve().parent)
+    return load_string(text, file=str(path), base_dir=p.resolve().parent, broker_refs=broker_refs)
 
 
-def load_string(text: str, *, file: str = "<string>", base_dir: Path | None = None) -> Config:
+def load_string(
+    text: str, *, file: str = "<string>", base_dir: Path | None = None, broker_refs: bool = False
+) -> Config:
     """Like :func:`load_config` for text already in memory (``file`` is used in messages)."""
     reader = NodeReader(file)
     try:
@@ -112,9 +120,10 @@ def load_string(text: str, *, file: str = "<string>", base_dir: Path | None = No
                 )
             ]
         )
-    config = _Loader(reader, base_dir or Path.cwd()).load(root)
-    if reader.errors or config is None:
-        raise TopologyError(reader.errors)
+    loader = _Loader(reader, base_dir or Path.cwd())
+    config = loader.load(root)
+    if reader.errors or config is None or (loader.unresolved and not broker_refs):
+        raise TopologyError(reader.errors + loader.unresolved)
     return config
 
 
@@ -122,6 +131,16 @@ class _Loader:
     def __init__(self, reader: NodeReader, base_dir: Path) -> None:
         self.r = reader
         self.base_dir = base_dir
+        # Names used but not declared in the file: a running broker may have them.
+        self.unresolved: list[Problem] = []
+        self.requires: list[Reference] = []
+
+    def _undeclared(
+        self, node: Node, path: str, kind: _RefKind, vhost: str, name: str, message: str
+    ) -> None:
+        pos = self.r.position(node)
+        self.unresolved.append(Problem(pos.file, pos.line, pos.column, path, message))
+        self.requires.append(Reference(kind, vhost, name, pos, path))
 
     def load(self, root: Node) -> Config | None:
         top = self.r.mapping(root, "", TOP_KEYS, null_ok=False, what="a mapping at the top level")
@@ -133,23 +152,22 @@ class _Loader:
             else ServerSettings(data_dir=self.base_dir / "data")
         )
         vhosts = self._vhosts(top, server.default_vhost)
-        users = self._users(top["users"][1]) if "users" in top else ()
+        users, permissions = self._users(top["users"][1]) if "users" in top else ((), ())
         known_vhosts = {v.name for v in vhosts}
-        for user in users:
-            for perm in user.permissions:
-                if perm.vhost not in known_vhosts:
-                    self.r.problems.append(
-                        Problem(
-                            perm.position.file,
-                            perm.position.line,
-                            perm.position.column,
-                            f"users.{user.name}.permissions.{perm.vhost}",
-                            f"no vhost '{perm.vhost}' is declared in this file"
-                            f"{did_you_mean(perm.vhost, known_vhosts)} (declare it under 'vhosts:')",
-                        )
+        for perm in permissions:
+            if perm.vhost not in known_vhosts:
+                self.r.problems.append(
+                    Problem(
+                        perm.position.file,
+                        perm.position.line,
+                        perm.position.column,
+                        perm.path,
+                        f"no vhost '{perm.vhost}' is declared in this file"
+                        f"{did_you_mean(perm.vhost, known_vhosts)} (declare it under 'vhosts:')",
                     )
+                )
         if users:
-            granted = {p.vhost for u in users for p in u.permissions}
+            granted = {p.vhost for p in permissions}
             for v in vhosts:
                 if v.name not in granted:
                     pos = v.position
@@ -167,9 +185,9 @@ class _Loader:
         return Config(
             source=self.r.file,
             server=server,
-            users=users,
-            vhosts=vhosts,
+            definitions=Definitions(vhosts, users, permissions, requires=tuple(self.requires)),
             warnings=tuple(self.r.warnings),
+            unresolved=tuple(self.unresolved),
         )
 
     # -- server ------------------------------------------------------------------
@@ -209,8 +227,9 @@ class _Loader:
 
     # -- users -------------------------------------------------------------------
 
-    def _users(self, node: Node) -> tuple[UserSpec, ...]:
+    def _users(self, node: Node) -> tuple[tuple[UserSpec, ...], tuple[PermissionSpec, ...]]:
         users = []
+        permissions: list[PermissionSpec] = []
         for name, (key_node, vnode) in (self.r.mapping(node, "users") or {}).items():
             path = join("users", name)
             if not name:
@@ -224,22 +243,24 @@ class _Loader:
             if "tags" in pairs:
                 tags = self._tags(pairs["tags"][1], f"{path}.tags")
             perms = (
-                self._permissions(pairs["permissions"][1], f"{path}.permissions")
+                self._permissions(name, pairs["permissions"][1], f"{path}.permissions")
                 if "permissions" in pairs
                 else ()
             )
             if password_hash is not None:
+                plain = self.r.scalar_value(pairs["password"][1]) if "password" in pairs else None
                 users.append(
                     UserSpec(
                         name=name,
                         password_hash=password_hash,
                         tags=tags,
-                        permissions=perms,
-                        hashed_at_load="password" in pairs,
+                        password=PlainPassword(plain, verify_password) if plain else None,
                         position=self.r.position(key_node),
+                        path=path,
                     )
                 )
-        return tuple(users)
+                permissions.extend(perms)
+        return tuple(users), tuple(permissions)
 
     def _password(self, key_node: Node, pairs: _Pairs, path: str) -> str | None:
         if "password" in pairs and "password_hash" in pairs:
@@ -279,7 +300,7 @@ class _Loader:
         ]
         return tuple(t for t in tags if t is not None)
 
-    def _permissions(self, node: Node, path: str) -> tuple[PermissionSpec, ...]:
+    def _permissions(self, user: str, node: Node, path: str) -> tuple[PermissionSpec, ...]:
         perms = []
         for vhost, (key_node, vnode) in (self.r.mapping(node, path) or {}).items():
             ppath = join(path, vhost)
@@ -307,7 +328,13 @@ class _Loader:
                 regexes[what] = regex
             if len(regexes) == 3:
                 perms.append(
-                    PermissionSpec(vhost=vhost, position=self.r.position(key_node), **regexes)
+                    PermissionSpec(
+                        user=user,
+                        vhost=vhost,
+                        position=self.r.position(key_node),
+                        path=ppath,
+                        **regexes,
+                    )
                 )
         return tuple(perms)
 
@@ -366,20 +393,26 @@ class _Loader:
             )
             if name not in known:
                 choices = [n for n in known if n]
-                self.r.report(
+                self._undeclared(
                     node,
                     path,
+                    kind,
+                    vhost,
+                    name,
                     f"no {kind} '{name}' is declared in vhost '{vhost}'{did_you_mean(name, choices)}",
                 )
         bindings: list[BindingSpec] = []
         if "bindings" in body:
-            bindings = self._bindings(body["bindings"][1], sub("bindings"), ex_types, queue_names)
+            bindings = self._bindings(
+                vhost, body["bindings"][1], sub("bindings"), ex_types, queue_names
+            )
         return VHostSpec(
             name=vhost,
             exchanges=tuple(exchanges),
             queues=tuple(queues),
             bindings=tuple(bindings),
             position=self.r.position(key_node if key_node is not None else _first_node(body)),
+            path=prefix,
         )
 
     def _entity_name(self, key_node: ScalarNode, name: str, path: str, kind: str) -> bool:
@@ -442,6 +475,7 @@ class _Loader:
                     internal=flags.get("internal", False),
                     arguments=arguments,
                     position=self.r.position(key_node),
+                    path=epath,
                 )
             )
         return out
@@ -501,6 +535,7 @@ class _Loader:
                     auto_delete=flags.get("auto_delete", False),
                     arguments=arguments,
                     position=self.r.position(key_node),
+                    path=qpath,
                     argument_positions={k: self.r.position(n) for k, (n, _) in arg_nodes.items()},
                     argument_paths={k: p for k, (_, p) in arg_nodes.items()},
                 )
@@ -569,7 +604,12 @@ class _Loader:
     # -- bindings ----------------------------------------------------------------
 
     def _bindings(
-        self, node: Node, path: str, ex_types: Mapping[str, str | None], queues: set[str]
+        self,
+        vhost: str,
+        node: Node,
+        path: str,
+        ex_types: Mapping[str, str | None],
+        queues: set[str],
     ) -> list[BindingSpec]:
         out: list[BindingSpec] = []
         seen: dict[tuple[str, str, str, str, str], int] = {}
@@ -578,7 +618,7 @@ class _Loader:
             pairs = self.r.mapping(item, bpath, BINDING_KEYS, null_ok=False)
             if pairs is None:
                 continue
-            spec = self._binding(item, pairs, bpath, ex_types, queues)
+            spec = self._binding(vhost, item, pairs, bpath, ex_types, queues)
             if spec is None:
                 continue
             key = (
@@ -599,6 +639,7 @@ class _Loader:
 
     def _binding(
         self,
+        vhost: str,
         item: Node,
         pairs: _Pairs,
         bpath: str,
@@ -648,15 +689,21 @@ class _Loader:
             return None
         errors_before = len(self.r.errors)
         if source not in ex_types:
-            self.r.report(
+            self._undeclared(
                 snode,
                 f"{bpath}.source",
+                "exchange",
+                vhost,
+                source,
                 f"no exchange '{source}' is declared{did_you_mean(source, [n for n in ex_types if n])}",
             )
         if dtype == "queue" and destination not in queues:
-            self.r.report(
+            self._undeclared(
                 dnode,
                 f"{bpath}.destination",
+                "queue",
+                vhost,
+                destination,
                 f"no queue '{destination}' is declared{did_you_mean(destination, queues)}",
             )
         if dtype == "exchange":
@@ -667,9 +714,12 @@ class _Loader:
                     'the default exchange ("") cannot be a binding destination',
                 )
             elif destination not in ex_types:
-                self.r.report(
+                self._undeclared(
                     dnode,
                     f"{bpath}.destination",
+                    "exchange",
+                    vhost,
+                    destination,
                     f"no exchange '{destination}' is declared{did_you_mean(destination, [n for n in ex_types if n])}",
                 )
         stype = ex_types.get(source)
@@ -692,6 +742,7 @@ class _Loader:
             routing_key=routing_key,
             arguments=arguments,
             position=self.r.position(item),
+            path=bpath,
         )
 
     def _check_topic_pattern(self, node: Node, path: str, pattern: str) -> None:

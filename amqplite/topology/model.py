@@ -1,35 +1,44 @@
-"""The parsed config/topology as frozen values: what the loader produces, apply consumes.
+"""A loaded config file: server settings plus the definitions it declares.
 
-Layer: topology.  Every spec remembers where it was written (``position``, excluded
-from equality so two files declaring the same thing compare equal), so apply-time
-conflicts can still name ``file:line``.  Queue and exchange arguments are already
-normalised to RabbitMQ's ``x-...`` argument tables, exactly what a client would send in
-``queue.declare`` / ``exchange.declare``.
+Layer: topology.  The definitions themselves are the broker core's one model
+(:mod:`amqplite.broker.definitions.model`, re-exported here); this module adds only what
+is particular to a file: the ``server:`` section, where the file came from, its warnings
+and the problems that only a running broker can settle (names the file uses but does not
+declare).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
 
 import attrs
 
-from amqplite.topology.problems import Position, Problem
+from amqplite.broker.definitions.model import (
+    EXCHANGE_TYPES,
+    PREDECLARED_EXCHANGES,
+    BindingSpec,
+    Definitions,
+    ExchangeSpec,
+    PermissionSpec,
+    QueueSpec,
+    UserSpec,
+    VHostSpec,
+)
+from amqplite.topology.problems import Problem
 
-#: Exchanges every vhost has from birth (RabbitMQ's predeclared set); "" is the default exchange.
-PREDECLARED_EXCHANGES: Mapping[str, str] = {
-    "": "direct",
-    "amq.direct": "direct",
-    "amq.fanout": "fanout",
-    "amq.topic": "topic",
-    "amq.headers": "headers",
-    "amq.match": "headers",
-}
-
-EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
-
-_NOWHERE = Position("<defaults>", 0, 0)
+__all__ = [
+    "EXCHANGE_TYPES",
+    "PREDECLARED_EXCHANGES",
+    "BindingSpec",
+    "Config",
+    "Definitions",
+    "ExchangeSpec",
+    "PermissionSpec",
+    "QueueSpec",
+    "ServerSettings",
+    "UserSpec",
+    "VHostSpec",
+]
 
 
 @attrs.frozen
@@ -50,88 +59,32 @@ class ServerSettings:
 
 
 @attrs.frozen
-class PermissionSpec:
-    """A user's configure/write/read regular expressions on one vhost."""
-
-    vhost: str
-    configure: str
-    write: str
-    read: str
-    position: Position = attrs.field(default=_NOWHERE, eq=False, repr=False)
-
-
-@attrs.frozen
-class UserSpec:
-    """A user; the plain password (if the file had one) is hashed at load and not kept."""
-
-    name: str
-    password_hash: str = attrs.field(repr=False)
-    tags: tuple[str, ...] = ()
-    permissions: tuple[PermissionSpec, ...] = ()
-    #: True when the file gave ``password`` (so the hash is freshly salted at each load).
-    hashed_at_load: bool = attrs.field(default=False, eq=False)
-    position: Position = attrs.field(default=_NOWHERE, eq=False, repr=False)
-
-
-@attrs.frozen
-class ExchangeSpec:
-    name: str
-    type: str
-    durable: bool = True
-    auto_delete: bool = False
-    internal: bool = False
-    arguments: Mapping[str, Any] = attrs.field(factory=dict)
-    position: Position = attrs.field(default=_NOWHERE, eq=False, repr=False)
-
-
-@attrs.frozen
-class QueueSpec:
-    name: str
-    durable: bool = True
-    auto_delete: bool = False
-    arguments: Mapping[str, Any] = attrs.field(factory=dict)
-    position: Position = attrs.field(default=_NOWHERE, eq=False, repr=False)
-    #: Where each x-argument was written, so a conflict names the exact line.
-    argument_positions: Mapping[str, Position] = attrs.field(factory=dict, eq=False, repr=False)
-    #: The key path of each x-argument as written (``queues.q.arguments.max_length``).
-    argument_paths: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
-
-
-@attrs.frozen
-class BindingSpec:
-    source: str
-    destination: str
-    destination_type: Literal["queue", "exchange"] = "queue"
-    routing_key: str = ""
-    arguments: Mapping[str, Any] = attrs.field(factory=dict)
-    position: Position = attrs.field(default=_NOWHERE, eq=False, repr=False)
-
-
-@attrs.frozen
-class VHostSpec:
-    name: str
-    exchanges: tuple[ExchangeSpec, ...] = ()
-    queues: tuple[QueueSpec, ...] = ()
-    bindings: tuple[BindingSpec, ...] = ()
-    position: Position = attrs.field(default=_NOWHERE, eq=False, repr=False)
-
-
-@attrs.frozen
 class Config:
-    """A whole file: server settings, users and the topology of every vhost.
+    """A whole file: server settings and the definitions (users and every vhost's topology).
 
-    ``vhosts`` always contains ``server.default_vhost`` (first).  ``warnings`` holds
-    problems that do not stop loading (printed by ``amqplite topology validate``).
+    ``definitions.vhosts`` always contains ``server.default_vhost`` (first).  ``warnings``
+    holds problems that do not stop loading (printed by ``amqplite topology validate``).
+    ``unresolved`` holds the names the file uses without declaring them: errors for a file
+    on its own, but a file applied to a running broker may use what the broker has
+    (``definitions.requires`` lists them for the plan).
     """
 
     source: str
     server: ServerSettings = ServerSettings()
-    users: tuple[UserSpec, ...] = ()
-    vhosts: tuple[VHostSpec, ...] = ()
+    definitions: Definitions = attrs.field(factory=Definitions)
     warnings: tuple[Problem, ...] = attrs.field(default=(), eq=False)
+    unresolved: tuple[Problem, ...] = attrs.field(default=(), eq=False)
+
+    @property
+    def vhosts(self) -> tuple[VHostSpec, ...]:
+        return self.definitions.vhosts
+
+    @property
+    def users(self) -> tuple[UserSpec, ...]:
+        return self.definitions.users
 
     def vhost(self, name: str) -> VHostSpec | None:
-        for v in self.vhosts:
-            if v.name == name:
-                return v
-        return None
+        return self.definitions.vhost(name)
+
+    def permissions_of(self, user: str) -> tuple[PermissionSpec, ...]:
+        return self.definitions.permissions_of(user)

@@ -1,6 +1,6 @@
 """Problems found in a config/topology file, and the error that carries them.
 
-Layer: topology (no I/O, no broker).  Every check in the loader, the validator and the
+Layer: topology (no I/O; ``Position`` is the definitions model's).  Every check in the loader, the validator and the
 apply dry run reports a :class:`Problem` with the file, 1-based line and column and the
 key path of the offending node; they are collected and raised together as one
 :class:`TopologyError`, so a user fixes a whole file in one round trip.
@@ -13,19 +13,11 @@ from typing import Literal
 
 import attrs
 
+from amqplite.broker.definitions.model import Position
+
+__all__ = ["ApplyConflict", "Position", "Problem", "Severity", "TopologyError"]
+
 Severity = Literal["error", "warning"]
-
-
-@attrs.frozen
-class Position:
-    """Where something was written: file name, 1-based line and column."""
-
-    file: str
-    line: int
-    column: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
 
 
 @attrs.frozen

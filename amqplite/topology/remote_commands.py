@@ -1,11 +1,15 @@
 """``amqplite topology plan | apply | export | import``: topology against a running broker.
 
 CLI layer (hangs off the ``topology`` parser of :mod:`amqplite.topology.commands`; the
-work is in :mod:`amqplite.ops.remote` and :mod:`amqplite.topology.definitions`).
+work is in :mod:`amqplite.ops.remote`, the definitions model and its RabbitMQ-JSON codec
+(:mod:`amqplite.broker.definitions`), and :mod:`amqplite.topology.yaml_writer`).
 
 ``plan`` prints one line per item, terraform style, and exits 1 when something conflicts
 (an existing queue or exchange whose flags or arguments differ: it cannot change without
-being deleted), else 0.  ``apply`` refuses the whole file on any conflict.
+being deleted; a name neither the file nor the broker declares; something the broker
+would refuse; a change that removes your own management access), else 0.  ``apply``
+refuses the whole file on any conflict; ``--force`` lets it remove your own access.
+A file given to ``plan``/``apply`` may use exchanges and queues the broker already has.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from amqplite.broker.definitions import Plan, PlanItem
 from amqplite.ops.cli import (
     Progress,
     add_api,
@@ -28,16 +33,15 @@ from amqplite.ops.cli import (
 from amqplite.ops.errors import OpsError
 from amqplite.ops.remote import (
     ApplyRefused,
-    RemotePlan,
     apply_over_amqp,
     apply_over_api,
     fetch_definitions,
     plan_over_amqp,
     plan_over_api,
 )
-from amqplite.topology.apply import PlanItem
-from amqplite.topology.definitions import definitions_to_config, definitions_to_yaml
 from amqplite.topology.loader import load_config
+from amqplite.topology.model import Config
+from amqplite.topology.yaml_writer import definitions_to_config, definitions_to_yaml
 
 _MARK = {"create": "+", "update": "~", "unchanged": "=", "conflict": "!", "ensure": "~"}
 
@@ -86,6 +90,7 @@ def register_remote(sub: Any) -> None:
     target.add_argument("--api", metavar="URL", help="apply through this management API")
     target.add_argument("--url", metavar="AMQP_URL", help="apply over AMQP to this broker")
     imp.add_argument("--json", action="store_true", help="machine-readable output when applying")
+    imp.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
     imp.set_defaults(func=guarded(_cmd_import))
 
 
@@ -99,6 +104,11 @@ def _target_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--url", metavar="AMQP_URL", help="go over AMQP instead (any AMQP 0-9-1 broker)"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="apply even a change that removes your own management access",
     )
 
 
@@ -114,8 +124,8 @@ def _item_json(item: PlanItem) -> dict[str, Any]:
     }
 
 
-def _print_plan(remote: RemotePlan, as_json: bool, *, verb: str = "Plan") -> None:
-    items = remote.plan.items
+def _print_plan(remote: Plan, as_json: bool, *, verb: str = "Plan") -> None:
+    items = remote.items
     if as_json:
         print_json({"items": [_item_json(i) for i in items], "notes": list(remote.notes)})
         return
@@ -136,30 +146,30 @@ def _print_plan(remote: RemotePlan, as_json: bool, *, verb: str = "Plan") -> Non
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    config = load_config(args.file)
+    config = load_config(args.file, broker_refs=True)
     if args.url:
-        remote = plan_over_amqp(config, amqp_url(args), Progress("checked"))
+        remote = plan_over_amqp(config.definitions, amqp_url(args), Progress("checked"))
     else:
-        remote = plan_over_api(config, api_client(args))
+        remote = plan_over_api(config.definitions, api_client(args), force=args.force)
     _print_plan(remote, args.json)
-    return 1 if remote.plan.conflicts else 0
+    return 1 if remote.conflicts else 0
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    config = load_config(args.file)
+    config = load_config(args.file, broker_refs=True)
     return _apply(config, args)
 
 
-def _apply(config: Any, args: argparse.Namespace) -> int:
+def _apply(config: Config, args: argparse.Namespace) -> int:
     try:
         if args.url:
-            remote, _sent = apply_over_amqp(config, amqp_url(args), Progress("applied"))
+            remote, _sent = apply_over_amqp(config.definitions, amqp_url(args), Progress("applied"))
         else:
-            remote = apply_over_api(config, api_client(args))
+            remote = apply_over_api(config.definitions, api_client(args), force=args.force)
     except ApplyRefused as exc:
-        _print_plan(exc.remote, args.json)
+        _print_plan(exc.plan, args.json)
         raise
-    items = remote.plan.items
+    items = remote.items
     if args.json:
         print_json({"items": [_item_json(i) for i in items], "notes": list(remote.notes)})
         return 0

@@ -1,4 +1,8 @@
-"""Our YAML <-> RabbitMQ definitions JSON (pure conversion, no broker)."""
+"""Our YAML <-> RabbitMQ definitions JSON (pure conversion, no broker).
+
+The JSON side is the definitions model's one codec (``amqplite.broker.definitions.rabbit_json``),
+the YAML side ``amqplite.topology.yaml_writer``.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,22 @@ from typing import Any
 import pytest
 from ops_support import DATA
 
-from amqplite.topology import load_string
-from amqplite.topology.definitions import (
-    DefinitionsError,
-    config_to_definitions,
-    config_to_yaml,
-    definitions_to_config,
-    definitions_to_document,
-)
+from amqplite.broker.definitions import rabbit_json
+from amqplite.broker.definitions.rabbit_json import DefinitionsError
+from amqplite.topology import Config, load_string
+from amqplite.topology.yaml_writer import config_to_yaml, definitions_to_config, document, portable
+
+
+def config_to_definitions(config: Config) -> dict[str, Any]:
+    return rabbit_json.encode(config.definitions)
+
+
+def definitions_to_document(
+    defs: dict[str, Any], *, only_vhost: str | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    decoded, warnings = rabbit_json.decode(defs, vhost=only_vhost)
+    kept, dropped = portable(decoded)
+    return document(kept), warnings + dropped
 
 
 def _sample() -> dict[str, Any]:
@@ -105,3 +117,21 @@ def test_canonical_yaml_is_a_fixed_point() -> None:
 def test_malformed_definitions_name_the_item(defs: dict[str, Any], message: str) -> None:
     with pytest.raises(DefinitionsError, match=message.replace("[", r"\[").replace("]", r"\]")):
         definitions_to_document(defs)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None, "True"])
+def test_a_flag_that_is_not_true_or_false_is_an_error_not_false(value: object) -> None:
+    defs = {"queues": [{"name": "q", "vhost": "/", "durable": value}]}
+    with pytest.raises(DefinitionsError, match=r"queues\[0\]: 'durable' must be true or false"):
+        rabbit_json.decode(defs)
+    with pytest.raises(DefinitionsError, match="must be true or false"):
+        definitions_to_config(defs)
+
+
+def test_old_exports_true_and_false_strings_are_read_as_flags() -> None:
+    defs = {"queues": [{"name": "q", "vhost": "/", "durable": "false", "auto_delete": "true"}]}
+    decoded, _ = rabbit_json.decode(defs)
+    root = decoded.vhost("/")
+    assert root is not None
+    (queue,) = root.queues
+    assert (queue.durable, queue.auto_delete) == (False, True)

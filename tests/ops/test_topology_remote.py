@@ -11,7 +11,7 @@ from ops_support import DATA, Cli, Stack
 
 from amqplite.client import ChannelClosed, connect
 from amqplite.topology import load_config
-from amqplite.topology.definitions import config_to_yaml
+from amqplite.topology.yaml_writer import config_to_yaml
 
 #: shop-app's password "s3cret" as RabbitMQ 3.10 hashed it in the sample export.
 SHOP_APP_HASH = "gx1lfnjWBorRDJ4aaxIWOQrdXB/anKHU5TpzOE08wGZ7/i6x"
@@ -201,7 +201,7 @@ def test_rabbitmq_definitions_sample_imports_cleanly_to_yaml(cli: Cli, tmp_path:
     }
     users = {u.name: u for u in config.users}
     assert users["shop-app"].password_hash.startswith("rabbitsha256$")
-    assert [(p.vhost, p.configure) for p in users["shop-app"].permissions] == [("shop", "^shop\\.")]
+    assert [(p.vhost, p.configure) for p in config.permissions_of("shop-app")] == [("shop", "^shop\\.")]
 
 
 def test_rabbitmq_definitions_sample_applies_to_amqplite_and_routes(cli: Cli, stack: Stack) -> None:

@@ -97,11 +97,24 @@ def test_applying_the_same_config_twice_changes_nothing(load: Load) -> None:
 def test_reloading_the_file_creates_nothing_and_keeps_the_password_working(load: Load) -> None:
     broker = new_broker()
     apply(load(TOPOLOGY), broker)
+    stored = broker.users.users["app"].password_hash
     report = apply(load(TOPOLOGY), broker)
     assert report.created == 0
-    # A plain password is salted afresh at each load, so only the user record is rewritten.
-    assert [i.kind for i in report.items if i.action == "update"] == ["user"]
+    # A plain password is salted afresh at each load, but the plan checks it against the
+    # stored hash: the file converges and the user record is not rewritten.
+    assert [i for i in report.items if i.action == "update"] == []
+    assert broker.users.users["app"].password_hash == stored
     assert broker.users.authenticate("app", "app-pass") is not None
+
+
+def test_a_changed_plain_password_is_an_update(load: Load) -> None:
+    broker = new_broker()
+    apply(load(TOPOLOGY), broker)
+    report = apply(load(TOPOLOGY.replace("app-pass", "new-pass")), broker)
+    assert [(i.kind, i.detail) for i in report.items if i.action == "update"] == [
+        ("user", "sets password")
+    ]
+    assert broker.users.authenticate("app", "new-pass") is not None
 
 
 def test_conflicting_queue_refuses_the_whole_apply_and_changes_nothing(load: Load) -> None:

@@ -124,7 +124,7 @@ def test_plain_password_is_hashed_at_load_and_not_kept(load: Load) -> None:
     (user,) = config.users
     assert verify_password("s3cret-value", user.password_hash)
     assert user.tags == ("monitoring", "management")
-    assert user.permissions[0].configure == "^app\\."
+    assert config.permissions_of("app")[0].configure == "^app\\."
     assert "s3cret-value" not in repr(config)
     assert "s3cret-value" not in repr(attrs.asdict(config))  # not in any field, repr or not
 
@@ -209,7 +209,7 @@ def test_shipped_default_config_loads_with_guest_administrator() -> None:
     (guest,) = config.users
     assert guest.name == "guest" and guest.tags == ("administrator",)
     assert verify_password("guest", guest.password_hash)
-    assert [(p.vhost, p.configure, p.write, p.read) for p in guest.permissions] == [
+    assert [(p.vhost, p.configure, p.write, p.read) for p in config.permissions_of("guest")] == [
         ("/", ".*", ".*", ".*")
     ]
 
