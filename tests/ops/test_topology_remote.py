@@ -201,7 +201,9 @@ def test_rabbitmq_definitions_sample_imports_cleanly_to_yaml(cli: Cli, tmp_path:
     }
     users = {u.name: u for u in config.users}
     assert users["shop-app"].password_hash.startswith("rabbitsha256$")
-    assert [(p.vhost, p.configure) for p in config.permissions_of("shop-app")] == [("shop", "^shop\\.")]
+    assert [(p.vhost, p.configure) for p in config.permissions_of("shop-app")] == [
+        ("shop", "^shop\\.")
+    ]
 
 
 def test_rabbitmq_definitions_sample_applies_to_amqplite_and_routes(cli: Cli, stack: Stack) -> None:
