@@ -54,7 +54,18 @@ def portable(defs: Definitions) -> tuple[Definitions, list[str]]:
     """``defs`` without what a YAML file cannot declare, and a warning for each thing dropped."""
     warnings: list[str] = []
     vhosts = tuple(_portable_vhost(v, warnings) for v in defs.vhosts)
-    return attrs.evolve(defs, vhosts=vhosts), warnings
+    # The YAML file has no keys for these (yet): say so rather than lose them quietly.
+    if defs.topic_permissions:
+        n = len(defs.topic_permissions)
+        warnings.append(f"{n} topic permissions not imported (the YAML file has no place for them)")
+    limited = [v.name for v in defs.vhosts if v.limits] + [u.name for u in defs.users if u.limits]
+    if limited:
+        warnings.append(
+            f"limits of {', '.join(limited)} not imported (the YAML file has no place for them)"
+        )
+    vhosts = tuple(attrs.evolve(v, limits=None) for v in vhosts)
+    users = tuple(attrs.evolve(u, limits=None) for u in defs.users)
+    return attrs.evolve(defs, vhosts=vhosts, users=users, topic_permissions=()), warnings
 
 
 def _portable_vhost(v: VHostSpec, warnings: list[str]) -> VHostSpec:

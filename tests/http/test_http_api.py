@@ -540,6 +540,24 @@ async def test_definitions_from_rabbitmq_import(stack: Stack) -> None:
     assert bad.status == 400
 
 
+async def test_definitions_import_is_all_or_nothing_and_flags_must_be_booleans(
+    stack: Stack,
+) -> None:
+    yes = {"queues": [{"name": "q", "vhost": "/", "durable": "yes"}]}
+    reply = await stack.request("POST", "/api/definitions", yes)
+    assert reply.status == 400
+    assert "queues[0]: 'durable' must be true or false" in reply.body.decode()
+    stack.broker.vhosts["/"].declare_queue("taken", durable=True, arguments={"x-max-length": 1})
+    mixed = {
+        "exchanges": [{"name": "new.x", "vhost": "/", "type": "fanout"}],
+        "queues": [{"name": "taken", "vhost": "/", "arguments": {"x-max-length": 2}}],
+    }
+    reply = await stack.request("POST", "/api/definitions", mixed)
+    assert reply.status == 400 and "x-max-length" in reply.body.decode()
+    assert "new.x" not in stack.broker.vhosts["/"].exchanges  # nothing applied
+    assert "q" not in stack.broker.vhosts["/"].queues
+
+
 async def test_metrics_text_parses_and_counts_queues(stack: Stack) -> None:
     await stack.amqp(populate)
     text = (await stack.request("GET", "/metrics", auth=None)).body.decode()

@@ -2,7 +2,8 @@
 
 Broker core, pure (dicts in, dicts out).  The format is RabbitMQ's ``GET /api/definitions``:
 ``rabbit_version``, ``users``, ``vhosts``, ``permissions``, ``exchanges``, ``queues``,
-``bindings`` (plus ``policies`` / ``parameters`` lists amqplite has nothing for), so a
+``bindings``, ``topic_permissions``, vhost limits as ``vhost-limits`` parameters (plus
+``policies`` and other parameters, which amqplite has nothing for), so a
 file exported from RabbitMQ imports here and the other way round.  A per-vhost export
 (``GET /api/definitions/{vhost}``) has no ``vhost`` fields and no users.
 
@@ -10,7 +11,7 @@ Reading is strict about shape: a field of the wrong type is a :class:`Definition
 naming the item (``queues[3]: 'durable' must be true or false``), never a silent default;
 booleans accept JSON ``true``/``false`` and the strings ``"true"``/``"false"`` that old
 exports wrote, nothing else.  What has no place in the model (policies, runtime
-parameters, topic permissions, users without a password) is left out with a warning.
+parameters, users without a password) is left out with a warning.
 
 Password hashes: RabbitMQ's salted hashes travel as ``password_hash`` with
 ``hashing_algorithm`` ``rabbit_password_hashing_sha256`` (also ``_sha512``, ``_md5``);
@@ -34,6 +35,7 @@ from amqplite.broker.definitions.model import (
     ExchangeSpec,
     PermissionSpec,
     QueueSpec,
+    TopicPermissionSpec,
     UserSpec,
     VHostSpec,
 )
@@ -111,8 +113,16 @@ def encode(
              "read": p.read}
             for p in defs.permissions
         ]  # fmt: skip
-        out["topic_permissions"] = []
-        out["parameters"] = []
+        out["topic_permissions"] = [
+            {"user": t.user, "vhost": t.vhost, "exchange": t.exchange, "write": t.write,
+             "read": t.read}
+            for t in defs.topic_permissions
+        ]  # fmt: skip
+        out["parameters"] = [
+            {"vhost": v.name, "component": "vhost-limits", "name": "limits",
+             "value": dict(v.limits)}
+            for v in vhosts if v.limits
+        ]  # fmt: skip
         out["global_parameters"] = []
     out["policies"] = []
 
@@ -192,6 +202,8 @@ def _limits(item: Mapping[str, Any], where: str) -> dict[str, int] | None:
     value = item.get("limits")
     if value is None:
         return None
+    if value == []:  # RabbitMQ writes cleared limits as an empty Erlang list
+        return {}
     if not isinstance(value, dict) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in value.values()
     ):
@@ -209,6 +221,7 @@ class _Reader:
         self.only_vhost = only_vhost
         self.warnings: list[str] = []
         self.sections: dict[str, dict[str, list[Any]]] = {}
+        self.limits: dict[str, dict[str, int] | None] = {}
 
     def section(self, name: str) -> dict[str, list[Any]]:
         return self.sections.setdefault(name, {"exchanges": [], "queues": [], "bindings": []})
@@ -229,18 +242,33 @@ class _Reader:
         self._queues()
         self._bindings()
         users, permissions = self._users() if self.only_vhost is None else ((), ())
-        for p in permissions:
-            self.section(p.vhost)  # a permission on a vhost implies the vhost, as in RabbitMQ
+        topic = self._topic_permissions() if self.only_vhost is None else ()
+        for vhost in [p.vhost for p in permissions] + [t.vhost for t in topic]:
+            self.section(vhost)  # a permission on a vhost implies the vhost, as in RabbitMQ
         vhosts = tuple(
             VHostSpec(name, tuple(s["exchanges"]), tuple(s["queues"]), tuple(s["bindings"]),
-                      path=f"vhosts.{name}")
+                      limits=self.limits.get(name), path=f"vhosts.{name}")
             for name, s in self.sections.items()
         )  # fmt: skip
-        return Definitions(vhosts, users, permissions)
+        return Definitions(vhosts, users, permissions, topic)
+
+    def _topic_permissions(self) -> tuple[TopicPermissionSpec, ...]:
+        out = []
+        for i, item in enumerate(items(self.doc, "topic_permissions")):
+            where = f"topic_permissions[{i}]"
+            user, vhost, exchange, write, read = (
+                string(item, k, where) for k in ("user", "vhost", "exchange", "write", "read")
+            )
+            out.append(TopicPermissionSpec(user, vhost, exchange, write, read, path=where))
+        return tuple(out)
 
     def _ignored(self) -> None:
-        for what in ("policies", "parameters", "topic_permissions"):
-            n = len(items(self.doc, what))
+        limits = [p for p in items(self.doc, "parameters") if p.get("component") == "vhost-limits"]
+        for i, p in enumerate(limits):
+            where = f"parameters (vhost-limits)[{i}]"
+            self.limits[self.vhost_of(p, where)] = _limits({"limits": p.get("value")}, where)
+        for what in ("policies", "parameters"):
+            n = len(items(self.doc, what)) - (len(limits) if what == "parameters" else 0)
             if n:
                 self.warnings.append(
                     f"{n} {what.replace('_', ' ')} not imported (amqplite has no {what})"
