@@ -22,6 +22,11 @@ from amqplite.topology.loader import load_config
 from amqplite.topology.model import Config
 from amqplite.topology.problems import TopologyError
 
+UNDECLARED_HINT = (
+    "hint: a name the file uses without declaring it is fine if the broker you apply the "
+    "file to already has it: 'amqplite topology plan/apply FILE' check it there"
+)
+
 
 def register(subparsers: Any) -> None:
     """Add ``topology`` and its sub-commands to the ``amqplite`` parser."""
@@ -75,6 +80,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 print(problem, file=sys.stderr)
             n = len(exc.problems)
             print(f"{file}: {n} error{'' if n == 1 else 's'}", file=sys.stderr)
+            if exc.undeclared:
+                print(UNDECLARED_HINT, file=sys.stderr)
             continue
         for warning in config.warnings:
             print(warning, file=sys.stderr)

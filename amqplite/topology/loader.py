@@ -123,7 +123,7 @@ def load_string(
     loader = _Loader(reader, base_dir or Path.cwd())
     config = loader.load(root)
     if reader.errors or config is None or (loader.unresolved and not broker_refs):
-        raise TopologyError(reader.errors + loader.unresolved)
+        raise TopologyError(reader.errors + loader.unresolved, undeclared=len(loader.unresolved))
     return config
 
 

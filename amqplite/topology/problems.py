@@ -58,8 +58,10 @@ class TopologyError(Exception):
     ``problems`` is sorted by file, line and column; ``str()`` gives one problem per line.
     """
 
-    def __init__(self, problems: Iterable[Problem]) -> None:
+    def __init__(self, problems: Iterable[Problem], *, undeclared: int = 0) -> None:
         self.problems: list[Problem] = sorted(problems, key=_sort_key)
+        #: How many of them are names used but not declared (a broker may have them).
+        self.undeclared = undeclared
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

@@ -263,3 +263,96 @@ def test_apply_over_amqp_of_a_large_topology_shows_progress(
     assert r.code == 0, r.err
     assert r.err.splitlines() == ["amqplite: applied 100/120", "amqplite: applied 120/120"]
     assert r.out.splitlines()[-1] == "Applied: 120 created, 0 updated, 1 unchanged"
+
+
+REPO = Path(__file__).resolve().parents[2]
+USES_SHOP = """
+queues:
+  shop.audit: {arguments: {dead_letter_exchange: shop}}
+bindings:
+  - {source: shop, destination: shop.audit, routing_key: "#"}
+"""
+
+
+@pytest.mark.parametrize("target", ["--api", "--url"])
+def test_a_file_may_use_exchanges_the_broker_already_has(
+    cli: Cli, stack: Stack, tmp_path: Path, target: str
+) -> None:
+    path = tmp_path / "uses-shop.yaml"
+    path.write_text(USES_SHOP, encoding="utf-8")
+    where = stack.api if target == "--api" else stack.url
+    r = cli("topology", "validate", str(path))  # on its own, the file is incomplete...
+    assert r.code == 1
+    assert "bindings[0].source: no exchange 'shop' is declared" in r.err
+    assert "hint: a name the file uses without declaring it is fine if the broker" in r.err
+    r = cli("topology", "plan", str(path), target, where)  # ...and the broker lacks it too
+    assert r.code == 1
+    assert (
+        "! conflict  exchange shop in vhost '/': no exchange 'shop' in vhost '/': the file does "
+        "not declare it and the broker does not have it"
+    ) in r.out
+    assert cli("topology", "apply", str(path), target, where).code == 1
+    with connect(stack.url) as conn, conn.channel() as ch:
+        with pytest.raises(ChannelClosed):  # nothing was applied
+            conn.channel().queue_declare("shop.audit", passive=True)
+        ch.exchange_declare("shop", "topic", durable=True)
+    r = cli("topology", "apply", str(path), target, where)
+    assert r.code == 0, r.out + r.err
+    with connect(stack.url) as conn, conn.channel() as ch:
+        ch.confirm_select()
+        ch.publish("shop", "eu.order", b"x", mandatory=True)
+        assert ch.wait_for_confirms(5).ok
+        got = ch.basic_get("shop.audit", no_ack=True)
+        assert got is not None and got.body == b"x"
+
+
+def test_a_plain_password_in_the_file_converges(cli: Cli, stack: Stack) -> None:
+    config = str(REPO / "config" / "amqplite.yaml")  # guest/guest, as the stack has it
+    r = cli("topology", "plan", config, "--api", stack.api)
+    assert r.code == 0, r.err
+    assert "= unchanged user guest" in r.out
+    assert "update" not in r.out.replace("0 to update", "")
+
+
+OLD_EXAMPLE = """
+users:
+  guest:
+    password: guest
+    permissions:
+      "/": {configure: ".*", write: ".*", read: ".*"}
+queues:
+  work: {}
+"""
+
+
+def test_removing_your_own_administrator_tag_is_refused_unless_forced(
+    cli: Cli, stack: Stack, tmp_path: Path
+) -> None:
+    path = tmp_path / "old-example.yaml"
+    path.write_text(OLD_EXAMPLE, encoding="utf-8")
+    r = cli("topology", "plan", str(path), "--api", stack.api)
+    assert r.code == 1
+    (line,) = [line for line in r.out.splitlines() if line.startswith("!")]
+    assert line.startswith(
+        "! conflict  user guest: this removes your own administrator tag (you are applying as "
+        "'guest'): the HTTP API would answer 401 from then on; keep tags ['administrator'] in "
+        "the file, or apply with --force"
+    )
+    r = cli("topology", "apply", str(path), "--api", stack.api)
+    assert r.code == 1 and r.err.splitlines()[-1] == "amqplite: error: 1 conflict; nothing applied"
+    assert cli("queues", "--api", stack.api).code == 0  # still an administrator
+    r = cli("topology", "apply", str(path), "--api", stack.api, "--force")
+    assert r.code == 0, r.err
+    assert "forced: this removes your own administrator tag" in r.out
+    r = cli("queues", "--api", stack.api)
+    assert r.code == 1 and "401" in r.err
+
+
+@pytest.mark.parametrize(
+    "example", sorted(p.parent.name for p in REPO.glob("examples/*/topology.yaml"))
+)
+def test_shipped_examples_keep_guest_an_administrator(cli: Cli, stack: Stack, example: str) -> None:
+    path = REPO / "examples" / example / "topology.yaml"
+    r = cli("topology", "plan", str(path), "--api", stack.api)
+    assert r.code == 0, r.out
+    assert "= unchanged user guest" in r.out

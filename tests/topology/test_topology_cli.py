@@ -38,6 +38,8 @@ def test_validate_prints_every_error_one_per_line_and_exits_1(
         'topology.yaml:2:16: queues.q.durable: expected true or false, got "maybe"',
         "topology.yaml:3:21: bindings[0].source: no exchange 'x' is declared",
         "topology.yaml: 2 errors",
+        "hint: a name the file uses without declaring it is fine if the broker you apply the "
+        "file to already has it: 'amqplite topology plan/apply FILE' check it there",
     ]
 
 
