@@ -154,8 +154,9 @@ class Broker:
         self.on_store_write_error: Callable[[StoreWriteError], None] | None = None
         #: Store writes that failed since start (publishes nacked, records not written).
         self.store_write_errors = 0
-        # True while recover() rebuilds entities: they are in the store already.
-        self._loading = False
+        #: True while recovery rebuilds entities: they are in the store already, so the
+        #: broker writes no records for them.
+        self.loading = False
         self.consumer_timeout = consumer_timeout
         self.stats = BrokerStats()
         self.vhosts: dict[str, VHost] = {}
@@ -167,7 +168,7 @@ class Broker:
         self._ids = itertools.count(1)
         # Deadlines as a heap of (at, seq, kind, queue or channel).  An entry is pushed
         # when an object's deadline appears or moves earlier and is the object's live one
-        # while ``obj._due_seq == seq``; deadlines that move later (acks, consumed heads)
+        # while ``obj.due_seq == seq``; deadlines that move later (acks, consumed heads)
         # are found when the entry comes up and pushed back, so both next_deadline() and
         # tick() cost what is due, not what exists.
         self._deadlines: list[tuple[float, int, int, Any]] = []
@@ -203,7 +204,7 @@ class Broker:
             vhost.remove_queue(q)
         for x in list(vhost.exchanges.values()):
             if x.durable and not x.name.startswith("amq.") and x.name:
-                vhost._remove_exchange(x)
+                vhost.remove_exchange(x)
         self.delete_record("vhost", (name,))
 
     # -- store ---------------------------------------------------------------------------
@@ -233,7 +234,7 @@ class Broker:
         what the broker holds never runs ahead of what it could persist.
         """
         store = self.store
-        if store is None or self._loading:
+        if store is None or self.loading:
             return
         from amqplite.store import StoreWriteError
 
@@ -246,7 +247,7 @@ class Broker:
     def delete_record(self, kind: str, key: tuple[str, ...]) -> None:
         """Delete a topology record; a failed write is logged (the deletion stands)."""
         store = self.store
-        if store is None or self._loading:
+        if store is None or self.loading:
             return
         from amqplite.store import StoreWriteError
 
@@ -339,11 +340,11 @@ class Broker:
         Cheap when ``obj`` already has an entry due no later than ``at``: the entry
         re-checks the object's real deadline when it comes up.
         """
-        due = obj._due
+        due = obj.due
         if due is None or at < due:
             seq = next(self._deadline_seq)
-            obj._due = at
-            obj._due_seq = seq
+            obj.due = at
+            obj.due_seq = seq
             heapq.heappush(
                 self._deadlines, (at, seq, _CHANNEL if isinstance(obj, Channel) else _QUEUE, obj)
             )
@@ -352,9 +353,9 @@ class Broker:
 
     def unschedule(self, obj: Queue | Channel) -> None:
         """``obj`` is gone (deleted queue, closed channel): its entry becomes stale."""
-        if obj._due is not None:
-            obj._due = None
-            obj._due_seq = 0
+        if obj.due is not None:
+            obj.due = None
+            obj.due_seq = 0
             self._note_stale()
 
     def _note_stale(self) -> None:
@@ -364,7 +365,7 @@ class Broker:
         self._stale += 1
         heap = self._deadlines
         if self._stale > STALE_COMPACT_AT and 2 * self._stale > len(heap):
-            heap[:] = [e for e in heap if e[3]._due_seq == e[1]]
+            heap[:] = [e for e in heap if e[3].due_seq == e[1]]
             heapq.heapify(heap)
             self._stale = 0
 
@@ -396,11 +397,11 @@ class Broker:
         while heap and heap[0][0] <= now:
             _at, seq, kind, obj = heapq.heappop(heap)
             examined += 1
-            if obj._due_seq != seq:
+            if obj.due_seq != seq:
                 self._stale -= 1
                 continue  # superseded by an earlier entry for the same object
-            obj._due = None
-            obj._due_seq = 0
+            obj.due = None
+            obj.due_seq = 0
             if kind == _CHANNEL:
                 channel = cast("Channel", obj)
                 real = channel.timeout_deadline()
@@ -444,12 +445,12 @@ class Broker:
         while heap:
             at, seq, kind, obj = heap[0]
             examined += 1
-            if obj._due_seq == seq:
+            if obj.due_seq == seq:
                 real = self._real_deadline(kind, obj)
                 if real == at:
                     break
-                obj._due = None
-                obj._due_seq = 0
+                obj.due = None
+                obj.due_seq = 0
                 heapq.heappop(heap)
                 if real is not None:
                     self.schedule(obj, real)

@@ -76,8 +76,6 @@ class Channel:
         "_broker",
         "_bstats",
         "_clock",
-        "_due",
-        "_due_seq",
         "_last_queue",
         "_next_tag",
         "_timeout",
@@ -90,6 +88,8 @@ class Channel:
         "connection",
         "consumer_unacked",
         "consumers",
+        "due",
+        "due_seq",
         "flow_active",
         "global_prefetch",
         "number",
@@ -125,8 +125,8 @@ class Channel:
         self._bstats = broker.stats
         self._broker = broker
         # Deadline heap bookkeeping (see Broker.schedule): this channel's live entry.
-        self._due: float | None = None
-        self._due_seq = 0
+        self.due: float | None = None
+        self.due_seq = 0
         # The consumer timeout of the timed deliveries so far; a different one makes the
         # channel "mixed" (an ack could then move its deadline earlier).
         self._timeout: float | None = None
@@ -423,6 +423,7 @@ class Channel:
             priority=priority,
             arguments=dict(arguments) if arguments else {},
             seq=0,
+            deliver=self._deliver,
         )
         q.add_consumer(consumer)
         self.consumers[consumer_tag] = consumer
@@ -443,7 +444,7 @@ class Channel:
             q.dispatch()  # a single-active-consumer queue may have a new active consumer
         return True
 
-    def _consumer_gone(self, consumer: Consumer) -> None:
+    def consumer_gone(self, consumer: Consumer) -> None:
         """The consumer's queue was deleted: forget it and tell the client."""
         if self.consumers.pop(consumer.tag, None) is not None and not self.closed:
             self.sink.cancel_consumer(consumer.tag)
@@ -465,12 +466,12 @@ class Channel:
         tag = self._next_tag
         self._next_tag = tag + 1
         stats = queue.stats
-        queue._bstats.delivered += 1
+        self._bstats.delivered += 1
         if entry.redelivered:
             stats.redelivered += 1
         if consumer.no_ack:
             stats.deliver_no_ack += 1
-            queue._leave(entry)
+            queue.leave(entry)
         else:
             stats.deliver += 1
             at = None
@@ -479,16 +480,16 @@ class Channel:
                 at = self._clock()
                 if timeout != self._timeout:
                     self._new_timeout(timeout)
-                due = self._due
+                due = self.due
                 if due is None or at + timeout < due:
                     self._broker.schedule(self, at + timeout)
             self.unacked[tag] = Delivery(tag, queue, entry, consumer, at)
             if entry.ref is not None:  # so that a crash now brings it back redelivered
-                queue._store.mark_delivered(queue.key, entry.ref)
+                queue.mark_delivered(entry)
             consumer.unacked += 1
             self.consumer_unacked += 1
             queue.unacked_count += 1
-        message = queue.delivery_message(entry) if queue._count_deliveries else entry.message
+        message = queue.delivery_message(entry) if queue.counts_deliveries else entry.message
         self.sink.deliver(
             consumer.tag, tag, entry.redelivered, message.exchange, message.routing_key, message
         )
@@ -508,7 +509,7 @@ class Channel:
             stats.redelivered += 1
         if no_ack:
             stats.get_no_ack += 1
-            q._leave(entry)
+            q.leave(entry)
         else:
             stats.get += 1
             at = None
@@ -520,7 +521,7 @@ class Channel:
                 self._broker.schedule(self, at + timeout)
             self.unacked[tag] = Delivery(tag, q, entry, None, at)
             if entry.ref is not None:
-                q._store.mark_delivered(q.key, entry.ref)
+                q.mark_delivered(entry)
             q.unacked_count += 1
         message = q.delivery_message(entry)
         return GetResult(
@@ -618,7 +619,7 @@ class Channel:
                 if not delivery.queue.deleted:
                     delivery.queue.reject(delivery.entry, REJECTED)
                 else:
-                    delivery.queue._leave(delivery.entry)
+                    delivery.queue.leave(delivery.entry)
         self._redispatch(queues)
 
     def _redispatch(self, queues: set[Queue]) -> None:

@@ -7,19 +7,21 @@ and the channel to deliver through.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from amqplite.message import FieldTable
 
 if TYPE_CHECKING:
     from amqplite.broker.channel import Channel
-    from amqplite.broker.queue import Queue
+    from amqplite.broker.queue import Queue, QueueEntry
 
 
 class Consumer:
     __slots__ = (
         "arguments",
         "channel",
+        "deliver",
         "exclusive",
         "no_ack",
         "prefetch",
@@ -42,6 +44,7 @@ class Consumer:
         priority: int,
         arguments: FieldTable,
         seq: int,
+        deliver: Callable[[Consumer, Queue, QueueEntry], None],
     ) -> None:
         self.tag = tag
         self.channel = channel
@@ -53,6 +56,9 @@ class Consumer:
         self.arguments = arguments
         self.unacked = 0
         self.seq = seq  # registration order, for single-active-consumer hand-over
+        #: Hands an entry to this consumer (its channel numbers it and calls the sink);
+        #: the queue calls ``consumer.deliver(consumer, queue, entry)`` when it dispatches.
+        self.deliver = deliver
 
     def can_take(self) -> bool:
         """Whether one more delivery may go to this consumer right now."""

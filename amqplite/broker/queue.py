@@ -16,7 +16,7 @@ skipping consumers without credit or whose sink is not writable.
 Persistence (when the broker has a store): a persistent message routed to durable queues
 is appended to the store once by the vhost, and each queue entry keeps the returned
 ``ref``; every way out of the queue (ack, no-ack delivery, dead-letter, drop, purge,
-expiry, selective removal, queue deletion) goes through :meth:`Queue._leave`, which
+expiry, selective removal, queue deletion) goes through :meth:`Queue.leave`, which
 removes the ref from the store.  Lazy bodies: once a queue holds more than
 ``broker.lazy_queue_bytes`` of ready messages (or always, for ``x-queue-mode: lazy``), a
 stored entry's body is dropped from memory (``entry.message is LAZY``) and read back from
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
@@ -177,13 +177,10 @@ class Queue:
         "_busy",
         "_clock",
         "_consumer_seq",
-        "_count_deliveries",
-        "_due",
-        "_due_seq",
+        "_dead_letter_to",
         "_lazy_bytes",
         "_levels",
         "_limited",
-        "_persist",
         "_ready",
         "_ready0",
         "_seq",
@@ -194,7 +191,10 @@ class Queue:
         "bindings",
         "consumer_timeout",
         "consumers",
+        "counts_deliveries",
         "deleted",
+        "due",
+        "due_seq",
         "durable",
         "exclusive",
         "had_consumer",
@@ -204,6 +204,7 @@ class Queue:
         "message_count",
         "name",
         "owner",
+        "persistent",
         "stats",
         "unacked_count",
         "vhost",
@@ -220,8 +221,12 @@ class Queue:
         arguments: FieldTable,
         args: QueueArgs,
         owner: BrokerConnection | None,
+        dead_letter: Callable[[Queue, Message, str], bool],
     ) -> None:
         self.vhost = vhost
+        #: Republishes a dead message to this queue's DLX (the vhost's routing); False
+        #: when it was dropped instead (no DLX, or a dead-letter cycle).
+        self._dead_letter_to = dead_letter
         self.name = name
         #: How the store names this queue.
         self.key = (vhost.name, name)
@@ -251,8 +256,8 @@ class Queue:
         self.last_used = self._clock()
         # The deadline of this queue's live entry in the broker's deadline heap (None: no
         # entry) and that entry's sequence number; see Broker.schedule.
-        self._due: float | None = None
-        self._due_seq = 0
+        self.due: float | None = None
+        self.due_seq = 0
         levels = (args.max_priority or 0) + 1
         self._ready: list[deque[QueueEntry]] = [deque() for _ in range(levels)]
         self._ready0 = self._ready[0]
@@ -263,12 +268,12 @@ class Queue:
         self._limited = args.max_length is not None or args.max_length_bytes is not None
         # 2: quorum queues (RabbitMQ adds x-delivery-count from the first delivery, as 0);
         # 1: a classic queue with a delivery limit (the header only once returned); 0: none.
-        self._count_deliveries = (
+        self.counts_deliveries = (
             2 if args.queue_type == "quorum" else int(args.delivery_limit is not None)
         )
         # Persistent messages in durable queues are stored (exclusive queues die with
         # their connection, so they are never recovered and never stored, as in RabbitMQ).
-        self._persist = self.durable and not self.exclusive and broker.store is not None
+        self.persistent = self.durable and not self.exclusive and broker.store is not None
         self._store = cast("Store", broker.store)
         #: Ready bytes above which stored bodies stay on disk (lazy); priority queues never.
         self._lazy_bytes = (
@@ -334,7 +339,7 @@ class Queue:
         if not self.message_count and self._levels and not self._busy:
             consumer = self._pick()
             if consumer is not None:
-                consumer.channel._deliver(consumer, self, entry)
+                consumer.deliver(consumer, self, entry)
                 return True
         if expires_at is not None and expires_at <= now:
             # TTL 0 (or already past): it could not be delivered at once, so it expires now.
@@ -350,7 +355,7 @@ class Queue:
         self.message_count += 1
         self.message_bytes += entry.size
         if expires_at is not None:
-            due = self._due
+            due = self.due
             if due is None or expires_at < due:
                 self.vhost.broker.schedule(self, expires_at)
         if self._levels:
@@ -413,7 +418,7 @@ class Queue:
             if entry.message is LAZY:
                 message = self._load(entry)
                 if message is None:
-                    self._leave(entry)
+                    self.leave(entry)
                     self._count_dropped("unreadable")
                     continue
                 entry.message = message
@@ -490,6 +495,13 @@ class Queue:
                 self.vhost.broker.schedule(self, self.last_used + self.args.expires / 1000.0)
         return self.auto_delete and not self.consumers
 
+    def drop_consumers(self) -> list[Consumer]:
+        """The queue is being deleted: detach every consumer and return them."""
+        consumers = self.consumers
+        self.consumers = []
+        self._levels = []
+        return consumers
+
     def _rebuild_levels(self) -> None:
         consumers = self.consumers
         if not consumers:
@@ -533,7 +545,7 @@ class Queue:
                 # rotation and re-check only its credit; stop if a delivery changed the
                 # consumers (rebuilt levels) or deleted the queue.
                 only = levels[0][0]
-                deliver = only.channel._deliver
+                deliver = only.deliver
                 can_take = only.can_take
                 while self.message_count and can_take():
                     entry = self._pop_live()
@@ -551,14 +563,14 @@ class Queue:
                 entry = self._pop_live()
                 if entry is None:
                     break
-                consumer.channel._deliver(consumer, self, entry)
+                consumer.deliver(consumer, self, entry)
         finally:
             self._busy = False
 
     def delivery_message(self, entry: QueueEntry) -> Message:
         """The message as delivered: quorum-style queues add ``x-delivery-count`` on returns."""
         message = entry.message
-        if self._count_deliveries and (entry.deliveries or self._count_deliveries == 2):
+        if self.counts_deliveries and (entry.deliveries or self.counts_deliveries == 2):
             props = message.properties
             headers = dict(props.headers) if props.headers else {}
             headers["x-delivery-count"] = entry.deliveries
@@ -582,23 +594,29 @@ class Queue:
         """The entry was acked (or delivered no-ack): it leaves the queue for good."""
         self.stats.acked += 1
         self._bstats.acked += 1
-        self._leave(entry)
+        self.leave(entry)
 
-    def _leave(self, entry: QueueEntry) -> None:
+    def leave(self, entry: QueueEntry) -> None:
         """The entry leaves this queue for good: the store forgets it for this queue."""
         ref = entry.ref
         if ref is not None:
             entry.ref = None
             self._store.remove(self.key, ref)
 
+    def mark_delivered(self, entry: QueueEntry) -> None:
+        """A stored entry went to a consumer: a crash from now on brings it back redelivered."""
+        ref = entry.ref
+        if ref is not None:
+            self._store.mark_delivered(self.key, ref)
+
     def _discard(self, entry: QueueEntry, reason: str) -> None:
         """The entry leaves for good and is dead-lettered (or dropped) with ``reason``."""
         message: Message | None = entry.message
         if message is LAZY:
-            # Read the body back only if a DLX will republish it; before _leave, which
+            # Read the body back only if a DLX will republish it; before leave(), which
             # may let the store delete the segment holding it.
             message = self._load(entry) if self.args.dead_letter_exchange is not None else None
-        self._leave(entry)
+        self.leave(entry)
         if message is None:
             self._count_dropped(reason)
         else:
@@ -612,7 +630,7 @@ class Queue:
         """Return unacked entries to their original positions, marked redelivered."""
         if self.deleted:
             for entry in entries:
-                self._leave(entry)
+                self.leave(entry)
             return
         limit = self.args.delivery_limit
         for entry in sorted(entries, key=_by_seq, reverse=True):
@@ -632,7 +650,7 @@ class Queue:
         self._discard(entry, EXPIRED)
 
     def dead_letter(self, message: Message, reason: str) -> None:
-        if self.vhost._dead_letter(self, message, reason):
+        if self._dead_letter_to(self, message, reason):
             counts = self.stats.dead_lettered
         else:
             counts = self.stats.dropped
@@ -642,7 +660,7 @@ class Queue:
         """Drop all ready entries (unacked ones stay with their channels)."""
         count = self.message_count
         for ready in self._ready:
-            if self._persist:
+            if self.persistent:
                 refs = [entry.ref for entry in ready if entry.ref is not None]
                 if refs:
                     self._store.remove_many(self.key, refs)
@@ -669,7 +687,7 @@ class Queue:
             hit = False
             for entry in ready:
                 if entry.mid in ids:
-                    self._leave(entry)
+                    self.leave(entry)
                     removed += 1
                     removed_bytes += entry.size
                     hit = True

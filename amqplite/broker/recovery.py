@@ -86,11 +86,11 @@ def recover_broker(broker: Broker, state: RecoveredState) -> RecoveryReport:
         damaged_bytes=state.discarded_bytes,
         clean_shutdown=state.clean_shutdown,
     )
-    broker._loading = True
+    broker.loading = True
     try:
         _restore_topology(broker, state.records.items(), report)
     finally:
-        broker._loading = False
+        broker.loading = False
     _restore_messages(broker, state, report)
     # TTLs that ran out while the broker was down: expire (dead-letter) them now.
     broker.tick()
@@ -103,11 +103,11 @@ def _forget(
     log.warning("recovery: discarding %s %r: %s", kind, key, why)
     report.discarded_records += 1
     report.forgotten.append((kind, key))
-    broker._loading = False
+    broker.loading = False
     try:
         broker.delete_record(kind, key)
     finally:
-        broker._loading = True
+        broker.loading = True
 
 
 def _restore_topology(
@@ -153,7 +153,7 @@ def _restore_messages(broker: Broker, state: RecoveredState, report: RecoveryRep
     for (vhost_name, queue_name), recovered in state.queues.items():
         vhost = broker.vhosts.get(vhost_name)
         q = vhost.queues.get(queue_name) if vhost is not None else None
-        if q is None or not q._persist:
+        if q is None or not q.persistent:
             log.warning(
                 "recovery: discarding %d message(s) of unknown queue '%s' in vhost '%s'",
                 len(recovered),

@@ -225,9 +225,9 @@ class VHost:
             return  # deleting what is not there succeeds, as in RabbitMQ
         if if_unused and x.bindings:
             raise precondition_failed(f"exchange '{name}' in vhost '{self.name}' in use")
-        self._remove_exchange(x)
+        self.remove_exchange(x)
 
-    def _remove_exchange(self, x: Exchange) -> None:
+    def remove_exchange(self, x: Exchange) -> None:
         if x.deleted:
             return
         if x.durable:
@@ -259,7 +259,7 @@ class VHost:
         x.router.validate_binding(routing_key, arguments)
         binding = Binding.make(x.name, q.name, "queue", routing_key, arguments)
         if binding not in x.bindings:
-            if x.durable and q._persist:
+            if x.durable and q.persistent:
                 self._put_binding(binding)
             x.router.bind(routing_key, binding.arguments, q)
             x.bindings[binding] = None
@@ -326,7 +326,7 @@ class VHost:
         auto_delete: bool = True,
     ) -> None:
         if source.durable and (
-            dest is None or (dest._persist if isinstance(dest, Queue) else dest.durable)
+            dest is None or (dest.persistent if isinstance(dest, Queue) else dest.durable)
         ):
             self.broker.delete_record("binding", binding_record_key(self.name, binding))
         if dest is not None:
@@ -338,7 +338,7 @@ class VHost:
                 source.e2e_bindings -= 1
         source.bindings.pop(binding, None)
         if auto_delete and source.auto_delete and not source.bindings and not source.deleted:
-            self._remove_exchange(source)
+            self.remove_exchange(source)
 
     def _destination(self, binding: Binding) -> Queue | Exchange | None:
         if binding.destination_type == "queue":
@@ -384,7 +384,7 @@ class VHost:
             )
             q.last_used = now
             return DeclareOk(q.name, q.message_count, q.consumer_count)
-        if "max-queues" in self.limits and not self.broker._loading:
+        if "max-queues" in self.limits and not self.broker.loading:
             limit = limits.reached(self.limits, "max-queues", len(self.queues))
             if limit is not None:
                 raise limits.queues_reached(name, self.name, limit)
@@ -409,8 +409,9 @@ class VHost:
             arguments=arguments,
             args=args,
             owner=owner if exclusive else None,
+            dead_letter=self._dead_letter,
         )
-        if q._persist:
+        if q.persistent:
             self.broker.put_record(
                 "queue",
                 (self.name, name),
@@ -449,7 +450,7 @@ class VHost:
         if q.deleted:
             return 0
         count = q.message_count
-        if q._persist:
+        if q.persistent:
             self.broker.delete_record("queue", (self.name, q.name))
         q.deleted = True
         del self.queues[q.name]
@@ -458,11 +459,8 @@ class VHost:
             source = self.exchanges.get(binding.source)
             if source is not None:
                 self._remove_binding(binding, source, q)
-        consumers = list(q.consumers)
-        q.consumers.clear()
-        q._rebuild_levels()
-        for consumer in consumers:
-            consumer.channel._consumer_gone(consumer)
+        for consumer in q.drop_consumers():
+            consumer.channel.consumer_gone(consumer)
         q.purge()
         if q.owner is not None:
             q.owner.exclusive_queues.pop(q, None)
@@ -557,7 +555,7 @@ class VHost:
 
     def _store_message(self, message: Message, queues: Collection[Queue], now: float) -> int | None:
         """Append ``message`` once for its durable queues: its ref, None, or -1 if it failed."""
-        durable = [q.key for q in queues if q._persist]
+        durable = [q.key for q in queues if q.persistent]
         if not durable:
             return None
         store = self.broker.store
@@ -572,15 +570,21 @@ class VHost:
 
     def _enqueue(self, q: Queue, message: Message, now: float, ref: MessageRef | None) -> bool:
         """``q.publish`` with the store ref for durable queues; a refused stored copy is removed."""
-        if ref is None or not q._persist:
+        if ref is None or not q.persistent:
             return q.publish(message, now)
         if q.deleted:  # deleted by a sink reacting to an earlier delivery of this publish
-            q._store.remove(q.key, ref)
+            self._unstore(q, ref)
             return True
         if q.publish(message, now, ref):
             return True
-        q._store.remove(q.key, ref)
+        self._unstore(q, ref)
         return False
+
+    def _unstore(self, q: Queue, ref: MessageRef) -> None:
+        """The store forgets the stored copy of a message ``q`` did not take."""
+        store = self.broker.store
+        assert store is not None  # a ref exists only with a store
+        store.remove(q.key, ref)
 
     def _dead_letter(self, queue: Queue, message: Message, reason: str) -> bool:
         """Republish a dead message to ``queue``'s DLX; False if it was dropped instead."""
