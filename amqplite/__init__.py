@@ -11,7 +11,7 @@ The packages, by layer (see docs/architecture.md):
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from amqplite.version import __version__
 
 __all__ = ["__version__", "run_in_thread", "serve"]
 

@@ -79,7 +79,7 @@ from amqplite.protocol.frames import (
     PROTOCOL_HEADER as OUR_PROTOCOL_HEADER,
 )
 from amqplite.protocol.methods import DECODERS
-from amqplite.protocol.properties import _decode as _decode_properties
+from amqplite.protocol.properties import decode_property_list
 
 
 class _NeedData:
@@ -516,7 +516,7 @@ class ServerConnection:
         properties = _properties_cache.get(raw)
         if properties is None:
             try:
-                properties = _decode_properties(raw, 0, len(raw))
+                properties = decode_property_list(raw, 0, len(raw))
             except DECODE_ERRORS:
                 return None
             if not raw[0] & _HEADERS_HIGH_BIT and len(raw) <= 512:
@@ -599,7 +599,7 @@ class ServerConnection:
         properties = _properties_cache.get(raw)
         if properties is None:
             try:
-                properties = _decode_properties(raw, 0, len(raw))
+                properties = decode_property_list(raw, 0, len(raw))
             except DECODE_ERRORS as exc:
                 raise ConnectionError(
                     ReplyCode.FRAME_ERROR,

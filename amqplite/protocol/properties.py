@@ -47,7 +47,9 @@ def _shortstr(buf: Buffer, o: int) -> tuple[str, int]:
     return str(buf[o:end], "utf-8"), end
 
 
-def _decode(buf: Buffer, o: int, end: int) -> BasicProperties:
+def decode_property_list(buf: Buffer, o: int, end: int) -> BasicProperties:
+    """Flag words + property list from ``buf[o:end]``, raising the codec's own errors
+    (``DECODE_ERRORS``): for callers that map them to their own reply."""
     (flags,) = _U16.unpack_from(buf, o)
     o += 2
     if flags & _CONTINUATION:
@@ -119,7 +121,7 @@ def _decode(buf: Buffer, o: int, end: int) -> BasicProperties:
 def decode_properties(buf: Buffer, offset: int = 0, end: int | None = None) -> BasicProperties:
     """Decode flag words + property list from ``buf[offset:end]``; 501 on malformed input."""
     try:
-        return _decode(buf, offset, len(buf) if end is None else end)
+        return decode_property_list(buf, offset, len(buf) if end is None else end)
     except DECODE_ERRORS as exc:
         raise ConnectionError(ReplyCode.FRAME_ERROR, f"malformed content header: {exc}") from None
 

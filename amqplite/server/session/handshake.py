@@ -13,11 +13,11 @@ import platform
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from amqplite import __version__
 from amqplite.broker.broker import ConnectionInfo
 from amqplite.errors import AMQPError, ConnectionError, ReplyCode
 from amqplite.protocol import methods as m
 from amqplite.server.session import sasl
+from amqplite.version import __version__
 
 if TYPE_CHECKING:
     from amqplite.server.session.core import Session
