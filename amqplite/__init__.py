@@ -6,7 +6,13 @@ The packages, by layer (see docs/architecture.md):
 - :mod:`amqplite.broker`   - exchanges, queues, consumers, dead-lettering (no I/O)
 - :mod:`amqplite.store`    - message persistence
 - :mod:`amqplite.topology` - the YAML config and topology
-- :mod:`amqplite.server`   - trio listeners and the session glue (the only socket code)
+- :mod:`amqplite.server`   - the AMQP server: trio listeners and the session glue
+- :mod:`amqplite.http`     - the management HTTP API and dashboard
+- :mod:`amqplite.client`, :mod:`amqplite.ops` - a blocking AMQP client and the CLI commands
+- :mod:`amqplite.bench`    - the load generator
+
+Network I/O happens in server, http, client, ops and bench; protocol, broker and store do
+none (``tests/test_layering.py`` checks it against the table in docs/architecture.md).
 """
 
 from __future__ import annotations

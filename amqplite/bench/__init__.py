@@ -1,7 +1,9 @@
 """amqplite bench: a PerfTest-style AMQP 0-9-1 load generator with its own fast client.
 
 Layer: ``amqplite/bench`` (stdlib only; it imports nothing else from amqplite, so it can
-measure any broker and never shares a codec bug with ours).
+measure any broker and never shares a codec bug with ours).  The one exception is
+:mod:`amqplite.bench.micro`, which times our own hot functions in-process and is never
+imported by the load generator.
 
 Usage::
 

@@ -1,4 +1,4 @@
-"""amqplite.server: the only I/O layer (trio listeners, connection tasks, session glue).
+"""amqplite.server: the AMQP server (trio listeners, connection tasks, session glue).
 
 - :func:`serve` / :func:`run_in_thread` (:mod:`amqplite.server.app`): embed a broker;
 - :class:`AmqpServer` / :func:`serve_amqp` (:mod:`amqplite.server.listener`): the listener;
