@@ -115,8 +115,8 @@ def _restore_topology(
 ) -> None:
     """Plan the records' definitions against the (empty) broker and apply them.
 
-    One applier for everything (:func:`~amqplite.broker.definitions.apply`); in restoring
-    mode a record the broker refuses is forgotten instead of undoing the rest.
+    One applier for everything (:func:`~amqplite.broker.definitions.apply`); with
+    ``on_refused`` a record the broker refuses is forgotten instead of undoing the rest.
     """
     read = from_records(records)
     for (kind, key), why in read.unusable:
@@ -127,7 +127,7 @@ def _restore_topology(
         if record is not None:
             _forget(broker, record[0], record[1], str(exc), report)
 
-    result = apply(broker, plan(snapshot(broker), read.definitions), restoring=refused)
+    result = apply(broker, plan(snapshot(broker), read.definitions), on_refused=refused)
     forgotten = {(k, key) for k, key in report.forgotten}
     for item in result.items:
         record = read.keys.get((item.kind, item.vhost, item.name))

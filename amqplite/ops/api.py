@@ -26,11 +26,17 @@ def quote(segment: str) -> str:
 
 
 def reason_text(reason: Any) -> str:
-    """An error reason as text.  RabbitMQ's management API sometimes sends an Erlang
-    string, which JSON shows as a list of character codes: join those back into text."""
-    if isinstance(reason, list) and all(isinstance(c, int) and 0 <= c < 0x110000 for c in reason):
+    """An error reason as text.  RabbitMQ's management API sometimes sends Erlang terms:
+    a string shows as a list of character codes, an AMQP error as
+    ``["amqp_error", "precondition_failed", [105, 110, ...], "none"]``."""
+    if not isinstance(reason, list):
+        return str(reason)
+    if all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 0x110000 for c in reason):
         return "".join(map(chr, reason))
-    return str(reason)
+    parts = [reason_text(part) for part in reason]
+    if len(parts) >= 3 and parts[0] == "amqp_error":
+        return f"{parts[1].upper()} - {parts[2]}"
+    return " ".join(p for p in parts if p and p != "none")
 
 
 class ApiClient:

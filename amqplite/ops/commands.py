@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from amqplite.broker import Broker
-from amqplite.broker.definitions import Definitions, plan, rabbit_json
+from amqplite.broker.definitions import Definitions, PlanItem, plan, rabbit_json
 from amqplite.broker.definitions import apply as apply_definitions
 from amqplite.ops import dlq, messaging, stream
 from amqplite.ops.api import quote
@@ -25,6 +25,7 @@ from amqplite.ops.cli import (
     key_values,
     print_json,
     table,
+    warn,
 )
 from amqplite.ops.errors import OpsError
 from amqplite.ops.remote import fetch_definitions
@@ -191,7 +192,11 @@ def _load_broker(args: argparse.Namespace) -> tuple[Broker, str]:
     # Routing needs a broker to walk: build one in memory from the definitions.
     defs, _ = rabbit_json.decode(fetch_definitions(api_client(args)))
     broker = Broker(clock=time.time)
-    apply_definitions(broker, plan(Definitions(), defs))
+
+    def skipped(item: PlanItem, exc: Exception) -> None:
+        warn(f"not in the routing copy: {item.kind} {item.name}: {exc}")
+
+    apply_definitions(broker, plan(Definitions(), defs), on_refused=skipped)
     return broker, "/"
 
 

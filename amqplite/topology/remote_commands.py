@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from amqplite.broker.definitions import Plan, PlanItem
+from amqplite.broker.definitions import Definitions, Plan, PlanItem
 from amqplite.ops.cli import (
     Progress,
     add_api,
@@ -106,6 +106,11 @@ def _target_args(parser: argparse.ArgumentParser) -> None:
         "--url", metavar="AMQP_URL", help="go over AMQP instead (any AMQP 0-9-1 broker)"
     )
     parser.add_argument(
+        "--vhost",
+        metavar="VHOST",
+        help="apply the file's default-vhost topology to VHOST instead (e.g. a staging vhost)",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="apply even a change that removes your own management access",
@@ -145,12 +150,19 @@ def _print_plan(remote: Plan, as_json: bool, *, verb: str = "Plan") -> None:
         warn(note)
 
 
+def _wanted(config: Config, args: argparse.Namespace) -> Definitions:
+    defs = config.definitions
+    vhost = getattr(args, "vhost", None)
+    return defs if not vhost else defs.moved(config.server.default_vhost, vhost)
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     config = load_config(args.file, broker_refs=True)
+    wanted = _wanted(config, args)
     if args.url:
-        remote = plan_over_amqp(config.definitions, amqp_url(args), Progress("checked"))
+        remote = plan_over_amqp(wanted, amqp_url(args), Progress("checked"))
     else:
-        remote = plan_over_api(config.definitions, api_client(args), force=args.force)
+        remote = plan_over_api(wanted, api_client(args), force=args.force)
     _print_plan(remote, args.json)
     return 1 if remote.conflicts else 0
 
@@ -162,10 +174,11 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
 def _apply(config: Config, args: argparse.Namespace) -> int:
     try:
+        wanted = _wanted(config, args)
         if args.url:
-            remote, _sent = apply_over_amqp(config.definitions, amqp_url(args), Progress("applied"))
+            remote, _sent = apply_over_amqp(wanted, amqp_url(args), Progress("applied"))
         else:
-            remote = apply_over_api(config.definitions, api_client(args), force=args.force)
+            remote = apply_over_api(wanted, api_client(args), force=args.force)
     except ApplyRefused as exc:
         _print_plan(exc.plan, args.json)
         raise

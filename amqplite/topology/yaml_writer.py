@@ -43,6 +43,8 @@ from amqplite.topology.model import Config
 
 _QUEUE_FRIENDLY = {d.x_name: d.friendly for d in QUEUE_ARGUMENTS}
 _EXCHANGE_FRIENDLY = {d.x_name: d.friendly for d in EXCHANGE_ARGUMENTS}
+#: The queue types a file may declare (the loader's own list).
+_QUEUE_TYPES = next(d.choices for d in QUEUE_ARGUMENTS if d.x_name == "x-queue-type")
 
 Document = dict[str, Any]
 
@@ -86,12 +88,26 @@ def _portable_vhost(v: VHostSpec, warnings: list[str]) -> VHostSpec:
         return name in PREDECLARED_EXCHANGES or name in declared
 
     exchanges = [_portable_exchange(v.name, e, known, warnings) for e in exchanges]
-    queues = [_portable_queue(v.name, q, known, warnings) for q in v.queues]
+    queues = []
+    for q in v.queues:
+        if q.queue_type not in _QUEUE_TYPES:
+            warnings.append(
+                f"queue '{q.name}' in vhost '{v.name}': type '{q.queue_type}' is not supported; "
+                "skipped with its bindings"
+            )
+            continue
+        queues.append(_portable_queue(v.name, q, known, warnings))
     queue_names = {q.name for q in queues}
     bindings: list[BindingSpec] = []
     for b in v.bindings:
         if b.source in skipped or (b.destination_type == "exchange" and b.destination in skipped):
             continue
+        if (
+            b.destination_type == "queue"
+            and any(q.name == b.destination for q in v.queues)
+            and (b.destination not in {q.name for q in queues})
+        ):
+            continue  # a queue skipped above
         dest_known = (
             b.destination in queue_names if b.destination_type == "queue" else known(b.destination)
         )

@@ -109,7 +109,7 @@ def test_restoring_skips_what_the_broker_refuses_and_keeps_the_rest() -> None:
     apply(
         broker,
         plan(snapshot(broker), read.definitions),
-        restoring=lambda i, _e: refused.append(i.name),
+        on_refused=lambda i, _e: refused.append(i.name),
     )
     assert sorted(refused) == ["amq.direct -> queue gone ('k')", "bad"]
     assert set(broker.vhosts["/"].queues) == {"q"}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from ops_support import Cli, Stack, rabbitmq_urls
 
-from amqplite.client import connect
+from amqplite.client import ChannelClosed, connect
 from amqplite.ops.api import ApiClient, quote
 from amqplite.ops.errors import OpsError
 
@@ -30,7 +30,7 @@ def rabbit() -> Iterator[tuple[str, str, str]]:
     yield url, api, prefix
     client = ApiClient(api)
     for kind in ("queues", "exchanges"):
-        for item in client.get(f"/api/{kind}/%2F"):
+        for item in client.get(f"/api/{kind}/%2F?columns=name"):
             if item["name"].startswith(prefix):
                 try:
                     client.delete(f"/api/{kind}/%2F/{quote(item['name'])}")
@@ -101,3 +101,64 @@ def test_rabbitmq_export_imports_into_amqplite_and_routes_the_same(
     assert r.code == 0, r.err
     r = cli("route", f"{prefix}.orders", "eu.x.all", "--api", stack.api, "--json")
     assert json.loads(r.out)["queues"] == on_rabbit == [f"{prefix}.all", f"{prefix}.eu"]
+
+
+def _classic_with_delivery_limit(prefix: str) -> str:
+    return f"""
+exchanges:
+  {prefix}.x: {{type: direct}}
+queues:
+  {prefix}.q:
+    arguments:
+      max_length: 10
+      delivery_limit: 5
+bindings:
+  - {{source: {prefix}.x, destination: {prefix}.q}}
+"""
+
+
+@pytest.mark.parametrize("how", ["--url", "--api"])
+def test_plan_predicts_what_rabbitmq_refuses_and_apply_changes_nothing(
+    cli: Cli, rabbit: tuple[str, str, str], tmp_path: Path, how: str
+) -> None:
+    url, api, prefix = rabbit
+    path = tmp_path / "t.yaml"
+    path.write_text(_classic_with_delivery_limit(prefix), encoding="utf-8")
+    target = url if how == "--url" else api
+    r = cli("topology", "plan", str(path), how, target)
+    assert r.code == 1, r.out
+    (line,) = [line for line in r.out.splitlines() if line.startswith("!")]
+    assert (
+        line.startswith(f"! conflict  queue {prefix}.q in vhost '/': RabbitMQ 3.")
+        and "refuses x-delivery-limit on a classic queue" in line
+    )
+    assert "add 'queue_type: quorum' to the queue" in line
+    assert line.endswith(f"[{path}:8]")  # the line of delivery_limit
+    r = cli("topology", "apply", str(path), how, target)
+    assert r.code == 1
+    assert r.err.splitlines()[-1] == "amqplite: error: 1 conflict; nothing applied"
+    with connect(url) as conn, pytest.raises(ChannelClosed) as info:
+        conn.channel().exchange_declare(f"{prefix}.x", "direct", passive=True)
+    assert info.value.reply_code == 404  # nothing was created before the refusal
+    path.write_text(
+        _classic_with_delivery_limit(prefix).replace(
+            "    arguments:", "    queue_type: quorum\n    arguments:"
+        ),
+        encoding="utf-8",
+    )
+    r = cli("topology", "apply", str(path), how, target)
+    assert r.code == 0, r.out + r.err
+
+
+def test_rabbitmq_api_errors_read_as_text(rabbit: tuple[str, str, str]) -> None:
+    _url, api, prefix = rabbit
+    bad = {
+        "queues": [
+            {"name": f"{prefix}.q", "vhost": "/", "durable": True, "auto_delete": False,
+             "arguments": {"x-delivery-limit": 5}}
+        ]
+    }  # fmt: skip
+    with pytest.raises(OpsError) as info:
+        ApiClient(api).post("/api/definitions", bad)
+    assert "PRECONDITION_FAILED - invalid arg 'x-delivery-limit'" in str(info.value)
+    assert "[105, 110" not in str(info.value)

@@ -7,10 +7,11 @@ that order; if the broker still refuses something half-way, every change this ca
 is undone and :class:`ApplyFailed` names the item.  Applying the same definitions twice
 changes nothing the second time.
 
-Recovery uses the same applier with ``restoring``: names the broker generated
+Recovery uses the same applier with ``on_refused``: names the broker generated
 (``amq.gen-...``) are allowed, and an item the broker refuses is handed to the callback
 (which forgets its record) and skipped, because one damaged record must not cost the
-rest of the store.
+rest of the store.  (``route --api`` does the same to walk a copy of another broker
+that holds something amqplite cannot, such as a stream queue.)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Undo = list[Callable[[], object]]
-Restoring = Callable[[PlanItem, Exception], None]
+OnRefused = Callable[[PlanItem, Exception], None]
 
 
 class PlanRefused(Exception):
@@ -88,7 +89,7 @@ def order(item: PlanItem) -> int:
     return _ORDER[item.kind] + (1 if with_ae else 0)
 
 
-def apply(broker: Broker, plan: Plan, *, restoring: Restoring | None = None) -> ApplyReport:
+def apply(broker: Broker, plan: Plan, *, on_refused: OnRefused | None = None) -> ApplyReport:
     """Make ``broker`` hold what ``plan`` creates and updates, or change nothing at all."""
     if plan.conflicts:
         raise PlanRefused(plan)
@@ -96,10 +97,10 @@ def apply(broker: Broker, plan: Plan, *, restoring: Restoring | None = None) -> 
     todo = sorted((i for i in plan.items if i.action in ("create", "update", "ensure")), key=order)
     for item in todo:
         try:
-            _do(broker, item, undo, restoring is not None)
+            _do(broker, item, undo, on_refused is not None)
         except Exception as exc:
-            if restoring is not None:
-                restoring(item, exc)
+            if on_refused is not None:
+                on_refused(item, exc)
                 continue
             log.warning("apply failed at %s, undoing %d change(s)", item, len(undo))
             for step in reversed(undo):
@@ -114,7 +115,7 @@ def apply(broker: Broker, plan: Plan, *, restoring: Restoring | None = None) -> 
     )  # fmt: skip
 
 
-def _do(broker: Broker, item: PlanItem, undo: Undo, restoring: bool) -> None:
+def _do(broker: Broker, item: PlanItem, undo: Undo, lenient: bool) -> None:
     spec = item.spec
     if isinstance(spec, VHostSpec):
         _vhost(broker, item, spec, undo)
@@ -129,7 +130,7 @@ def _do(broker: Broker, item: PlanItem, undo: Undo, restoring: bool) -> None:
         vhost = broker.get_vhost(item.vhost)
         vhost.declare_queue(
             spec.name, durable=spec.durable, auto_delete=spec.auto_delete,
-            arguments=dict(spec.arguments), server_named=restoring,
+            arguments=dict(spec.arguments), server_named=lenient,
         )  # fmt: skip
         undo.append(lambda: vhost.delete_queue(spec.name))
     elif isinstance(spec, BindingSpec):

@@ -227,6 +227,22 @@ class Definitions:
     def permissions_of(self, user: str) -> tuple[PermissionSpec, ...]:
         return tuple(p for p in self.permissions if p.user == user)
 
+    def moved(self, old: str, new: str) -> Definitions:
+        """The same definitions with vhost ``old`` called ``new`` (apply a file elsewhere)."""
+
+        def name(vhost: str) -> str:
+            return new if vhost == old else vhost
+
+        return Definitions(
+            vhosts=tuple(attrs.evolve(v, name=name(v.name)) for v in self.vhosts),
+            users=self.users,
+            permissions=tuple(attrs.evolve(p, vhost=name(p.vhost)) for p in self.permissions),
+            topic_permissions=tuple(
+                attrs.evolve(t, vhost=name(t.vhost)) for t in self.topic_permissions
+            ),
+            requires=tuple(attrs.evolve(r, vhost=name(r.vhost)) for r in self.requires),
+        )
+
 
 def same_hash(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
