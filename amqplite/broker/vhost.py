@@ -9,7 +9,8 @@ Routing: an exchange's router yields queues and exchanges; exchange-to-exchange 
 are followed with a visited set (so loops end and a queue reachable by two paths gets
 the message once), and an exchange that routes nowhere hands the message to its
 ``alternate-exchange``.  ``CC``/``BCC`` headers add routing keys; ``BCC`` is stripped
-before enqueueing.
+before enqueueing.  Given a :class:`~amqplite.broker.routing.RouteWalk`, ``route``
+records the walk it makes (``amqplite route`` renders that record).
 
 Persistence (RabbitMQ's rules): durable exchanges and queues, and bindings whose source
 and destination are both durable, are written as store records (through the broker)
@@ -43,6 +44,7 @@ from amqplite.broker.exchange import Binding, Exchange
 from amqplite.broker.exchanges import ROUTERS, DefaultRouter
 from amqplite.broker.queue import Queue
 from amqplite.broker.results import DeclareOk, PublishResult
+from amqplite.broker.routing import RouteWalk, routing_keys
 from amqplite.errors import (
     ChannelError,
     access_refused,
@@ -468,20 +470,19 @@ class VHost:
 
     # -- routing -------------------------------------------------------------------------
 
-    def route(self, x: Exchange, message: Message) -> Collection[Queue]:
-        """The queues ``message`` goes to from exchange ``x`` (each once)."""
+    def route(
+        self, x: Exchange, message: Message, walk: RouteWalk | None = None
+    ) -> Collection[Queue]:
+        """The queues ``message`` goes to from exchange ``x`` (each once).
+
+        With a ``walk`` (``amqplite route``, replay dry runs) every visited exchange is
+        recorded into it; without one nothing is recorded and the single-exchange fast
+        path stays as it is.
+        """
         headers = message.properties.headers
         if headers and ("CC" in headers or "BCC" in headers):
-            keys = [message.routing_key]
-            for name in ("CC", "BCC"):
-                extra = headers.get(name)
-                if isinstance(extra, list):
-                    keys.extend(
-                        k.decode() if isinstance(k, bytes) else k
-                        for k in extra
-                        if isinstance(k, str | bytes)
-                    )
-        elif not x.e2e_bindings and x.alternate is None:
+            keys = routing_keys(message.routing_key, headers)
+        elif walk is None and not x.e2e_bindings and x.alternate is None:
             return x.router.route(message.routing_key, headers)
         else:
             keys = [message.routing_key]
@@ -501,11 +502,20 @@ class VHost:
                     elif dest not in seen:
                         seen.add(dest)
                         work.append(dest)
+                        if walk is not None:
+                            walk.via[dest] = f"binding from '{ex.name}'"
+            alternate = None
             if not found and ex.alternate is not None:
                 alternate = exchanges.get(ex.alternate)
                 if alternate is not None and alternate not in seen:
                     seen.add(alternate)
                     work.append(alternate)
+                    if walk is not None:
+                        walk.via[alternate] = f"alternate of '{ex.name}'"
+                else:
+                    alternate = None
+            if walk is not None:
+                walk.visited(self, ex, keys, headers, found, alternate)
         return queues
 
     def publish(self, x: Exchange, message: Message) -> PublishResult:

@@ -26,6 +26,7 @@ import trio
 
 from amqplite.broker.definitions import ApplyFailed, PlanRefused, plan, rabbit_json, snapshot
 from amqplite.broker.definitions import apply as apply_definitions
+from amqplite.broker.replay import SYNC, Replay, summarise
 from amqplite.errors import AMQPError, ReplyCode
 from amqplite.http import auth, deadletters, metrics, render
 from amqplite.http.jsonout import created, json_list_response, json_response, jsonable, no_content
@@ -91,6 +92,16 @@ class Call:
 
 Handler = Callable[[Call], Awaitable[Response]]
 
+#: The HTTP layer's one way to durability, injected by whoever composes the server: an
+#: awaitable that returns once everything written to the store so far is synced (the
+#: AMQP server's group commit, ``GroupCommit.wait_durable``), so HTTP publishes and
+#: replays share the fsyncs of AMQP confirms and never block the event loop.
+DurableWait = Callable[[], Awaitable[None]]
+
+
+async def _nothing_to_sync() -> None:
+    """The durable wait of a broker without a store."""
+
 
 class _NullSink:
     """The delivery sink of the API's short-lived internal channels: they never consume."""
@@ -130,9 +141,16 @@ class ManagementApp:
         *,
         require_auth_for_metrics: bool = False,
         on_change: Callable[[], None] | None = None,
+        durable: DurableWait | None = None,
     ) -> None:
+        if durable is None:
+            if broker.store is not None:
+                raise ValueError("a broker with a store needs the server's durable wait")
+            durable = _nothing_to_sync
         self.broker = broker
         self.on_change = on_change
+        #: Returns once everything the broker wrote to its store so far is durable.
+        self.durable = durable
         self.require_auth_for_metrics = require_auth_for_metrics
         self.rates = RateTracker()
         self.router = Router()
@@ -538,13 +556,9 @@ class ManagementApp:
         message = Message(exchange.name, routing_key, properties, payload)
         with self._channel(call, call.vhost_name) as ch:
             result = ch.publish(exchange.name, routing_key, message)
-        self._sync_store(result.durable_write)
+        if result.durable_write:
+            await self.durable()
         return json_response({"routed": bool(result.routed and not result.rejected)})
-
-    def _sync_store(self, needed: bool) -> None:
-        store: Any = self.broker.store
-        if needed and store is not None:
-            store.sync()
 
     # -- queues --------------------------------------------------------------------------
 
@@ -651,7 +665,7 @@ class ManagementApp:
     async def browse_messages(self, call: Call) -> Response:
         queue = self._queue(call)
         query = call.request.query
-        selection = deadletters.Selection.from_query(
+        selection = deadletters.selection_from_query(
             [(k, v) for k, v in query if k not in ("truncate", "encoding")],
             default_limit=deadletters.DEFAULT_LIMIT,
         )
@@ -672,16 +686,28 @@ class ManagementApp:
             for k, v in call.request.query
             if k not in ("truncate", "encoding", "limit", "offset")
         ]
-        selection = deadletters.Selection.from_query(query, default_limit=None)
-        return json_response(deadletters.summarise(list(queue.browse()), selection))
+        selection = deadletters.selection_from_query(query, default_limit=None)
+        return json_response(deadletters.summary_json(summarise(list(queue.browse()), selection)))
 
     async def delete_messages(self, call: Call) -> Response:
         queue = self._queue(call)
         self._check(call, "read", queue.name)
-        selection = deadletters.Selection.from_json(call.request.json_object(), default_limit=None)
+        body = call.request.json_object()
+        dry_run = _flag(body, "dry_run", False)
+        everything = _flag(body, "all", False)
+        selection = deadletters.selection_from_json(
+            {k: v for k, v in body.items() if k not in ("dry_run", "all")}, default_limit=None
+        )
+        if not selection.filtered and not everything:
+            # As `amqplite dlq purge` asks for --all: no client deletes a whole queue by
+            # forgetting a filter.
+            raise bad_request(
+                'no filter given: this would delete every message; send "all": true to do that'
+            )
         ids = {entry.message.id for _, entry in selection.select(list(queue.browse()))}
-        deleted = remove_messages(queue, ids)
-        return json_response({"deleted": deleted})
+        if dry_run:
+            return json_response({"dry_run": True, "selected": len(ids), "deleted": 0})
+        return json_response({"deleted": queue.remove_messages(ids)})
 
     async def replay_messages(self, call: Call) -> Response:
         vhost = self._vhost(call)
@@ -694,70 +720,32 @@ class ManagementApp:
             isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0
         ):
             raise bad_request("rate must be a positive number of messages per second")
-        # Here "exchange" and "routing_key" are destination overrides; the origin filters
-        # are spelled "origin_exchange" / "origin_routing_key".
-        exchange_override = body.get("exchange")
-        key_override = body.get("routing_key")
-        if exchange_override is not None:
-            if not isinstance(exchange_override, str):
-                raise bad_request("exchange must be a string")
-            exchange_override = self._exchange_name(exchange_override)
-            if exchange_override not in vhost.exchanges:
-                raise HTTPError(
-                    404,
-                    "Object Not Found",
-                    f"no exchange '{exchange_override}' in vhost '{vhost.name}'",
-                )
-        if key_override is not None and not isinstance(key_override, str):
-            raise bad_request("routing_key must be a string")
-        filters = {k: v for k, v in body.items() if k not in ("exchange", "routing_key")}
-        selection = deadletters.Selection.from_json(filters, default_limit=None)
-        selected = [entry.message for _, entry in selection.select(list(queue.browse()))]
-        report = deadletters.ReplayReport(dry_run=dry_run)
+        target = deadletters.target_from_json(body)
+        if target.exchange is not None and target.exchange not in vhost.exchanges:
+            raise HTTPError(
+                404, "Object Not Found", f"no exchange '{target.exchange}' in vhost '{vhost.name}'"
+            )
+        if target.queue is not None and target.queue not in vhost.queues:
+            raise HTTPError(
+                404, "Object Not Found", f"no queue '{target.queue}' in vhost '{vhost.name}'"
+            )
+        # The origin filters are spelled "origin_exchange" / "origin_routing_key" here.
+        filters = {k: v for k, v in body.items() if k not in deadletters.TARGET_FIELDS}
+        selection = deadletters.selection_from_json(filters, default_limit=None)
         batch = REPLAY_BATCH if rate is None else max(1, int(rate / 10))
         interval = 0.0 if rate is None else batch / float(rate)
-        durable_writes: list[bool] = []
         with self._channel(call, vhost.name) as ch:
-
-            def publish(message: Message) -> tuple[bool, str | None]:
-                # The channel checks the user's write permission and internal exchanges.
-                try:
-                    result = ch.publish(message.exchange, message.routing_key, message)
-                except AMQPError as exc:
-                    return False, exc.reply_text
-                if result.rejected:
-                    return False, "rejected by the destination queue (x-overflow)"
-                if result.durable_write:
-                    durable_writes.append(True)
-                return result.routed, None
-
-            mark: tuple[int, ...] | None = None
-            present: set[int] | None = None
-            for start in range(0, len(selected), batch):
-                chunk = selected[start : start + batch]
-                if mark is not None and mark != _queue_mark(queue):
-                    # The DLQ changed while we yielded (a consumer, a purge, expiry...): replay
-                    # only what is still there, or we would duplicate what someone else took.
-                    if queue.deleted:
-                        break
-                    present = {entry.message.id for entry in queue.browse()}
-                if present is not None:
-                    chunk = [m for m in chunk if m.id in present]
-                durable_writes.clear()
-                done = deadletters.replay_batch(
-                    chunk, publish, report, exchange=exchange_override, routing_key=key_override
-                )
-                # Leave the DLQ only once the copies are durable at their destination.
-                self._sync_store(bool(durable_writes))
-                remove_messages(queue, {m.id for m in done})
-                if start + batch >= len(selected):
-                    break
-                mark = _queue_mark(queue)
+            replay = Replay(queue, ch, selection, target, dry_run=dry_run)
+            for step in replay.run(batch):
+                if step == SYNC:
+                    # Leave the DLQ only once the copies are durable at their destination.
+                    await self.durable()
+                    continue
                 if self.on_change is not None:
                     self.on_change()  # let consumers of the destinations see this batch now
                 # Yield between batches even without a rate, so AMQP clients are served.
                 await trio.sleep(interval)
-        return json_response(report.to_json())
+        return json_response(deadletters.report_json(replay.report))
 
     # -- bindings ------------------------------------------------------------------------
 
@@ -866,23 +854,6 @@ class ManagementApp:
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-
-def _queue_mark(queue: Queue) -> tuple[int, ...]:
-    """Changes whenever a ready message may have left or joined ``queue`` without us."""
-    stats = queue.stats
-    return (
-        queue.message_count,
-        stats.delivered,
-        stats.published,
-        sum(stats.dead_lettered.values()),
-        sum(stats.dropped.values()),
-    )
-
-
-def remove_messages(queue: Queue, ids: set[int]) -> int:
-    """Remove the ready messages whose ``Message.id`` is in ``ids``; returns how many."""
-    return queue.remove_messages(ids)
 
 
 def _user_name(user: User | None) -> str:

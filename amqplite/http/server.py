@@ -73,18 +73,24 @@ async def serve_http(
     require_auth_for_metrics: bool = False,
     limits: Limits = Limits(),
     on_change: Callable[[], None] | None = None,
+    durable: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Serve the management API, metrics and dashboard for ``broker`` until cancelled.
 
     ``task_status.started(bound_port)`` is called once listening (``port=0`` picks a free
     one).  ``on_change`` is called after every request that may have changed the broker
     (anything but GET/HEAD): pass the AMQP server's ``wake_writers`` so deliveries an HTTP
-    publish or replay caused are flushed to consumers at once.
+    publish or replay caused are flushed to consumers at once.  ``durable`` is the
+    server's durable wait (see :data:`amqplite.http.api.DurableWait`): required when the
+    broker has a store.
     """
     from amqplite.http.api import ManagementApp  # here: api imports the broker package
 
     app = ManagementApp(
-        broker, require_auth_for_metrics=require_auth_for_metrics, on_change=on_change
+        broker,
+        require_auth_for_metrics=require_auth_for_metrics,
+        on_change=on_change,
+        durable=durable,
     )
     await serve_app(app, host=host, port=port, task_status=task_status, limits=limits)
 

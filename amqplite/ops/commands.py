@@ -29,7 +29,7 @@ from amqplite.ops.cli import (
 )
 from amqplite.ops.errors import OpsError
 from amqplite.ops.remote import fetch_definitions
-from amqplite.ops.route import render, trace
+from amqplite.ops.route import render, trace, trace_json
 from amqplite.topology import apply, load_config
 
 
@@ -209,7 +209,7 @@ def _cmd_route(args: argparse.Namespace) -> int:
     headers = key_values(args.header, "--header")
     t = trace(vhost, args.exchange, args.routing_key, headers)
     if args.json:
-        print_json(t.to_json())
+        print_json(trace_json(t))
     else:
         print(render(t))
     return 0

@@ -351,6 +351,8 @@ def _cmd_purge(args: argparse.Namespace) -> int:
             print(f"would delete {total} message{'' if total == 1 else 's'}")
         return 0
     body = dict(filters)
+    if args.all:
+        body["all"] = True  # the server, too, deletes nothing unfiltered without it
     if args.limit is not None:
         body["limit"] = args.limit
     result = api.post(_base(args) + "/messages/delete", body)

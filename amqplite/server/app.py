@@ -142,6 +142,8 @@ async def start_http(nursery: trio.Nursery, server: AmqpServer, host: str, port:
             port=port,
             task_status=task_status,
             on_change=server.wake_writers,
+            # HTTP publishes and replays wait on the same group commit as AMQP confirms.
+            durable=server.commit.wait_durable if server.commit is not None else None,
         )
 
     bound: int = await nursery.start(run)

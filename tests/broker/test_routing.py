@@ -189,3 +189,40 @@ def test_exchange_counters(world: World) -> None:
     publish(ch, "amq.direct", "nope")
     stats = world.vhost.exchanges["amq.direct"].stats
     assert (stats.publish_in, stats.publish_out, stats.unroutable) == (2, 1, 1)
+
+
+def test_a_route_walk_records_the_hops_the_router_takes_and_routes_the_same(world: World) -> None:
+    from amqplite.broker.routing import RouteWalk
+    from amqplite.message import BasicProperties, Message
+
+    vhost = world.vhost
+    vhost.declare_exchange("in", "fanout")
+    vhost.declare_exchange("topic", "topic", arguments={"alternate-exchange": "lost"})
+    vhost.declare_exchange("lost", "fanout", arguments={"alternate-exchange": "in"})
+    for q in ("a", "b", "c"):
+        vhost.declare_queue(q)
+    vhost.bind_exchange("topic", "in", "")
+    vhost.bind_queue("a", "topic", "x.*")
+    vhost.bind_queue("a", "topic", "#.y")
+    vhost.bind_queue("b", "topic", "z")
+    vhost.bind_queue("c", "lost", "")
+    for key, cc, expected in (("x.y", None, ["a"]), ("q", None, ["c"]), ("q", ["z"], ["b"])):
+        message = Message("in", key, BasicProperties(headers={"CC": cc} if cc else None), b"")
+        walk = RouteWalk()
+        routed = vhost.route(vhost.exchanges["in"], message, walk)
+        assert sorted(q.name for q in routed) == expected
+        assert sorted(q.name for q in vhost.route(vhost.exchanges["in"], message)) == expected
+        hops = {h.exchange: h for h in walk.hops}
+        assert [h.exchange for h in walk.hops][:2] == ["in", "topic"]
+        assert (hops["in"].via, hops["topic"].via) == ("published", "binding from 'in'")
+        if key == "x.y":  # both bindings to "a" matched; the alternate was not needed
+            assert [b.routing_key for b in hops["topic"].matched] == ["x.*", "#.y"]
+            assert (hops["topic"].queues, hops["topic"].alternate_outcome) == (("a",), None)
+            assert "lost" not in hops
+        elif cc is None:  # nothing matched: on to the alternate, whose own alternate is visited
+            assert hops["topic"].alternate_outcome == "taken"
+            assert hops["lost"].via == "alternate of 'topic'"
+            assert hops["lost"].queues == ("c",) and hops["lost"].alternate_outcome is None
+        else:  # the CC key matched
+            assert [b.routing_key for b in hops["topic"].matched] == ["z"]
+            assert hops["topic"].unmatched == 2

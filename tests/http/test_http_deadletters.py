@@ -111,9 +111,41 @@ async def test_dry_run_replay_reports_without_moving_anything(stack: Stack) -> N
     reply = await stack.request("POST", f"{DLQ}/replay", {"reason": "rejected", "dry_run": True})
     report = reply.json()
     assert (report["dry_run"], report["selected"], report["replayed"]) == (True, 3, 3)
-    assert report["destinations"] == [{"exchange": "work.x", "routing_key": "job", "count": 3}]
+    # By default back into the queue named in x-death, through the default exchange.
+    assert report["destinations"] == [{"exchange": "", "routing_key": "work", "count": 3}]
+    assert report["queues"] == [{"queue": "work", "count": 3}]
     vhost = stack.broker.vhosts["/"]
     assert (vhost.queues["dlq"].message_count, vhost.queues["work"].message_count) == (5, 0)
+
+
+async def test_replay_goes_back_to_the_dead_queue_not_to_siblings_on_the_origin_exchange(
+    stack: Stack,
+) -> None:
+    await dead_letters(stack)
+    vhost = stack.broker.vhosts["/"]
+    vhost.declare_queue("audit")
+    vhost.bind_queue("audit", "work.x", "job")  # a sibling of "work" on its origin exchange
+    dry = await stack.request("POST", f"{DLQ}/replay", {"reason": "rejected", "dry_run": True})
+    assert dry.json()["queues"] == [{"queue": "work", "count": 3}]
+    explicit = {"reason": "rejected", "to_exchange": "work.x", "dry_run": True}
+    dry = await stack.request("POST", f"{DLQ}/replay", explicit)
+    assert sorted((q["queue"], q["count"]) for q in dry.json()["queues"]) == [
+        ("audit", 3),
+        ("work", 3),
+    ]
+    assert dry.json()["destinations"] == [{"exchange": "work.x", "routing_key": "job", "count": 3}]
+    assert (vhost.queues["audit"].message_count, vhost.queues["work"].message_count) == (0, 0)
+
+    report = (await stack.request("POST", f"{DLQ}/replay", {"origin_queue": "work"})).json()
+    assert (report["replayed"], "queues" in report) == (3, False)
+    assert (vhost.queues["audit"].message_count, vhost.queues["work"].message_count) == (0, 3)
+    # The explicit choice still reaches every queue bound to the origin exchange.
+    await stack.amqp(reject_all)
+    report = (await stack.request("POST", f"{DLQ}/replay", {"to_exchange": "work.x"})).json()
+    assert report["replayed"] == 3
+    assert (vhost.queues["audit"].message_count, vhost.queues["work"].message_count) == (3, 3)
+    to_queue = await stack.request("POST", f"{DLQ}/replay", {"to_queue": "nope"})
+    assert to_queue.status == 404 and "no queue 'nope'" in to_queue.json()["reason"]
 
 
 async def test_replay_moves_dead_letters_back_with_x_replayed_header(stack: Stack) -> None:
@@ -155,14 +187,22 @@ async def test_a_poison_message_counts_its_replays(stack: Stack) -> None:
 
 async def test_unroutable_replay_keeps_the_message_and_reports_it(stack: Stack) -> None:
     await dead_letters(stack)
+    to_origin_exchange = {"reason": "rejected", "to_exchange": "work.x"}
     stack.broker.vhosts["/"].unbind_queue("work", "work.x", "job")
-    report = (await stack.request("POST", f"{DLQ}/replay", {"reason": "rejected"})).json()
+    report = (await stack.request("POST", f"{DLQ}/replay", to_origin_exchange)).json()
     assert (report["replayed"], report["unroutable"]) == (0, 3)
     assert stack.broker.vhosts["/"].queues["dlq"].message_count == 5
     stack.broker.vhosts["/"].delete_exchange("work.x")
-    report = (await stack.request("POST", f"{DLQ}/replay", {"reason": "rejected"})).json()
+    report = (await stack.request("POST", f"{DLQ}/replay", {"reason": "rejected"} | {
+        "routing_key": "job"  # the origin exchange (gone), with this key
+    })).json()  # fmt: skip
     assert (report["replayed"], report["failed"]) == (0, 3)
     assert "no exchange 'work.x'" in report["errors"][0]["reason"]
+    assert stack.broker.vhosts["/"].queues["dlq"].message_count == 5
+    # By default the queue named in x-death: gone too, so nothing routes and all stay.
+    stack.broker.vhosts["/"].delete_queue("work")
+    report = (await stack.request("POST", f"{DLQ}/replay", {"reason": "rejected"})).json()
+    assert (report["replayed"], report["unroutable"]) == (0, 3)
     assert stack.broker.vhosts["/"].queues["dlq"].message_count == 5
 
 
@@ -210,8 +250,30 @@ async def test_delete_removes_selected_dead_letters_with_a_count(stack: Stack) -
     ]
     queue = stack.broker.vhosts["/"].queues["dlq"]
     assert (queue.message_count, queue.message_bytes) == (3, 15)
-    assert (await stack.request("POST", f"{DLQ}/messages/delete", {})).json() == {"deleted": 3}
+    everything = await stack.request("POST", f"{DLQ}/messages/delete", {"all": True})
+    assert everything.json() == {"deleted": 3}
     assert queue.message_count == 0
+
+
+async def test_delete_without_a_filter_needs_all_and_dry_run_deletes_nothing(
+    stack: Stack,
+) -> None:
+    await dead_letters(stack)
+    queue = stack.broker.vhosts["/"].queues["dlq"]
+    for body in ({}, {"limit": 2}, {"all": False}, {"dry_run": False}):
+        reply = await stack.request("POST", f"{DLQ}/messages/delete", body)
+        assert reply.status == 400, body
+        assert '"all": true' in reply.json()["reason"]
+        assert queue.message_count == 5
+    dry = await stack.request("POST", f"{DLQ}/messages/delete", {"all": True, "dry_run": True})
+    assert dry.json() == {"dry_run": True, "selected": 5, "deleted": 0}
+    dry = await stack.request(
+        "POST", f"{DLQ}/messages/delete", {"reason": "expired", "dry_run": True}
+    )
+    assert dry.json() == {"dry_run": True, "selected": 2, "deleted": 0}
+    assert queue.message_count == 5
+    assert (await stack.request("POST", f"{DLQ}/messages/delete", {"all": "yes"})).status == 400
+    assert queue.message_count == 5
 
 
 async def test_replayed_messages_reach_a_waiting_consumer_at_once(stack: Stack) -> None:
