@@ -25,6 +25,7 @@ from amqplite.broker.results import (
     GetResult,
     PublishResult,
 )
+from amqplite.broker.routing import routing_keys
 from amqplite.broker.vhost import generate_name
 from amqplite.errors import (
     ReplyCode,
@@ -365,17 +366,8 @@ class Channel:
 
     def _check_publish_topic(self, exchange: str, routing_key: str, message: Message) -> None:
         """Topic write permission for the routing key and every ``CC``/``BCC`` key."""
-        self._check_topic("write", exchange, routing_key)
-        headers = message.properties.headers
-        if headers:
-            for name in ("CC", "BCC"):
-                extra = headers.get(name)
-                if isinstance(extra, list):
-                    for key in extra:
-                        if isinstance(key, bytes):
-                            key = key.decode("utf-8", "replace")
-                        if isinstance(key, str):
-                            self._check_topic("write", exchange, key)
+        for key in routing_keys(routing_key, message.properties.headers):
+            self._check_topic("write", exchange, key)
 
     def _unroutable(self, mandatory: bool) -> None:
         if mandatory:

@@ -45,7 +45,7 @@ def routing_keys(routing_key: str, headers: FieldTable | None) -> list[str]:
             extra = headers.get(name)
             if isinstance(extra, list):
                 keys.extend(
-                    k.decode() if isinstance(k, bytes) else k
+                    k.decode("utf-8", "replace") if isinstance(k, bytes) else k
                     for k in extra
                     if isinstance(k, str | bytes)
                 )
