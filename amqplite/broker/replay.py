@@ -262,7 +262,8 @@ class ReplayReport:
     """What a replay did (or, with ``dry_run``, would do)."""
 
     dry_run: bool
-    selected: int = 0
+    total: int = 0  # messages the selection chose
+    selected: int = 0  # of those, how many were tried so far
     replayed: int = 0
     unroutable: int = 0  # published but routed nowhere: kept in the DLQ
     skipped: int = 0  # no x-death origin and no explicit destination: kept
@@ -291,35 +292,30 @@ def queue_mark(queue: Queue) -> tuple[int, ...]:
 
 
 class Replay:
-    """One replay of the selected dead letters of ``queue`` through ``channel``.
-
-    The channel is the caller's (the HTTP API opens one acting as its user, so write
-    permissions and internal exchanges are checked as for any publish).
-    """
+    """One replay of the dead letters of ``queue`` that ``selection`` chooses (chosen now)."""
 
     def __init__(
         self,
         queue: Queue,
-        channel: Channel,
         selection: Selection,
         target: Target = Target(),
         *,
         dry_run: bool = False,
     ) -> None:
         self.queue = queue
-        self.channel = channel
         self.target = target
         self.messages = [entry.message for _, entry in selection.select(list(queue.browse()))]
-        self.report = ReplayReport(dry_run=dry_run)
+        self.report = ReplayReport(dry_run=dry_run, total=len(self.messages))
 
-    @property
-    def total(self) -> int:
-        return len(self.messages)
+    def run(self, channel: Channel, batch: int) -> Iterator[Step]:
+        """Replay ``batch`` messages at a time through ``channel``; yields ``SYNC`` after a
+        batch that wrote to the store (resume once it is durable: only then are the
+        originals removed) and ``PAUSE`` between batches (resume when the rest of the
+        server may have run).
 
-    def run(self, batch: int) -> Iterator[Step]:
-        """Replay ``batch`` messages at a time; yields ``SYNC`` after a batch that wrote to
-        the store (resume once it is durable: only then are the originals removed) and
-        ``PAUSE`` between batches (resume when the rest of the server may have run)."""
+        The channel is the caller's: the HTTP API opens one acting as its user, so write
+        permissions and internal exchanges are checked as for any publish.
+        """
         queue = self.queue
         mark: tuple[int, ...] | None = None
         present: set[int] | None = None
@@ -333,7 +329,7 @@ class Replay:
                 present = {entry.message.id for entry in queue.browse()}
             if present is not None:
                 chunk = [m for m in chunk if m.id in present]
-            done, durable = self._batch(chunk)
+            done, durable = self._batch(channel, chunk)
             if durable:
                 yield SYNC
             queue.remove_messages({m.id for m in done})
@@ -342,7 +338,7 @@ class Replay:
             mark = queue_mark(queue)
             yield PAUSE
 
-    def _batch(self, messages: Sequence[Message]) -> tuple[list[Message], bool]:
+    def _batch(self, channel: Channel, messages: Sequence[Message]) -> tuple[list[Message], bool]:
         """Publish (or, dry, route) ``messages``: the originals that were routed, and
         whether any publish wrote to the store."""
         report = self.report
@@ -359,7 +355,7 @@ class Replay:
                 self._dry(message, copy, dest)
                 continue
             try:
-                result = self.channel.publish(dest.exchange, dest.routing_key, copy)
+                result = channel.publish(dest.exchange, dest.routing_key, copy)
             except AMQPError as exc:
                 report.error(message, exc.reply_text)
                 continue

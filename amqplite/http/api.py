@@ -17,8 +17,8 @@ from __future__ import annotations
 import importlib.resources
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from contextlib import aclosing, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -26,10 +26,17 @@ import trio
 
 from amqplite.broker.definitions import ApplyFailed, PlanRefused, plan, rabbit_json, snapshot
 from amqplite.broker.definitions import apply as apply_definitions
-from amqplite.broker.replay import SYNC, Replay, summarise
+from amqplite.broker.replay import SYNC, Replay, ReplayReport, summarise
 from amqplite.errors import AMQPError, ReplyCode
 from amqplite.http import auth, deadletters, metrics, render
-from amqplite.http.jsonout import created, json_list_response, json_response, jsonable, no_content
+from amqplite.http.jsonout import (
+    created,
+    dumps,
+    json_list_response,
+    json_response,
+    jsonable,
+    no_content,
+)
 from amqplite.http.payloads import (
     decode_payload,
     encode_payload,
@@ -72,6 +79,7 @@ _ACKMODES = {
     "reject_requeue_false",
 }
 REPLAY_BATCH = 500  # messages per synchronous step of a replay without a rate limit
+NDJSON_TYPE = "application/x-ndjson"
 
 
 @attrs.frozen(slots=True)
@@ -182,6 +190,9 @@ class ManagementApp:
         r = self.router.add
         r("GET", "/", self.dashboard, public=True)
         r("GET", "/index.html", self.dashboard, public=True)
+        # The login form posts here if it is submitted before app.js takes it over: the
+        # page comes back (the password stayed in the request body, out of any URL).
+        r("POST", "/", self.dashboard, public=True)
         r("GET", "/static/{file}", self.static, public=True)
         r("GET", "/metrics", self.metrics, public=not self.require_auth_for_metrics)
         r("GET", "/api/overview", self.overview)
@@ -710,16 +721,23 @@ class ManagementApp:
         return json_response({"deleted": queue.remove_messages(ids)})
 
     async def replay_messages(self, call: Call) -> Response:
+        """Replay the selected dead letters; with ``"progress": true`` the reply is NDJSON,
+        one ``{"progress": {"selected": n, "total": t}}`` line per batch, then the report."""
         vhost = self._vhost(call)
         queue = self._queue(call)
         body = call.request.json_object()
         self._check(call, "read", queue.name)
         dry_run = _flag(body, "dry_run", False)
+        progress = _flag(body, "progress", False)
         rate = body.get("rate")
         if rate is not None and (
             isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0
         ):
             raise bad_request("rate must be a positive number of messages per second")
+        batch = deadletters.parse_int(body.get("batch"), "batch", REPLAY_BATCH) or REPLAY_BATCH
+        if rate is not None:  # ten batches a second, so the rate is smooth
+            batch = min(batch, max(1, int(rate / 10)))
+        interval = 0.0 if rate is None else batch / float(rate)
         target = deadletters.target_from_json(body)
         if target.exchange is not None and target.exchange not in vhost.exchanges:
             raise HTTPError(
@@ -730,22 +748,40 @@ class ManagementApp:
                 404, "Object Not Found", f"no queue '{target.queue}' in vhost '{vhost.name}'"
             )
         # The origin filters are spelled "origin_exchange" / "origin_routing_key" here.
-        filters = {k: v for k, v in body.items() if k not in deadletters.TARGET_FIELDS}
+        filters = {
+            k: v
+            for k, v in body.items()
+            if k not in deadletters.TARGET_FIELDS and k not in ("progress", "batch")
+        }
         selection = deadletters.selection_from_json(filters, default_limit=None)
-        batch = REPLAY_BATCH if rate is None else max(1, int(rate / 10))
-        interval = 0.0 if rate is None else batch / float(rate)
-        with self._channel(call, vhost.name) as ch:
-            replay = Replay(queue, ch, selection, target, dry_run=dry_run)
-            for step in replay.run(batch):
+        replay = Replay(queue, selection, target, dry_run=dry_run)
+        replaying = self._replaying(call, replay, batch, interval)
+        if progress:
+            return Response(200, _progress_lines(replaying), NDJSON_TYPE)
+        async with aclosing(replaying) as running:
+            async for _ in running:
+                pass  # the report object is updated in place; its final state is the answer
+        return json_response(deadletters.report_json(replay.report))
+
+    async def _replaying(
+        self, call: Call, replay: Replay, batch: int, interval: float
+    ) -> AsyncGenerator[ReplayReport, None]:
+        """Drive ``replay`` (the core's loop): wait for durability when it asks, pause
+        between batches; yields its report after each batch and once more at the end."""
+        with self._channel(call, replay.queue.vhost.name) as ch:
+            for step in replay.run(ch, batch):
                 if step == SYNC:
                     # Leave the DLQ only once the copies are durable at their destination.
                     await self.durable()
                     continue
                 if self.on_change is not None:
                     self.on_change()  # let consumers of the destinations see this batch now
+                yield replay.report
                 # Yield between batches even without a rate, so AMQP clients are served.
                 await trio.sleep(interval)
-        return json_response(deadletters.report_json(replay.report))
+        if self.on_change is not None:
+            self.on_change()
+        yield replay.report
 
     # -- bindings ------------------------------------------------------------------------
 
@@ -854,6 +890,19 @@ class ManagementApp:
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+
+async def _progress_lines(
+    replaying: AsyncGenerator[ReplayReport, None],
+) -> AsyncGenerator[bytes, None]:
+    """NDJSON: a progress line after each batch of a replay, then its report."""
+    report = None
+    async with aclosing(replaying) as running:
+        async for report in running:
+            line = {"progress": {"selected": report.selected, "total": report.total}}
+            yield dumps(line) + b"\n"
+    if report is not None:
+        yield dumps(deadletters.report_json(report)) + b"\n"
 
 
 def _user_name(user: User | None) -> str:

@@ -10,7 +10,7 @@ shape (``{"error": ..., "reason": ...}``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -65,11 +65,12 @@ class Request:
 
 @attrs.frozen(slots=True)
 class Response:
-    """A response: ``body`` is bytes (sent with Content-Length) or an iterable of chunks
-    (sent chunked, rendered lazily so a long listing never sits in memory at once)."""
+    """A response: ``body`` is bytes (sent with Content-Length), an iterable of chunks
+    (sent chunked, rendered lazily so a long listing never sits in memory at once) or an
+    async generator of chunks (sent as they come: progress of a long operation)."""
 
     status: int
-    body: bytes | Iterable[bytes] = b""
+    body: bytes | Iterable[bytes] | AsyncGenerator[bytes, None] = b""
     content_type: str | None = JSON_TYPE
     headers: tuple[tuple[str, str], ...] = ()
 

@@ -24,7 +24,7 @@ the connection, and neither reaches the listener's nursery (so never the AMQP si
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -238,11 +238,21 @@ async def _send_response(
     if isinstance(body, bytes):
         headers.append(("content-length", str(len(body))))
     reason = _REASONS.get(response.status, "")
-    with trio.move_on_after(limits.write_timeout):
+    with trio.move_on_after(limits.write_timeout) as scope:
         await stream.send_all(
             conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
         )
-        if method != "HEAD":
+        if isinstance(body, AsyncGenerator):
+            try:
+                if method != "HEAD":
+                    async for chunk in body:
+                        await stream.send_all(conn.send(h11.Data(data=chunk)))
+                        # Produced while written: the write timeout counts per chunk.
+                        scope.deadline = trio.current_time() + limits.write_timeout
+            finally:
+                with trio.CancelScope(shield=True):
+                    await body.aclose()  # its cleanup runs even if the client went away
+        elif method != "HEAD":
             if isinstance(body, bytes):
                 if body:
                     await stream.send_all(conn.send(h11.Data(data=body)))

@@ -13,6 +13,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 from amqplite.ops.errors import OpsError
@@ -65,15 +66,37 @@ class ApiClient:
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """``path`` starts with ``/api/``; ``body`` is sent as JSON.  Returns the JSON reply."""
+        raw = b"".join(self._exchange(method, path, body, lines=False))
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise OpsError(f"{method} {path}: the reply is not JSON") from None
+
+    def post_lines(self, path: str, body: Any) -> Iterator[Any]:
+        """POST ``body`` and yield each line of an NDJSON reply as it arrives (progress)."""
+        for line in self._exchange("POST", path, body, lines=True):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    raise OpsError(f"POST {path}: a reply line is not JSON") from None
+
+    def _exchange(self, method: str, path: str, body: Any, *, lines: bool) -> Iterator[bytes]:
+        """The reply body: whole, or (``lines``) line by line as it is received."""
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base + path, data=data, method=method)
         req.add_header("authorization", self._auth)
-        req.add_header("accept", "application/json")
+        req.add_header("accept", "application/x-ndjson" if lines else "application/json")
         if data is not None:
             req.add_header("content-type", "application/json")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                raw = resp.read()
+                if not lines:
+                    yield resp.read()
+                    return
+                yield from resp
         except urllib.error.HTTPError as exc:
             raise OpsError(self._describe(exc, method, path)) from None
         except urllib.error.URLError as exc:
@@ -84,12 +107,6 @@ class ApiClient:
             raise OpsError(f"the HTTP API at {self.base} did not answer in time") from None
         except OSError as exc:
             raise OpsError(f"HTTP API at {self.base}: {exc}") from None
-        if not raw.strip():
-            return None
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise OpsError(f"{method} {path}: the reply is not JSON") from None
 
     def _describe(self, exc: urllib.error.HTTPError, method: str, path: str) -> str:
         reason = ""

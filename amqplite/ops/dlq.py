@@ -1,13 +1,15 @@
 """``amqplite dlq list | show | replay | purge``: dead letters through the HTTP API.
 
-CLI layer, thin over amqplite's dead-letter endpoints (``amqplite/http/deadletters.py``):
+CLI layer, thin over amqplite's dead-letter endpoints (the broker's ``broker/replay.py``
+behind ``http/deadletters.py``); it parses arguments and renders replies, nothing more:
 ``GET /api/queues/{vhost}/{q}/messages`` (browse without consuming) and ``.../summary``,
 ``POST .../replay`` and ``POST .../messages/delete``.  The same filters everywhere:
 ``--reason --origin-queue --origin-exchange --routing-key --header k=v --since --until``.
 
-A large replay is sent in chunks so progress can be shown; messages the destination
-refused or could not route stay in the queue, in front of the rest, so each chunk skips
-them with ``offset``.
+A replay is one request: the broker runs it in batches (``REPLAY_CHUNK`` messages each)
+and streams one progress line per batch, shown on stderr for large replays.  By default
+each message goes back to the queue it died in (``--to-queue`` semantics);
+``--to-exchange`` republishes through an exchange instead, as an explicit choice.
 """
 
 from __future__ import annotations
@@ -50,14 +52,28 @@ def register(sub: Any) -> None:
     show.set_defaults(func=guarded(_cmd_show))
 
     replay = actions.add_parser(
-        "replay", help="send dead letters back to their origin (or elsewhere)"
+        "replay", help="send dead letters back to the queue they died in (or elsewhere)"
     )
     _common(replay)
     replay.add_argument("--limit", type=int, metavar="N", help="replay at most N")
     replay.add_argument("--rate", type=float, metavar="N", help="at most N messages per second")
-    replay.add_argument("--dry-run", action="store_true", help="show what would happen")
-    replay.add_argument("--to-exchange", metavar="X", help="send here instead of the origin")
-    replay.add_argument("--to-routing-key", metavar="K", help="with this routing key")
+    replay.add_argument(
+        "--dry-run", action="store_true", help="show what would happen and which queues it reaches"
+    )
+    to = replay.add_mutually_exclusive_group()
+    to.add_argument(
+        "--to-queue",
+        metavar="Q",
+        help="send to this queue (default: the queue each message died in, from x-death)",
+    )
+    to.add_argument(
+        "--to-exchange",
+        metavar="X",
+        help="publish to this exchange instead (every queue bound there may get a copy)",
+    )
+    replay.add_argument(
+        "--to-routing-key", metavar="K", help="with this routing key (default: the original keys)"
+    )
     replay.set_defaults(func=guarded(_cmd_replay))
 
     purge = actions.add_parser("purge", help="delete the selected dead letters")
@@ -187,7 +203,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 d.get("exchange", ""),
                 ",".join(map(str, keys)) if isinstance(keys, list) else str(keys),
                 _when(_death_time(d.get("time"))),
-                d.get("count", ""),
+                m.get("deaths", ""),  # over every x-death entry, counted by the broker
                 m.get("replayed", 0),
                 _preview(m),
             )
@@ -258,53 +274,34 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     api = api_client(args)
-    filters = _filters(args)
-    body: dict[str, Any] = dict(filters)
-    if args.rate is not None:
-        body["rate"] = args.rate
-    if args.to_exchange is not None:
-        body["exchange"] = args.to_exchange
-    if args.to_routing_key is not None:
-        body["routing_key"] = args.to_routing_key
+    body: dict[str, Any] = _filters(args)
+    if args.to_queue is not None and args.to_routing_key is not None:
+        raise OpsError("--to-routing-key goes with --to-exchange, not --to-queue")
+    for name in ("rate", "limit", "to_queue", "to_exchange", "to_routing_key"):
+        value = getattr(args, name)
+        if value is not None:
+            body[name] = value
     url = _base(args) + "/replay"
     if args.dry_run:
-        report = api.post(url, {**body, "dry_run": True, "limit": args.limit})
-        return _print_replay(report, args, dry_run=True)
-    summary = api.get(_base(args) + "/messages/summary" + _query(filters))
-    total = summary.get("total", 0) if isinstance(summary, dict) else 0
-    if args.limit is not None:
-        total = min(total, args.limit)
-    totals: dict[str, Any] = {
-        "dry_run": False,
-        "selected": 0,
-        "replayed": 0,
-        "unroutable": 0,
-        "skipped": 0,
-        "failed": 0,
-        "errors": [],
-        "destinations": [],
-    }
-    destinations: dict[tuple[str, str], int] = {}
-    kept = 0
-    while totals["selected"] < total:
-        chunk = min(REPLAY_CHUNK, total - totals["selected"])
-        report = api.post(url, {**body, "limit": chunk, "offset": kept})
-        if not isinstance(report, dict) or not report.get("selected"):
-            break
-        for key in ("selected", "replayed", "unroutable", "skipped", "failed"):
-            totals[key] += int(report.get(key, 0))
-        totals["errors"].extend(report.get("errors", []))
-        for d in report.get("destinations", []):
-            k = (d.get("exchange", ""), d.get("routing_key", ""))
-            destinations[k] = destinations.get(k, 0) + int(d.get("count", 0))
-        kept += int(report["selected"]) - int(report.get("replayed", 0))
-        if total > REPLAY_CHUNK:
-            print(f"amqplite: replay {totals['selected']}/{total}", file=sys.stderr, flush=True)
-    totals["destinations"] = [
-        {"exchange": x, "routing_key": k, "count": c}
-        for (x, k), c in sorted(destinations.items(), key=lambda i: -i[1])
-    ]
-    return _print_replay(totals, args, dry_run=False)
+        return _print_replay(api.post(url, {**body, "dry_run": True}), args, dry_run=True)
+    # One request; the broker replays in batches and streams a progress line after each.
+    report: Any = None
+    shown = 0
+    for line in api.post_lines(url, {**body, "progress": True, "batch": REPLAY_CHUNK}):
+        progress = line.get("progress") if isinstance(line, dict) else None
+        if not isinstance(progress, dict):
+            report = line
+            continue
+        done, total = int(progress.get("selected", 0)), int(progress.get("total", 0))
+        # Rate-limited replays report small batches: show about one line per chunk.
+        if (
+            total > REPLAY_CHUNK
+            and done > shown
+            and (done - shown >= REPLAY_CHUNK or done == total)
+        ):
+            shown = done
+            print(f"amqplite: replay {done}/{total}", file=sys.stderr, flush=True)
+    return _print_replay(report, args, dry_run=False)
 
 
 def _print_replay(report: Any, args: argparse.Namespace, *, dry_run: bool) -> int:
@@ -320,9 +317,13 @@ def _print_replay(report: Any, args: argparse.Namespace, *, dry_run: bool) -> in
             f"skipped {report.get('skipped', 0)})"
         )
         for d in report.get("destinations", []):
-            print(
-                f"  {d['count']:>6} -> exchange '{d['exchange']}' routing key '{d['routing_key']}'"
-            )
+            if d["exchange"] == "":
+                where = f"queue '{d['routing_key']}' (through the default exchange)"
+            else:
+                where = f"exchange '{d['exchange']}' routing key '{d['routing_key']}'"
+            print(f"  {d['count']:>6} -> {where}")
+        for q in report.get("queues", []):
+            print(f"  {q['count']:>6} would reach queue '{q['queue']}'")
         for e in report.get("errors", [])[:10]:
             print(f"  kept: {json.dumps(e, default=str)}")
     kept = int(report.get("unroutable", 0)) + int(report.get("failed", 0))

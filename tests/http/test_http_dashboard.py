@@ -12,7 +12,7 @@ import json
 import pika  # type: ignore[import-untyped]
 import pytest
 import trio
-from chromium_cdp import chromium, find_chromium
+from chromium_cdp import Page, chromium, find_chromium
 from http_support import Channel, Stack, make_dead_letters
 
 CHROMIUM = find_chromium()
@@ -114,3 +114,123 @@ async def test_dashboard_shows_live_counts_and_replays_a_dead_letter_by_click(st
                 "document.querySelector('#topology-tree li[data-exchange=\"dlx\"]').textContent"
             )
             assert "fanout" in dlx and "queue dlq" in dlx
+
+
+async def _logged_in(page: Page) -> None:
+    await page.wait_for(
+        "document.readyState === 'complete' && document.querySelector('#login-form')"
+    )
+    await page.evaluate(
+        "document.querySelector('#login-user').value = 'guest';"
+        "document.querySelector('#login-password').value = 'guest';"
+        "document.querySelector('#login-form').requestSubmit(); true"
+    )
+    await page.wait_for("document.querySelector('#whoami').textContent === 'guest'")
+
+
+async def test_tabs_stay_hidden_until_login(stack: Stack) -> None:
+    assert CHROMIUM is not None
+    with trio.fail_after(60):
+        async with chromium(CHROMIUM) as browser:
+            page = await browser.new_page(f"http://127.0.0.1:{stack.http_port}/")
+            await page.wait_for(
+                "document.readyState === 'complete' && document.querySelector('#login-form')"
+            )
+            shown = "[...document.querySelectorAll('#tabs button')].filter(b => b.offsetParent)"
+            assert await page.evaluate(f"{shown}.length") == 0
+            assert (
+                await page.evaluate("getComputedStyle(document.querySelector('#tabs')).display")
+                == "none"
+            )
+            await _logged_in(page)
+            await page.wait_for(f"{shown}.length === 4")
+
+
+async def test_a_login_submitted_before_the_script_loads_keeps_the_password_out_of_the_url(
+    stack: Stack,
+) -> None:
+    assert CHROMIUM is not None
+    url = f"http://127.0.0.1:{stack.http_port}/"
+    with trio.fail_after(60):
+        async with chromium(CHROMIUM) as browser:
+            page = await browser.new_page("about:blank")
+            # The dashboard as it is before app.js arrives: the form and no handler on it.
+            await page.send("Network.enable")
+            await page.send("Network.setBlockedURLs", {"urls": ["*/static/app.js"]})
+            await page.send("Page.navigate", {"url": url})
+            await page.wait_for(
+                "document.readyState === 'complete' && document.querySelector('#login-form')"
+            )
+            await page.evaluate(
+                "window.beforeSubmit = true;"
+                "document.querySelector('#login-user').value = 'guest';"
+                "document.querySelector('#login-password').value = 's3cret-word';"
+                "document.querySelector('#login-form').requestSubmit(); true"
+            )
+            # A new document: the form was submitted by the browser itself.
+            await page.wait_for(
+                "window.beforeSubmit === undefined && document.readyState === 'complete'"
+            )
+            location = await page.evaluate("location.href")
+            assert location == url
+            assert "s3cret" not in location and "password" not in location
+            # The page that came back is the dashboard again, ready for a proper login.
+            assert await page.evaluate("!!document.querySelector('#login-form')")
+
+
+async def test_delete_matching_honours_dry_run_and_needs_all_and_a_confirmation(
+    stack: Stack,
+) -> None:
+    assert CHROMIUM is not None
+    await stack.amqp(make_dead_letters)
+    dlq = stack.broker.vhosts["/"].queues["dlq"]
+    with trio.fail_after(60):
+        async with chromium(CHROMIUM) as browser:
+            page = await browser.new_page(f"http://127.0.0.1:{stack.http_port}/")
+            await _logged_in(page)
+            await page.evaluate(
+                "document.querySelector('#tabs button[data-tab=deadletters]').click();"
+                # Record every confirmation asked; answer with window.answer.
+                "window.asked = []; window.answer = false;"
+                "window.confirm = (text) => { window.asked.push(text); return window.answer; };"
+                "true"
+            )
+            option = js(json.dumps(["/", "dlq"], separators=(",", ":")))
+            await page.wait_for(
+                f"[...document.querySelectorAll('#dl-queue option')].some(o => o.value === {option})"
+            )
+            await page.evaluate(f"document.querySelector('#dl-queue').value = {option}; true")
+            status = "document.querySelector('#dl-status').textContent"
+
+            async def delete(expect: str) -> None:
+                await page.evaluate(
+                    f"{status} = ''; document.querySelector('#dl-delete').click(); true"
+                )
+                await page.wait_for(f"{status}.startsWith({js(expect)})")
+
+            # Dry run ticked, no filter, "all" not ticked: refused, nothing asked or deleted.
+            await page.evaluate("document.querySelector('#dl-dry-run').checked = true; true")
+            await delete("No filter")
+            # Dry run with a filter: only a report.
+            await page.evaluate("document.querySelector('#dl-reason').value = 'expired'; true")
+            await delete("Dry run: would delete 2")
+            assert (dlq.message_count, await page.evaluate("window.asked.length")) == (5, 0)
+
+            # A real delete asks first; "no" deletes nothing.
+            await page.evaluate("document.querySelector('#dl-dry-run').checked = false; true")
+            await delete("Nothing deleted")
+            asked = await page.evaluate("window.asked")
+            assert len(asked) == 1 and "2 matching" in asked[0]
+            assert dlq.message_count == 5
+            await page.evaluate("window.answer = true; true")
+            await delete("Deleted 2")
+            assert dlq.message_count == 3
+
+            # Everything: only with "all" ticked, and confirmed as ALL.
+            await page.evaluate("document.querySelector('#dl-reason').value = ''; true")
+            await delete("No filter")
+            assert dlq.message_count == 3
+            await page.evaluate("document.querySelector('#dl-all').checked = true; true")
+            await delete("Deleted 3")
+            assert "ALL 3" in (await page.evaluate("window.asked"))[-1]
+            assert dlq.message_count == 0

@@ -144,3 +144,72 @@ def test_dlq_of_a_missing_queue_is_a_404_line(cli: Cli, stack: Stack) -> None:
     r = cli("dlq", "list", "nope", "--api", stack.api)
     assert r.code == 1
     assert r.err.startswith("amqplite: error: 404 not found")
+
+
+def _count(stack: Stack, queue: str) -> int:
+    with connect(stack.url) as conn, conn.channel() as ch:
+        return ch.queue_declare(queue, passive=True).message_count
+
+
+def test_replay_goes_back_to_the_queue_it_died_in_not_to_its_siblings(
+    cli: Cli, dead: Stack
+) -> None:
+    with connect(dead.url) as conn, conn.channel() as ch:
+        ch.queue_declare("audit")
+        ch.queue_bind("audit", "jobs", "work")  # a sibling of "work" on its origin exchange
+    args = ("dlq", "replay", "work.dlq", "--api", dead.api, "--origin-queue", "work")
+    r = cli(*args, "--dry-run")
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[1:] == [
+        "       3 -> queue 'work' (through the default exchange)",
+        "       3 would reach queue 'work'",
+    ]
+    r = cli(*args, "--dry-run", "--to-exchange", "jobs")
+    assert r.out.splitlines()[1:] == [
+        "       3 -> exchange 'jobs' routing key 'work'",
+        "       3 would reach queue 'work'",
+        "       3 would reach queue 'audit'",
+    ]
+    assert (_count(dead, "work"), _count(dead, "audit"), _count(dead, "work.dlq")) == (0, 0, 4)
+    r = cli(*args)
+    assert r.code == 0, r.err
+    assert (_count(dead, "work"), _count(dead, "audit"), _count(dead, "work.dlq")) == (3, 0, 1)
+
+
+def test_replay_to_another_queue(cli: Cli, dead: Stack) -> None:
+    with connect(dead.url) as conn, conn.channel() as ch:
+        ch.queue_declare("retry")
+    r = cli("dlq", "replay", "work.dlq", "--api", dead.api, "--to-queue", "retry", "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["destinations"] == [
+        {"exchange": "", "routing_key": "retry", "count": 4}
+    ]
+    assert (_count(dead, "retry"), _count(dead, "work"), _count(dead, "other")) == (4, 0, 0)
+    r = cli("dlq", "replay", "work.dlq", "--api", dead.api, "--to-queue", "nope")
+    assert (r.code, r.err) == (1, "amqplite: error: 404 not found: no queue 'nope' in vhost '/'\n")
+
+
+def test_deaths_counts_every_death_not_only_the_latest(cli: Cli, stack: Stack) -> None:
+    """work2 rejects into parking (TTL 0), which expires into final.dlq: two x-death
+    entries, one death each."""
+    with connect(stack.url) as conn, conn.channel() as ch:
+        ch.exchange_declare("to-parking", "fanout")
+        ch.exchange_declare("to-final", "fanout")
+        ch.queue_declare("final.dlq")
+        ch.queue_bind("final.dlq", "to-final")
+        ch.queue_declare(
+            "parking", arguments={"x-message-ttl": 0, "x-dead-letter-exchange": "to-final"}
+        )
+        ch.queue_bind("parking", "to-parking")
+        ch.queue_declare("work2", arguments={"x-dead-letter-exchange": "to-parking"})
+        ch.publish("", "work2", b"twice")
+        got = ch.basic_get("work2")
+        assert got is not None
+        ch.basic_reject(got.delivery_tag, requeue=False)
+    assert _count(stack, "final.dlq") == 1
+    r = cli("dlq", "list", "final.dlq", "--api", stack.api)
+    assert r.code == 0, r.err
+    header, _, row = r.out.splitlines()[:3]
+    deaths = header.index("DEATHS")
+    assert row[deaths:].split()[0] == "2"
+    assert row.split()[1:3] == ["expired", "parking"]

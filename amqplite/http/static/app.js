@@ -200,16 +200,42 @@ async function replayMatching(extra) {
   try {
     const body = { ...dlFilters(), ...(extra || {}), dry_run: $("#dl-dry-run").checked };
     const r = await api("POST", dlTarget() + "/replay", body);
-    status.textContent = (r.dry_run ? "Dry run: would replay " : "Replayed ") + r.replayed + " of " + r.selected +
+    // By default each message goes back to the queue it died in (the server's default, as in the CLI).
+    const reach = r.dry_run && r.queues && r.queues.length ? " to " + r.queues.map((q) => q.queue + " (" + q.count + ")").join(", ") : "";
+    status.textContent = (r.dry_run ? "Dry run: would replay " : "Replayed ") + r.replayed + " of " + r.selected + reach +
       (r.unroutable ? ", " + r.unroutable + " unroutable (kept)" : "") + (r.skipped ? ", " + r.skipped + " without origin (kept)" : "");
     await browseKeepStatus();
   } catch (e) { status.textContent = "Error: " + e.message; }
 }
 
+function dlQueueLabel() {
+  const [vhost, name] = JSON.parse($("#dl-queue").value);
+  return "'" + name + "' (vhost " + vhost + ")";
+}
+
+// Deleting is the one click that loses data: a dry run only counts, a delete without a filter needs
+// "all" ticked (the CLI's --all; the server refuses it otherwise too), and every delete is confirmed.
 async function deleteMatching() {
   const status = $("#dl-status");
   try {
-    const r = await api("POST", dlTarget() + "/messages/delete", dlFilters());
+    const filters = dlFilters();
+    const filtered = Object.keys(filters).length > 0;
+    if (!filtered && !$("#dl-all").checked) {
+      status.textContent = "No filter: tick \"all messages\" to delete every message in the queue";
+      return;
+    }
+    const body = filtered ? filters : { all: true };
+    const dry = await api("POST", dlTarget() + "/messages/delete", { ...body, dry_run: true });
+    if ($("#dl-dry-run").checked) {
+      status.textContent = "Dry run: would delete " + dry.selected;
+      return;
+    }
+    const what = filtered ? dry.selected + " matching message(s)" : "ALL " + dry.selected + " message(s)";
+    if (!window.confirm("Delete " + what + " from queue " + dlQueueLabel() + "? This cannot be undone.")) {
+      status.textContent = "Nothing deleted";
+      return;
+    }
+    const r = await api("POST", dlTarget() + "/messages/delete", body);
     status.textContent = "Deleted " + r.deleted;
     await browseKeepStatus();
   } catch (e) { status.textContent = "Error: " + e.message; }
