@@ -12,7 +12,7 @@ import json
 import pika  # type: ignore[import-untyped]
 import pytest
 import trio
-from chromium_cdp import Page, chromium, find_chromium
+from chromium_cdp import JSError, Page, chromium, find_chromium
 from http_support import Channel, Stack, make_dead_letters
 
 CHROMIUM = find_chromium()
@@ -29,6 +29,9 @@ async def test_dashboard_shows_live_counts_and_replays_a_dead_letter_by_click(st
     assert CHROMIUM is not None
     await stack.amqp(make_dead_letters)
     stack.broker.vhosts["/"].declare_queue("watched")
+    # A sibling of "work" on its origin exchange: a replay must not give it a copy.
+    stack.broker.vhosts["/"].declare_queue("sibling")
+    stack.broker.vhosts["/"].bind_queue("sibling", "work.x", "job")
     with trio.fail_after(60):
         async with chromium(CHROMIUM) as browser:
             page = await browser.new_page(f"http://127.0.0.1:{stack.http_port}/")
@@ -101,6 +104,7 @@ async def test_dashboard_shows_live_counts_and_replays_a_dead_letter_by_click(st
 
             vhost = stack.broker.vhosts["/"]
             assert (vhost.queues["dlq"].message_count, vhost.queues["work"].message_count) == (4, 1)
+            assert vhost.queues["sibling"].message_count == 0
             (entry,) = list(vhost.queues["work"].browse())
             assert entry.message.body == b"job 1" and entry.message.headers["x-replayed"] == 1
 
@@ -165,12 +169,20 @@ async def test_a_login_submitted_before_the_script_loads_keeps_the_password_out_
                 "window.beforeSubmit = true;"
                 "document.querySelector('#login-user').value = 'guest';"
                 "document.querySelector('#login-password').value = 's3cret-word';"
-                "document.querySelector('#login-form').requestSubmit(); true"
+                # Submitted after this evaluation returns: the page navigates away.
+                "setTimeout(() => document.querySelector('#login-form').requestSubmit(), 0); true"
             )
-            # A new document: the form was submitted by the browser itself.
-            await page.wait_for(
-                "window.beforeSubmit === undefined && document.readyState === 'complete'"
-            )
+            # A new document: the form was submitted by the browser itself.  A wait that
+            # was running in the old document ends with it: wait again in the new one.
+            while True:
+                try:
+                    await page.wait_for(
+                        "window.beforeSubmit === undefined && document.readyState === 'complete'"
+                    )
+                    break
+                except JSError as exc:
+                    if "navigated" not in str(exc):
+                        raise
             location = await page.evaluate("location.href")
             assert location == url
             assert "s3cret" not in location and "password" not in location

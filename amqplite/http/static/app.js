@@ -236,8 +236,8 @@ async function deleteMatching() {
       return;
     }
     const r = await api("POST", dlTarget() + "/messages/delete", body);
-    status.textContent = "Deleted " + r.deleted;
-    await browseKeepStatus();
+    await browse();
+    status.textContent = "Deleted " + r.deleted;  // last: the page is up to date when it shows
   } catch (e) { status.textContent = "Error: " + e.message; }
 }
 
