@@ -688,40 +688,9 @@ class _Loader:
             )
             return None
         errors_before = len(self.r.errors)
-        if source not in ex_types:
-            self._undeclared(
-                snode,
-                f"{bpath}.source",
-                "exchange",
-                vhost,
-                source,
-                f"no exchange '{source}' is declared{did_you_mean(source, [n for n in ex_types if n])}",
-            )
-        if dtype == "queue" and destination not in queues:
-            self._undeclared(
-                dnode,
-                f"{bpath}.destination",
-                "queue",
-                vhost,
-                destination,
-                f"no queue '{destination}' is declared{did_you_mean(destination, queues)}",
-            )
-        if dtype == "exchange":
-            if destination == "":
-                self.r.report(
-                    dnode,
-                    f"{bpath}.destination",
-                    'the default exchange ("") cannot be a binding destination',
-                )
-            elif destination not in ex_types:
-                self._undeclared(
-                    dnode,
-                    f"{bpath}.destination",
-                    "exchange",
-                    vhost,
-                    destination,
-                    f"no exchange '{destination}' is declared{did_you_mean(destination, [n for n in ex_types if n])}",
-                )
+        self._binding_ends(
+            vhost, bpath, (snode, source), (dnode, destination, dtype), ex_types, queues
+        )
         stype = ex_types.get(source)
         if stype == "headers" and "x-match" in arguments and arguments["x-match"] not in X_MATCH:
             anode = _find_value(pairs["arguments"][1], "x-match") or item
@@ -744,6 +713,42 @@ class _Loader:
             position=self.r.position(item),
             path=bpath,
         )
+
+    def _binding_ends(
+        self,
+        vhost: str,
+        bpath: str,
+        src: tuple[Node, str],
+        dst: tuple[Node, str, str],
+        ex_types: Mapping[str, str | None],
+        queues: set[str],
+    ) -> None:
+        """Check that a binding's ends are declared (or leave them for the broker to have)."""
+        (snode, source), (dnode, destination, dtype) = src, dst
+        exchanges = [n for n in ex_types if n]
+        if source not in ex_types:
+            self._undeclared(
+                snode, f"{bpath}.source", "exchange", vhost, source,
+                f"no exchange '{source}' is declared{did_you_mean(source, exchanges)}",
+            )  # fmt: skip
+        if dtype == "queue" and destination not in queues:
+            self._undeclared(
+                dnode, f"{bpath}.destination", "queue", vhost, destination,
+                f"no queue '{destination}' is declared{did_you_mean(destination, queues)}",
+            )  # fmt: skip
+        if dtype != "exchange":
+            return
+        if destination == "":
+            self.r.report(
+                dnode,
+                f"{bpath}.destination",
+                'the default exchange ("") cannot be a binding destination',
+            )
+        elif destination not in ex_types:
+            self._undeclared(
+                dnode, f"{bpath}.destination", "exchange", vhost, destination,
+                f"no exchange '{destination}' is declared{did_you_mean(destination, exchanges)}",
+            )  # fmt: skip
 
     def _check_topic_pattern(self, node: Node, path: str, pattern: str) -> None:
         for word in pattern.split("."):
