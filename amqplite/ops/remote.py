@@ -33,10 +33,12 @@ from amqplite.broker.definitions import (
     BindingSpec,
     Definitions,
     ExchangeSpec,
+    PermissionSpec,
     Plan,
     PlanItem,
     QueueSpec,
     Target,
+    TopicPermissionSpec,
     UserSpec,
     VHostSpec,
     plan,
@@ -302,22 +304,28 @@ def _changes(p: Plan, current: Definitions, *, rabbitmq: bool) -> tuple[Definiti
     """The definitions to POST: what the plan creates or updates, users in a form the
     target can use (a RabbitMQ cannot check our scrypt hashes)."""
     todo = [i for i in p.items if i.action in ("create", "update")]
+    names = {i.vhost: None for i in todo if i.kind in ("vhost", "exchange", "queue", "binding")}
     vhosts = []
-    for v in {i.vhost for i in todo if i.kind in ("vhost", "exchange", "queue", "binding")}:
+    for v in names:
         specs = [i.spec for i in todo if i.vhost == v]
+        limits = next((s.limits for s in specs if isinstance(s, VHostSpec)), None)
         vhosts.append(
             VHostSpec(
                 v,
                 tuple(s for s in specs if isinstance(s, ExchangeSpec)),
                 tuple(s for s in specs if isinstance(s, QueueSpec)),
                 tuple(s for s in specs if isinstance(s, BindingSpec)),
+                limits=limits,
             )
         )
     users, dropped = _users_to_send(todo, current, rabbitmq)
     permissions = tuple(
+        i.spec for i in todo if isinstance(i.spec, PermissionSpec) and i.spec.user not in dropped
+    )
+    topic = tuple(
         i.spec
         for i in todo
-        if i.kind == "permission" and getattr(i.spec, "user", None) not in dropped
+        if isinstance(i.spec, TopicPermissionSpec) and i.spec.user not in dropped
     )
     note = (
         f"user(s) {', '.join(sorted(dropped))} not sent: their amqplite (scrypt) password "
@@ -326,7 +334,7 @@ def _changes(p: Plan, current: Definitions, *, rabbitmq: bool) -> tuple[Definiti
         if dropped
         else ""
     )
-    return Definitions(tuple(vhosts), users, permissions), note  # type: ignore[arg-type]
+    return Definitions(tuple(vhosts), users, permissions, topic), note
 
 
 def _users_to_send(

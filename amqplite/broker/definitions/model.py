@@ -19,6 +19,7 @@ broker's limits alone) and a mapping when it does (``{}``: no limits).
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -167,8 +168,6 @@ class BindingSpec:
 
     def describe(self) -> str:
         """``orders -> queue orders.eu ('eu.#')``: how plans and errors name a binding."""
-        import json
-
         args = f", {json.dumps(dict(self.arguments), default=str)}" if self.arguments else ""
         arrow = f"{self.source} -> {self.destination_type} {self.destination}"
         return f"{arrow} ({self.routing_key!r}{args})"

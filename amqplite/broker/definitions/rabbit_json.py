@@ -94,7 +94,6 @@ def encode(
         "product_version": RABBIT_VERSION,
     }
     vhosts = [v for v in defs.vhosts if vhost is None or v.name == vhost]
-    tag: Json = {} if vhost is not None else {"vhost": None}
     if vhost is None:
         out["users"] = [
             {
@@ -126,8 +125,8 @@ def encode(
         out["global_parameters"] = []
     out["policies"] = []
 
-    def where(v: VHostSpec) -> Json:
-        return {"vhost": v.name} if tag else {}
+    def where(v: VHostSpec) -> Json:  # a per-vhost export names no vhost
+        return {"vhost": v.name} if vhost is None else {}
 
     out["queues"] = [
         {"name": q.name, **where(v), "durable": q.durable, "auto_delete": q.auto_delete,
