@@ -161,3 +161,18 @@ def test_vhost_limits_travel_as_rabbitmq_vhost_limits_parameters() -> None:
     assert limits == {"a": {"max-queues": 5}, "b": {}}  # RabbitMQ writes cleared limits as []
     assert warnings == ["1 parameters not imported (amqplite has no parameters)"]
     assert rabbit_json.encode(defs)["parameters"] == [doc["parameters"][0]]
+
+
+def test_plan_predicts_what_a_rabbitmq_refuses_from_its_version() -> None:
+    quorum_ttl = QueueSpec("q", arguments={"x-queue-type": "quorum", "x-message-ttl": 1000})
+    limited = QueueSpec("c", arguments={"x-delivery-limit": 5}, path="queues.c")
+    wanted = Definitions(vhosts=(VHostSpec("/", queues=(quorum_ttl, limited)),))
+    current = Definitions(vhosts=(VHostSpec("/"),))
+    old = plan(current, wanted, Target(product="RabbitMQ", version="3.9.13"))
+    assert [(i.name, i.action) for i in old.items[1:]] == [("q", "conflict"), ("c", "conflict")]
+    assert "RabbitMQ 3.9.13 refuses x-message-ttl on a quorum queue" in old.items[1].detail
+    new = plan(current, wanted, Target(product="RabbitMQ", version="3.10.8"))
+    assert [(i.name, i.action) for i in new.items[1:]] == [("q", "create"), ("c", "conflict")]
+    assert "add 'queue_type: quorum' to the queue" in new.items[2].detail
+    ours = plan(current, wanted)  # amqplite takes both
+    assert [i.action for i in ours.items[1:]] == ["create", "create"]

@@ -356,3 +356,15 @@ def test_shipped_examples_keep_guest_an_administrator(cli: Cli, stack: Stack, ex
     r = cli("topology", "plan", str(path), "--api", stack.api)
     assert r.code == 0, r.out
     assert "= unchanged user guest" in r.out
+
+
+def test_vhost_option_applies_the_file_into_another_vhost(
+    cli: Cli, stack: Stack, small: Path
+) -> None:
+    r = cli("topology", "apply", str(small), "--api", stack.api, "--vhost", "staging")
+    assert r.code == 0, r.err
+    assert "+ create    queue orders.eu in vhost 'staging'" in r.out
+    vhosts = stack.call(lambda: {n: set(v.queues) for n, v in stack.running.broker.vhosts.items()})
+    assert "orders.eu" in vhosts["staging"] and "orders.eu" not in vhosts["/"]
+    r = cli("topology", "plan", str(small), "--api", stack.api, "--vhost", "staging")
+    assert r.code == 0 and r.out.splitlines()[-1].startswith("Plan: 0 to create"), r.out

@@ -31,6 +31,20 @@ _ONLY_ON: dict[str, tuple[str, ...]] = {
 }
 
 
+#: (queue type, x-argument) -> the first RabbitMQ version that accepts it.
+_SINCE: dict[tuple[str, str], tuple[int, int]] = {
+    ("quorum", "x-message-ttl"): (3, 10),  # quorum queues got message TTL in 3.10
+}
+
+
+def _version(text: str) -> tuple[int, ...] | None:
+    parts = text.split(".")
+    try:
+        return tuple(int(p) for p in parts[:2])
+    except ValueError:
+        return None
+
+
 def _name(target: Target) -> str:
     return f"RabbitMQ {target.version}".rstrip()
 
@@ -54,6 +68,15 @@ def queue_refusal(target: Target, q: QueueSpec) -> tuple[str, str] | None:
             f"{broker} refuses {key} on a {qtype} queue (it is for {' and '.join(allowed)} "
             f"queues only): {fix}"
         )
+    version = _version(target.version)
+    for key in q.arguments:
+        since = _SINCE.get((qtype, key))
+        if since is not None and version is not None and version < since:
+            first = ".".join(map(str, since))
+            return key, (
+                f"{broker} refuses {key} on a {qtype} queue (accepted from RabbitMQ {first}): "
+                "upgrade RabbitMQ, or drop the argument"
+            )
     if qtype == "quorum" and (q.auto_delete or not q.durable):
         flag = "auto_delete: true" if q.auto_delete else "durable: false"
         return "", f"{broker} refuses a quorum queue with {flag}: remove it from the queue"
