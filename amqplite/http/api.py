@@ -28,7 +28,7 @@ from amqplite.broker.definitions import ApplyFailed, PlanRefused, plan, rabbit_j
 from amqplite.broker.definitions import apply as apply_definitions
 from amqplite.broker.replay import SYNC, Replay, ReplayReport, summarise
 from amqplite.errors import AMQPError, ReplyCode
-from amqplite.http import auth, deadletters, metrics, render
+from amqplite.http import access, auth, deadletters, metrics, render
 from amqplite.http.jsonout import (
     created,
     dumps,
@@ -199,8 +199,6 @@ class ManagementApp:
         r("GET", "/api/whoami", self.whoami)
         r("GET", "/api/vhosts", self.list_vhosts)
         r("GET", "/api/vhosts/{vhost}", self.get_vhost)
-        r("PUT", "/api/vhosts/{vhost}", self.put_vhost)
-        r("GET", "/api/users", self.list_users)
         r("GET", "/api/connections", self.list_connections)
         r("GET", "/api/channels", self.list_channels)
         r("GET", "/api/consumers", self.list_consumers)
@@ -241,6 +239,7 @@ class ManagementApp:
         r("POST", "/api/definitions", self.import_definitions)
         r("GET", "/api/definitions/{vhost}", self.export_definitions)
         r("POST", "/api/definitions/{vhost}", self.import_definitions)
+        access.AccessHandlers(self.broker).add_routes(r)
 
     def _now(self) -> float:
         return time.monotonic()
@@ -408,23 +407,6 @@ class ManagementApp:
 
     async def get_vhost(self, call: Call) -> Response:
         return json_response(self._vhost_json(self._vhost(call)))
-
-    async def put_vhost(self, call: Call) -> Response:
-        user = call.user
-        assert user is not None
-        auth.require_admin(user)
-        call.request.json_object()
-        if call.vhost_name in self.broker.vhosts:
-            return no_content()
-        self.broker.add_vhost(call.vhost_name)
-        return created()
-
-    async def list_users(self, call: Call) -> Response:
-        user = call.user
-        assert user is not None
-        auth.require_admin(user)
-        users = sorted(self.broker.users.users.values(), key=lambda u: u.name)
-        return json_response([{"name": u.name, "tags": list(u.tags)} for u in users])
 
     # -- connections, channels, consumers -------------------------------------------------
 
