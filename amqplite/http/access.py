@@ -21,7 +21,7 @@ import trio
 from amqplite.broker.auth import hash_password
 from amqplite.broker.definitions import rabbit_json
 from amqplite.broker.limits import USER_LIMITS, VHOST_LIMITS, parse_limits
-from amqplite.http import auth
+from amqplite.http import auth, name_filter
 from amqplite.http.jsonout import created, json_response, no_content
 from amqplite.http.request import Response, bad_request, not_found
 
@@ -177,7 +177,8 @@ class AccessHandlers:
 
     async def list_users(self, call: Call) -> Response:
         _admin(call)
-        return json_response([user_json(u) for u in self._users()])
+        users = name_filter.by_name(call.request, self._users(), lambda u: u.name)
+        return json_response([user_json(u) for u in users])
 
     async def get_user(self, call: Call) -> Response:
         _admin(call)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib.resources
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterator
 from contextlib import aclosing, contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from amqplite.broker.definitions import ApplyFailed, PlanRefused, plan, rabbit_j
 from amqplite.broker.definitions import apply as apply_definitions
 from amqplite.broker.replay import SYNC, Replay, ReplayReport, summarise
 from amqplite.errors import AMQPError, ReplyCode
-from amqplite.http import access, auth, deadletters, metrics, render
+from amqplite.http import access, auth, deadletters, metrics, name_filter, render, security
 from amqplite.http.jsonout import (
     created,
     dumps,
@@ -150,12 +150,15 @@ class ManagementApp:
         require_auth_for_metrics: bool = False,
         on_change: Callable[[], None] | None = None,
         durable: DurableWait | None = None,
+        cors_origins: Collection[str] = (),
     ) -> None:
         if durable is None:
             if broker.store is not None:
                 raise ValueError("a broker with a store needs the server's durable wait")
             durable = _nothing_to_sync
         self.broker = broker
+        #: Origins allowed to call the API from a browser (CORS); none by default.
+        self.cors_origins = frozenset(cors_origins)
         self.on_change = on_change
         #: Returns once everything the broker wrote to its store so far is durable.
         self.durable = durable
@@ -168,7 +171,10 @@ class ManagementApp:
 
     async def __call__(self, request: Request) -> Response:
         try:
-            return await self._dispatch(request)
+            response = security.preflight(request, self.cors_origins)
+            if response is None:
+                response = await self._dispatch(request)
+            return security.secured(response, request, self.cors_origins)
         finally:
             if self.on_change is not None and request.method not in ("GET", "HEAD"):
                 self.on_change()
@@ -403,7 +409,8 @@ class ManagementApp:
         }
 
     async def list_vhosts(self, call: Call) -> Response:
-        return json_list_response(self._visible_vhosts(call), self._vhost_json)
+        vhosts = name_filter.by_name(call.request, self._visible_vhosts(call), _name)
+        return json_list_response(vhosts, self._vhost_json)
 
     async def get_vhost(self, call: Call) -> Response:
         return json_response(self._vhost_json(self._vhost(call)))
@@ -429,7 +436,8 @@ class ManagementApp:
         }
 
     async def list_connections(self, call: Call) -> Response:
-        return json_list_response(self._connections(call), self._connection_json)
+        connections = name_filter.by_name(call.request, self._connections(call), _info_name)
+        return json_list_response(connections, self._connection_json)
 
     def _channel_list(self, call: Call) -> list[tuple[BrokerConnection, Channel]]:
         return [(c, ch) for c in self._connections(call) for ch in list(c.channels.values())]
@@ -486,6 +494,7 @@ class ManagementApp:
     async def list_exchanges(self, call: Call) -> Response:
         now = self._now()
         items = [(v.name, x) for v in self._vhosts_for(call) for x in list(v.exchanges.values())]
+        items = name_filter.by_name(call.request, items, lambda p: p[1].name)
         return json_list_response(
             items, lambda p: render.exchange_json(p[1], p[0], self.rates, now)
         )
@@ -558,6 +567,7 @@ class ManagementApp:
     async def list_queues(self, call: Call) -> Response:
         now = self._now()
         queues = [q for v in self._vhosts_for(call) for q in list(v.queues.values())]
+        queues = name_filter.by_name(call.request, queues, _name)
         return json_list_response(queues, lambda q: render.queue_json(q, self.rates, now))
 
     async def get_queue(self, call: Call) -> Response:
@@ -885,6 +895,14 @@ async def _progress_lines(
             yield dumps(line) + b"\n"
     if report is not None:
         yield dumps(deadletters.report_json(report)) + b"\n"
+
+
+def _name(item: Queue | VHost) -> str:
+    return item.name
+
+
+def _info_name(conn: BrokerConnection) -> str:
+    return conn.info.name
 
 
 def _user_name(user: User | None) -> str:

@@ -24,7 +24,7 @@ the connection, and neither reaches the listener's nursery (so never the AMQP si
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -74,6 +74,7 @@ async def serve_http(
     limits: Limits = Limits(),
     on_change: Callable[[], None] | None = None,
     durable: Callable[[], Awaitable[None]] | None = None,
+    cors_origins: Collection[str] = (),
 ) -> None:
     """Serve the management API, metrics and dashboard for ``broker`` until cancelled.
 
@@ -91,6 +92,7 @@ async def serve_http(
         require_auth_for_metrics=require_auth_for_metrics,
         on_change=on_change,
         durable=durable,
+        cors_origins=cors_origins,
     )
     await serve_app(app, host=host, port=port, task_status=task_status, limits=limits)
 
@@ -133,7 +135,8 @@ async def serve_connection(stream: trio.abc.Stream, app: App, limits: Limits) ->
             except HTTPError as exc:
                 response = exc.response()
             except Exception:
-                log.exception("HTTP handler failed for %s %s", request.method, request.target)
+                # The path only: a query string is the client's and may hold anything.
+                log.exception("HTTP handler failed for %s %s", request.method, request.raw_path)
                 response = HTTPError(500, "internal_error", "internal server error").response()
             if not await _send_response(stream, conn, request.method, response, limits):
                 return
