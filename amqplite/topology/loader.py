@@ -32,6 +32,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 
 from amqplite.broker.auth import verify_password
 from amqplite.broker.definitions.model import PlainPassword, Reference
+from amqplite.broker.limits import USER_LIMITS, VHOST_LIMITS
+from amqplite.broker.permissions import expand_variables, pattern_error
 from amqplite.topology.arguments import (
     EXCHANGE_ARGUMENTS,
     QUEUE_ARGUMENTS,
@@ -51,6 +53,7 @@ from amqplite.topology.model import (
     PermissionSpec,
     QueueSpec,
     ServerSettings,
+    TopicPermissionSpec,
     UserSpec,
     VHostSpec,
 )
@@ -58,10 +61,11 @@ from amqplite.topology.nodes import NodeReader, did_you_mean, index, join
 from amqplite.topology.passwords import hash_password, looks_like_hash
 from amqplite.topology.problems import Problem, TopologyError
 
-TOP_KEYS = ("server", "users", "exchanges", "queues", "bindings", "vhosts")
-TOPOLOGY_KEYS = ("exchanges", "queues", "bindings")
+TOP_KEYS = ("server", "users", "exchanges", "queues", "bindings", "limits", "vhosts")
+TOPOLOGY_KEYS = ("exchanges", "queues", "bindings", "limits")
 SERVER_KEYS = tuple(f.name for f in ServerSettings.__attrs_attrs__)
-USER_KEYS = ("password", "password_hash", "tags", "permissions")
+USER_KEYS = ("password", "password_hash", "tags", "permissions", "topic_permissions", "limits")
+TOPIC_PERMISSION_KEYS = ("write", "read")
 PERMISSION_KEYS = ("configure", "write", "read")
 EXCHANGE_KEYS = ("type", "durable", "auto_delete", "internal", "alternate_exchange", "arguments")
 QUEUE_KEYS = ("durable", "exclusive", "auto_delete", "queue_type", "arguments")
@@ -152,9 +156,10 @@ class _Loader:
             else ServerSettings(data_dir=self.base_dir / "data")
         )
         vhosts = self._vhosts(top, server.default_vhost)
-        users, permissions = self._users(top["users"][1]) if "users" in top else ((), ())
+        users, permissions, topic = self._users(top["users"][1]) if "users" in top else ((), (), ())
         known_vhosts = {v.name for v in vhosts}
-        for perm in permissions:
+        granting: list[PermissionSpec | TopicPermissionSpec] = [*permissions, *topic]
+        for perm in granting:
             if perm.vhost not in known_vhosts:
                 self.r.problems.append(
                     Problem(
@@ -185,7 +190,9 @@ class _Loader:
         return Config(
             source=self.r.file,
             server=server,
-            definitions=Definitions(vhosts, users, permissions, requires=tuple(self.requires)),
+            definitions=Definitions(
+                vhosts, users, permissions, topic, requires=tuple(self.requires)
+            ),
             warnings=tuple(self.r.warnings),
             unresolved=tuple(self.unresolved),
         )
@@ -227,9 +234,12 @@ class _Loader:
 
     # -- users -------------------------------------------------------------------
 
-    def _users(self, node: Node) -> tuple[tuple[UserSpec, ...], tuple[PermissionSpec, ...]]:
+    def _users(
+        self, node: Node
+    ) -> tuple[tuple[UserSpec, ...], tuple[PermissionSpec, ...], tuple[TopicPermissionSpec, ...]]:
         users = []
         permissions: list[PermissionSpec] = []
+        topic: list[TopicPermissionSpec] = []
         for name, (key_node, vnode) in (self.r.mapping(node, "users") or {}).items():
             path = join("users", name)
             if not name:
@@ -247,6 +257,18 @@ class _Loader:
                 if "permissions" in pairs
                 else ()
             )
+            topic_perms = (
+                self._topic_permissions(
+                    name, pairs["topic_permissions"][1], f"{path}.topic_permissions"
+                )
+                if "topic_permissions" in pairs
+                else ()
+            )
+            limits = (
+                self._limits(pairs["limits"][1], f"{path}.limits", USER_LIMITS)
+                if "limits" in pairs
+                else None
+            )
             if password_hash is not None:
                 plain = self.r.scalar_value(pairs["password"][1]) if "password" in pairs else None
                 users.append(
@@ -255,12 +277,14 @@ class _Loader:
                         password_hash=password_hash,
                         tags=tags,
                         password=PlainPassword(plain, verify_password) if plain else None,
+                        limits=limits,
                         position=self.r.position(key_node),
                         path=path,
                     )
                 )
                 permissions.extend(perms)
-        return tuple(users), tuple(permissions)
+                topic.extend(topic_perms)
+        return tuple(users), tuple(permissions), tuple(topic)
 
     def _password(self, key_node: Node, pairs: _Pairs, path: str) -> str | None:
         if "password" in pairs and "password_hash" in pairs:
@@ -338,6 +362,64 @@ class _Loader:
                 )
         return tuple(perms)
 
+    def _topic_permissions(
+        self, user: str, node: Node, path: str
+    ) -> tuple[TopicPermissionSpec, ...]:
+        """``{vhost: {exchange: {write: RE, read: RE}}}``; ``{username}`` / ``{vhost}`` allowed."""
+        perms = []
+        for vhost, (_, vnode) in (self.r.mapping(node, path) or {}).items():
+            vpath = join(path, vhost)
+            for exchange, (key_node, enode) in (self.r.mapping(vnode, vpath) or {}).items():
+                epath = join(vpath, exchange)
+                pairs = self.r.mapping(enode, epath, TOPIC_PERMISSION_KEYS, null_ok=False)
+                if pairs is None:
+                    continue
+                regexes: dict[str, str] = {}
+                for what in TOPIC_PERMISSION_KEYS:
+                    if what not in pairs:
+                        self.r.report(key_node, epath, f"missing '{what}' (a regular expression)")
+                        continue
+                    regex = self.r.string(pairs[what][1], f"{epath}.{what}")
+                    error = (
+                        None
+                        if regex is None
+                        else pattern_error(expand_variables(regex, user, vhost))
+                    )
+                    if error is not None:
+                        self.r.report(pairs[what][1], f"{epath}.{what}", error)
+                    elif regex is not None:
+                        regexes[what] = regex
+                if len(regexes) == 2:
+                    perms.append(
+                        TopicPermissionSpec(
+                            user=user,
+                            vhost=vhost,
+                            exchange=exchange,
+                            position=self.r.position(key_node),
+                            path=epath,
+                            **regexes,
+                        )
+                    )
+        return tuple(perms)
+
+    def _limits(self, node: Node, path: str, known: tuple[str, ...]) -> dict[str, int] | None:
+        """``{max-connections: N, ...}``: 0 allows nothing, a negative number means no limit."""
+        pairs = self.r.mapping(node, path, known)
+        if pairs is None:
+            return None
+        limits: dict[str, int] = {}
+        for name, (_, vnode) in pairs.items():
+            value = self.r.integer(
+                vnode,
+                join(path, name),
+                minimum=-(2**31),
+                maximum=2**31 - 1,
+                what="a whole number (0 allows nothing, -1 means no limit)",
+            )
+            if value is not None:
+                limits[name] = value
+        return limits
+
     # -- vhosts ------------------------------------------------------------------
 
     def _vhost_name(self, node: Node, path: str) -> str | None:
@@ -406,11 +488,17 @@ class _Loader:
             bindings = self._bindings(
                 vhost, body["bindings"][1], sub("bindings"), ex_types, queue_names
             )
+        limits = (
+            self._limits(body["limits"][1], sub("limits"), VHOST_LIMITS)
+            if "limits" in body
+            else None
+        )
         return VHostSpec(
             name=vhost,
             exchanges=tuple(exchanges),
             queues=tuple(queues),
             bindings=tuple(bindings),
+            limits=limits,
             position=self.r.position(key_node if key_node is not None else _first_node(body)),
             path=prefix,
         )

@@ -21,6 +21,7 @@ from amqplite.broker.definitions.model import (
     ExchangeSpec,
     PermissionSpec,
     QueueSpec,
+    TopicPermissionSpec,
     UserSpec,
     VHostSpec,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "PermissionSpec",
     "QueueSpec",
     "ServerSettings",
+    "TopicPermissionSpec",
     "UserSpec",
     "VHostSpec",
 ]

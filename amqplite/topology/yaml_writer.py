@@ -56,18 +56,7 @@ def portable(defs: Definitions) -> tuple[Definitions, list[str]]:
     """``defs`` without what a YAML file cannot declare, and a warning for each thing dropped."""
     warnings: list[str] = []
     vhosts = tuple(_portable_vhost(v, warnings) for v in defs.vhosts)
-    # The YAML file has no keys for these (yet): say so rather than lose them quietly.
-    if defs.topic_permissions:
-        n = len(defs.topic_permissions)
-        warnings.append(f"{n} topic permissions not imported (the YAML file has no place for them)")
-    limited = [v.name for v in defs.vhosts if v.limits] + [u.name for u in defs.users if u.limits]
-    if limited:
-        warnings.append(
-            f"limits of {', '.join(limited)} not imported (the YAML file has no place for them)"
-        )
-    vhosts = tuple(attrs.evolve(v, limits=None) for v in vhosts)
-    users = tuple(attrs.evolve(u, limits=None) for u in defs.users)
-    return attrs.evolve(defs, vhosts=vhosts, users=users, topic_permissions=()), warnings
+    return attrs.evolve(defs, vhosts=vhosts), warnings
 
 
 def _portable_vhost(v: VHostSpec, warnings: list[str]) -> VHostSpec:
@@ -189,6 +178,14 @@ def document(defs: Definitions, *, default_vhost: str = "/") -> Document:
         }
         if perms:
             spec["permissions"] = dict(sorted(perms.items()))
+        topic: dict[str, dict[str, Any]] = {}
+        for t in sorted(defs.topic_permissions, key=lambda t: (t.vhost, t.exchange)):
+            if t.user == u.name:
+                topic.setdefault(t.vhost, {})[t.exchange] = {"write": t.write, "read": t.read}
+        if topic:
+            spec["topic_permissions"] = topic
+        if u.limits:
+            spec["limits"] = dict(sorted(u.limits.items()))
         users[u.name] = spec
     if users:
         doc["users"] = users
@@ -238,6 +235,8 @@ def _vhost_body(v: VHostSpec) -> dict[str, Any]:
         out["queues"] = dict(sorted(queues.items()))
     if bindings:
         out["bindings"] = bindings
+    if v.limits:
+        out["limits"] = dict(sorted(v.limits.items()))
     return out
 
 
@@ -268,14 +267,14 @@ def _binding_order(b: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
 def dump_yaml(doc: Document, *, header: Iterable[str] = ()) -> str:
     """Our YAML text for a document: block style, one flow-style line per binding."""
     lines = [f"# {h}" if h else "#" for h in header]
-    for key in ("exchanges", "queues", "bindings"):
+    for key in ("exchanges", "queues", "bindings", "limits"):
         if key in doc:
             lines.extend(_section(key, doc[key], ""))
     if "vhosts" in doc:
         lines.append("vhosts:")
         for name, body in doc["vhosts"].items():
             lines.append(f"  {_scalar(name)}:" + ("" if body else " {}"))
-            for key in ("exchanges", "queues", "bindings"):
+            for key in ("exchanges", "queues", "bindings", "limits"):
                 if key in body:
                     lines.extend(_section(key, body[key], "    "))
     if "users" in doc:
@@ -303,6 +302,8 @@ def _block(value: Any, indent: str) -> str:
 def _section(key: str, value: Any, indent: str) -> list[str]:
     if key == "bindings":
         return [f"{indent}bindings:", *(f"{indent}  - {_flow(b)}" for b in value)]
+    if key == "limits":
+        return [_block({"limits": value}, indent)]
     lines = [f"{indent}{key}:"]
     for name, spec in value.items():
         if not spec:

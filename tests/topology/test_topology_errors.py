@@ -57,7 +57,7 @@ def test_unknown_key_with_no_close_match_lists_the_known_keys(errors: Errors) ->
     (line,) = errors("policies: {}\n")
     assert line == (
         "topology.yaml:1:1: policies: unknown key 'policies' "
-        "(expected one of: server, users, exchanges, queues, bindings, vhosts)"
+        "(expected one of: server, users, exchanges, queues, bindings, limits, vhosts)"
     )
 
 
@@ -272,7 +272,7 @@ def test_yaml_syntax_error_reports_pyyaml_position(errors: Errors) -> None:
 def test_empty_file_is_an_error(errors: Errors) -> None:
     assert errors("# only a comment\n") == [
         "topology.yaml:1:1: file is empty; expected a mapping with any of: "
-        "server, users, exchanges, queues, bindings, vhosts"
+        "server, users, exchanges, queues, bindings, limits, vhosts"
     ]
 
 
