@@ -51,7 +51,8 @@ class AmqpServer:
         self.broker = broker
         self.settings = settings
         self.flushes = FlushQueue()
-        self.ticker = Ticker(broker, self.flushes)
+        # Deadlines are in the broker's time (a test may give it a virtual clock).
+        self.ticker = Ticker(broker, self.flushes, clock=broker.clock)
         if settings.connection_max is not None:
             broker.connection_max = settings.connection_max
         store = getattr(broker, "store", None)

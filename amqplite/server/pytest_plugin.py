@@ -5,31 +5,90 @@ Server layer.  Fixtures:
 - ``amqplite_broker``: function scope; a fresh broker on an ephemeral 127.0.0.1 port in a
   background thread (works for sync, trio and asyncio tests alike); yields a
   :class:`~amqplite.server.app.RunningBroker` (``.url``, ``.port``, ``.broker``,
-  ``.call(fn, *args)`` to touch the broker from the test's thread).
+  ``.call(fn, *args)`` to touch the broker from the test's thread).  It serves every queue
+  type, stream queues included (kept in memory).
 - ``amqplite_url``: its URL, ``amqp://guest:guest@127.0.0.1:PORT/``.
+- ``amqplite_clock``: ask for it (alongside either of the above) and the test's broker runs on
+  a :class:`BrokerClock` instead of the system clock: time starts at the real time and moves
+  only when the test calls ``amqplite_clock.advance(seconds)``, which also runs everything
+  that became due at once (message TTL, queue expiry, stream retention and segment roll by
+  age).  A test of "events older than 7 days are gone" then takes milliseconds::
+
+      def test_retention(amqplite_clock, amqplite_url):
+          ...publish to a stream declared with x-max-age: 7D...
+          amqplite_clock.advance(8 * 86400)
+          ...a consumer from "first" now gets only what came later...
 
 Starting one takes a few milliseconds (a thread, a trio run and a listening socket).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
+from amqplite.broker.clock import FakeClock
+
 if TYPE_CHECKING:
     from amqplite.server.app import RunningBroker
 
 
+class BrokerClock:
+    """The clock of a test's broker: ``advance(seconds)`` moves it and runs what is due."""
+
+    def __init__(self, start: float) -> None:
+        self._clock = FakeClock(start)
+        self._running: RunningBroker | None = None
+
+    def __call__(self) -> float:
+        return self._clock()
+
+    @property
+    def now(self) -> float:
+        return self._clock.now
+
+    def attach(self, running: RunningBroker) -> None:
+        self._running = running
+
+    def advance(self, seconds: float) -> float:
+        """Move the broker's time forward and, in the broker's thread, run every deadline
+        that passed (the ticker would only notice on its next wake-up); returns the new
+        time.  Deliveries it causes are sent before this returns."""
+        running = self._running
+        if running is None:  # no broker yet: only the dial moves
+            return self._clock.advance(seconds)
+
+        def move() -> float:
+            now = self._clock.advance(seconds)
+            running.broker.tick()
+            return now
+
+        return running.call(move)
+
+
 @pytest.fixture
-def amqplite_broker() -> Iterator[RunningBroker]:
+def amqplite_clock() -> BrokerClock:
+    """The broker's clock for this test (see the module docstring)."""
+    return BrokerClock(time.time())
+
+
+@pytest.fixture
+def amqplite_broker(request: pytest.FixtureRequest) -> Iterator[RunningBroker]:
     """A fresh amqplite broker for this test (guest/guest, vhost ``/``)."""
     # Imported when used, so merely having the plugin installed costs nothing.
-    from amqplite.server.app import run_in_thread
+    from amqplite.server.app import build_broker, run_in_thread
 
+    clock: BrokerClock | None = None
+    if "amqplite_clock" in request.fixturenames:
+        clock = request.getfixturevalue("amqplite_clock")
+    broker = build_broker(None, clock=clock) if clock is not None else None
     # Clients a test leaves open get a short grace period to answer the 320 close.
-    with run_in_thread(shutdown_timeout=0.2) as running:
+    with run_in_thread(broker=broker, shutdown_timeout=0.2) as running:
+        if clock is not None:
+            clock.attach(running)
         yield running
 
 
