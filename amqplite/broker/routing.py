@@ -4,15 +4,15 @@
 the keys those headers add (the vhost's router, the x-death writer and route traces all
 call it).
 
-:class:`RouteWalk` is what :meth:`amqplite.broker.VHost.route` fills in when it is given
-one: the exchanges the walk visited, in the order it visited them, how it got to each
+:class:`RouteWalk` is what :meth:`amqplite.broker.VHost.route_recorded` fills in (the
+same walk as ``VHost.route``, with a recorder): the exchanges the walk visited, in the order it visited them, how it got to each
 (published, an exchange-to-exchange binding, an alternate exchange) and what each
 exchange's router returned.  The walk is the router's own; nothing here routes a second
 time except to say *which* bindings matched, which a router does not tell (one
 destination can be bound by several bindings): for each destination the router reached,
 each binding to it is tested on its own by a one-binding router of the exchange's type
-(:func:`binding_matches`).  Without a walk, ``route`` records nothing and takes the same
-code path as before, so explanations cost the publish path nothing.
+(:func:`binding_matches`).  ``VHost.route`` passes no recorder and keeps its
+single-exchange fast path untouched, so explanations cost the publish path nothing.
 
 :func:`trace` is the entry point for ``amqplite route`` and dead-letter replay dry runs.
 """
@@ -88,7 +88,7 @@ class RouteTrace:
 
 
 class RouteWalk:
-    """Filled in by ``VHost.route(x, message, walk)`` as it walks (see the module doc)."""
+    """Filled in by ``VHost.route_recorded(x, message, walk)`` as it walks (module doc)."""
 
     __slots__ = ("hops", "via")
 
@@ -168,7 +168,7 @@ def trace(
 def trace_message(vhost: VHost, exchange: Exchange, message: Message) -> RouteTrace:
     """:func:`trace` for a whole message (its routing key and headers)."""
     walk = RouteWalk()
-    queues = vhost.route(exchange, message, walk)
+    queues = vhost.route_recorded(exchange, message, walk)
     headers = dict(message.properties.headers or {})
     return RouteTrace(
         exchange=exchange.name,

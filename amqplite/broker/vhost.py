@@ -9,8 +9,8 @@ Routing: an exchange's router yields queues and exchanges; exchange-to-exchange 
 are followed with a visited set (so loops end and a queue reachable by two paths gets
 the message once), and an exchange that routes nowhere hands the message to its
 ``alternate-exchange``.  ``CC``/``BCC`` headers add routing keys; ``BCC`` is stripped
-before enqueueing.  Given a :class:`~amqplite.broker.routing.RouteWalk`, ``route``
-records the walk it makes (``amqplite route`` renders that record).
+before enqueueing.  ``route_recorded`` is the same walk recording each exchange it
+visits into a :class:`~amqplite.broker.routing.RouteWalk` (``amqplite route`` renders it).
 
 Persistence (RabbitMQ's rules): durable exchanges and queues, and bindings whose source
 and destination are both durable, are written as store records (through the broker)
@@ -470,22 +470,27 @@ class VHost:
 
     # -- routing -------------------------------------------------------------------------
 
-    def route(
-        self, x: Exchange, message: Message, walk: RouteWalk | None = None
-    ) -> Collection[Queue]:
-        """The queues ``message`` goes to from exchange ``x`` (each once).
-
-        With a ``walk`` (``amqplite route``, replay dry runs) every visited exchange is
-        recorded into it; without one nothing is recorded and the single-exchange fast
-        path stays as it is.
-        """
+    def route(self, x: Exchange, message: Message) -> Collection[Queue]:
+        """The queues ``message`` goes to from exchange ``x`` (each once)."""
         headers = message.properties.headers
         if headers and ("CC" in headers or "BCC" in headers):
             keys = routing_keys(message.routing_key, headers)
-        elif walk is None and not x.e2e_bindings and x.alternate is None:
+        elif not x.e2e_bindings and x.alternate is None:
             return x.router.route(message.routing_key, headers)
         else:
             keys = [message.routing_key]
+        return self._walk(x, keys, headers, None)
+
+    def route_recorded(self, x: Exchange, message: Message, walk: RouteWalk) -> Collection[Queue]:
+        """:meth:`route`, recording every exchange the walk visits into ``walk`` (for
+        ``amqplite route``); ``route`` itself never pays for recording."""
+        headers = message.properties.headers
+        return self._walk(x, routing_keys(message.routing_key, headers), headers, walk)
+
+    def _walk(
+        self, x: Exchange, keys: list[str], headers: FieldTable | None, walk: RouteWalk | None
+    ) -> Collection[Queue]:
+        """Follow exchange-to-exchange bindings and alternate exchanges from ``x``."""
         queues: dict[Queue, None] = {}
         seen = {x}
         work = [x]

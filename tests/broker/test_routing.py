@@ -209,7 +209,7 @@ def test_a_route_walk_records_the_hops_the_router_takes_and_routes_the_same(worl
     for key, cc, expected in (("x.y", None, ["a"]), ("q", None, ["c"]), ("q", ["z"], ["b"])):
         message = Message("in", key, BasicProperties(headers={"CC": cc} if cc else None), b"")
         walk = RouteWalk()
-        routed = vhost.route(vhost.exchanges["in"], message, walk)
+        routed = vhost.route_recorded(vhost.exchanges["in"], message, walk)
         assert sorted(q.name for q in routed) == expected
         assert sorted(q.name for q in vhost.route(vhost.exchanges["in"], message)) == expected
         hops = {h.exchange: h for h in walk.hops}
