@@ -6,7 +6,7 @@ AMQPLITE_RABBITMQ_URL / AMQPLITE_RABBITMQ_API name one, against a real RabbitMQ.
 amqplite deliberately goes further than RabbitMQ 3.10 (topic permissions checked on CC/BCC
 keys, passive declares refused without permission, the permission named in topic
 refusals, as newer RabbitMQ does) the amqplite-only tests are in
-tests/http/test_http_access_management.py.
+tests/server/test_permissions_and_limits_over_amqp.py.
 """
 
 from __future__ import annotations
