@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -138,6 +139,15 @@ def closed_with(fn: Callable[[], object]) -> tuple[int, str]:
         code = int(inner.split("(", 1)[1].split(")", 1)[0])
         return code, inner.split('"', 1)[1].rsplit('"', 1)[0]
     raise AssertionError("the broker did not refuse")
+
+
+def wait_for_close(conn: pika.BlockingConnection) -> None:
+    """Read until the broker closes ``conn`` (RabbitMQ does it asynchronously); the close
+    surfaces as ConnectionClosedByBroker."""
+    deadline = time.monotonic() + 15
+    while conn.is_open and time.monotonic() < deadline:
+        conn.process_data_events(time_limit=0.2)
+    conn.channel()
 
 
 def test_vhost_user_and_permission_endpoints(target: Target) -> None:
@@ -289,9 +299,22 @@ def test_deleting_a_user_closes_its_connections(target: Target) -> None:
     target.ok("DELETE", f"/users/{user}")
 
     def use() -> None:
-        conn.process_data_events(time_limit=2)
-        conn.channel()
+        wait_for_close(conn)
 
     assert closed_with(use) == (320, f"CONNECTION_FORCED - user '{user}' is deleted")
     bystander.channel().queue_declare("", exclusive=True)  # others are not affected
     bystander.close()
+
+
+def test_deleting_a_vhost_closes_its_connections(target: Target) -> None:
+    vhost = target.vhost("v")
+    user = target.user("u", vhost)
+    conn = target.connect(user, vhost)
+    target.ok("DELETE", f"/vhosts/{quote(vhost, safe='')}")
+    target.vhosts.remove(vhost)
+
+    def use() -> None:
+        wait_for_close(conn)
+
+    assert closed_with(use) == (320, f"CONNECTION_FORCED - vhost '{vhost}' is deleted")
+    assert target.call("DELETE", f"/vhosts/{quote(vhost, safe='')}")[0] == 404
