@@ -85,11 +85,14 @@ a ref is an ``int`` of 32 bytes (shared by every queue holding the message) plus
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from amqplite.message import Message
+
+if TYPE_CHECKING:
+    from amqplite.store.streamlog import StreamLog
 
 #: A queue as the store sees it: ``(vhost, queue_name)``.
 QueueKey = tuple[str, str]
@@ -215,6 +218,21 @@ class Store(Protocol):
 
     def free_bytes(self) -> int | None:
         """Free space for the data directory in bytes (``None``: not applicable)."""
+        ...
+
+    # -- stream logs (contract: amqplite.store.streamlog) -------------------------
+    def stream_log(
+        self, queue: QueueKey, max_segment_bytes: int, segment_max_age: float | None
+    ) -> StreamLog:
+        """The append-only log of stream queue ``queue`` (created on first use).
+
+        Its appends count in ``position`` and are fsynced by ``sync()``, so a publisher
+        confirm waits for them exactly as for stored messages.
+        """
+        ...
+
+    def delete_stream_log(self, queue: QueueKey) -> None:
+        """Delete the log of ``queue`` and its files (missing is fine)."""
         ...
 
     def close(self) -> None: ...

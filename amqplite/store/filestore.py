@@ -107,6 +107,7 @@ from amqplite.store.records import (
     scan,
     seal_record,
 )
+from amqplite.store.streamfile import FileStreamLog, stream_dir
 
 logger = logging.getLogger(__name__)
 
@@ -175,9 +176,11 @@ class _FileSyncPoint:
     #: compacted segments whose copies this sync makes durable; deleted on completion
     retire: list[_Segment] = attrs.Factory(list)
     histogram: FsyncHistogram | None = None
+    #: stream tracking files to replace durably: (log, image)
+    tracking: list[tuple[FileStreamLog, bytes]] = attrs.Factory(list)
 
     def fsync(self) -> None:
-        if not self.files and not self.directories:
+        if not self.files and not self.directories and not self.tracking:
             return
         start = time.perf_counter()
         try:
@@ -185,6 +188,8 @@ class _FileSyncPoint:
                 file.fsync()
             for directory in self.directories:
                 fsync_directory(directory)
+            for stream_log, image in self.tracking:
+                stream_log.write_tracking(image)
         except OSError as exc:
             raise StoreSyncError(f"fsync failed, stored data cannot be vouched for: {exc}") from exc
         if self.histogram is not None:
@@ -213,8 +218,10 @@ class FileStore(SyncPositions):
         "_recovered",
         "_reverse",
         "_segments",
+        "_stream_logs",
         "_to_close",
         "_topology",
+        "_tracking_dirty",
         "data_dir",
         "messages_dir",
         "segment_size",
@@ -252,6 +259,8 @@ class FileStore(SyncPositions):
         self._dirty: set[StoreFile] = set()
         self._dirs_dirty: set[str] = set()
         self._to_close: list[StoreFile] = []
+        self._stream_logs: dict[QueueKey, FileStreamLog] = {}
+        self._tracking_dirty: set[FileStreamLog] = set()
         SyncPositions.__init__(self)
         self._recovered = False
         self._closed = False
@@ -871,6 +880,9 @@ class FileStore(SyncPositions):
         point = _FileSyncPoint(
             self._position, list(self._dirty), sorted(self._dirs_dirty), retire, self._fsyncs
         )
+        if self._tracking_dirty:
+            point.tracking = [(log, log.tracking_image()) for log in self._tracking_dirty]
+            self._tracking_dirty.clear()
         self._dirty.clear()
         self._dirs_dirty.clear()
         return point
@@ -894,6 +906,61 @@ class FileStore(SyncPositions):
     def free_bytes(self) -> int | None:
         return free_bytes(self.data_dir)
 
+    # -- stream logs (see amqplite.store.streamlog) -----------------------------
+    def stream_log(
+        self, queue: QueueKey, max_segment_bytes: int, segment_max_age: float | None
+    ) -> FileStreamLog:
+        """The stream log of ``queue`` (opened, and its tail verified, on first use)."""
+        found = self._stream_logs.get(queue)
+        if found is None:
+            directory = stream_dir(self.data_dir, *queue)
+            fresh = not os.path.isdir(directory)
+            found = FileStreamLog(
+                directory,
+                max_segment_bytes=max_segment_bytes,
+                segment_max_age=segment_max_age,
+                sink=self,
+                opener=self._opener,
+            )
+            if fresh:
+                for path in (
+                    os.path.dirname(directory),
+                    os.path.dirname(os.path.dirname(directory)),
+                ):
+                    self._dirs_dirty.add(path)
+            self._stream_logs[queue] = found
+        found.max_segment_bytes = max_segment_bytes
+        found.segment_max_age = segment_max_age
+        return found
+
+    def delete_stream_log(self, queue: QueueKey) -> None:
+        """Delete ``queue``'s stream log and its files (the stream queue was deleted)."""
+        found = self._stream_logs.pop(queue, None)
+        if found is None:
+            directory = stream_dir(self.data_dir, *queue)
+            if not os.path.isdir(directory):
+                return
+            found = FileStreamLog(directory, sink=self, opener=self._opener)
+        self._tracking_dirty.discard(found)
+        found.delete()
+        self._dirs_dirty.add(os.path.dirname(found.directory))
+
+    def stream_wrote(self, file: Any) -> None:
+        self._dirty.add(file)
+        self._position += 1
+
+    def stream_dir_changed(self, path: str) -> None:
+        self._dirs_dirty.add(path)
+
+    def stream_close(self, file: Any) -> None:
+        self._dirty.discard(file)
+        self._to_close.append(file)
+
+    def stream_tracking_changed(self, log: Any) -> None:
+        # Like removals, tracked offsets never ask for a sync of their own: they ride
+        # along with the next one (the server syncs at least every second).
+        self._tracking_dirty.add(log)
+
     # -- lifecycle ------------------------------------------------------------
     def close(self) -> None:
         """Sync, mark the shutdown clean, close every file and release the lock."""
@@ -907,6 +974,9 @@ class FileStore(SyncPositions):
         finally:
             self._closed = True
             files = [self._topology, *self._to_close]
+            for stream_log in self._stream_logs.values():
+                stream_log.close()
+            self._stream_logs.clear()
             for segment in self._segments.values():
                 files += [segment.file, segment.acks]
             for file in files:

@@ -28,6 +28,7 @@ from amqplite.store import (
 )
 from amqplite.store.codec import decode_value, encode_value
 from amqplite.store.positions import SyncPositions
+from amqplite.store.streamlog import MemoryStreamLog
 
 
 @attrs.define(eq=False)
@@ -102,6 +103,7 @@ class MemoryStore(SyncPositions):
         "_live",
         "_next_ref",
         "_ops",
+        "_stream_logs",
     )
 
     def __init__(self) -> None:
@@ -111,6 +113,8 @@ class MemoryStore(SyncPositions):
         SyncPositions.__init__(self)
         self._next_ref = 1
         self._clean = False
+        #: Stream logs live as long as the store (a simulated restart keeps them).
+        self._stream_logs: dict[QueueKey, MemoryStreamLog] = {}
 
     # -- recovery -------------------------------------------------------------
     def recover(self, *, load_bodies: bool = True) -> RecoveredState:
@@ -202,6 +206,36 @@ class MemoryStore(SyncPositions):
 
     def free_bytes(self) -> int | None:
         return None
+
+    # -- stream logs ----------------------------------------------------------
+    def stream_log(
+        self, queue: QueueKey, max_segment_bytes: int, segment_max_age: float | None
+    ) -> MemoryStreamLog:
+        found = self._stream_logs.get(queue)
+        if found is None:
+            found = self._stream_logs[queue] = MemoryStreamLog(
+                max_segment_bytes, segment_max_age, sink=self
+            )
+        found.max_segment_bytes = max_segment_bytes
+        found.segment_max_age = segment_max_age
+        return found
+
+    def delete_stream_log(self, queue: QueueKey) -> None:
+        found = self._stream_logs.pop(queue, None)
+        if found is not None:
+            found.delete()
+
+    def stream_wrote(self, file: Any) -> None:
+        self._position += 1
+
+    def stream_dir_changed(self, path: str) -> None:
+        pass
+
+    def stream_close(self, file: Any) -> None:
+        pass
+
+    def stream_tracking_changed(self, log: Any) -> None:
+        pass
 
     def close(self) -> None:
         self.sync()

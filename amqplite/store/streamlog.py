@@ -1,0 +1,403 @@
+"""The stream-log contract: what a stream queue may ask of its append-only log, and nothing more.
+
+Layer: ``amqplite/store`` (pure apart from file I/O in the file implementation).
+
+A stream log holds the messages of one stream queue in offset order.  Offsets start at 0,
+are per message, monotonic and never reused.  Two implementations pass the same contract
+tests (``tests/store/test_stream_log_contract.py``):
+
+* :class:`MemoryStreamLog` -- for brokers without a data directory and for tests;
+* :class:`~amqplite.store.streamfile.FileStreamLog` -- segment files plus an index file per
+  segment in ``<data_dir>/streams/<vhost>/<queue>/``.
+
+Both share :class:`SegmentedLog`, which keeps the part that makes a log fast and small:
+
+* **Chunks.**  ``append(entries)`` writes one chunk (one group-commit batch) and returns the
+  offset of its first message.  ``entries`` are ``(timestamp_seconds, message)``; timestamps
+  are made non-decreasing so that a time seek is a binary search.
+* **Segments.**  A chunk goes into the active segment; a new segment starts when the active
+  one would exceed ``max_segment_bytes`` or (``roll_deadline`` / ``tick``) once its first
+  message is older than ``segment_max_age``, so that age retention also works on a quiet
+  stream.  Retention (``retain``) deletes whole sealed segments, never the active one.
+* **Index.**  In memory, per segment, one row per chunk: first offset, first and last
+  timestamp, position and length.  Nothing per message is kept in memory; bodies stay on
+  disk.  ``read(offset, n)`` binary-searches the segment and then the chunk, and decodes
+  only the chunks it returns; ``offset_at(ts)`` finds the first message stored at or after
+  ``ts`` exactly (it reads the one chunk that holds it).
+* **Tracking.**  ``set_tracking(key, offset)`` remembers a consumer's next offset under a
+  key; it is made durable by the next store sync and comes back in ``tracking()``.
+
+Durability: appends are written through to the OS at once (a failed write raises
+:class:`~amqplite.store.StoreWriteError` and leaves nothing behind); the owning store's
+``sync()`` fsyncs them with everything else (the log tells the store through a
+:class:`SyncSink`), so a publisher confirm for a stream message means it is on disk.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import attrs
+
+from amqplite.message import Message
+from amqplite.store.streamchunks import ChunkInfo, chunk_messages, chunk_timestamps, encode_chunk
+
+#: RabbitMQ's default x-stream-max-segment-size-bytes.
+DEFAULT_SEGMENT_BYTES = 500_000_000
+
+
+@attrs.frozen(slots=True)
+class StreamRecord:
+    """One message read back from a stream."""
+
+    offset: int
+    timestamp: float  # seconds since the epoch, millisecond precision
+    message: Message
+
+
+class SyncSink(Protocol):
+    """How a log tells its store that it wrote something a sync must cover."""
+
+    def stream_wrote(self, file: Any) -> None:
+        """``file`` (None for memory) was written: the next sync must cover it."""
+
+    def stream_dir_changed(self, path: str) -> None:
+        """Files were created or deleted in ``path``."""
+
+    def stream_close(self, file: Any) -> None:
+        """Close ``file`` once no sync in flight uses it (its segment was deleted)."""
+
+    def stream_tracking_changed(self, log: Any) -> None:
+        """``log``'s tracked offsets changed: write them with the next sync."""
+
+
+class StreamLog(Protocol):
+    """The narrow interface a stream queue programs against."""
+
+    max_segment_bytes: int
+    segment_max_age: float | None
+
+    @property
+    def first_offset(self) -> int: ...
+
+    @property
+    def next_offset(self) -> int: ...
+
+    @property
+    def first_timestamp(self) -> float | None: ...
+
+    @property
+    def last_timestamp(self) -> float | None: ...
+
+    @property
+    def last_chunk_offset(self) -> int | None: ...
+
+    @property
+    def segment_count(self) -> int: ...
+
+    @property
+    def size_bytes(self) -> int: ...
+
+    def append(self, entries: Sequence[tuple[float, Message]]) -> int: ...
+
+    def read(self, offset: int, max_messages: int) -> list[StreamRecord]: ...
+
+    def offset_at(self, timestamp: float) -> int: ...
+
+    def roll_deadline(self) -> float | None: ...
+
+    def tick(self, now: float) -> None: ...
+
+    def retain(self, now: float, max_age: float | None, max_bytes: int | None) -> int: ...
+
+    def set_tracking(self, key: str, offset: int) -> None: ...
+
+    def tracking(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
+
+    def delete(self) -> None: ...
+
+
+@attrs.define(eq=False)
+class Segment:
+    """One segment's in-memory index: one row per chunk, in arrays (no object per chunk)."""
+
+    first_offset: int
+    handle: Any = None
+    next_offset: int = -1
+    size: int = 0
+    sealed: bool = False
+    offsets: array[int] = attrs.Factory(lambda: array("q"))
+    first_ts: array[int] = attrs.Factory(lambda: array("q"))
+    last_ts: array[int] = attrs.Factory(lambda: array("q"))
+    positions: array[int] = attrs.Factory(lambda: array("q"))
+    lengths: array[int] = attrs.Factory(lambda: array("q"))
+
+    def __attrs_post_init__(self) -> None:
+        if self.next_offset < 0:
+            self.next_offset = self.first_offset
+
+    def add(self, info: ChunkInfo) -> None:
+        self.offsets.append(info.first_offset)
+        self.first_ts.append(info.first_ts_ms)
+        self.last_ts.append(info.last_ts_ms)
+        self.positions.append(info.position)
+        self.lengths.append(info.length)
+        self.next_offset = info.first_offset + info.count
+
+    @property
+    def empty(self) -> bool:
+        return not self.offsets
+
+
+class SegmentedLog:
+    """Segments, chunk index, search, roll and retention; subclasses store the bytes."""
+
+    def __init__(self, max_segment_bytes: int, segment_max_age: float | None) -> None:
+        self.max_segment_bytes = max_segment_bytes or DEFAULT_SEGMENT_BYTES
+        self.segment_max_age = segment_max_age
+        self.segments: list[Segment] = []
+        self._next_offset = 0
+        self._first_kept = 0
+        self._last_ts_ms = 0
+        self._tracking: dict[str, int] = {}
+
+    # -- storage (subclasses) --------------------------------------------------------------
+
+    def _new_segment(self, first_offset: int) -> Segment:
+        raise NotImplementedError
+
+    def _write_chunk(self, segment: Segment, data: bytes, info: ChunkInfo) -> ChunkInfo:
+        """Write ``data`` at the end of ``segment``; the info with its position."""
+        raise NotImplementedError
+
+    def _read_chunk(self, segment: Segment, index: int) -> bytes:
+        raise NotImplementedError
+
+    def _seal(self, segment: Segment) -> None:
+        segment.sealed = True
+
+    def _drop_segment(self, segment: Segment) -> None:
+        raise NotImplementedError
+
+    # -- inspection ---------------------------------------------------------------------
+
+    @property
+    def first_offset(self) -> int:
+        return self._first_kept
+
+    @property
+    def next_offset(self) -> int:
+        return self._next_offset
+
+    @property
+    def first_timestamp(self) -> float | None:
+        for segment in self.segments:
+            if not segment.empty:
+                return segment.first_ts[0] / 1000.0
+        return None
+
+    @property
+    def last_timestamp(self) -> float | None:
+        for segment in reversed(self.segments):
+            if not segment.empty:
+                return segment.last_ts[-1] / 1000.0
+        return None
+
+    @property
+    def last_chunk_offset(self) -> int | None:
+        """Where the newest chunk starts (RabbitMQ's ``last``), or None when empty."""
+        for segment in reversed(self.segments):
+            if not segment.empty:
+                return segment.offsets[-1]
+        return None
+
+    @property
+    def segment_count(self) -> int:
+        return len(self.segments)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(segment.size for segment in self.segments)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def append(self, entries: Sequence[tuple[float, Message]]) -> int:
+        """Write ``entries`` as one chunk; the offset of its first message."""
+        if not entries:
+            return self._next_offset
+        last = self._last_ts_ms
+        timed: list[tuple[int, Message]] = []
+        for ts, message in entries:
+            ms = max(last, round(ts * 1000))
+            timed.append((ms, message))
+            last = ms
+        first = self._next_offset
+        data, info = encode_chunk(first, timed)
+        segment = self._active_for(len(data))
+        info = self._write_chunk(segment, data, info)
+        segment.add(info)
+        segment.size += len(data)
+        self._next_offset = first + len(timed)
+        self._last_ts_ms = last
+        return first
+
+    def _active_for(self, size: int) -> Segment:
+        active = self.segments[-1] if self.segments else None
+        if active is not None and not active.sealed:
+            if active.empty or active.size + size <= self.max_segment_bytes:
+                return active
+            self._seal(active)
+        segment = self._new_segment(self._next_offset)
+        self.segments.append(segment)
+        return segment
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _locate(self, offset: int) -> tuple[int, int] | None:
+        """(segment index, chunk index) of the chunk holding ``offset``, or None."""
+        segments = self.segments
+        if not segments or offset >= self._next_offset:
+            return None
+        firsts = [s.first_offset for s in segments]
+        si = max(0, bisect.bisect_right(firsts, offset) - 1)
+        while si < len(segments):
+            segment = segments[si]
+            if not segment.empty and offset < segment.next_offset:
+                ci = max(0, bisect.bisect_right(segment.offsets, offset) - 1)
+                return si, ci
+            si += 1
+        return None
+
+    def read(self, offset: int, max_messages: int) -> list[StreamRecord]:
+        """Up to ``max_messages`` from ``offset`` (clamped to the first kept offset)."""
+        offset = max(offset, self._first_kept)
+        out: list[StreamRecord] = []
+        where = self._locate(offset)
+        while where is not None and len(out) < max_messages:
+            si, ci = where
+            segment = self.segments[si]
+            data = self._read_chunk(segment, ci)
+            current = segment.offsets[ci]
+            for ts_ms, message in chunk_messages(data):
+                if current >= offset:
+                    out.append(StreamRecord(current, ts_ms / 1000.0, message))
+                    if len(out) >= max_messages:
+                        break
+                current += 1
+            offset = current
+            where = self._next_chunk(si, ci)
+        return out
+
+    def _next_chunk(self, si: int, ci: int) -> tuple[int, int] | None:
+        ci += 1
+        segments = self.segments
+        while si < len(segments):
+            if ci < len(segments[si].offsets):
+                return si, ci
+            si += 1
+            ci = 0
+        return None
+
+    def offset_at(self, timestamp: float) -> int:
+        """The first offset stored at or after ``timestamp`` (``next_offset`` if none)."""
+        ms = round(timestamp * 1000)
+        for segment in self.segments:
+            if segment.empty or segment.last_ts[-1] < ms:
+                continue
+            ci = bisect.bisect_left(segment.last_ts, ms)
+            if segment.first_ts[ci] >= ms:
+                return max(segment.offsets[ci], self._first_kept)
+            data = self._read_chunk(segment, ci)
+            for i, ts in enumerate(chunk_timestamps(data)):
+                if ts >= ms:
+                    return max(segment.offsets[ci] + i, self._first_kept)
+        return self._next_offset
+
+    # -- time and retention ----------------------------------------------------------------
+
+    def roll_deadline(self) -> float | None:
+        """When the active segment is old enough to be sealed (None: never / nothing to roll)."""
+        if self.segment_max_age is None or not self.segments:
+            return None
+        active = self.segments[-1]
+        if active.sealed or active.empty:
+            return None
+        return active.first_ts[0] / 1000.0 + self.segment_max_age
+
+    def tick(self, now: float) -> None:
+        """Seal the active segment if it is older than ``segment_max_age``."""
+        due = self.roll_deadline()
+        if due is not None and due <= now:
+            self._seal(self.segments[-1])
+
+    def retain(self, now: float, max_age: float | None, max_bytes: int | None) -> int:
+        """Delete the oldest sealed segments past ``max_age`` or over ``max_bytes``."""
+        removed = 0
+        total = self.size_bytes
+        while self.segments and self.segments[0].sealed:
+            oldest = self.segments[0]
+            too_old = (
+                max_age is not None
+                and not oldest.empty
+                and oldest.last_ts[-1] / 1000.0 < now - max_age
+            )
+            too_big = max_bytes is not None and total > max_bytes
+            if not (too_old or too_big or oldest.empty):
+                break
+            self.segments.pop(0)
+            total -= oldest.size
+            self._drop_segment(oldest)
+            removed += 1
+            self._first_kept = self.segments[0].first_offset if self.segments else self._next_offset
+        return removed
+
+    # -- tracking -----------------------------------------------------------------------
+
+    def set_tracking(self, key: str, offset: int) -> None:
+        self._tracking[key] = offset
+
+    def tracking(self) -> dict[str, int]:
+        return dict(self._tracking)
+
+    def close(self) -> None:
+        """Release resources (the file log closes its files)."""
+
+    def delete(self) -> None:
+        for segment in self.segments:
+            self._drop_segment(segment)
+        self.segments.clear()
+
+
+class MemoryStreamLog(SegmentedLog):
+    """The stream-log contract with segments held as lists of chunk bytes in memory."""
+
+    def __init__(
+        self,
+        max_segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        segment_max_age: float | None = None,
+        sink: SyncSink | None = None,
+    ) -> None:
+        super().__init__(max_segment_bytes, segment_max_age)
+        self._sink = sink
+
+    def _new_segment(self, first_offset: int) -> Segment:
+        return Segment(first_offset, handle=[])
+
+    def _write_chunk(self, segment: Segment, data: bytes, info: ChunkInfo) -> ChunkInfo:
+        chunks: list[bytes] = segment.handle
+        chunks.append(data)
+        if self._sink is not None:
+            self._sink.stream_wrote(None)
+        return attrs.evolve(info, position=segment.size)
+
+    def _read_chunk(self, segment: Segment, index: int) -> bytes:
+        chunks: list[bytes] = segment.handle
+        return chunks[index]
+
+    def _drop_segment(self, segment: Segment) -> None:
+        segment.handle = []
