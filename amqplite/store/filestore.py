@@ -219,6 +219,7 @@ class FileStore(SyncPositions):
         "_reverse",
         "_segments",
         "_stream_logs",
+        "_streams_pending",
         "_to_close",
         "_topology",
         "_tracking_dirty",
@@ -261,6 +262,7 @@ class FileStore(SyncPositions):
         self._to_close: list[StoreFile] = []
         self._stream_logs: dict[QueueKey, FileStreamLog] = {}
         self._tracking_dirty: set[FileStreamLog] = set()
+        self._streams_pending: set[FileStreamLog] = set()
         SyncPositions.__init__(self)
         self._recovered = False
         self._closed = False
@@ -872,13 +874,16 @@ class FileStore(SyncPositions):
     def flush(self) -> None:
         if self._pending_marks:
             self._flush_marks()
+        if self._streams_pending:
+            self._flush_streams()
 
     def prepare_sync(self) -> _FileSyncPoint:
         if self._pending_marks:
             self._flush_marks()
+        position = self._flush_streams() if self._streams_pending else self._position
         retire = self._compact() if self._compact_candidates else []
         point = _FileSyncPoint(
-            self._position, list(self._dirty), sorted(self._dirs_dirty), retire, self._fsyncs
+            position, list(self._dirty), sorted(self._dirs_dirty), retire, self._fsyncs
         )
         if self._tracking_dirty:
             point.tracking = [(log, log.tracking_image()) for log in self._tracking_dirty]
@@ -942,12 +947,37 @@ class FileStore(SyncPositions):
                 return
             found = FileStreamLog(directory, sink=self, opener=self._opener)
         self._tracking_dirty.discard(found)
+        self._streams_pending.discard(found)
         found.delete()
         self._dirs_dirty.add(os.path.dirname(found.directory))
 
+    def stream_buffered(self, log: Any) -> int:
+        self._streams_pending.add(log)
+        self._position += 1
+        return self._position
+
     def stream_wrote(self, file: Any) -> None:
         self._dirty.add(file)
-        self._position += 1
+
+    def _flush_streams(self) -> int:
+        """Write every stream log's buffered chunk; the highest position a sync may claim.
+
+        A log whose write fails (disk full) keeps its messages buffered and holds the
+        durable position below them, so their publishers are not confirmed until a
+        later flush succeeds.
+        """
+        limit = self._position
+        failed = set()
+        for stream_log in self._streams_pending:
+            try:
+                stream_log.flush()
+            except StoreWriteError as exc:
+                logger.error("stream write failed (will retry): %s", exc)
+                failed.add(stream_log)
+                if stream_log.pending_since is not None:
+                    limit = min(limit, stream_log.pending_since - 1)
+        self._streams_pending = failed
+        return limit
 
     def stream_dir_changed(self, path: str) -> None:
         self._dirs_dirty.add(path)

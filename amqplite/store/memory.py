@@ -186,9 +186,12 @@ class MemoryStore(SyncPositions):
 
     # -- durability -----------------------------------------------------------
     def flush(self) -> None:
-        """Nothing to hand to an OS; marks become "durable" at the next sync."""
+        """Write buffered stream chunks; marks become "durable" at the next sync."""
+        for stream_log in self._stream_logs.values():
+            stream_log.flush()
 
     def prepare_sync(self) -> _MemorySyncPoint:
+        self.flush()
         point = _MemorySyncPoint(self._position, self._ops)
         self._ops = []
         return point
@@ -225,8 +228,12 @@ class MemoryStore(SyncPositions):
         if found is not None:
             found.delete()
 
-    def stream_wrote(self, file: Any) -> None:
+    def stream_buffered(self, log: Any) -> int:
         self._position += 1
+        return self._position
+
+    def stream_wrote(self, file: Any) -> None:
+        pass
 
     def stream_dir_changed(self, path: str) -> None:
         pass

@@ -92,7 +92,7 @@ class FileStreamLog(SegmentedLog):
                 self.segments.append(segment)
         if self.segments:
             last = self.segments[-1]
-            self._next_offset = last.next_offset
+            self._next_offset = self._written_next = last.next_offset
             self._first_kept = self.segments[0].first_offset
             for segment in reversed(self.segments):
                 if not segment.empty:

@@ -47,6 +47,11 @@ from amqplite.store.streamchunks import ChunkInfo, chunk_messages, chunk_timesta
 
 #: RabbitMQ's default x-stream-max-segment-size-bytes.
 DEFAULT_SEGMENT_BYTES = 500_000_000
+#: A chunk is written once this many messages or bytes are buffered (or at flush).
+MAX_CHUNK_MESSAGES = 4096
+MAX_CHUNK_BYTES = 1 << 20
+#: Decoded chunks kept for readers near each other and for the live tail.
+CHUNK_CACHE_SIZE = 8
 
 
 @attrs.frozen(slots=True)
@@ -61,8 +66,13 @@ class StreamRecord:
 class SyncSink(Protocol):
     """How a log tells its store that it wrote something a sync must cover."""
 
+    def stream_buffered(self, log: Any) -> int:
+        """``log`` buffered its first message for a new chunk: the store counts a write
+        (a confirm waits for it) and will ``flush`` the log at its next flush or sync.
+        Returns the store position of that write."""
+
     def stream_wrote(self, file: Any) -> None:
-        """``file`` (None for memory) was written: the next sync must cover it."""
+        """``file`` was written: the next sync must fsync it."""
 
     def stream_dir_changed(self, path: str) -> None:
         """Files were created or deleted in ``path``."""
@@ -100,6 +110,15 @@ class StreamLog(Protocol):
 
     @property
     def size_bytes(self) -> int: ...
+
+    def add(self, timestamp: float, message: Message) -> int: ...
+
+    def flush(self) -> None: ...
+
+    @property
+    def has_pending(self) -> bool: ...
+
+    pending_since: int | None
 
     def append(self, entries: Sequence[tuple[float, Message]]) -> int: ...
 
@@ -161,10 +180,20 @@ class SegmentedLog:
         self.max_segment_bytes = max_segment_bytes or DEFAULT_SEGMENT_BYTES
         self.segment_max_age = segment_max_age
         self.segments: list[Segment] = []
+        #: the offset the next added message gets (buffered ones included)
         self._next_offset = 0
+        #: the offset after the last written chunk
+        self._written_next = 0
         self._first_kept = 0
         self._last_ts_ms = 0
         self._tracking: dict[str, int] = {}
+        self._pending: list[tuple[int, Message]] = []
+        self._pending_bytes = 0
+        self._sink: SyncSink | None = None
+        #: the store position of the first buffered message (a sync may not pass it
+        #: while that message is unwritten)
+        self.pending_since: int | None = None
+        self._chunk_cache: dict[int, list[StreamRecord]] = {}
 
     # -- storage (subclasses) --------------------------------------------------------------
 
@@ -226,25 +255,58 @@ class SegmentedLog:
 
     # -- writing ------------------------------------------------------------------------
 
-    def append(self, entries: Sequence[tuple[float, Message]]) -> int:
-        """Write ``entries`` as one chunk; the offset of its first message."""
-        if not entries:
-            return self._next_offset
-        last = self._last_ts_ms
-        timed: list[tuple[int, Message]] = []
-        for ts, message in entries:
-            ms = max(last, round(ts * 1000))
-            timed.append((ms, message))
-            last = ms
-        first = self._next_offset
-        data, info = encode_chunk(first, timed)
+    def add(self, timestamp: float, message: Message) -> int:
+        """Buffer one message for the next chunk; its offset.  ``flush`` writes the chunk.
+
+        A full buffer is flushed first, so this may raise ``StoreWriteError`` (then the
+        message was not added).
+        """
+        if len(self._pending) >= MAX_CHUNK_MESSAGES or self._pending_bytes >= MAX_CHUNK_BYTES:
+            self.flush()
+        ms = round(timestamp * 1000)
+        if ms < self._last_ts_ms:
+            ms = self._last_ts_ms
+        self._last_ts_ms = ms
+        if not self._pending and self._sink is not None:
+            self.pending_since = self._sink.stream_buffered(self)
+        self._pending.append((ms, message))
+        self._pending_bytes += len(message.body) + 64
+        offset = self._next_offset
+        self._next_offset = offset + 1
+        return offset
+
+    def flush(self) -> None:
+        """Write the buffered messages as one chunk (nothing to do when none are buffered).
+
+        On failure (``StoreWriteError``) nothing was written and the messages stay buffered
+        for the next attempt.
+        """
+        pending = self._pending
+        if not pending:
+            return
+        first = self._written_next
+        data, info = encode_chunk(first, pending)
         segment = self._active_for(len(data))
         info = self._write_chunk(segment, data, info)
         segment.add(info)
         segment.size += len(data)
-        self._next_offset = first + len(timed)
-        self._last_ts_ms = last
+        self._written_next = first + len(pending)
+        self._cache_chunk(first, pending)
+        self._pending = []
+        self._pending_bytes = 0
+        self.pending_since = None
+
+    def append(self, entries: Sequence[tuple[float, Message]]) -> int:
+        """Write ``entries`` as one chunk; the offset of its first message."""
+        first = self._next_offset
+        for ts, message in entries:
+            self.add(ts, message)
+        self.flush()
         return first
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
 
     def _active_for(self, size: int) -> Segment:
         active = self.segments[-1] if self.segments else None
@@ -252,16 +314,24 @@ class SegmentedLog:
             if active.empty or active.size + size <= self.max_segment_bytes:
                 return active
             self._seal(active)
-        segment = self._new_segment(self._next_offset)
+        segment = self._new_segment(self._written_next)
         self.segments.append(segment)
         return segment
+
+    def _cache_chunk(self, first: int, entries: Sequence[tuple[int, Message]]) -> None:
+        cache = self._chunk_cache
+        cache[first] = [
+            StreamRecord(first + i, ts / 1000.0, message) for i, (ts, message) in enumerate(entries)
+        ]
+        while len(cache) > CHUNK_CACHE_SIZE:
+            del cache[next(iter(cache))]
 
     # -- reading ------------------------------------------------------------------------
 
     def _locate(self, offset: int) -> tuple[int, int] | None:
-        """(segment index, chunk index) of the chunk holding ``offset``, or None."""
+        """(segment index, chunk index) of the written chunk holding ``offset``, or None."""
         segments = self.segments
-        if not segments or offset >= self._next_offset:
+        if not segments or offset >= self._written_next:
             return None
         firsts = [s.first_offset for s in segments]
         si = max(0, bisect.bisect_right(firsts, offset) - 1)
@@ -273,24 +343,44 @@ class SegmentedLog:
             si += 1
         return None
 
+    def _chunk_records(self, segment: Segment, ci: int) -> list[StreamRecord]:
+        first = segment.offsets[ci]
+        cached = self._chunk_cache.get(first)
+        if cached is not None:
+            return cached
+        data = self._read_chunk(segment, ci)
+        records = [
+            StreamRecord(first + i, ts / 1000.0, message)
+            for i, (ts, message) in enumerate(chunk_messages(data))
+        ]
+        self._chunk_cache[first] = records
+        while len(self._chunk_cache) > CHUNK_CACHE_SIZE:
+            del self._chunk_cache[next(iter(self._chunk_cache))]
+        return records
+
     def read(self, offset: int, max_messages: int) -> list[StreamRecord]:
-        """Up to ``max_messages`` from ``offset`` (clamped to the first kept offset)."""
+        """Up to ``max_messages`` from ``offset`` (clamped to the first kept offset).
+
+        Whole chunks are read and decoded (and the last few kept decoded, so readers close
+        to each other share the work); buffered messages not yet written are included.
+        """
         offset = max(offset, self._first_kept)
         out: list[StreamRecord] = []
         where = self._locate(offset)
         while where is not None and len(out) < max_messages:
             si, ci = where
-            segment = self.segments[si]
-            data = self._read_chunk(segment, ci)
-            current = segment.offsets[ci]
-            for ts_ms, message in chunk_messages(data):
-                if current >= offset:
-                    out.append(StreamRecord(current, ts_ms / 1000.0, message))
-                    if len(out) >= max_messages:
-                        break
-                current += 1
-            offset = current
+            records = self._chunk_records(self.segments[si], ci)
+            start = offset - records[0].offset if offset > records[0].offset else 0
+            out.extend(records[start : start + max_messages - len(out)])
+            offset = records[-1].offset + 1
             where = self._next_chunk(si, ci)
+        if len(out) < max_messages and offset >= self._written_next and self._pending:
+            base = self._written_next
+            for i in range(offset - base, len(self._pending)):
+                ts, message = self._pending[i]
+                out.append(StreamRecord(base + i, ts / 1000.0, message))
+                if len(out) >= max_messages:
+                    break
         return out
 
     def _next_chunk(self, si: int, ci: int) -> tuple[int, int] | None:
@@ -316,6 +406,9 @@ class SegmentedLog:
             for i, ts in enumerate(chunk_timestamps(data)):
                 if ts >= ms:
                     return max(segment.offsets[ci] + i, self._first_kept)
+        for i, (ts, _message) in enumerate(self._pending):
+            if ts >= ms:
+                return self._written_next + i
         return self._next_offset
 
     # -- time and retention ----------------------------------------------------------------
@@ -391,8 +484,6 @@ class MemoryStreamLog(SegmentedLog):
     def _write_chunk(self, segment: Segment, data: bytes, info: ChunkInfo) -> ChunkInfo:
         chunks: list[bytes] = segment.handle
         chunks.append(data)
-        if self._sink is not None:
-            self._sink.stream_wrote(None)
         return attrs.evolve(info, position=segment.size)
 
     def _read_chunk(self, segment: Segment, index: int) -> bytes:

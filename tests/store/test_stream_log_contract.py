@@ -207,7 +207,7 @@ def test_damaged_tail_is_truncated_to_the_last_whole_chunk(
     h.close()
 
 
-def test_a_failed_write_leaves_nothing_behind(fast_tmp: Path) -> None:
+def test_a_failed_write_keeps_the_chunk_buffered_and_unconfirmed(fast_tmp: Path) -> None:
     from amqplite.store import StoreWriteError
     from amqplite.store.files import StoreFile
 
@@ -224,14 +224,21 @@ def test_a_failed_write_leaves_nothing_behind(fast_tmp: Path) -> None:
     store.recover()
     log = store.stream_log(Q, 1_000_000, None)
     log.append([(T0, msg(0))])
+    store.sync()
     Full.fail = True
     with pytest.raises(StoreWriteError):
         log.append([(T0, msg(1, size=500))])
+    waiting = store.position
+    store.sync()  # the failed chunk is retried, fails again: its publisher is not confirmed
+    assert not store.is_durable(waiting)
+    assert [r.offset for r in log.read(0, 10)] == [0, 1]  # readers see it (from memory)
     Full.fail = False
-    assert log.append([(T0, msg(1))]) == 1
+    store.sync()
+    assert store.is_durable(waiting)
+    assert log.append([(T0, msg(2))]) == 2
     store.sync()
     store.close()
     reopened = FileStreamLog(stream_dir(str(fast_tmp / "data"), *Q))
-    assert [r.message.body[:2] for r in reopened.read(0, 10)] == [b"m0", b"m1"]
+    assert [r.message.body[:2] for r in reopened.read(0, 10)] == [b"m0", b"m1", b"m2"]
     assert reopened.truncated_bytes == 0
     reopened.close()
