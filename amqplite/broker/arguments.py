@@ -18,6 +18,7 @@ from amqplite.errors import precondition_failed
 from amqplite.message import FieldTable
 
 OVERFLOW_MODES = ("drop-head", "reject-publish", "reject-publish-dlx")
+#: Streams are declared apart (amqplite.broker.stream_args) and never get here.
 QUEUE_TYPES = ("classic", "quorum")
 MAX_PRIORITY_LIMIT = 255
 
@@ -169,8 +170,6 @@ def parse_queue_args(args: FieldTable, queue: str, vhost: str) -> QueueArgs:
             "x-single-active-consumer", queue, vhost, f"{{unacceptable_type,{_type_name(sac)}}}"
         )
     queue_type = _str_arg(args, "x-queue-type", queue, vhost) or "classic"
-    if queue_type == "stream":
-        raise _invalid("x-queue-type", queue, vhost, "stream queues are not supported by amqplite")
     if queue_type not in QUEUE_TYPES:
         raise _invalid("x-queue-type", queue, vhost, f"\"unsupported queue type '{queue_type}'\"")
     # x-delivery-limit is deliberately allowed on classic queues too (an amqplite

@@ -45,6 +45,12 @@ from amqplite.broker.exchanges import ROUTERS, DefaultRouter
 from amqplite.broker.queue import Queue
 from amqplite.broker.results import DeclareOk, PublishResult
 from amqplite.broker.routing import RouteWalk, routing_keys
+from amqplite.broker.stream_args import (
+    EQUIVALENT_STREAM_ARGS,
+    SERVER_NAMED,
+    parse_stream_args,
+)
+from amqplite.broker.stream_queue import StreamQueue, is_stream, is_stream_declaration
 from amqplite.errors import (
     ChannelError,
     access_refused,
@@ -102,7 +108,7 @@ def generate_name(prefix: str) -> str:
 class VHost:
     """One virtual host."""
 
-    __slots__ = ("broker", "exchanges", "limits", "name", "queues")
+    __slots__ = ("broker", "exchanges", "limits", "name", "queues", "streams")
 
     def __init__(self, broker: Broker, name: str) -> None:
         self.broker = broker
@@ -111,6 +117,8 @@ class VHost:
         self.limits: dict[str, int] = {}
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
+        #: How many of ``queues`` are streams (publishes check for them only when > 0).
+        self.streams = 0
         for xname, xtype in PREDECLARED:
             router = DefaultRouter(self.queues) if xname == "" else ROUTERS[xtype]()
             self.exchanges[xname] = Exchange(
@@ -367,6 +375,7 @@ class VHost:
             found = self.queue(name, owner)
             found.last_used = now
             return DeclareOk(found.name, found.message_count, found.consumer_count)
+        declared_name = name
         if name == "":
             name = generate_name("amq.gen-")
         elif name.startswith("amq.") and not server_named:
@@ -382,7 +391,12 @@ class VHost:
                 if got != have:
                     raise inequivalent("queue", name, self.name, arg, flag(got), flag(have))
             assert_equivalent_args(
-                "queue", name, self.name, q.arguments, arguments, EQUIVALENT_QUEUE_ARGS
+                "queue",
+                name,
+                self.name,
+                q.arguments,
+                arguments,
+                EQUIVALENT_STREAM_ARGS if is_stream(q) else EQUIVALENT_QUEUE_ARGS,
             )
             q.last_used = now
             return DeclareOk(q.name, q.message_count, q.consumer_count)
@@ -390,6 +404,13 @@ class VHost:
             limit = limits.reached(self.limits, "max-queues", len(self.queues))
             if limit is not None:
                 raise limits.queues_reached(name, self.name, limit)
+        if is_stream_declaration(arguments):
+            # A channel names a server-named queue before it gets here; recovery re-declares
+            # existing names with server_named=True too (while the broker is loading).
+            generated = server_named and not self.broker._loading
+            return self._declare_stream(
+                name, declared_name == "" or generated, durable, exclusive, auto_delete, arguments
+            )
         args = parse_queue_args(arguments, name, self.name)
         if args.queue_type == "quorum":
             for bad, prop in (
@@ -426,6 +447,36 @@ class VHost:
             self.broker.watch_queue(q)
         return DeclareOk(name, 0, 0)
 
+    def _declare_stream(
+        self,
+        name: str,
+        server_named: bool,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        arguments: FieldTable,
+    ) -> DeclareOk:
+        """A new stream queue (see :mod:`amqplite.broker.stream_queue`)."""
+        if server_named:
+            raise precondition_failed(SERVER_NAMED)
+        args = parse_stream_args(
+            arguments,
+            name,
+            self.name,
+            durable=durable,
+            exclusive=exclusive,
+            auto_delete=auto_delete,
+        )
+        if self.broker.store is not None:
+            self.broker.put_record(
+                "queue", (self.name, name), {"auto_delete": False, "arguments": dict(arguments)}
+            )
+        q = StreamQueue(self, name, arguments, args)
+        self.queues[name] = q  # type: ignore[assignment]
+        self.streams += 1
+        self.broker.watch_queue(q)  # type: ignore[arg-type]
+        return DeclareOk(name, q.message_count, 0)
+
     def delete_queue(
         self,
         name: str,
@@ -452,8 +503,11 @@ class VHost:
         if q.deleted:
             return 0
         count = q.message_count
-        if q.persistent:
+        stream = is_stream(q)
+        if q.persistent or (stream and self.broker.store is not None):
             self.broker.delete_record("queue", (self.name, q.name))
+        if stream:
+            self.streams -= 1
         q.deleted = True
         del self.queues[q.name]
         self.broker.unschedule(q)
@@ -502,7 +556,7 @@ class VHost:
             for key in keys:
                 for dest in router.route(key, headers):
                     found = True
-                    if type(dest) is Queue:
+                    if type(dest) is not Exchange:
                         queues[dest] = None
                     elif dest not in seen:
                         seen.add(dest)
@@ -556,6 +610,9 @@ class VHost:
                 accepted += 1
             else:
                 rejected = True
+        if self.streams and ref is None and any(is_stream(q) for q in queues):
+            # A stream message is confirmed once its chunk is fsynced, like a stored one.
+            ref = 0
         if rejected:
             return PublishResult(
                 routed=True, queues=accepted, rejected=True, durable_write=ref is not None

@@ -286,12 +286,9 @@ class FileStreamLog(SegmentedLog):
             idx.close()
 
     def delete(self) -> None:
+        # The (now empty) directory stays: a sync in flight may still fsync it.
         super().delete()
         _unlink_quietly(self._tracking_path())
-        try:
-            os.rmdir(self.directory)
-        except OSError:
-            pass
 
 
 def _unlink_quietly(path: str) -> None:

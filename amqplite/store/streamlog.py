@@ -128,6 +128,8 @@ class StreamLog(Protocol):
 
     def roll_deadline(self) -> float | None: ...
 
+    def oldest_sealed_timestamp(self) -> float | None: ...
+
     def tick(self, now: float) -> None: ...
 
     def retain(self, now: float, max_age: float | None, max_bytes: int | None) -> int: ...
@@ -415,17 +417,26 @@ class SegmentedLog:
 
     def roll_deadline(self) -> float | None:
         """When the active segment is old enough to be sealed (None: never / nothing to roll)."""
-        if self.segment_max_age is None or not self.segments:
+        if self.segment_max_age is None:
             return None
-        active = self.segments[-1]
-        if active.sealed or active.empty:
-            return None
-        return active.first_ts[0] / 1000.0 + self.segment_max_age
+        active = self.segments[-1] if self.segments else None
+        if active is not None and not active.sealed and not active.empty:
+            return active.first_ts[0] / 1000.0 + self.segment_max_age
+        if self._pending:  # the first message of the segment its chunk will start
+            return self._pending[0][0] / 1000.0 + self.segment_max_age
+        return None
+
+    def oldest_sealed_timestamp(self) -> float | None:
+        """The newest timestamp of the oldest segment if it is sealed (retention's next
+        candidate), else None."""
+        if self.segments and self.segments[0].sealed and not self.segments[0].empty:
+            return self.segments[0].last_ts[-1] / 1000.0
+        return None
 
     def tick(self, now: float) -> None:
         """Seal the active segment if it is older than ``segment_max_age``."""
         due = self.roll_deadline()
-        if due is not None and due <= now:
+        if due is not None and due <= now and self.segments and not self.segments[-1].sealed:
             self._seal(self.segments[-1])
 
     def retain(self, now: float, max_age: float | None, max_bytes: int | None) -> int:

@@ -253,7 +253,7 @@ def test_invalid_queue_arguments_name_the_argument(world: World) -> None:
         "x-max-priority": 256,
         "x-single-active-consumer": "yes",
         "x-delivery-limit": -1,
-        "x-queue-type": "stream",
+        "x-queue-type": "lazy",
         "x-dead-letter-exchange": 5,
     }
     for arg, value in cases.items():

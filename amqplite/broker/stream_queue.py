@@ -1,0 +1,413 @@
+"""Stream queues: an append-only log read by independent cursors (broker layer).
+
+A :class:`StreamQueue` sits in ``vhost.queues`` beside classic queues and answers the same
+calls from channels and the vhost (publish, add/remove consumer, dispatch, settle, requeue,
+reject), with stream meaning:
+
+* **publish** appends to the queue's :class:`~amqplite.store.streamlog.StreamLog` (buffered
+  into one chunk per input batch; the store writes it at its next flush and fsyncs it with
+  the group commit, so a confirm means the message is on disk).  The stored message already
+  carries its ``x-stream-offset`` header, so every delivery of it is the same bytes.
+* **consumers** are readers: each has a cursor (next offset), its own prefetch credit and
+  optional exact filters.  Dispatch reads whole chunks from the log (decoded chunks are
+  shared between readers through the log's small cache) and delivers up to the credit;
+  a reader at the end waits for the next publish.  Work per dispatch is bounded by the
+  credit, so a consumer replaying history never holds up the event loop for long.
+* **acks, nacks and rejects** only return credit; nothing is removed, requeued or
+  dead-lettered, and ``redelivered`` is always false.  With ``x-stream-tracking-key`` a
+  reader records, in the log, the offset below which every delivery was acked.
+* **retention**: on every new segment and at the deadline the broker's heap keeps for the
+  queue (segment roll by age, oldest segment's expiry), whole sealed segments are removed.
+
+RabbitMQ's refusals (prefetch required, no ``no_ack``, no ``basic.get``/``queue.purge``)
+are raised here with RabbitMQ's codes and texts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from amqplite.broker.queue import QueueStats
+from amqplite.broker.stream_args import ConsumerSpec, StreamArgs, parse_consumer_args
+from amqplite.errors import not_implemented, precondition_failed
+from amqplite.message import FieldTable, Long, Message
+from amqplite.store import StoreWriteError
+from amqplite.store.streamlog import MemoryStreamLog, StreamLog, StreamRecord
+
+if TYPE_CHECKING:
+    from amqplite.broker.consumer import Consumer
+    from amqplite.broker.exchange import Binding
+    from amqplite.broker.vhost import VHost
+
+log = logging.getLogger(__name__)
+
+#: Messages a dispatch may skip (filtered out) for one reader before yielding to others.
+SCAN_LIMIT = 20_000
+
+
+@attrs.frozen
+class StreamInfo:
+    """A stream's state for the HTTP API, metrics and the CLI (no disk read)."""
+
+    first_offset: int | None
+    last_offset: int | None
+    first_timestamp: float | None
+    last_timestamp: float | None
+    segments: int
+    bytes: int
+    messages: int
+    consumers: int
+    tracking: dict[str, int]
+
+
+class StreamEntry:
+    """One delivery of a stream message (what a channel holds until the ack)."""
+
+    __slots__ = ("message", "offset", "reader")
+
+    redelivered = False
+    ref = None
+    deliveries = 0
+
+    def __init__(self, message: Message, offset: int, reader: Reader) -> None:
+        self.message = message
+        self.offset = offset
+        self.reader = reader
+
+    @property
+    def size(self) -> int:
+        return len(self.message.body)
+
+
+class Reader:
+    """A consumer's cursor: the next offset to read, its filter and tracking state."""
+
+    __slots__ = ("acked", "consumer", "key", "next_offset", "outstanding", "spec")
+
+    def __init__(self, consumer: Consumer, spec: ConsumerSpec, next_offset: int) -> None:
+        self.consumer = consumer
+        self.spec = spec
+        self.key = spec.tracking_key
+        self.next_offset = next_offset
+        #: delivered and not yet acked offsets, in delivery order (tracking readers only)
+        self.outstanding: deque[int] = deque()
+        self.acked: set[int] = set()
+
+    def matches(self, message: Message) -> bool:
+        filters = self.spec.filters
+        if filters is None:
+            return True
+        headers = message.properties.headers
+        value = headers.get("x-stream-filter-value") if headers else None
+        if value is None:
+            return self.spec.match_unfiltered
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        return value in filters
+
+    def committed(self) -> int:
+        """The offset below which everything this reader was given has been acked."""
+        return self.outstanding[0] if self.outstanding else self.next_offset
+
+
+class StreamQueue:
+    """A stream queue entity (see the module docstring)."""
+
+    queue_type = "stream"
+    durable = True
+    exclusive = False
+    auto_delete = False
+    owner = None
+    consumer_timeout = None
+    _count_deliveries = 0
+    _persist = False
+
+    def __init__(self, vhost: VHost, name: str, arguments: FieldTable, args: StreamArgs) -> None:
+        self.vhost = vhost
+        self.name = name
+        self.key = (vhost.name, name)
+        self.arguments = dict(arguments)
+        self.args = args
+        self.stats = QueueStats()
+        self.bindings: dict[Binding, None] = {}
+        self.consumers: list[Consumer] = []
+        self.readers: dict[Consumer, Reader] = {}
+        self.deleted = False
+        self.had_consumer = False
+        self.unacked_count = 0
+        broker = vhost.broker
+        self._broker = broker
+        self._clock = broker.clock
+        self._bstats = broker.stats
+        self._store = broker.store
+        self.last_used = self._clock()
+        self._due: float | None = None
+        self._due_seq = 0
+        self._busy = False
+        self._segments_seen = 0
+        self.log: StreamLog
+        if broker.store is not None:
+            self.log = broker.store.stream_log(
+                self.key, args.max_segment_size_bytes, args.segment_max_age
+            )
+        else:
+            self.log = MemoryStreamLog(args.max_segment_size_bytes, args.segment_max_age)
+        self._segments_seen = self.log.segment_count
+
+    def __repr__(self) -> str:
+        return f"<StreamQueue {self.name!r} in {self.vhost.name!r}>"
+
+    # -- inspection (the interface in docs/streams.md) ------------------------------------
+
+    @property
+    def message_count(self) -> int:
+        return self.log.next_offset - self.log.first_offset
+
+    @property
+    def message_bytes(self) -> int:
+        return self.log.size_bytes
+
+    @property
+    def consumer_count(self) -> int:
+        return len(self.consumers)
+
+    def info(self) -> StreamInfo:
+        log_ = self.log
+        empty = log_.next_offset == log_.first_offset
+        return StreamInfo(
+            first_offset=None if empty else log_.first_offset,
+            last_offset=None if empty else log_.next_offset - 1,
+            first_timestamp=log_.first_timestamp,
+            last_timestamp=log_.last_timestamp,
+            segments=log_.segment_count,
+            bytes=log_.size_bytes,
+            messages=self.message_count,
+            consumers=len(self.consumers),
+            tracking=log_.tracking(),
+        )
+
+    def offset_at(self, timestamp: float) -> int | None:
+        """The first offset stored at or after ``timestamp`` (None: none yet)."""
+        offset = self.log.offset_at(timestamp)
+        return offset if offset < self.log.next_offset else None
+
+    def read(self, offset: int, max_messages: int) -> list[StreamRecord]:
+        """Messages from ``offset`` for tools (reads disk; not the delivery path)."""
+        return self.log.read(offset, max_messages)
+
+    def browse(self) -> Iterator[Any]:
+        """Streams have no ready entries to browse (read them by offset instead)."""
+        return iter(())
+
+    def remove_messages(self, ids: Any) -> int:
+        return 0
+
+    # -- publishing ----------------------------------------------------------------------
+
+    def publish(self, message: Message, now: float, ref: Any = None) -> bool:
+        """Append ``message``; False (nack) if the log cannot take it (disk full)."""
+        log_ = self.log
+        offset = log_.next_offset
+        props = message.properties
+        headers = dict(props.headers) if props.headers else {}
+        headers["x-stream-offset"] = Long(offset)
+        stored = Message(
+            message.exchange,
+            message.routing_key,
+            attrs.evolve(props, headers=headers),
+            message.body,
+        )
+        try:
+            log_.add(now, stored)
+        except StoreWriteError as exc:
+            self.stats.rejected_publishes += 1
+            self._broker.store_write_failed(exc)
+            return False
+        if self._store is None:
+            log_.flush()
+        self.stats.published += 1
+        if log_.segment_count != self._segments_seen:
+            self._retain(now)
+        if self._due is None and self.args.max_age is not None:
+            self._broker.watch_queue(self)  # type: ignore[arg-type]
+        if self.readers:
+            self.dispatch()
+        return True
+
+    # -- consumers -----------------------------------------------------------------------
+
+    def _where(self) -> str:
+        return f"queue '{self.name}' in vhost '{self.vhost.name}'"
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        """Attach a reader; RabbitMQ's refusals for stream consumers."""
+        if not consumer.prefetch:
+            raise precondition_failed(f"consumer prefetch count is not set for '{self._where()}'")
+        if consumer.no_ack:
+            raise not_implemented(
+                f"automatic acknowledgement not supported by stream queues {self._where()}"
+            )
+        now = self._clock()
+        spec = parse_consumer_args(consumer.arguments, now, self.name, self.vhost.name)
+        reader = Reader(consumer, spec, self._start_offset(spec))
+        self.consumers.append(consumer)
+        self.readers[consumer] = reader
+        self.had_consumer = True
+
+    def _start_offset(self, spec: ConsumerSpec) -> int:
+        log_ = self.log
+        if spec.tracking_key is not None:
+            tracked = log_.tracking().get(spec.tracking_key)
+            if tracked is not None:
+                return max(tracked, log_.first_offset)
+        start = spec.start
+        if start.kind == "first":
+            return log_.first_offset
+        if start.kind == "last":
+            last = log_.last_chunk_offset
+            return last if last is not None else log_.next_offset
+        if start.kind == "offset":
+            return max(start.offset, log_.first_offset)
+        if start.kind == "time":
+            return log_.offset_at(start.timestamp)
+        return log_.next_offset
+
+    def remove_consumer(self, consumer: Consumer) -> bool:
+        """Detach ``consumer`` (streams are never auto-deleted)."""
+        if self.readers.pop(consumer, None) is None:
+            return False
+        self.consumers.remove(consumer)
+        if not self.consumers:
+            self.last_used = self._clock()
+        return False
+
+    def _rebuild_levels(self) -> None:
+        """Nothing to rebuild: every reader reads independently."""
+
+    def dispatch(self) -> None:
+        """Give each reader what its credit allows, from its cursor."""
+        if self._busy or self.deleted or not self.readers:
+            return
+        self._busy = True
+        try:
+            for reader in list(self.readers.values()):
+                self._feed(reader)
+                if self.deleted:
+                    break
+        finally:
+            self._busy = False
+
+    def _feed(self, reader: Reader) -> None:
+        consumer = reader.consumer
+        log_ = self.log
+        scanned = 0
+        while reader.next_offset < log_.next_offset and consumer.can_take():
+            credit = consumer.prefetch - consumer.unacked
+            records = log_.read(reader.next_offset, max(credit, 1))
+            if not records:
+                # Below the first kept offset after retention: move up.
+                reader.next_offset = max(reader.next_offset, log_.first_offset)
+                if reader.next_offset >= log_.next_offset or not log_.read(reader.next_offset, 1):
+                    return
+                continue
+            deliver = consumer.channel._deliver
+            for record in records:
+                if not consumer.can_take() or self.readers.get(consumer) is not reader:
+                    return
+                reader.next_offset = record.offset + 1
+                scanned += 1
+                if not reader.matches(record.message):
+                    continue
+                if reader.key is not None:
+                    reader.outstanding.append(record.offset)
+                deliver(consumer, self, StreamEntry(record.message, record.offset, reader))  # type: ignore[arg-type]
+            if scanned >= SCAN_LIMIT:
+                self._broker.schedule(self, self._clock())  # type: ignore[arg-type]
+                return
+
+    # -- settling (credit only) ---------------------------------------------------------
+
+    def settle(self, entry: StreamEntry) -> None:
+        """An ack: nothing leaves the stream; a tracking reader may move its mark."""
+        self.stats.acked += 1
+        self._bstats.acked += 1
+        reader = entry.reader
+        if reader.key is None or self.deleted:
+            return
+        outstanding = reader.outstanding
+        if outstanding and outstanding[0] == entry.offset:
+            outstanding.popleft()
+            acked = reader.acked
+            while outstanding and outstanding[0] in acked:
+                acked.discard(outstanding.popleft())
+        else:
+            reader.acked.add(entry.offset)
+        self.log.set_tracking(reader.key, reader.committed())
+
+    def requeue(self, entries: list[Any]) -> None:
+        """A nack/reject with requeue, or a closed channel: the credit is back, nothing else."""
+
+    def reject(self, entry: Any, reason: str) -> None:
+        """A nack/reject without requeue: nothing is dead-lettered from a stream."""
+
+    def _leave(self, entry: Any) -> None:
+        """Nothing leaves a stream."""
+
+    def get(self) -> None:
+        raise not_implemented(f"basic.get not supported by stream queues {self._where()}")
+
+    def purge(self) -> int:
+        """queue.purge is refused; once the queue is deleted this drops its log."""
+        if not self.deleted:
+            raise not_implemented(f"queue.purge not supported by stream queues {self._where()}")
+        self.readers.clear()
+        store = self._store
+        if store is not None:
+            store.delete_stream_log(self.key)
+        else:
+            self.log.delete()
+        return 0
+
+    # -- time and retention ----------------------------------------------------------------
+
+    def _retain(self, now: float) -> None:
+        args = self.args
+        self.log.retain(now, args.max_age, args.max_length_bytes)
+        self._segments_seen = self.log.segment_count
+
+    def expiry_deadline(self) -> float | None:
+        return None
+
+    def next_deadline(self) -> float | None:
+        """The next segment roll by age or expiry of the oldest segment by x-max-age."""
+        log_ = self.log
+        deadline = log_.roll_deadline()
+        max_age = self.args.max_age
+        if max_age is not None:
+            oldest = log_.oldest_sealed_timestamp()
+            if oldest is not None and (deadline is None or oldest + max_age < deadline):
+                deadline = oldest + max_age
+        return deadline
+
+    def expire_due(self, now: float) -> None:
+        """Roll an old active segment, apply retention, and go on with a long filter scan."""
+        self.log.tick(now)
+        self._retain(now)
+        if self.readers:
+            self.dispatch()
+
+
+def is_stream_declaration(arguments: FieldTable) -> bool:
+    """Whether a queue.declare's arguments ask for a stream queue."""
+    kind = arguments.get("x-queue-type") if arguments else None
+    return kind == "stream" or kind == b"stream"
+
+
+def is_stream(queue: object) -> bool:
+    """Whether ``queue`` (from ``vhost.queues``) is a stream queue."""
+    return type(queue) is StreamQueue
