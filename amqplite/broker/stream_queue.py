@@ -124,6 +124,7 @@ class StreamQueue:
     auto_delete = False
     owner = None
     consumer_timeout = None
+    active_consumer = None  # every reader is active: no single-active-consumer
     _count_deliveries = 0
     _persist = False
 
