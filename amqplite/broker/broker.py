@@ -30,6 +30,7 @@ from amqplite.errors import ReplyCode, channel_error, internal_error, not_allowe
 
 if TYPE_CHECKING:
     from amqplite.broker.recovery import RecoveryReport
+    from amqplite.broker.stream_queue import StreamWire
     from amqplite.store import Store, StoreWriteError
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,9 @@ class Broker:
         self.lazy_queue_bytes = lazy_queue_bytes
         #: Called with the error when a store write fails (the server checks the disk).
         self.on_store_write_error: Callable[[StoreWriteError], None] | None = None
+        #: Wire-format help for stream queues, lent by the server (the core never imports
+        #: the protocol); without it streams keep delivered properties as Python values.
+        self.stream_wire: StreamWire | None = None
         #: Store writes that failed since start (publishes nacked, records not written).
         self.store_write_errors = 0
         #: True while recovery rebuilds entities: they are in the store already, so the

@@ -28,14 +28,14 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from amqplite.broker.queue import QueueStats
 from amqplite.broker.stream_args import ConsumerSpec, StreamArgs, parse_consumer_args
 from amqplite.errors import not_implemented, precondition_failed
-from amqplite.message import FieldTable, Long, Message
+from amqplite.message import BasicProperties, FieldTable, Long, Message
 from amqplite.store import StoreWriteError
 from amqplite.store.streamlog import MemoryStreamLog, StreamLog, StreamRecord
 
@@ -98,16 +98,13 @@ class Reader:
         self.outstanding: deque[int] = deque()
         self.acked: set[int] = set()
 
-    def matches(self, message: Message) -> bool:
+    def matches(self, record: StreamRecord) -> bool:
         filters = self.spec.filters
         if filters is None:
             return True
-        headers = message.properties.headers
-        value = headers.get("x-stream-filter-value") if headers else None
+        value = record.filter_value
         if value is None:
             return self.spec.match_unfiltered
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
         return value in filters
 
     def committed(self) -> int:
@@ -198,8 +195,22 @@ class StreamQueue:
         return offset if offset < self.log.next_offset else None
 
     def read(self, offset: int, max_messages: int) -> list[StreamRecord]:
-        """Messages from ``offset`` for tools (reads disk; not the delivery path)."""
-        return self.log.read(offset, max_messages)
+        """Messages from ``offset`` for tools (reads disk; not the delivery path), each with
+        its properties as delivered (``x-stream-offset`` header included)."""
+        wire = self._broker.stream_wire
+        out = []
+        for record in self.log.read(offset, max_messages):
+            message = record.message
+            if wire is not None and message.raw_properties is not None:
+                message = Message(
+                    message.exchange,
+                    message.routing_key,
+                    wire.decode(message.raw_properties),
+                    message.body,
+                    message.raw_properties,
+                )
+            out.append(attrs.evolve(record, message=message))
+        return out
 
     def browse(self) -> Iterator[Any]:
         """Streams have no ready entries to browse (read them by offset instead)."""
@@ -214,15 +225,23 @@ class StreamQueue:
         """Append ``message``; False (nack) if the log cannot take it (disk full)."""
         log_ = self.log
         offset = log_.next_offset
-        props = message.properties
-        headers = dict(props.headers) if props.headers else {}
-        headers["x-stream-offset"] = Long(offset)
-        stored = Message(
-            message.exchange,
-            message.routing_key,
-            attrs.evolve(props, headers=headers),
-            message.body,
-        )
+        wire = self._broker.stream_wire
+        if wire is not None:
+            # The header goes into the wire bytes once; they are stored and delivered as is.
+            stored = Message(
+                message.exchange,
+                message.routing_key,
+                message.properties,
+                message.body,
+                wire.with_offset(message, offset),
+            )
+        else:
+            stored = Message(
+                message.exchange,
+                message.routing_key,
+                with_offset_header(message.properties, offset),
+                message.body,
+            )
         try:
             log_.add(now, stored)
         except StoreWriteError as exc:
@@ -317,16 +336,18 @@ class StreamQueue:
                     return
                 continue
             deliver = consumer.channel._deliver
+            as_queue: Any = self  # channels take any queue-like entity
             for record in records:
                 if not consumer.can_take() or self.readers.get(consumer) is not reader:
                     return
                 reader.next_offset = record.offset + 1
                 scanned += 1
-                if not reader.matches(record.message):
+                if not reader.matches(record):
                     continue
                 if reader.key is not None:
                     reader.outstanding.append(record.offset)
-                deliver(consumer, self, StreamEntry(record.message, record.offset, reader))  # type: ignore[arg-type]
+                entry: Any = StreamEntry(record.message, record.offset, reader)
+                deliver(consumer, as_queue, entry)
             if scanned >= SCAN_LIMIT:
                 self._broker.schedule(self, self._clock())  # type: ignore[arg-type]
                 return
@@ -401,6 +422,36 @@ class StreamQueue:
         self._retain(now)
         if self.readers:
             self.dispatch()
+
+
+class StreamWire(Protocol):
+    """What the protocol layer lends the core for streams (see protocol.properties)."""
+
+    def with_offset(self, message: Message, offset: int) -> bytes: ...
+
+    def decode(self, raw: bytes) -> BasicProperties: ...
+
+
+def with_offset_header(props: BasicProperties, offset: int) -> BasicProperties:
+    """``props`` plus the ``x-stream-offset`` header (the core's way, without the wire)."""
+    headers = dict(props.headers) if props.headers else {}
+    headers["x-stream-offset"] = Long(offset)
+    return BasicProperties(
+        props.content_type,
+        props.content_encoding,
+        headers,
+        props.delivery_mode,
+        props.priority,
+        props.correlation_id,
+        props.reply_to,
+        props.expiration,
+        props.message_id,
+        props.timestamp,
+        props.type,
+        props.user_id,
+        props.app_id,
+        props.cluster_id,
+    )
 
 
 def is_stream_declaration(arguments: FieldTable) -> bool:

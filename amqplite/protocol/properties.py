@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 
 from amqplite.errors import ConnectionError, ReplyCode
-from amqplite.message import EMPTY_PROPERTIES, BasicProperties
+from amqplite.message import EMPTY_PROPERTIES, BasicProperties, Long, Message
 from amqplite.protocol.fields import DECODE_ERRORS, Buffer, _decode_table, encode_table
 
 _U16 = struct.Struct(">H")
@@ -184,3 +184,79 @@ def encode_properties(props: BasicProperties) -> bytes:
         _put_shortstr(parts, "cluster_id", props.cluster_id)
     parts[0] = _U16.pack(flags)
     return b"".join(parts)
+
+
+_I64 = struct.Struct(">q")
+_U32 = struct.Struct(">I")
+_STREAM_OFFSET_KEY = b"\x0fx-stream-offset" + b"l"
+
+
+class StreamWire:
+    """Wire-format help for stream queues, handed to the broker core (which never imports
+    the protocol): every delivery of a stream message carries an ``x-stream-offset`` long
+    header, so the header is spliced into the publisher's property bytes once, when the
+    message is appended, and the stream stores and delivers those bytes as they are."""
+
+    @staticmethod
+    def with_offset(message: Message, offset: int) -> bytes:
+        """``message``'s wire properties with an ``x-stream-offset`` long header added."""
+        raw = message.raw_properties
+        if raw is None:
+            raw = encode_properties(message.properties)
+        (flags,) = _U16.unpack_from(raw, 0)
+        entry = _STREAM_OFFSET_KEY + _I64.pack(offset)
+        if flags & _CONTINUATION or (
+            flags & HEADERS and "x-stream-offset" in (message.properties.headers or {})
+        ):
+            headers = dict(message.properties.headers or {})
+            headers["x-stream-offset"] = Long(offset)
+            props = message.properties
+            return encode_properties(
+                BasicProperties(
+                    props.content_type,
+                    props.content_encoding,
+                    headers,
+                    props.delivery_mode,
+                    props.priority,
+                    props.correlation_id,
+                    props.reply_to,
+                    props.expiration,
+                    props.message_id,
+                    props.timestamp,
+                    props.type,
+                    props.user_id,
+                    props.app_id,
+                    props.cluster_id,
+                )
+            )
+        pos = 2
+        if flags & CONTENT_TYPE:
+            pos += 1 + raw[pos]
+        if flags & CONTENT_ENCODING:
+            pos += 1 + raw[pos]
+        if flags & HEADERS:
+            (length,) = _U32.unpack_from(raw, pos)
+            end = pos + 4 + length
+            return b"".join(
+                (
+                    raw[:pos],
+                    _U32.pack(length + len(entry)),
+                    raw[pos + 4 : end],
+                    entry,
+                    raw[end:],
+                )
+            )
+        return b"".join(
+            (
+                _U16.pack(flags | HEADERS),
+                raw[2:pos],
+                _U32.pack(len(entry)),
+                entry,
+                raw[pos:],
+            )
+        )
+
+    @staticmethod
+    def decode(raw: bytes) -> BasicProperties:
+        """Properties from their wire bytes."""
+        return decode_properties(raw)

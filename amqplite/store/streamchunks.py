@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 
 import attrs
 
-from amqplite.message import Message
+from amqplite.message import BasicProperties, Message
 from amqplite.store.codec import RESERVED, decode_message, encode_message
 
 SEGMENT_MAGIC = b"AMQLSTR\n"
@@ -56,16 +56,55 @@ class ChunkInfo:
     length: int
 
 
+#: Record kinds: a message in the store codec's encoding (properties as values), or in wire
+#: form (the delivery's property bytes kept as they are, never decoded on the way out).
+KIND_CODEC = 0
+KIND_WIRE = 1
+_WIRE_HEAD = struct.Struct("<BHHHI")
+#: Stands in for the properties of a wire-form message read back: its ``raw_properties``
+#: hold the truth (decode them with the protocol's decoder when they are needed).
+WIRE_PROPERTIES = BasicProperties()
+
+
+def filter_value(message: Message) -> str | None:
+    """The ``x-stream-filter-value`` header of a message, as a string (None if absent)."""
+    headers = message.properties.headers
+    if not headers:
+        return None
+    value = headers.get("x-stream-filter-value")
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
+
+
+def _encode_one(message: Message) -> bytes:
+    raw = message.raw_properties
+    if raw is None:
+        encoded = encode_message(message, ())
+        encoded[RESERVED - 1] = KIND_CODEC
+        return bytes(memoryview(encoded)[RESERVED - 1 :])
+    exchange = message.exchange.encode()
+    routing_key = message.routing_key.encode()
+    value = filter_value(message)
+    fv = b"" if value is None else value.encode()
+    head = _WIRE_HEAD.pack(KIND_WIRE, len(exchange), len(routing_key), len(fv), len(raw))
+    return b"".join((head, exchange, routing_key, fv, raw, message.body))
+
+
 def encode_chunk(
     first_offset: int, entries: Sequence[tuple[int, Message]]
 ) -> tuple[bytes, ChunkInfo]:
-    """A chunk holding ``entries`` (``(timestamp_ms, message)``), and its index info."""
+    """A chunk holding ``entries`` (``(timestamp_ms, message)``), and its index info.
+
+    A message with ``raw_properties`` is kept in wire form (exchange, routing key, filter
+    value, property bytes, body), else in the store codec's encoding.
+    """
     parts: list[bytes] = []
+    pack = _MESSAGE_HEAD.pack
     for ts_ms, message in entries:
-        encoded = encode_message(message, ())
-        view = memoryview(encoded)[RESERVED:]
-        parts.append(_MESSAGE_HEAD.pack(ts_ms, len(view)))
-        parts.append(bytes(view))
+        data = _encode_one(message)
+        parts.append(pack(ts_ms, len(data)))
+        parts.append(data)
     payload = b"".join(parts)
     first_ts, last_ts = entries[0][0], entries[-1][0]
     head = CHUNK_HEADER.pack(
@@ -85,24 +124,39 @@ def chunk_at(data: bytes | memoryview, pos: int) -> ChunkInfo | None:
     if magic != CHUNK_MAGIC or count == 0 or end > len(data):
         return None
     view = memoryview(data)
-    if (
-        _crc32(view[pos + CHUNK_HEADER_SIZE : end], _crc32(view[pos : pos + _CHUNK_CRC_COVERED]))
-        != crc
-    ):
+    covered = _crc32(view[pos : pos + _CHUNK_CRC_COVERED])
+    if _crc32(view[pos + CHUNK_HEADER_SIZE : end], covered) != crc:
         return None
     return ChunkInfo(first, count, first_ts, last_ts, pos, end - pos)
 
 
-def chunk_messages(data: bytes) -> Iterator[tuple[int, Message]]:
-    """``(timestamp_ms, message)`` of every message in a whole chunk (checked by the caller)."""
+def chunk_messages(data: bytes) -> Iterator[tuple[int, Message, str | None]]:
+    """``(timestamp_ms, message, filter value)`` of every message in a whole chunk."""
     pos = CHUNK_HEADER_SIZE
     end = len(data)
-    view = memoryview(data)
+    unpack_head = _MESSAGE_HEAD.unpack_from
+    unpack_wire = _WIRE_HEAD.unpack_from
     while pos < end:
-        ts_ms, length = _MESSAGE_HEAD.unpack_from(data, pos)
+        ts_ms, length = unpack_head(data, pos)
         pos += 12
-        yield ts_ms, decode_message(view[pos : pos + length], 2)
-        pos += length
+        stop = pos + length
+        if data[pos] == KIND_WIRE:
+            _, nx, nr, nf, np = unpack_wire(data, pos)
+            at = pos + 11
+            exchange = data[at : at + nx].decode()
+            at += nx
+            routing_key = data[at : at + nr].decode()
+            at += nr
+            fv = data[at : at + nf].decode() if nf else None
+            at += nf
+            raw = data[at : at + np]
+            at += np
+            message = Message(exchange, routing_key, WIRE_PROPERTIES, data[at:stop], raw)
+            yield ts_ms, message, fv
+        else:
+            message = decode_message(memoryview(data)[pos + 1 : stop], 2)
+            yield ts_ms, message, filter_value(message)
+        pos = stop
 
 
 def chunk_timestamps(data: bytes) -> list[int]:

@@ -43,7 +43,13 @@ from typing import Any, Protocol
 import attrs
 
 from amqplite.message import Message
-from amqplite.store.streamchunks import ChunkInfo, chunk_messages, chunk_timestamps, encode_chunk
+from amqplite.store.streamchunks import (
+    ChunkInfo,
+    chunk_messages,
+    chunk_timestamps,
+    encode_chunk,
+    filter_value,
+)
 
 #: RabbitMQ's default x-stream-max-segment-size-bytes.
 DEFAULT_SEGMENT_BYTES = 500_000_000
@@ -61,6 +67,9 @@ class StreamRecord:
     offset: int
     timestamp: float  # seconds since the epoch, millisecond precision
     message: Message
+    #: The message's ``x-stream-filter-value`` header (kept beside a wire-form message,
+    #: whose properties are not decoded).
+    filter_value: str | None = None
 
 
 class SyncSink(Protocol):
@@ -266,8 +275,7 @@ class SegmentedLog:
         if len(self._pending) >= MAX_CHUNK_MESSAGES or self._pending_bytes >= MAX_CHUNK_BYTES:
             self.flush()
         ms = round(timestamp * 1000)
-        if ms < self._last_ts_ms:
-            ms = self._last_ts_ms
+        ms = max(ms, self._last_ts_ms)
         self._last_ts_ms = ms
         if not self._pending and self._sink is not None:
             self.pending_since = self._sink.stream_buffered(self)
@@ -323,7 +331,8 @@ class SegmentedLog:
     def _cache_chunk(self, first: int, entries: Sequence[tuple[int, Message]]) -> None:
         cache = self._chunk_cache
         cache[first] = [
-            StreamRecord(first + i, ts / 1000.0, message) for i, (ts, message) in enumerate(entries)
+            StreamRecord(first + i, ts / 1000.0, message, filter_value(message))
+            for i, (ts, message) in enumerate(entries)
         ]
         while len(cache) > CHUNK_CACHE_SIZE:
             del cache[next(iter(cache))]
@@ -352,8 +361,8 @@ class SegmentedLog:
             return cached
         data = self._read_chunk(segment, ci)
         records = [
-            StreamRecord(first + i, ts / 1000.0, message)
-            for i, (ts, message) in enumerate(chunk_messages(data))
+            StreamRecord(first + i, ts / 1000.0, message, fv)
+            for i, (ts, message, fv) in enumerate(chunk_messages(data))
         ]
         self._chunk_cache[first] = records
         while len(self._chunk_cache) > CHUNK_CACHE_SIZE:
@@ -380,7 +389,7 @@ class SegmentedLog:
             base = self._written_next
             for i in range(offset - base, len(self._pending)):
                 ts, message = self._pending[i]
-                out.append(StreamRecord(base + i, ts / 1000.0, message))
+                out.append(StreamRecord(base + i, ts / 1000.0, message, filter_value(message)))
                 if len(out) >= max_messages:
                     break
         return out
