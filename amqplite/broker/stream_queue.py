@@ -37,6 +37,7 @@ from amqplite.broker.stream_args import ConsumerSpec, StreamArgs, parse_consumer
 from amqplite.errors import not_implemented, precondition_failed
 from amqplite.message import BasicProperties, FieldTable, Long, Message
 from amqplite.store import StoreWriteError
+from amqplite.store.streamchunks import filter_value
 from amqplite.store.streamlog import MemoryStreamLog, StreamLog, StreamRecord
 
 if TYPE_CHECKING:
@@ -122,8 +123,9 @@ class StreamQueue:
     owner = None
     consumer_timeout = None
     active_consumer = None  # every reader is active: no single-active-consumer
-    _count_deliveries = 0
-    _persist = False
+    counts_deliveries = 0
+    #: Not in the message store (a stream keeps its own log).
+    persistent = False
 
     def __init__(self, vhost: VHost, name: str, arguments: FieldTable, args: StreamArgs) -> None:
         self.vhost = vhost
@@ -144,8 +146,9 @@ class StreamQueue:
         self._bstats = broker.stats
         self._store = broker.store
         self.last_used = self._clock()
-        self._due: float | None = None
-        self._due_seq = 0
+        #: The broker's deadline heap bookkeeping (see Broker.schedule).
+        self.due: float | None = None
+        self.due_seq = 0
         self._busy = False
         self._segments_seen = 0
         self.log: StreamLog
@@ -253,11 +256,40 @@ class StreamQueue:
         self.stats.published += 1
         if log_.segment_count != self._segments_seen:
             self._retain(now)
-        if self._due is None and self.args.max_age is not None:
+        if self.due is None and self.args.max_age is not None:
             self._broker.watch_queue(self)  # type: ignore[arg-type]
         if self.readers:
-            self.dispatch()
+            self._deliver_new(stored, offset)
         return True
+
+    def _deliver_new(self, stored: Message, offset: int) -> None:
+        """The live tail: readers waiting at ``offset`` get the new message as it is (no
+        log read); others catch up through :meth:`dispatch`."""
+        if self._busy:
+            return
+        behind = False
+        for reader in tuple(self.readers.values()):
+            if reader.next_offset != offset:
+                behind = behind or reader.next_offset < offset
+                continue
+            consumer = reader.consumer
+            if not consumer.can_take():
+                continue
+            reader.next_offset = offset + 1
+            spec = reader.spec
+            if spec.filters is not None:
+                value = filter_value(stored)
+                if not (value in spec.filters if value is not None else spec.match_unfiltered):
+                    continue
+            if reader.key is not None:
+                reader.outstanding.append(offset)
+            entry: Any = StreamEntry(stored, offset, reader)
+            as_queue: Any = self
+            consumer.deliver(consumer, as_queue, entry)
+            if self.deleted:
+                return
+        if behind:
+            self.dispatch()
 
     # -- consumers -----------------------------------------------------------------------
 
@@ -306,8 +338,15 @@ class StreamQueue:
             self.last_used = self._clock()
         return False
 
-    def _rebuild_levels(self) -> None:
-        """Nothing to rebuild: every reader reads independently."""
+    def drop_consumers(self) -> list[Consumer]:
+        """The stream is being deleted: detach every reader and return their consumers."""
+        consumers = self.consumers
+        self.consumers = []
+        self.readers.clear()
+        return consumers
+
+    def mark_delivered(self, entry: Any) -> None:
+        """Stream deliveries are not recorded (they are never redelivered)."""
 
     def dispatch(self) -> None:
         """Give each reader what its credit allows, from its cursor."""
@@ -335,7 +374,7 @@ class StreamQueue:
                 if reader.next_offset >= log_.next_offset or not log_.read(reader.next_offset, 1):
                     return
                 continue
-            deliver = consumer.channel._deliver
+            deliver = consumer.deliver
             as_queue: Any = self  # channels take any queue-like entity
             for record in records:
                 if not consumer.can_take() or self.readers.get(consumer) is not reader:
@@ -377,7 +416,7 @@ class StreamQueue:
     def reject(self, entry: Any, reason: str) -> None:
         """A nack/reject without requeue: nothing is dead-lettered from a stream."""
 
-    def _leave(self, entry: Any) -> None:
+    def leave(self, entry: Any) -> None:
         """Nothing leaves a stream."""
 
     def get(self) -> None:

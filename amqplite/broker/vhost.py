@@ -269,7 +269,7 @@ class VHost:
         x.router.validate_binding(routing_key, arguments)
         binding = Binding.make(x.name, q.name, "queue", routing_key, arguments)
         if binding not in x.bindings:
-            if x.durable and q.persistent:
+            if x.durable and (q.persistent or self._stored_stream(q)):
                 self._put_binding(binding)
             x.router.bind(routing_key, binding.arguments, q)
             x.bindings[binding] = None
@@ -336,12 +336,17 @@ class VHost:
         auto_delete: bool = True,
     ) -> None:
         if source.durable and (
-            dest is None or (dest.persistent if isinstance(dest, Queue) else dest.durable)
+            dest is None
+            or (
+                dest.durable
+                if isinstance(dest, Exchange)
+                else dest.persistent or self._stored_stream(dest)
+            )
         ):
             self.broker.delete_record("binding", binding_record_key(self.name, binding))
         if dest is not None:
             source.router.unbind(binding.routing_key, binding.arguments, dest)
-            if isinstance(dest, Queue):
+            if not isinstance(dest, Exchange):  # a queue or a stream
                 dest.bindings.pop(binding, None)
             else:
                 dest.incoming.pop(binding, None)
@@ -407,7 +412,7 @@ class VHost:
         if is_stream_declaration(arguments):
             # A channel names a server-named queue before it gets here; recovery re-declares
             # existing names with server_named=True too (while the broker is loading).
-            generated = server_named and not self.broker._loading
+            generated = server_named and not self.broker.loading
             return self._declare_stream(
                 name, declared_name == "" or generated, durable, exclusive, auto_delete, arguments
             )
@@ -446,6 +451,10 @@ class VHost:
         if args.expires is not None:
             self.broker.watch_queue(q)
         return DeclareOk(name, 0, 0)
+
+    def _stored_stream(self, q: object) -> bool:
+        """A stream on a broker with a store (its bindings are durable like it)."""
+        return self.broker.store is not None and is_stream(q)
 
     def _declare_stream(
         self,

@@ -205,6 +205,7 @@ class SegmentedLog:
         #: while that message is unwritten)
         self.pending_since: int | None = None
         self._chunk_cache: dict[int, list[StreamRecord]] = {}
+        self._written_cache: dict[int, list[tuple[int, Message]]] = {}
 
     # -- storage (subclasses) --------------------------------------------------------------
 
@@ -328,12 +329,11 @@ class SegmentedLog:
         self.segments.append(segment)
         return segment
 
-    def _cache_chunk(self, first: int, entries: Sequence[tuple[int, Message]]) -> None:
-        cache = self._chunk_cache
-        cache[first] = [
-            StreamRecord(first + i, ts / 1000.0, message, filter_value(message))
-            for i, (ts, message) in enumerate(entries)
-        ]
+    def _cache_chunk(self, first: int, entries: list[tuple[int, Message]]) -> None:
+        # The messages just written, kept as they are (records are made only if a reader
+        # behind the live tail asks): a reader that fell a little behind reads no disk.
+        cache = self._written_cache
+        cache[first] = entries
         while len(cache) > CHUNK_CACHE_SIZE:
             del cache[next(iter(cache))]
 
@@ -359,11 +359,17 @@ class SegmentedLog:
         cached = self._chunk_cache.get(first)
         if cached is not None:
             return cached
-        data = self._read_chunk(segment, ci)
-        records = [
-            StreamRecord(first + i, ts / 1000.0, message, fv)
-            for i, (ts, message, fv) in enumerate(chunk_messages(data))
-        ]
+        written = self._written_cache.pop(first, None)
+        if written is not None:
+            records = [
+                StreamRecord(first + i, ts / 1000.0, message, filter_value(message))
+                for i, (ts, message) in enumerate(written)
+            ]
+        else:
+            records = [
+                StreamRecord(first + i, ts / 1000.0, message, fv)
+                for i, (ts, message, fv) in enumerate(chunk_messages(self._read_chunk(segment, ci)))
+            ]
         self._chunk_cache[first] = records
         while len(self._chunk_cache) > CHUNK_CACHE_SIZE:
             del self._chunk_cache[next(iter(self._chunk_cache))]

@@ -461,6 +461,31 @@ def test_max_length_bytes_drops_whole_oldest_segments(disk_node: Node) -> None:
     assert offsets(sink) == list(range(info.first_offset, 40))  # clamped to the first kept
 
 
+def test_streams_bound_to_durable_exchanges_keep_bindings_and_can_be_deleted(
+    disk_node: Node,
+) -> None:
+    node = disk_node
+    node.declare()
+    ch, _ = node.channel()
+    ch.declare_exchange("events", "topic", durable=True)
+    ch.bind_queue("s", "events", "order.#")
+    ch.publish("events", "order.new", Message("events", "order.new", BasicProperties(), b"o1"))
+    node.store.flush()
+    node.restart()
+    ch, _ = node.channel()
+    ch.publish("events", "order.paid", Message("events", "order.paid", BasicProperties(), b"o2"))
+    _, sink = node.consume(**{"x-stream-offset": "first"})
+    assert [d[5].body for d in sink.deliveries] == [b"o1", b"o2"]
+    assert [(d[3], d[4]) for d in sink.deliveries] == [
+        ("events", "order.new"),
+        ("events", "order.paid"),
+    ]
+    assert ch.delete_queue("s") == 2
+    assert node.broker.vhosts["/"].exchanges["events"].bindings == {}
+    node.restart()
+    assert node.broker.vhosts["/"].exchanges["events"].bindings == {}
+
+
 def test_deleting_a_stream_deletes_its_files(disk_node: Node) -> None:
     node = disk_node
     node.declare()
