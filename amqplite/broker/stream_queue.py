@@ -202,7 +202,7 @@ class StreamQueue:
         its properties as delivered (``x-stream-offset`` header included)."""
         wire = self._broker.stream_wire
         out = []
-        for record in self.log.read(offset, max_messages):
+        for record in self.log.read(offset, max_messages, cache=False):
             message = record.message
             if wire is not None and message.raw_properties is not None:
                 message = Message(

@@ -130,13 +130,22 @@ def chunk_at(data: bytes | memoryview, pos: int) -> ChunkInfo | None:
     return ChunkInfo(first, count, first_ts, last_ts, pos, end - pos)
 
 
-def chunk_messages(data: bytes) -> Iterator[tuple[int, Message, str | None]]:
-    """``(timestamp_ms, message, filter value)`` of every message in a whole chunk."""
+def chunk_messages(
+    data: bytes, skip: int = 0, limit: int | None = None
+) -> Iterator[tuple[int, Message, str | None]]:
+    """``(timestamp_ms, message, filter value)`` of the messages of a whole chunk, after
+    the first ``skip`` (stepped over by their lengths, not decoded), at most ``limit``."""
     pos = CHUNK_HEADER_SIZE
     end = len(data)
     unpack_head = _MESSAGE_HEAD.unpack_from
     unpack_wire = _WIRE_HEAD.unpack_from
-    while pos < end:
+    for _ in range(skip):
+        if pos >= end:
+            return
+        pos += 12 + unpack_head(data, pos)[1]
+    left = -1 if limit is None else limit
+    while pos < end and left != 0:
+        left -= 1
         ts_ms, length = unpack_head(data, pos)
         pos += 12
         stop = pos + length

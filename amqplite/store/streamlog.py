@@ -131,7 +131,7 @@ class StreamLog(Protocol):
 
     def append(self, entries: Sequence[tuple[float, Message]]) -> int: ...
 
-    def read(self, offset: int, max_messages: int) -> list[StreamRecord]: ...
+    def read(self, offset: int, max_messages: int, *, cache: bool = True) -> list[StreamRecord]: ...
 
     def offset_at(self, timestamp: float) -> int: ...
 
@@ -375,18 +375,33 @@ class SegmentedLog:
             del self._chunk_cache[next(iter(self._chunk_cache))]
         return records
 
-    def read(self, offset: int, max_messages: int) -> list[StreamRecord]:
+    def read(self, offset: int, max_messages: int, *, cache: bool = True) -> list[StreamRecord]:
         """Up to ``max_messages`` from ``offset`` (clamped to the first kept offset).
 
         Whole chunks are read and decoded (and the last few kept decoded, so readers close
         to each other share the work); buffered messages not yet written are included.
+        ``cache=False`` (a one-off look, as tools do) decodes only the messages asked for.
         """
         offset = max(offset, self._first_kept)
         out: list[StreamRecord] = []
         where = self._locate(offset)
         while where is not None and len(out) < max_messages:
             si, ci = where
-            records = self._chunk_records(self.segments[si], ci)
+            segment = self.segments[si]
+            first = segment.offsets[ci]
+            if not cache and first not in self._chunk_cache:
+                start = max(offset, first)
+                data = self._read_chunk(segment, ci)
+                part = chunk_messages(data, start - first, max_messages - len(out))
+                out.extend(
+                    StreamRecord(start + i, ts / 1000.0, message, fv)
+                    for i, (ts, message, fv) in enumerate(part)
+                )
+                last = ci + 1 < len(segment.offsets)
+                offset = segment.offsets[ci + 1] if last else segment.next_offset
+                where = self._next_chunk(si, ci)
+                continue
+            records = self._chunk_records(segment, ci)
             start = offset - records[0].offset if offset > records[0].offset else 0
             out.extend(records[start : start + max_messages - len(out)])
             offset = records[-1].offset + 1

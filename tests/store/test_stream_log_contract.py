@@ -12,7 +12,7 @@ from store_helpers import StoreHarness, make_message
 from amqplite.message import Message
 from amqplite.store import FileStore
 from amqplite.store.streamfile import FileStreamLog, stream_dir
-from amqplite.store.streamlog import StreamLog
+from amqplite.store.streamlog import StreamLog, StreamRecord
 
 Q = ("/", "events")
 T0 = 1_700_000_000.0
@@ -70,6 +70,21 @@ def test_read_from_inside_a_chunk_and_clamped_to_first_kept(h: StoreHarness) -> 
     assert [r.offset for r in log.read(-5, 2)] == [0, 1]
     assert log.read(50, 10) == []
     assert [r.offset for r in log.read(45, 100)] == [45, 46, 47, 48, 49]
+
+
+def test_one_off_reads_decode_only_what_they_return(h: StoreHarness) -> None:
+    log = open_log(h)
+    fill(log, chunks=3, per_chunk=100)
+    h.store.flush()
+    for start, n in [(150, 1), (199, 3), (5, 120), (290, 50)]:
+        looked = log.read(start, n, cache=False)
+        assert [r.offset for r in looked] == list(range(start, min(start + n, 300)))
+        assert [_seen(r) for r in looked] == [_seen(r) for r in log.read(start, n)]
+    assert [r.message.body[:4] for r in log.read(150, 1, cache=False)] == [b"m150"]
+
+
+def _seen(r: StreamRecord) -> tuple[object, ...]:
+    return (r.offset, r.timestamp, r.message.body, r.message.properties.headers, r.filter_value)
 
 
 def test_timestamp_seek_is_exact_to_the_message(h: StoreHarness) -> None:
