@@ -25,7 +25,6 @@ import attrs
 import trio
 
 from amqplite.broker.broker import Broker
-from amqplite.protocol.properties import StreamWire
 from amqplite.server.listener import AmqpServer
 from amqplite.server.settings import ServerSettings
 
@@ -73,7 +72,6 @@ def build_broker(
     messages); the config is applied on top.
     """
     broker = Broker(clock=clock, store=store)
-    broker.stream_wire = StreamWire()
     if store is not None:
         report = broker.recover()
         log.info("store: %s", report.summary())

@@ -31,6 +31,7 @@ from amqplite.errors import AMQPError, ChannelError, ConnectionError, ReplyCode
 from amqplite.protocol import NEED_DATA, ServerConnection, events
 from amqplite.protocol import methods as m
 from amqplite.protocol.frames import HEARTBEAT_FRAME
+from amqplite.protocol.properties import StreamWire
 from amqplite.server import auth
 from amqplite.server.session import basic, handshake, modes
 from amqplite.server.session.channel import SessionChannel
@@ -52,6 +53,9 @@ def _error_ids(exc: AMQPError, method: m.Method | None) -> tuple[int, int]:
     return method.CLASS_ID, method.METHOD_ID
 
 
+STREAM_WIRE = StreamWire()
+
+
 class Session:
     """Protocol ↔ broker for one client connection (synchronous; see module docs)."""
 
@@ -66,6 +70,10 @@ class Session:
         name: str,
     ) -> None:
         self.broker = broker
+        if broker.stream_wire is None:
+            # The core never imports the protocol: the session, which joins the two,
+            # lends it the wire-format help its stream queues use.
+            broker.stream_wire = STREAM_WIRE
         self.settings = settings
         self.outbox = outbox
         self.flushes = flushes
