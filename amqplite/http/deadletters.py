@@ -13,7 +13,7 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from amqplite.broker.dead_letter import death_count, x_death
+from amqplite.broker.dead_letter import death_count, origin, x_death
 from amqplite.broker.replay import (
     ReplayReport,
     Selection,
@@ -156,8 +156,10 @@ def describe(
     position: int, message: Message, truncate: int | None, encoding: str = "auto"
 ) -> dict[str, Any]:
     """One browsed message as JSON: RabbitMQ's ``/get`` fields plus ``id``, ``position``,
-    ``x_death`` (parsed), ``deaths`` (over every x-death entry) and ``replayed``."""
+    ``x_death`` (the entries), ``origin`` (the latest entry, read by the broker), ``deaths``
+    (over every x-death entry) and ``replayed``."""
     deaths = x_death(message)
+    where = origin(message)
     out: dict[str, Any] = {
         "id": message.id,
         "position": position,
@@ -165,6 +167,16 @@ def describe(
         "routing_key": message.routing_key,
         "properties": properties_to_json(message.properties),
         "x_death": jsonable(deaths),
+        # The broker's reading of x-death, so no client parses it again.
+        "origin": None
+        if where is None
+        else {
+            "reason": where.reason,
+            "queue": where.queue,
+            "exchange": where.exchange,
+            "routing_keys": list(where.routing_keys),
+            "time": where.time,
+        },
         "deaths": death_count(deaths),
         "replayed": replay_count(message),
     }

@@ -32,6 +32,14 @@ async def test_browse_lists_dead_letters_in_order_with_parsed_x_death(stack: Sta
         "count": 1,
     }
     assert abs(death["time"] - time.time()) < 60
+    assert first["origin"] == {
+        "reason": "rejected",
+        "queue": "work",
+        "exchange": "work.x",
+        "routing_keys": ["job"],
+        "time": death["time"],
+    }
+    assert (first["deaths"], messages[3]["origin"]["queue"]) == (1, "other")
     assert first["properties"]["message_id"] == "job-0"
     assert first["properties"]["headers"]["tenant"] == "a"
     assert messages[3]["x_death"][0]["reason"] == "expired"

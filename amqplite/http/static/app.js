@@ -185,13 +185,13 @@ function renderSummary(summary) {
 }
 
 function renderDeadLetter(m) {
-  const d = (m.x_death && m.x_death[0]) || {};
+  const d = m.origin || {};  // the broker's reading of the latest x-death entry
   const replay = el("button", { class: "replay-one", type: "button" }, "Replay");
   replay.addEventListener("click", () => replayMatching({ ids: [m.id] }));
   const died = d.time ? new Date(d.time * 1000).toISOString().replace("T", " ").slice(0, 19) : "";
   return el("tr", { "data-id": String(m.id) },
     el("td", {}, m.position), el("td", { class: "reason" }, d.reason), el("td", {}, d.queue), el("td", {}, d.exchange === "" ? "(default)" : d.exchange),
-    el("td", {}, (d["routing-keys"] || []).join(", ")), el("td", {}, died), el("td", {}, m.replayed || 0),
+    el("td", {}, (d.routing_keys || []).join(", ")), el("td", {}, died), el("td", {}, m.replayed || 0),
     el("td", {}, el("code", {}, m.payload)), el("td", {}, replay));
 }
 
