@@ -301,7 +301,17 @@ def _private_names_defined(tree: ast.Module) -> set[str]:
 
 
 #: Packages whose modules talk to each other through public names only.
-NO_PRIVATE_REACHES = ("broker", "protocol", "store", "server", "http", "topology")
+NO_PRIVATE_REACHES = (
+    "broker",
+    "protocol",
+    "store",
+    "server",
+    "http",
+    "topology",
+    "client",
+    "ops",
+    "bench",
+)
 
 
 @pytest.mark.parametrize("package", NO_PRIVATE_REACHES)

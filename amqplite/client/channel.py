@@ -108,6 +108,10 @@ class Channel:
     def is_open(self) -> bool:
         return not self._closed
 
+    def connection_closed(self) -> None:
+        """The connection went away: nothing more can be sent on this channel."""
+        self._closed = True
+
     # -- request / reply -------------------------------------------------------------------
 
     def _check(self) -> None:
@@ -116,9 +120,9 @@ class Channel:
         if self._closed:
             raise ClientError(f"channel {self.number} is closed")
 
-    def _rpc(self, method: methods.Method, reply: type[M]) -> M:
+    def call(self, method: methods.Method, reply: type[M]) -> M:
         self._check()
-        self.connection._send(self.number, method)
+        self.connection.send_method(self.number, method)
         got = self._wait_reply(method.NAME)
         if not isinstance(got, reply):
             raise ClientError(f"expected {reply.NAME} in reply to {method.NAME}, got {got!r}")
@@ -133,7 +137,7 @@ class Channel:
 
     # -- frames in (called by the connection) ----------------------------------------------
 
-    def _on_method(self, method: methods.Method) -> None:
+    def on_method(self, method: methods.Method) -> None:
         if method.HAS_CONTENT:
             self._content = (method, BasicProperties(), -1, [])
             return
@@ -143,10 +147,10 @@ class Channel:
             self._confirm(method.delivery_tag, method.multiple, False)
         elif isinstance(method, methods.ChannelClose):
             try:
-                self.connection._send(self.number, methods.ChannelCloseOk())
+                self.connection.send_method(self.number, methods.ChannelCloseOk())
             finally:
                 self._closed = True
-                self.connection._forget(self.number)
+                self.connection.forget_channel(self.number)
                 self.close_reason = ChannelClosed(
                     method.reply_code, method.reply_text, method.class_id, method.method_id
                 )
@@ -154,11 +158,11 @@ class Channel:
             self.cancelled_consumers.add(method.consumer_tag)
             self._consumers.discard(method.consumer_tag)
         elif isinstance(method, methods.ChannelFlow):
-            self.connection._send(self.number, methods.ChannelFlowOk(method.active))
+            self.connection.send_method(self.number, methods.ChannelFlowOk(method.active))
         else:
             self._replies.append(method)
 
-    def _on_header(self, payload: bytes) -> None:
+    def on_header(self, payload: bytes) -> None:
         if self._content is None:
             raise ClientError("content header without a content method")
         _, _, size = _HEADER.unpack_from(payload, 0)
@@ -168,7 +172,7 @@ class Channel:
         if size == 0:
             self._content_done()
 
-    def _on_body(self, payload: bytes) -> None:
+    def on_body(self, payload: bytes) -> None:
         if self._content is None or self._content[2] < 0:
             raise ClientError("content body without a header")
         self._content[3].append(payload)
@@ -240,7 +244,7 @@ class Channel:
         internal: bool = False,
         arguments: dict[str, Any] | None = None,
     ) -> None:
-        self._rpc(
+        self.call(
             methods.ExchangeDeclare(
                 exchange=name,
                 type=type,
@@ -254,7 +258,7 @@ class Channel:
         )
 
     def exchange_delete(self, name: str, *, if_unused: bool = False) -> None:
-        self._rpc(
+        self.call(
             methods.ExchangeDelete(exchange=name, if_unused=if_unused), methods.ExchangeDeleteOk
         )
 
@@ -265,7 +269,7 @@ class Channel:
         routing_key: str = "",
         arguments: dict[str, Any] | None = None,
     ) -> None:
-        self._rpc(
+        self.call(
             methods.ExchangeBind(
                 destination=destination,
                 source=source,
@@ -282,7 +286,7 @@ class Channel:
         routing_key: str = "",
         arguments: dict[str, Any] | None = None,
     ) -> None:
-        self._rpc(
+        self.call(
             methods.ExchangeUnbind(
                 destination=destination,
                 source=source,
@@ -304,7 +308,7 @@ class Channel:
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
     ) -> DeclareOk:
-        ok = self._rpc(
+        ok = self.call(
             methods.QueueDeclare(
                 queue=name,
                 passive=passive,
@@ -324,7 +328,7 @@ class Channel:
         routing_key: str = "",
         arguments: dict[str, Any] | None = None,
     ) -> None:
-        self._rpc(
+        self.call(
             methods.QueueBind(
                 queue=queue,
                 exchange=exchange,
@@ -341,7 +345,7 @@ class Channel:
         routing_key: str = "",
         arguments: dict[str, Any] | None = None,
     ) -> None:
-        self._rpc(
+        self.call(
             methods.QueueUnbind(
                 queue=queue,
                 exchange=exchange,
@@ -352,10 +356,10 @@ class Channel:
         )
 
     def queue_purge(self, name: str) -> int:
-        return self._rpc(methods.QueuePurge(queue=name), methods.QueuePurgeOk).message_count
+        return self.call(methods.QueuePurge(queue=name), methods.QueuePurgeOk).message_count
 
     def queue_delete(self, name: str, *, if_unused: bool = False, if_empty: bool = False) -> int:
-        ok = self._rpc(
+        ok = self.call(
             methods.QueueDelete(queue=name, if_unused=if_unused, if_empty=if_empty),
             methods.QueueDeleteOk,
         )
@@ -366,7 +370,7 @@ class Channel:
     def confirm_select(self) -> None:
         """Turn on publisher confirms: :meth:`wait_for_confirms` then reports acks/nacks."""
         if not self._confirming:
-            self._rpc(methods.ConfirmSelect(), methods.ConfirmSelectOk)
+            self.call(methods.ConfirmSelect(), methods.ConfirmSelectOk)
             self._confirming = True
 
     def publish(
@@ -388,7 +392,7 @@ class Channel:
             body,
             conn.frame_max,
         )
-        conn._send_raw(data)
+        conn.send_bytes(data)
         if not self._confirming:
             return 0
         seq = self._next_seq
@@ -423,7 +427,7 @@ class Channel:
 
     def basic_get(self, queue: str, *, no_ack: bool = False) -> Delivery | None:
         self._check()
-        self.connection._send(self.number, methods.BasicGet(queue=queue, no_ack=no_ack))
+        self.connection.send_method(self.number, methods.BasicGet(queue=queue, no_ack=no_ack))
         got = self._wait_reply("basic.get")
         if isinstance(got, Delivery):
             return got
@@ -432,7 +436,7 @@ class Channel:
         raise ClientError(f"unexpected reply to basic.get: {got!r}")
 
     def basic_qos(self, prefetch_count: int, *, global_: bool = False) -> None:
-        self._rpc(
+        self.call(
             methods.BasicQos(prefetch_count=prefetch_count, global_=global_), methods.BasicQosOk
         )
 
@@ -445,7 +449,7 @@ class Channel:
         consumer_tag: str = "",
         arguments: dict[str, Any] | None = None,
     ) -> str:
-        ok = self._rpc(
+        ok = self.call(
             methods.BasicConsume(
                 queue=queue,
                 consumer_tag=consumer_tag,
@@ -459,7 +463,7 @@ class Channel:
         return ok.consumer_tag
 
     def basic_cancel(self, consumer_tag: str) -> None:
-        self._rpc(methods.BasicCancel(consumer_tag=consumer_tag), methods.BasicCancelOk)
+        self.call(methods.BasicCancel(consumer_tag=consumer_tag), methods.BasicCancelOk)
         self._consumers.discard(consumer_tag)
 
     def next_delivery(self, timeout: float | None = None) -> Delivery | None:
@@ -482,17 +486,17 @@ class Channel:
 
     def basic_ack(self, delivery_tag: int, *, multiple: bool = False) -> None:
         self._check()
-        self.connection._send(self.number, methods.BasicAck(delivery_tag, multiple))
+        self.connection.send_method(self.number, methods.BasicAck(delivery_tag, multiple))
 
     def basic_nack(
         self, delivery_tag: int, *, multiple: bool = False, requeue: bool = True
     ) -> None:
         self._check()
-        self.connection._send(self.number, methods.BasicNack(delivery_tag, multiple, requeue))
+        self.connection.send_method(self.number, methods.BasicNack(delivery_tag, multiple, requeue))
 
     def basic_reject(self, delivery_tag: int, *, requeue: bool = True) -> None:
         self._check()
-        self.connection._send(self.number, methods.BasicReject(delivery_tag, requeue))
+        self.connection.send_method(self.number, methods.BasicReject(delivery_tag, requeue))
 
     # -- probing and closing ---------------------------------------------------------------
 
@@ -501,9 +505,9 @@ class Channel:
         if self._closed:
             return
         try:
-            self._rpc(methods.ChannelClose(200, "Goodbye", 0, 0), methods.ChannelCloseOk)
+            self.call(methods.ChannelClose(200, "Goodbye", 0, 0), methods.ChannelCloseOk)
         except ClientError:
             pass
         finally:
             self._closed = True
-            self.connection._forget(self.number)
+            self.connection.forget_channel(self.number)

@@ -93,12 +93,14 @@ class Connection:
             raise ClientError(f"the broker does not offer PLAIN login ({start.mechanisms!r})")
         u = self.url
         response = b"\0" + u.username.encode() + b"\0" + u.password.encode()
-        self._send(0, methods.ConnectionStartOk(CLIENT_PROPERTIES, "PLAIN", response, "en_US"))
+        self.send_method(
+            0, methods.ConnectionStartOk(CLIENT_PROPERTIES, "PLAIN", response, "en_US")
+        )
         tune = self._expect0(methods.ConnectionTune, "connection.tune (login refused?)")
         self.channel_max = min(tune.channel_max or 2047, 2047)
         self.frame_max = min(tune.frame_max or DEFAULT_FRAME_MAX, DEFAULT_FRAME_MAX)
-        self._send(0, methods.ConnectionTuneOk(self.channel_max, self.frame_max, 0))
-        self._send(0, methods.ConnectionOpen(virtual_host=u.vhost))
+        self.send_method(0, methods.ConnectionTuneOk(self.channel_max, self.frame_max, 0))
+        self.send_method(0, methods.ConnectionOpen(virtual_host=u.vhost))
         self._expect0(methods.ConnectionOpenOk, "connection.open-ok")
 
     def _expect0(self, kind: type[M], what: str) -> M:
@@ -120,7 +122,7 @@ class Connection:
         if self._closed:
             return
         try:
-            self._send(0, methods.ConnectionClose(200, "Goodbye"))
+            self.send_method(0, methods.ConnectionClose(200, "Goodbye"))
             deadline = time.monotonic() + 2.0
             self._sock.settimeout(2.0)
             while time.monotonic() < deadline:
@@ -139,7 +141,7 @@ class Connection:
     def _shutdown(self) -> None:
         self._closed = True
         for ch in self._channels.values():
-            ch._closed = True
+            ch.connection_closed()
         try:
             self._sock.close()
         except OSError:
@@ -160,10 +162,10 @@ class Connection:
         self._next_channel = number % self.channel_max + 1
         ch = Channel(self, number)
         self._channels[number] = ch
-        ch._rpc(methods.ChannelOpen(), methods.ChannelOpenOk)
+        ch.call(methods.ChannelOpen(), methods.ChannelOpenOk)
         return ch
 
-    def _forget(self, number: int) -> None:
+    def forget_channel(self, number: int) -> None:
         self._channels.pop(number, None)
 
     # -- frames out ------------------------------------------------------------------------
@@ -172,10 +174,10 @@ class Connection:
         if self._closed:
             raise ClientError("the connection is closed")
 
-    def _send(self, channel: int, method: methods.Method) -> None:
-        self._send_raw(encode_method_frame(channel, method))
+    def send_method(self, channel: int, method: methods.Method) -> None:
+        self.send_bytes(encode_method_frame(channel, method))
 
-    def _send_raw(self, data: bytes) -> None:
+    def send_bytes(self, data: bytes) -> None:
         self._check_open()
         try:
             self._sock.sendall(data)
@@ -260,15 +262,15 @@ class Connection:
             log.debug("frame for unknown channel %d dropped", frame.channel)
             return
         if frame.type == FRAME_METHOD:
-            ch._on_method(self._decode(frame))
+            ch.on_method(self._decode(frame))
         elif frame.type == FRAME_HEADER:
-            ch._on_header(frame.payload)
+            ch.on_header(frame.payload)
         elif frame.type == FRAME_BODY:
-            ch._on_body(frame.payload)
+            ch.on_body(frame.payload)
 
     def _on_connection_close(self, method: methods.ConnectionClose) -> None:
         try:
-            self._send(0, methods.ConnectionCloseOk())
+            self.send_method(0, methods.ConnectionCloseOk())
         except ClientError:
             pass
         self._shutdown()
