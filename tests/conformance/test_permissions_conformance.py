@@ -318,3 +318,23 @@ def test_deleting_a_vhost_closes_its_connections(target: Target) -> None:
 
     assert closed_with(use) == (320, f"CONNECTION_FORCED - vhost '{vhost}' is deleted")
     assert target.call("DELETE", f"/vhosts/{quote(vhost, safe='')}")[0] == 404
+
+
+def test_definitions_export_topic_permissions_and_limits_as_rabbitmq_does(target: Target) -> None:
+    vhost = target.vhost("v")
+    qv = quote(vhost, safe="")
+    user = target.user("u", vhost)
+    topic = {"exchange": "amq.topic", "write": "^a", "read": "^b"}
+    target.ok("PUT", f"/topic-permissions/{qv}/{user}", topic)
+    target.ok("PUT", f"/vhost-limits/{qv}/max-queues", {"value": 5})
+    target.ok("PUT", f"/user-limits/{user}/max-channels", {"value": 7})
+    defs = target.ok("GET", "/definitions")
+    (exported,) = [u for u in defs["users"] if u["name"] == user]
+    assert exported["limits"] == {"max-channels": 7}
+    assert [t for t in defs["topic_permissions"] if t["user"] == user] == [
+        {"user": user, "vhost": vhost, **topic}
+    ]
+    params = [p for p in defs["parameters"] if p.get("vhost") == vhost]
+    assert params == [
+        {"value": {"max-queues": 5}, "vhost": vhost, "component": "vhost-limits", "name": "limits"}
+    ]
