@@ -6,8 +6,9 @@ broker keeps only plain counters, so scraping costs nothing between scrapes.
 
 Families: per-queue gauges (ready, unacked, consumers; labels ``vhost``, ``queue``) and
 counters (published, delivered, acked, redelivered, dead-lettered / dropped by
-``reason``), connection / channel / consumer / queue / exchange totals and process
-memory.  Store size and fsync latency are exported only if the store offers them
+``reason``), per-stream gauges (messages, bytes, segments, first/last offset and
+timestamp, tracked offsets), connection / channel / consumer / queue / exchange totals and
+process memory.  Store size and fsync latency are exported only if the store offers them
 (``store.size_bytes`` and ``store.fsync_histogram``, see the module's report).
 """
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
+
+from amqplite.broker.stream_queue import StreamQueue
 
 if TYPE_CHECKING:
     from amqplite.broker import Broker
@@ -133,9 +136,53 @@ def render(broker: Broker) -> bytes:
         w.family(
             "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [("", rss)]
         )
+    streams: list[tuple[StreamQueue, str]] = []
+    for q, lbl in queues:
+        if isinstance(q, StreamQueue):
+            streams.append((q, lbl))
+    _stream_metrics(w, streams)
     _store_metrics(w, broker)
     w.lines.append("")
     return "\n".join(w.lines).encode()
+
+
+# (metric name, help, StreamInfo attribute) for the per-stream gauges.
+_STREAM_GAUGES = (
+    ("amqplite_stream_messages", "Messages a stream holds.", "messages"),
+    ("amqplite_stream_bytes", "Bytes of a stream's segment files.", "bytes"),
+    ("amqplite_stream_segments", "Segment files of a stream.", "segments"),
+    ("amqplite_stream_first_offset", "Offset of the oldest message kept.", "first_offset"),
+    ("amqplite_stream_last_offset", "Offset of the newest message.", "last_offset"),
+    (
+        "amqplite_stream_first_timestamp_seconds",
+        "When the oldest message kept was stored (Unix time).",
+        "first_timestamp",
+    ),
+    (
+        "amqplite_stream_last_timestamp_seconds",
+        "When the newest message was stored (Unix time).",
+        "last_timestamp",
+    ),
+)
+
+
+def _stream_metrics(w: _Writer, streams: list[tuple[StreamQueue, str]]) -> None:
+    """Per-stream gauges (an empty stream has no offsets or timestamps, so no sample), and
+    the tracked offset of every ``x-stream-tracking-key`` (label ``key``)."""
+    infos = [(q.info(), lbl) for q, lbl in streams]
+    for name, help_text, attr in _STREAM_GAUGES:
+        samples = [(lbl, getattr(i, attr)) for i, lbl in infos if getattr(i, attr) is not None]
+        w.family(name, "gauge", help_text, samples)
+    w.family(
+        "amqplite_stream_tracked_offset",
+        "gauge",
+        "Next offset to read for a server-side tracking key.",
+        (
+            (labels((("vhost", q.vhost.name), ("queue", q.name), ("key", k))), offset)
+            for (i, _), (q, _) in zip(infos, streams, strict=True)
+            for k, offset in sorted(i.tracking.items())
+        ),
+    )
 
 
 def _store_metrics(w: _Writer, broker: Broker) -> None:

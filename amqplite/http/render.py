@@ -4,7 +4,7 @@ Layer: ``amqplite/http``.  Pure: reads broker inspection attributes only, never 
 anything.  Field names follow RabbitMQ's ``/api/...`` JSON so existing scripts work;
 message rates come from :class:`~amqplite.http.rates.RateTracker` samples of the broker's
 plain counters.  amqplite extras are added under names RabbitMQ does not use
-(``dead_lettered``, ``dropped``).
+(``dead_lettered``, ``dropped``, and a stream's offsets, timestamps, segments and bytes).
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from amqplite.broker.stream_queue import StreamQueue
 from amqplite.http.jsonout import jsonable
 from amqplite.http.rates import RateTracker
 
 if TYPE_CHECKING:
     from amqplite.broker.exchange import Binding, Exchange
     from amqplite.broker.queue import Queue
+    from amqplite.broker.stream_queue import StreamInfo
 
 NODE = f"amqplite@{socket.gethostname()}"
 
@@ -38,7 +40,7 @@ def details(
     stats[name + "_details"] = {"rate": rates.rate((*key, name), count, now)}
 
 
-def queue_json(queue: Queue, rates: RateTracker, now: float) -> dict[str, Any]:
+def queue_json(queue: Queue | StreamQueue, rates: RateTracker, now: float) -> dict[str, Any]:
     stats = queue.stats
     vhost = queue.vhost.name
     key = ("queue", vhost, queue.name)
@@ -77,12 +79,45 @@ def queue_json(queue: Queue, rates: RateTracker, now: float) -> dict[str, Any]:
         "dropped": dict(stats.dropped),
         "rejected_publishes": stats.rejected_publishes,
     }
+    if isinstance(queue, StreamQueue):
+        _stream_fields(out, queue.info(), rates, key, now)
+        return out
     if queue.exclusive and queue.owner is not None:
         out["owner_pid_details"] = {"name": getattr(getattr(queue.owner, "info", None), "name", "")}
     active = queue.active_consumer
     if active is not None:
         out["single_active_consumer_tag"] = active.tag
     return out
+
+
+def _stream_fields(
+    out: dict[str, Any], info: StreamInfo, rates: RateTracker, key: tuple[Any, ...], now: float
+) -> None:
+    """A stream as RabbitMQ shows one (``type: stream``, members, readers), plus its extent.
+
+    A stream keeps what its consumers read, so ``messages`` and ``messages_ready`` are what
+    it holds, and ``messages_unacknowledged`` is the prefetch credit in use.  The extras
+    (amqplite): ``first_offset``/``last_offset`` (None while empty), ``first_timestamp``/
+    ``last_timestamp`` (seconds since the epoch, millisecond precision), ``segments`` and
+    ``bytes`` on disk, and ``tracking`` (tracking key -> next offset to read).
+    """
+    messages = info.messages
+    out["messages"] = out["messages_ready"] = messages
+    out["messages_details"] = {"rate": rates.rate((*key, "messages"), messages, now)}
+    out["messages_ready_details"] = {"rate": rates.rate((*key, "messages_ready"), messages, now)}
+    out.update(
+        members=[NODE],
+        online=[NODE],
+        leader=NODE,
+        readers={NODE: info.consumers},
+        first_offset=info.first_offset,
+        last_offset=info.last_offset,
+        first_timestamp=info.first_timestamp,
+        last_timestamp=info.last_timestamp,
+        segments=info.segments,
+        bytes=info.bytes,
+        tracking=dict(info.tracking),
+    )
 
 
 def exchange_json(exchange: Exchange, vhost: str, rates: RateTracker, now: float) -> dict[str, Any]:

@@ -78,6 +78,7 @@ async function refresh() {
     if (state.tab === "overview") await refreshOverview();
     else if (state.tab === "queues") await refreshQueues();
     else if (state.tab === "topology") await refreshTopology();
+    else if (state.tab === "streams") await refreshStreams();
   } catch (e) { console.warn(e); }
 }
 
@@ -266,6 +267,45 @@ async function refreshTopology() {
     root.append(item);
   }
   $("#topology-tree").replaceChildren(el("div", { class: "tree" }, root));
+}
+
+// ---- streams ---------------------------------------------------------------
+// Stream queues (type "stream") with their extent: offsets, timestamps, segments, bytes.
+function streamTime(seconds) {
+  if (seconds === undefined || seconds === null) return "";
+  return new Date(seconds * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+}
+
+function streamSize(bytes) {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let value = bytes || 0, unit = 0;
+  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit++; }
+  return (unit ? value.toFixed(1) : String(value)) + " " + units[unit];
+}
+
+function streamRetention(args) {
+  const parts = [];
+  if (args && args["x-max-age"] !== undefined) parts.push("age " + args["x-max-age"]);
+  if (args && args["x-max-length-bytes"] !== undefined) parts.push("size " + streamSize(args["x-max-length-bytes"]));
+  return parts.join(", ") || "none";
+}
+
+async function refreshStreams() {
+  const streams = (await api("GET", "/queues")).filter((q) => q.type === "stream");
+  const rows = streams.map((q) => el("tr", { "data-vhost": q.vhost, "data-stream": q.name },
+    el("td", {}, q.vhost), el("td", { class: "name" }, q.name),
+    el("td", { class: "num messages" }, q.messages),
+    el("td", { class: "num first-offset" }, text(q.first_offset)),
+    el("td", { class: "num last-offset" }, text(q.last_offset)),
+    el("td", { class: "oldest" }, streamTime(q.first_timestamp)),
+    el("td", { class: "newest" }, streamTime(q.last_timestamp)),
+    el("td", { class: "num segments" }, q.segments),
+    el("td", { class: "num size" }, streamSize(q.bytes)),
+    el("td", { class: "num readers" }, q.consumers),
+    el("td", { class: "retention" }, streamRetention(q.arguments)),
+    el("td", { class: "num" }, rate(q.message_stats, "publish"))));
+  $("#streams-table tbody").replaceChildren(...rows);
+  $("#streams-empty").hidden = streams.length > 0;
 }
 
 // ---- wiring ----------------------------------------------------------------
