@@ -21,7 +21,17 @@ from amqplite.topology.nodes import NodeReader, describe
 
 UINT32 = 2**32 - 1
 Kind = Literal[
-    "ms", "ms_positive", "count", "bytes", "choice", "bool", "name", "priority", "int_choice"
+    "ms",
+    "ms_positive",
+    "count",
+    "positive",
+    "bytes",
+    "choice",
+    "bool",
+    "name",
+    "priority",
+    "int_choice",
+    "age",
 ]
 
 
@@ -46,7 +56,7 @@ QUEUE_ARGUMENTS: tuple[ArgDef, ...] = (
     ArgDef("x-max-priority", "max_priority", "priority"),
     ArgDef("x-single-active-consumer", "single_active_consumer", "bool"),
     ArgDef("x-delivery-limit", "delivery_limit", "count"),
-    ArgDef("x-queue-type", "queue_type", "choice", ("classic", "quorum")),
+    ArgDef("x-queue-type", "queue_type", "choice", ("classic", "quorum", "stream")),
     ArgDef("x-queue-mode", "queue_mode", "choice", ("default", "lazy")),
     ArgDef("x-queue-version", "queue_version", "int_choice", (1, 2)),
     ArgDef(
@@ -58,7 +68,15 @@ QUEUE_ARGUMENTS: tuple[ArgDef, ...] = (
     ArgDef(
         "x-queue-leader-locator", "queue_leader_locator", "choice", ("client-local", "balanced")
     ),
+    # Stream queues (queue_type: stream); see STREAM_ONLY.
+    ArgDef("x-max-age", "max_age", "age"),
+    ArgDef("x-stream-max-segment-size-bytes", "stream_max_segment_size_bytes", "bytes"),
+    ArgDef("x-initial-cluster-size", "initial_cluster_size", "positive"),
 )
+#: Arguments only a stream queue takes.
+STREAM_ONLY = ("x-max-age", "x-stream-max-segment-size-bytes", "x-initial-cluster-size")
+# RabbitMQ's x-max-age: digits and one unit (Y = 365 days, M = 30 days, D, h, m, s).
+_AGE = re.compile(r"^[0-9]+[YMDhms]$")
 
 EXCHANGE_ARGUMENTS: tuple[ArgDef, ...] = (
     ArgDef("alternate-exchange", "alternate_exchange", "name"),
@@ -143,6 +161,18 @@ def read_argument(reader: NodeReader, node: Node, path: str, d: ArgDef, friendly
         return reader.integer(node, path, minimum=minimum, maximum=UINT32, what=what)
     if d.kind == "count":
         return reader.integer(node, path)
+    if d.kind == "positive":
+        return reader.integer(node, path, minimum=1, what="a positive integer")
+    if d.kind == "age":
+        if isinstance(value, str) and _AGE.match(value):
+            return value
+        reader.report(
+            node,
+            path,
+            "expected an age such as 7D, 12h or 30m (digits and one of Y M D h m s; "
+            f"M is months, m minutes), got {describe(node, value)}",
+        )
+        return None
     if d.kind == "bytes":
         if friendly:
             return read_size(reader, node, path)

@@ -34,9 +34,11 @@ from amqplite.broker.auth import verify_password
 from amqplite.broker.definitions.model import PlainPassword, Reference
 from amqplite.broker.limits import USER_LIMITS, VHOST_LIMITS
 from amqplite.broker.permissions import expand_variables, pattern_error
+from amqplite.broker.stream_args import NOT_FOR_STREAMS
 from amqplite.topology.arguments import (
     EXCHANGE_ARGUMENTS,
     QUEUE_ARGUMENTS,
+    STREAM_ONLY,
     UINT32,
     ArgDef,
     by_any_name,
@@ -606,13 +608,7 @@ class _Loader:
                     "(x-dead-letter-exchange) too",
                 )
                 args_ok = False
-            quorum = arguments.get("x-queue-type") == "quorum"
-            if flags is not None and quorum and not flags.get("durable", True):
-                self.r.report(
-                    pairs["durable"][1],
-                    f"{qpath}.durable",
-                    "quorum queues are always durable (RabbitMQ refuses 'durable: false')",
-                )
+            if flags is not None and not self._queue_type_rules(qpath, pairs, flags, arg_nodes):
                 flags = None
             if flags is None or not args_ok:
                 continue
@@ -629,6 +625,48 @@ class _Loader:
                 )
             )
         return out
+
+    def _queue_type_rules(
+        self,
+        qpath: str,
+        pairs: _Pairs,
+        flags: dict[str, bool],
+        arg_nodes: Mapping[str, tuple[Node, str]],
+    ) -> bool:
+        """What a quorum queue or a stream refuses (RabbitMQ answers 406 to the same)."""
+        kind = "classic"
+        if "x-queue-type" in arg_nodes:
+            kind = str(self.r.scalar_value(arg_nodes["x-queue-type"][0]))
+        ok = True
+        if kind in ("quorum", "stream"):
+            for flag, wanted, rule in (
+                ("durable", True, "always durable"),
+                ("auto_delete", False, "never auto-delete"),
+            ):
+                if flags.get(flag, wanted) != wanted:
+                    self.r.report(
+                        pairs[flag][1],
+                        f"{qpath}.{flag}",
+                        f"{kind} queues are {rule} "
+                        f"(RabbitMQ refuses '{flag}: {str(not wanted).lower()}')",
+                    )
+                    ok = False
+        for x_name, (node, path) in arg_nodes.items():
+            if kind == "stream" and x_name in NOT_FOR_STREAMS:
+                self.r.report(
+                    node,
+                    path,
+                    f"a stream keeps every message until retention (max_age, "
+                    f"max_length_bytes) removes it, so it does not take {x_name} "
+                    "(RabbitMQ refuses it for queue type stream)",
+                )
+                ok = False
+            elif kind != "stream" and x_name in STREAM_ONLY:
+                self.r.report(
+                    node, path, f"only stream queues take {x_name} (add 'queue_type: stream')"
+                )
+                ok = False
+        return ok
 
     def _flags(self, pairs: _Pairs, path: str, names: tuple[str, ...]) -> dict[str, bool] | None:
         out: dict[str, bool] = {}

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from ops_support import Cli, Stack, rabbitmq_urls
 
-from amqplite.client import connect
+from amqplite.client import Connection, connect
 from amqplite.ops.api import ApiClient, quote
 from amqplite.topology import Config, load_config
 
@@ -75,11 +75,29 @@ def _publish_and_collect(url: str, config: Config) -> dict[str, list[str]]:
         assert ch.wait_for_confirms(30).ok
         got: dict[str, list[str]] = {}
         for q in vhost.queues:
+            if q.queue_type == "stream":
+                got[q.name] = _read_stream(conn, q.name)
+                continue
             bodies = []
             while (delivery := ch.basic_get(q.name, no_ack=True)) is not None:
                 bodies.append(delivery.body.decode())
             got[q.name] = sorted(bodies)
     return got
+
+
+def _read_stream(conn: Connection, name: str) -> list[str]:
+    """A stream has no basic.get (540): append an end marker, read from "first" up to it."""
+    with conn.channel() as ch:
+        ch.confirm_select()
+        ch.publish("", name, b"--end--")
+        assert ch.wait_for_confirms(30).ok
+        ch.basic_qos(1000)
+        ch.basic_consume(name, arguments={"x-stream-offset": "first"})
+        bodies = []
+        while (d := ch.next_delivery(30)) is not None and d.body != b"--end--":
+            bodies.append(d.body.decode())
+            ch.basic_ack(d.delivery_tag)
+    return sorted(bodies)
 
 
 def _vhost_url(base: str, vhost: str) -> str:

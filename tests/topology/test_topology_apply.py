@@ -185,7 +185,7 @@ def test_shipped_config_and_example_topology_apply_cleanly_together() -> None:
     base = apply(load_config(config_dir / "amqplite.yaml"), broker)
     example = apply(load_config(config_dir / "topology.example.yaml"), broker)
     assert base.created == 3  # vhost "/", user guest, guest's permissions on "/"
-    assert example.created == 5 + 9 + 9  # exchanges, queues, bindings ("/" already existed)
+    assert example.created == 5 + 10 + 10  # exchanges, queues, bindings ("/" already existed)
     assert broker.users.authenticate("guest", "guest") is not None
     again = apply(load_config(config_dir / "topology.example.yaml"), broker)
     assert (again.created, again.updated) == (0, 0)

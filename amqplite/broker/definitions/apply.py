@@ -130,7 +130,10 @@ def _do(broker: Broker, item: PlanItem, undo: Undo, lenient: bool) -> None:
         vhost = broker.get_vhost(item.vhost)
         vhost.declare_queue(
             spec.name, durable=spec.durable, auto_delete=spec.auto_delete,
-            arguments=dict(spec.arguments), server_named=lenient,
+            arguments=dict(spec.arguments),
+            # Only a name the broker generated (amq.gen-...) is "server-named": a stream with
+            # an ordinary name must not be refused as one in a lenient (recovery, routing) copy.
+            server_named=lenient and spec.name.startswith("amq."),
         )  # fmt: skip
         undo.append(lambda: vhost.delete_queue(spec.name))
     elif isinstance(spec, BindingSpec):

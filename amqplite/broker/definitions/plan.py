@@ -38,6 +38,7 @@ from amqplite.broker.definitions.model import (
     UserSpec,
     VHostSpec,
 )
+from amqplite.broker.stream_args import EQUIVALENT_STREAM_ARGS
 
 Action = Literal["create", "unchanged", "update", "conflict", "ensure"]
 Kind = Literal["vhost", "exchange", "queue", "binding", "user", "permission", "topic_permission"]
@@ -288,8 +289,12 @@ def _plan_queue(vhost: str, q: QueueSpec, existing: QueueSpec | None, target: Ta
             detail = f"{where} with {flag}={_show(have)}; the file says {_show(wanted)} ({fix})"
             path = f"{q.path}.{flag}" if q.path else ""
             return PlanItem("conflict", "queue", vhost, q.name, q.position, path, detail, q)
+    # A stream's retention and segment size must match too (RabbitMQ: inequivalent arg).
+    checked = EQUIVALENT_STREAM_ARGS if "stream" in (q.queue_type, existing.queue_type) else ()
     diffs = _differences(
-        _norm_queue_args(existing.arguments), _norm_queue_args(q.arguments), EQUIVALENT_QUEUE_ARGS
+        _norm_queue_args(existing.arguments),
+        _norm_queue_args(q.arguments),
+        dict.fromkeys((*EQUIVALENT_QUEUE_ARGS, *checked)),
     )
     if not diffs:
         return _item("unchanged", "queue", vhost, q.name, q)

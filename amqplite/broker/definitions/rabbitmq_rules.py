@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from amqplite.broker.arguments import CLASSIC_ONLY_ARGS, QUORUM_ONLY_ARGS
+from amqplite.broker.stream_args import NOT_FOR_STREAMS
 
 if TYPE_CHECKING:
     from amqplite.broker.definitions.model import ExchangeSpec, QueueSpec
@@ -53,6 +54,8 @@ def queue_refusal(target: Target, q: QueueSpec) -> tuple[str, str] | None:
     """``(argument, why and how to fix)`` when ``target`` would refuse declaring ``q``."""
     qtype = q.queue_type
     broker = _name(target)
+    if qtype == "stream":
+        return _stream_refusal(broker, q)
     for key in q.arguments:
         allowed = _ONLY_ON.get(key)
         if allowed is None or qtype in allowed:
@@ -80,6 +83,20 @@ def queue_refusal(target: Target, q: QueueSpec) -> tuple[str, str] | None:
     if qtype == "quorum" and (q.auto_delete or not q.durable):
         flag = "auto_delete: true" if q.auto_delete else "durable: false"
         return "", f"{broker} refuses a quorum queue with {flag}: remove it from the queue"
+    return None
+
+
+def _stream_refusal(broker: str, q: QueueSpec) -> tuple[str, str] | None:
+    """A stream takes none of the classic/quorum arguments and is always durable."""
+    for key in q.arguments:
+        if key in NOT_FOR_STREAMS:
+            return key, (
+                f"{broker} refuses {key} on a stream (retention is max_age and "
+                "max_length_bytes): drop the argument"
+            )
+    if q.auto_delete or not q.durable:
+        flag = "auto_delete: true" if q.auto_delete else "durable: false"
+        return "", f"{broker} refuses a stream with {flag}: remove it from the queue"
     return None
 
 
