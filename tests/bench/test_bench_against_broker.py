@@ -79,7 +79,7 @@ def amqplite_broker_url(request: pytest.FixtureRequest) -> str:
         )
 
 
-@pytest.mark.parametrize("config", SMALL_RUNS, ids=_ids)
+@pytest.mark.parametrize("config", SMALL_RUNS + STREAM_RUNS, ids=_ids)
 def test_scenario_runs_cleanly_against_amqplite(
     amqplite_broker_url: str, config: RunConfig
 ) -> None:
