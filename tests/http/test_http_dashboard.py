@@ -147,7 +147,7 @@ async def test_tabs_stay_hidden_until_login(stack: Stack) -> None:
                 == "none"
             )
             await _logged_in(page)
-            await page.wait_for(f"{shown}.length === 4")
+            await page.wait_for(f"{shown}.length === 5")
 
 
 async def test_a_login_submitted_before_the_script_loads_keeps_the_password_out_of_the_url(
