@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: Messages a dispatch may skip (filtered out) for one reader before yielding to others.
 SCAN_LIMIT = 20_000
+#: Records a reader reads at once when its credit is smaller.
+READ_AHEAD = 256
 
 
 @attrs.frozen
@@ -88,7 +90,16 @@ class StreamEntry:
 class Reader:
     """A consumer's cursor: the next offset to read, its filter and tracking state."""
 
-    __slots__ = ("acked", "consumer", "key", "next_offset", "outstanding", "spec")
+    __slots__ = (
+        "acked",
+        "ahead",
+        "ahead_at",
+        "consumer",
+        "key",
+        "next_offset",
+        "outstanding",
+        "spec",
+    )
 
     def __init__(self, consumer: Consumer, spec: ConsumerSpec, next_offset: int) -> None:
         self.consumer = consumer
@@ -98,6 +109,20 @@ class Reader:
         #: delivered and not yet acked offsets, in delivery order (tracking readers only)
         self.outstanding: deque[int] = deque()
         self.acked: set[int] = set()
+        #: Records read ahead of the credit (a catch-up reader acking one at a time then
+        #: costs no log read per ack), and the index of the next one to deliver.
+        self.ahead: list[StreamRecord] = []
+        self.ahead_at = 0
+
+    def take(self, log: StreamLog, credit: int) -> list[StreamRecord]:
+        """Up to ``credit`` records from the cursor, from the read-ahead when it holds it."""
+        ahead, at = self.ahead, self.ahead_at
+        if at >= len(ahead) or ahead[at].offset != self.next_offset:
+            ahead = self.ahead = log.read(self.next_offset, max(credit, READ_AHEAD))
+            at = 0
+        out = ahead[at : at + credit]
+        self.ahead_at = at + len(out)
+        return out
 
     def matches(self, record: StreamRecord) -> bool:
         filters = self.spec.filters
@@ -367,7 +392,7 @@ class StreamQueue:
         scanned = 0
         while reader.next_offset < log_.next_offset and consumer.can_take():
             credit = consumer.prefetch - consumer.unacked
-            records = log_.read(reader.next_offset, max(credit, 1))
+            records = reader.take(log_, max(credit, 1))
             if not records:
                 # Below the first kept offset after retention: move up.
                 reader.next_offset = max(reader.next_offset, log_.first_offset)
