@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from amqplite.app import run_in_thread
 from amqplite.client import ChannelClosed, connect
-from amqplite.server.app import run_in_thread
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

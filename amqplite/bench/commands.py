@@ -1,8 +1,9 @@
-"""The ``amqplite bench`` sub-command: argument parsing, the run plan, and printing.
+"""The load generator's arguments, its run plan, and printing its results.
 
-Layer: CLI code for ``amqplite/bench`` (stdlib only). ``register(subparsers)`` is the
-contract with ``amqplite/cli.py``; ``main(argv)`` serves ``python -m amqplite.bench``.
-The usage text is the package docstring (``amqplite.bench.__doc__``).
+Layer: ``amqplite/bench`` (stdlib only).  ``add_arguments`` and ``run`` serve both
+``python -m amqplite.bench`` (``main(argv)``) and ``amqplite bench``, which
+:mod:`amqplite.cli.bench` hangs under the ``amqplite`` command.  The usage text is the
+package docstring (``amqplite.bench.__doc__``).
 """
 
 from __future__ import annotations
@@ -172,18 +173,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="print one JSON document instead of the table"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
-
-
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "bench",
-        help="benchmark an AMQP 0-9-1 broker (amqplite or RabbitMQ)",
-        description=(amqplite.bench.__doc__ or "").split("\n\n", 2)[0],
-        epilog=(amqplite.bench.__doc__ or "").split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=run)
 
 
 def plan(args: argparse.Namespace) -> list[RunConfig]:

@@ -1,7 +1,8 @@
-"""A minimal blocking AMQP 0-9-1 client on a plain socket (client layer; stdlib + our codec).
+"""Clients of a running broker: a minimal blocking AMQP 0-9-1 client on a plain socket
+(stdlib + our codec) and the management HTTP API client (:mod:`amqplite.client.http`).
 
-Used by the ``amqplite`` CLI and by ``topology plan/apply --url`` against any AMQP
-0-9-1 broker, RabbitMQ included.  One thread, no background reader: each call blocks until
+Client layer.  Used by the ``amqplite`` CLI and by ``topology plan/apply`` against any
+AMQP 0-9-1 broker, RabbitMQ included.  One thread, no background reader: each call blocks until
 its reply arrives.  Typical use::
 
     with connect("amqp://guest:guest@127.0.0.1:5672/") as conn, conn.channel() as ch:
@@ -19,11 +20,18 @@ from __future__ import annotations
 
 from amqplite.client.channel import Channel, ConfirmReport, DeclareOk, Delivery, Returned
 from amqplite.client.connection import Connection, connect
-from amqplite.client.errors import BrokerClosed, ChannelClosed, ClientError, ConnectionClosed
+from amqplite.client.errors import (
+    ApiError,
+    BrokerClosed,
+    ChannelClosed,
+    ClientError,
+    ConnectionClosed,
+)
 from amqplite.client.url import AmqpUrl, parse_url
 
 __all__ = [
     "AmqpUrl",
+    "ApiError",
     "BrokerClosed",
     "Channel",
     "ChannelClosed",

@@ -5,7 +5,8 @@ carries the reply code and the reply text exactly as the broker sent them (Rabbi
 ``"NOT_FOUND - no queue 'q' in vhost '/'"``), so callers can show them unchanged or test
 the code (404 missing, 406 inequivalent, 405 locked, 403 refused).  Anything that goes
 wrong below AMQP (refused connection, timeout, a peer that is not an AMQP 0-9-1 broker)
-is a plain :class:`ClientError`.
+is a plain :class:`ClientError`.  The management HTTP client (:mod:`amqplite.client.http`)
+raises :class:`ApiError`, whose text names the API it asked.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from __future__ import annotations
 
 class ClientError(Exception):
     """The client could not talk AMQP to the broker (network, timeout, protocol)."""
+
+
+class ApiError(ClientError):
+    """The management HTTP API could not be reached or refused a request (one line for the user)."""
 
 
 class BrokerClosed(ClientError):

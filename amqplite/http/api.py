@@ -147,6 +147,7 @@ class ManagementApp:
         self,
         broker: Broker,
         *,
+        login: auth.Login,
         require_auth_for_metrics: bool = False,
         on_change: Callable[[], None] | None = None,
         durable: DurableWait | None = None,
@@ -157,6 +158,8 @@ class ManagementApp:
                 raise ValueError("a broker with a store needs the server's durable wait")
             durable = _nothing_to_sync
         self.broker = broker
+        #: The AMQP listener's login check (cached scrypt, loopback_users), handed in.
+        self.login = login
         #: Origins allowed to call the API from a browser (CORS); none by default.
         self.cors_origins = frozenset(cors_origins)
         self.on_change = on_change
@@ -184,7 +187,7 @@ class ManagementApp:
             route, params = self.router.resolve(request)
             user = None
             if not route.public:
-                user = await auth.authenticate(self.broker, request)
+                user = await auth.authenticate(self.login, request)
             handler: Handler = route.handler
             return await handler(Call(request, params, user))
         except HTTPError as exc:

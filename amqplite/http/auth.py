@@ -1,6 +1,9 @@
 """HTTP Basic authentication for the management API, against the broker's users.
 
-Layer: ``amqplite/http``.  Pure.  RabbitMQ's rule: only users tagged ``administrator``,
+Layer: ``amqplite/http``.  The password check itself is the AMQP listener's (cached scrypt
+in a worker thread, RabbitMQ's ``loopback_users`` rule), handed in by the composition root
+(:mod:`amqplite.app`) as a :data:`Login` callable: this package never imports the server.
+RabbitMQ's rule: only users tagged ``administrator``,
 ``monitoring`` or ``management`` may use the management API; the others get 401 like
 a wrong password (RabbitMQ answers ``"Not management user"``).  Administrators and
 monitoring users see every vhost; management users see the vhosts they have
@@ -14,15 +17,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from amqplite.http.request import HTTPError, Request
-from amqplite.server import auth as server_auth
-from amqplite.server.settings import DEFAULT_LOOPBACK_USERS
 
 if TYPE_CHECKING:
-    from amqplite.broker import Broker
     from amqplite.broker.auth import User
+
+#: ``login(user, password, peer_address)``: the user, or None if the login is refused.
+Login = Callable[[str, str, str], Awaitable["User | None"]]
 
 MANAGEMENT_TAGS = frozenset({"administrator", "monitoring", "management"})
 _CHALLENGE = (("www-authenticate", 'Basic realm="RabbitMQ Management"'),)
@@ -54,23 +58,17 @@ def credentials(request: Request) -> tuple[str, str] | None:
     return name, password
 
 
-async def authenticate(broker: Broker, request: Request) -> User:
+async def authenticate(login: Login, request: Request) -> User:
     """The management user making ``request``; raises 401 otherwise.
 
-    Uses the AMQP listener's checker: scrypt runs in a worker thread and successful
-    checks are cached, so a dashboard polling every second costs no scrypt per request.
+    ``login`` is the AMQP listener's checker: scrypt runs in a worker thread and successful
+    checks are cached, so a dashboard polling every second costs no scrypt per request;
+    RabbitMQ's loopback_users applies to the management API as well as to AMQP.
     """
     creds = credentials(request)
     if creds is None:
         raise unauthorized("Not_Authorized", request)
-    if (
-        creds[0] in DEFAULT_LOOPBACK_USERS
-        and request.peer
-        and not server_auth.is_loopback(request.peer)
-    ):
-        # RabbitMQ's loopback_users applies to the management API as well as to AMQP.
-        raise unauthorized("Login failed", request)
-    user = await server_auth.authenticate(broker.users, *creds)
+    user = await login(creds[0], creds[1], request.peer)
     if user is None:
         raise unauthorized("Login failed", request)
     if not MANAGEMENT_TAGS.intersection(user.tags):

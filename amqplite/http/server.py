@@ -35,6 +35,7 @@ from amqplite.http.request import HTTPError, Request, Response
 
 if TYPE_CHECKING:
     from amqplite.broker import Broker
+    from amqplite.http.auth import Login
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class _Reject(Exception):
 async def serve_http(
     broker: Broker,
     *,
+    login: Login,
     host: str = "127.0.0.1",
     port: int = 15672,
     task_status: Any = trio.TASK_STATUS_IGNORED,
@@ -79,16 +81,19 @@ async def serve_http(
     """Serve the management API, metrics and dashboard for ``broker`` until cancelled.
 
     ``task_status.started(bound_port)`` is called once listening (``port=0`` picks a free
-    one).  ``on_change`` is called after every request that may have changed the broker
-    (anything but GET/HEAD): pass the AMQP server's ``wake_writers`` so deliveries an HTTP
-    publish or replay caused are flushed to consumers at once.  ``durable`` is the
-    server's durable wait (see :data:`amqplite.http.api.DurableWait`): required when the
-    broker has a store.
+    one).  The AMQP server's parts come in as callables (:mod:`amqplite.app` wires them;
+    this package never imports the server): ``login`` checks a user's password as the
+    AMQP listener does; ``durable`` is the server's durable wait (see
+    :data:`amqplite.http.api.DurableWait`), required when the broker has a store;
+    ``on_change`` is called after every request that may have changed the broker
+    (anything but GET/HEAD) so deliveries an HTTP publish or replay caused are flushed to
+    consumers at once.
     """
     from amqplite.http.api import ManagementApp  # here: api imports the broker package
 
     app = ManagementApp(
         broker,
+        login=login,
         require_auth_for_metrics=require_auth_for_metrics,
         on_change=on_change,
         durable=durable,

@@ -1,12 +1,14 @@
-"""amqplite.server: the AMQP server (trio listeners, connection tasks, session glue).
+"""amqplite.server: the AMQP listener (trio), its connection tasks and the session glue.
 
-- :func:`serve` / :func:`run_in_thread` (:mod:`amqplite.server.app`): embed a broker;
+I/O layer for AMQP; its sibling :mod:`amqplite.http` serves the management API, and the
+two never import each other: :mod:`amqplite.app` (the composition root) wires them to one
+broker.
+
 - :class:`AmqpServer` / :func:`serve_amqp` (:mod:`amqplite.server.listener`): the listener;
 - :mod:`amqplite.server.session`: protocol ↔ broker glue (the one package importing both);
-- :mod:`amqplite.server.pytest_plugin`: the ``amqplite_broker`` / ``amqplite_url`` fixtures.
+- :mod:`amqplite.server.durability`: group commit; :mod:`amqplite.server.auth`: logins.
 
-Names are imported lazily so that ``amqplite.server.commands`` (loaded by the CLI) stays
-cheap.
+Names are imported lazily so that importing the package costs nothing.
 """
 
 from __future__ import annotations
@@ -15,13 +17,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "serve": "amqplite.server.app",
-    "run_in_thread": "amqplite.server.app",
-    "RunningBroker": "amqplite.server.app",
-    "build_broker": "amqplite.server.app",
     "AmqpServer": "amqplite.server.listener",
     "serve_amqp": "amqplite.server.listener",
-    "ServerSettings": "amqplite.server.settings",
 }
 
 __all__ = sorted(_EXPORTS)

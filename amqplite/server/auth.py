@@ -58,3 +58,13 @@ async def authenticate(users: UserDB, name: str, password: str) -> User | None:
             _verified.clear()
         _verified[_cache_key(found.password_hash, password)] = None
     return found
+
+
+async def login(
+    users: UserDB, name: str, password: str, peer: str, loopback_users: frozenset[str]
+) -> User | None:
+    """The user if the password is right and RabbitMQ's ``loopback_users`` rule allows
+    ``peer`` (an address; "" when unknown); else None.  The management API's login."""
+    if name in loopback_users and peer and not is_loopback(peer):
+        return None
+    return await authenticate(users, name, password)

@@ -30,8 +30,8 @@ from amqplite.server.session import Session
 if TYPE_CHECKING:
     from amqplite.broker.broker import Broker
     from amqplite.server.durability import GroupCommit
-    from amqplite.server.settings import ServerSettings
     from amqplite.server.ticker import Ticker
+    from amqplite.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 

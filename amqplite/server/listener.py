@@ -15,15 +15,17 @@ import math
 
 import trio
 
+from amqplite.broker.auth import User
 from amqplite.broker.broker import Broker
 from amqplite.errors import ReplyCode
+from amqplite.server import auth
 from amqplite.server.connection import AmqpConnection
 from amqplite.server.durability import GroupCommit
 from amqplite.server.outbox import FlushQueue
 from amqplite.server.session import SHUTDOWN_TEXT
-from amqplite.server.settings import ServerSettings
 from amqplite.server.store_guard import StoreGuard
 from amqplite.server.ticker import Ticker
+from amqplite.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,13 @@ class AmqpServer:
         that produced (deliveries, cancels, new TTL deadlines)."""
         self.flushes.wake_dirty()
         self.ticker.poke()
+
+    async def login(self, name: str, password: str, peer: str) -> User | None:
+        """Check a login as this listener does (cached scrypt off the event loop, the
+        ``loopback_users`` rule for ``peer``); the seam the management API is given."""
+        return await auth.login(
+            self.broker.users, name, password, peer, self.settings.loopback_users
+        )
 
     def set_blocked(self, reason: str | None) -> None:
         """Seam for resource alarms: connection.blocked to every client (None: unblocked);

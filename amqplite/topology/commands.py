@@ -6,7 +6,7 @@ one per line.  Exit status: 0 all valid, 1 some file has errors.
 
 ``plan``/``apply`` compare a file with a running broker and make it so, over the HTTP API
 (``--api``, the default: sees every argument and binding) or over AMQP (``--url``: works
-with any AMQP 0-9-1 broker, RabbitMQ included; see :mod:`amqplite.ops.remote`).
+with any AMQP 0-9-1 broker, RabbitMQ included; see :mod:`amqplite.cli.remote`).
 ``export`` writes a running broker's topology as our YAML or RabbitMQ definitions JSON;
 ``import`` reads RabbitMQ definitions JSON and writes our YAML or applies it.  The remote
 commands live in :mod:`amqplite.topology.remote_commands` (they need the ops package).

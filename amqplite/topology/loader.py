@@ -35,6 +35,7 @@ from amqplite.broker.definitions.model import PlainPassword, Reference
 from amqplite.broker.limits import USER_LIMITS, VHOST_LIMITS
 from amqplite.broker.permissions import expand_variables, pattern_error
 from amqplite.broker.stream_args import NOT_FOR_STREAMS
+from amqplite.settings import CONFIG_KEYS, DEFAULT_DATA_DIR, ServerSettings
 from amqplite.topology.arguments import (
     EXCHANGE_ARGUMENTS,
     QUEUE_ARGUMENTS,
@@ -54,7 +55,6 @@ from amqplite.topology.model import (
     ExchangeSpec,
     PermissionSpec,
     QueueSpec,
-    ServerSettings,
     TopicPermissionSpec,
     UserSpec,
     VHostSpec,
@@ -65,7 +65,7 @@ from amqplite.topology.problems import Problem, TopologyError
 
 TOP_KEYS = ("server", "users", "exchanges", "queues", "bindings", "limits", "vhosts")
 TOPOLOGY_KEYS = ("exchanges", "queues", "bindings", "limits")
-SERVER_KEYS = tuple(f.name for f in ServerSettings.__attrs_attrs__)
+SERVER_KEYS = CONFIG_KEYS
 USER_KEYS = ("password", "password_hash", "tags", "permissions", "topic_permissions", "limits")
 TOPIC_PERMISSION_KEYS = ("write", "read")
 PERMISSION_KEYS = ("configure", "write", "read")
@@ -155,7 +155,7 @@ class _Loader:
         server = (
             self._server(top["server"][1])
             if "server" in top
-            else ServerSettings(data_dir=self.base_dir / "data")
+            else ServerSettings(data_dir=self.base_dir / DEFAULT_DATA_DIR)
         )
         vhosts = self._vhosts(top, server.default_vhost)
         users, permissions, topic = self._users(top["users"][1]) if "users" in top else ((), (), ())
@@ -203,7 +203,6 @@ class _Loader:
 
     def _server(self, node: Node) -> ServerSettings:
         pairs = self.r.mapping(node, "server", SERVER_KEYS) or {}
-        defaults = ServerSettings()
         values: dict[str, Any] = {}
         for key, (_, vnode) in pairs.items():
             path = f"server.{key}"
@@ -230,7 +229,7 @@ class _Loader:
                 value = self._vhost_name(vnode, path)
             if value is not None:
                 values[key] = value
-        data_dir = Path(values.pop("data_dir", str(defaults.data_dir)))
+        data_dir = Path(values.pop("data_dir", DEFAULT_DATA_DIR))
         values["data_dir"] = data_dir if data_dir.is_absolute() else self.base_dir / data_dir
         return ServerSettings(**values)
 

@@ -2,14 +2,13 @@
 
 Layer: topology.  The definitions themselves are the broker core's one model
 (:mod:`amqplite.broker.definitions.model`, re-exported here); this module adds only what
-is particular to a file: the ``server:`` section, where the file came from, its warnings
+is particular to a file: the ``server:`` section (the one
+:class:`~amqplite.settings.ServerSettings` both listeners read), where the file came from, its warnings
 and the problems that only a running broker can settle (names the file uses but does not
 declare).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import attrs
 
@@ -25,6 +24,7 @@ from amqplite.broker.definitions.model import (
     UserSpec,
     VHostSpec,
 )
+from amqplite.settings import ServerSettings
 from amqplite.topology.problems import Problem
 
 __all__ = [
@@ -44,23 +44,6 @@ __all__ = [
 
 
 @attrs.frozen
-class ServerSettings:
-    """The ``server:`` section; every field has a default."""
-
-    host: str = "0.0.0.0"
-    port: int = 5672
-    http_host: str = "127.0.0.1"
-    http_port: int = 15672
-    data_dir: Path = Path("data")  # absolute after loading from a file
-    heartbeat: int = 60
-    frame_max: int = 131072
-    channel_max: int = 2047
-    max_message_size: int = 134217728
-    disk_free_limit: int = 50_000_000  # bytes
-    default_vhost: str = "/"
-
-
-@attrs.frozen
 class Config:
     """A whole file: server settings and the definitions (users and every vhost's topology).
 
@@ -72,7 +55,7 @@ class Config:
     """
 
     source: str
-    server: ServerSettings = ServerSettings()
+    server: ServerSettings = attrs.field(factory=ServerSettings)
     definitions: Definitions = attrs.field(factory=Definitions)
     warnings: tuple[Problem, ...] = attrs.field(default=(), eq=False)
     unresolved: tuple[Problem, ...] = attrs.field(default=(), eq=False)

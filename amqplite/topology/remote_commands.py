@@ -1,7 +1,7 @@
 """``amqplite topology plan | apply | export | import``: topology against a running broker.
 
 CLI layer (hangs off the ``topology`` parser of :mod:`amqplite.topology.commands`; the
-work is in :mod:`amqplite.ops.remote`, the definitions model and its RabbitMQ-JSON codec
+work is in :mod:`amqplite.cli.remote`, the definitions model and its RabbitMQ-JSON codec
 (:mod:`amqplite.broker.definitions`), and :mod:`amqplite.topology.yaml_writer`).
 
 ``plan`` prints one line per item, terraform style, and exits 1 when something conflicts
@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from amqplite.broker.definitions import Definitions, Plan, PlanItem
-from amqplite.ops.cli import (
+from amqplite.cli.errors import CommandError
+from amqplite.cli.remote import (
+    ApplyRefused,
+    apply_over_amqp,
+    apply_over_api,
+    fetch_definitions,
+    plan_over_amqp,
+    plan_over_api,
+)
+from amqplite.cli.support import (
     Progress,
     add_api,
     amqp_url,
@@ -29,15 +38,6 @@ from amqplite.ops.cli import (
     guarded,
     print_json,
     warn,
-)
-from amqplite.ops.errors import OpsError
-from amqplite.ops.remote import (
-    ApplyRefused,
-    apply_over_amqp,
-    apply_over_api,
-    fetch_definitions,
-    plan_over_amqp,
-    plan_over_api,
 )
 from amqplite.topology.loader import load_config
 from amqplite.topology.model import Config
@@ -205,7 +205,7 @@ def _write(text: str, output: str | None) -> None:
     try:
         Path(output).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise OpsError(f"cannot write {output}: {exc.strerror or exc}") from None
+        raise CommandError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 def _count(defs: dict[str, Any]) -> str:
@@ -234,11 +234,11 @@ def _cmd_import(args: argparse.Namespace) -> int:
     try:
         defs = json.loads(Path(args.file).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise OpsError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+        raise CommandError(f"cannot read {args.file}: {exc.strerror or exc}") from None
     except ValueError as exc:
-        raise OpsError(f"{args.file} is not JSON: {exc}") from None
+        raise CommandError(f"{args.file} is not JSON: {exc}") from None
     if not isinstance(defs, dict):
-        raise OpsError(f"{args.file}: expected a JSON object (RabbitMQ definitions)")
+        raise CommandError(f"{args.file}: expected a JSON object (RabbitMQ definitions)")
     print(f"amqplite: importing {_count(defs)} from {args.file}", file=sys.stderr)
     if args.api is None and args.url is None:
         text, warnings = definitions_to_yaml(defs, source=Path(args.file).name)

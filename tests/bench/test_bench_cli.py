@@ -8,8 +8,9 @@ import socket
 
 import pytest
 
-from amqplite.bench.commands import add_arguments, main, plan, register
+from amqplite.bench.commands import add_arguments, main, plan
 from amqplite.bench.scenarios import SCENARIOS
+from amqplite.cli.bench import register
 
 RESULT_KEYS = {
     "scenario",

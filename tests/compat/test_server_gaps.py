@@ -13,11 +13,11 @@ from pathlib import Path
 import pika
 import pytest
 
+from amqplite.app import RunningBroker, build_broker, run_in_thread
 from amqplite.protocol import methods as m
 from amqplite.protocol.frames import PROTOCOL_HEADER, encode_method_frame
-from amqplite.server.app import RunningBroker, build_broker, run_in_thread
-from amqplite.server.settings import ServerSettings
 from amqplite.server.store_guard import DISK_ALARM_REASON
+from amqplite.settings import ServerSettings
 from amqplite.store import FileStore
 
 

@@ -27,7 +27,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from amqplite.server.app import run_in_thread
+from amqplite.app import run_in_thread
 
 RABBITMQ_URL = os.environ.get("AMQPLITE_RABBITMQ_URL")
 RABBITMQ_API = os.environ.get("AMQPLITE_RABBITMQ_API")

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 import trio
 
+from amqplite.app import build_broker, serve
 from amqplite.message import Message
-from amqplite.server.app import build_broker, serve
-from amqplite.server.settings import ServerSettings
+from amqplite.settings import ServerSettings
 from amqplite.store import FileStore, MessageRef, QueueKey
 
 

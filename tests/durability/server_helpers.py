@@ -10,8 +10,8 @@ from typing import Any
 
 import pika
 
-from amqplite.server.app import RunningBroker, build_broker, run_in_thread
-from amqplite.server.settings import ServerSettings
+from amqplite.app import RunningBroker, build_broker, run_in_thread
+from amqplite.settings import ServerSettings
 from amqplite.store import FileStore
 from amqplite.store.files import StoreFile
 

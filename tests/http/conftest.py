@@ -8,19 +8,13 @@ import pytest
 import trio
 from http_support import Stack
 
-from amqplite.http.server import serve_http
-from amqplite.server import serve
+from amqplite.app import serve, start_http
 
 
 @pytest.fixture
 async def stack() -> AsyncIterator[Stack]:
     with trio.fail_after(20):
         async with serve() as running, trio.open_nursery() as nursery:
-            wake = running.server.wake_writers
-            port = await nursery.start(
-                lambda task_status: serve_http(
-                    running.broker, port=0, task_status=task_status, on_change=wake
-                )
-            )
-            yield Stack(running.broker, running.url, port, wake)
+            port = await start_http(nursery, running.server, "127.0.0.1", 0)
+            yield Stack(running.broker, running.url, port, running.server)
             nursery.cancel_scope.cancel()

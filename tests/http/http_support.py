@@ -15,6 +15,7 @@ import pika  # type: ignore[import-untyped]
 import trio
 
 from amqplite.broker import Broker, hash_password
+from amqplite.server.listener import AmqpServer
 
 T = TypeVar("T")
 
@@ -39,8 +40,13 @@ class Stack:
     broker: Broker
     amqp_url: str
     http_port: int
-    wake: Callable[[], None]
+    server: AmqpServer
     auth: tuple[str, str] = ("guest", "guest")
+
+    @property
+    def wake(self) -> Callable[[], None]:
+        """Flush what a change made from outside a connection caused (deliveries...)."""
+        return self.server.wake_writers
 
     async def request(
         self,

@@ -12,8 +12,7 @@ import trio
 from addresses import non_loopback_address
 from http_support import Stack, add_user
 
-from amqplite.http.server import serve_http
-from amqplite.server import serve
+from amqplite.app import serve, start_http
 
 
 def _status(host: str, port: int, user: str, password: str) -> int:
@@ -33,11 +32,7 @@ async def test_guest_may_use_the_api_only_from_loopback() -> None:
     with trio.fail_after(20):
         async with serve() as running, trio.open_nursery() as nursery:
             add_user(running.broker, "admin", ("administrator",))
-            port = await nursery.start(
-                lambda task_status: serve_http(
-                    running.broker, host="0.0.0.0", port=0, task_status=task_status
-                )
-            )
+            port = await start_http(nursery, running.server, "0.0.0.0", 0)
             remote = await trio.to_thread.run_sync(_status, address, port, "guest", "guest")
             local = await trio.to_thread.run_sync(_status, "127.0.0.1", port, "guest", "guest")
             admin = await trio.to_thread.run_sync(_status, address, port, "admin", "secret")

@@ -9,8 +9,8 @@ import pika  # type: ignore[import-untyped]
 import trio
 from http_support import Channel, Stack, add_user, q
 
+from amqplite.app import start_http
 from amqplite.http.jsonout import STREAM_THRESHOLD
-from amqplite.http.server import serve_http
 
 
 def populate(ch: Channel) -> None:
@@ -600,12 +600,10 @@ async def test_dashboard_files_are_served_without_external_resources(stack: Stac
 
 async def test_metrics_can_require_credentials(stack: Stack) -> None:
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(
-            lambda task_status: serve_http(
-                stack.broker, port=0, require_auth_for_metrics=True, task_status=task_status
-            )
+        port = await start_http(
+            nursery, stack.server, "127.0.0.1", 0, require_auth_for_metrics=True
         )
-        locked = Stack(stack.broker, stack.amqp_url, port, stack.wake)
+        locked = Stack(stack.broker, stack.amqp_url, port, stack.server)
         assert (await locked.request("GET", "/metrics", auth=None)).status == 401
         assert (await locked.request("GET", "/metrics")).status == 200
         nursery.cancel_scope.cancel()

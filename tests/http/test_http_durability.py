@@ -8,9 +8,10 @@ import pytest
 import trio
 from http_support import Stack, reject_all
 
+from amqplite.app import build_broker, serve
 from amqplite.http.api import ManagementApp
-from amqplite.server.app import build_broker, serve
-from amqplite.server.settings import ServerSettings
+from amqplite.server.listener import AmqpServer
+from amqplite.settings import ServerSettings
 from amqplite.store import FileStore
 
 
@@ -26,7 +27,7 @@ async def test_http_publish_and_replay_answer_once_the_store_is_durable(tmp_path
         with trio.fail_after(20):
             async with serve(broker=broker, settings=ServerSettings(port=0), http_port=0) as run:
                 assert run.http_port is not None
-                http = Stack(broker, run.url, run.http_port, run.server.wake_writers)
+                http = Stack(broker, run.url, run.http_port, run.server)
                 published = await http.request(
                     "POST",
                     "/api/exchanges/%2F/amq.default/publish",
@@ -50,6 +51,6 @@ def test_a_broker_with_a_store_needs_the_durable_wait(tmp_path: Path) -> None:
     try:
         broker = build_broker(None, store=store)
         with pytest.raises(ValueError, match="durable wait"):
-            ManagementApp(broker)
+            ManagementApp(broker, login=AmqpServer(broker, ServerSettings()).login)
     finally:
         store.close()

@@ -11,10 +11,10 @@ import pytest
 import trio
 from http_support import Stack
 
+from amqplite.app import serve
 from amqplite.http.api import ManagementApp
 from amqplite.http.request import Request
 from amqplite.http.security import CONTENT_SECURITY_POLICY
-from amqplite.server import serve
 
 
 async def test_every_response_has_the_csp_and_no_cors_by_default(stack: Stack) -> None:
@@ -40,7 +40,9 @@ async def test_every_response_has_the_csp_and_no_cors_by_default(stack: Stack) -
 async def test_cors_answers_only_configured_origins() -> None:
     with trio.fail_after(20):
         async with serve() as running:
-            app = ManagementApp(running.broker, cors_origins={"https://ops.example"})
+            app = ManagementApp(
+                running.broker, login=running.server.login, cors_origins={"https://ops.example"}
+            )
 
             def request(method: str, origin: str) -> Request:
                 return Request(method, "/api/whoami", {"origin": origin}, b"", "127.0.0.1")

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from rawamqp import RawClient
 
-from amqplite.server.app import RunningBroker, serve
+from amqplite.app import RunningBroker, serve
 
 
 @pytest.fixture

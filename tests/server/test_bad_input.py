@@ -9,10 +9,10 @@ import pytest
 import trio
 from rawamqp import RawClient, assert_alive, body_frame, header_frame, method_frame
 
+from amqplite.app import RunningBroker
 from amqplite.errors import ReplyCode
 from amqplite.protocol import methods as m
 from amqplite.protocol.frames import PROTOCOL_HEADER, encode_frame
-from amqplite.server.app import RunningBroker
 
 
 async def _opened(running: RunningBroker) -> RawClient:

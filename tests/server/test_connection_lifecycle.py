@@ -10,12 +10,12 @@ import trio
 import trio.testing
 from rawamqp import RawClient, assert_alive, publish_frames
 
+from amqplite.app import RunningBroker, build_broker
 from amqplite.errors import ReplyCode
 from amqplite.protocol import methods as m
 from amqplite.protocol.frames import PROTOCOL_HEADER
-from amqplite.server.app import RunningBroker, build_broker
 from amqplite.server.listener import AmqpServer
-from amqplite.server.settings import ServerSettings
+from amqplite.settings import ServerSettings
 
 
 async def test_silent_peer_is_dropped_after_two_heartbeat_intervals(

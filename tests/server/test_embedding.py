@@ -14,8 +14,8 @@ import pytest
 import trio
 from rawamqp import RawClient, assert_alive
 
+from amqplite.app import RunningBroker, run_in_thread, serve
 from amqplite.protocol import methods as m
-from amqplite.server.app import RunningBroker, run_in_thread, serve
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
 

@@ -10,10 +10,10 @@ import pytest
 import trio
 from rawamqp import RawClient, body_frame, header_frame, method_frame
 
+from amqplite.app import add_default_user, serve
 from amqplite.broker.broker import Broker
 from amqplite.message import BasicProperties, Message
 from amqplite.protocol import methods as m
-from amqplite.server.app import add_default_user, serve
 from amqplite.server.durability import GroupCommit
 from amqplite.store import Store, open_store
 

@@ -9,12 +9,12 @@ import trio
 from addresses import non_loopback_address
 from rawamqp import RawClient
 
+from amqplite.app import RunningBroker, build_broker, serve
 from amqplite.broker.auth import hash_password
 from amqplite.errors import ReplyCode
 from amqplite.protocol import methods as m
 from amqplite.protocol.fields import encode_table
 from amqplite.protocol.frames import PROTOCOL_HEADER
-from amqplite.server.app import RunningBroker, build_broker, serve
 from amqplite.server.auth import is_loopback
 from amqplite.server.session.sasl import parse_response
 

@@ -11,9 +11,9 @@ import pika  # type: ignore[import-untyped]
 import pika.exceptions  # type: ignore[import-untyped]
 import pytest
 
+from amqplite.app import RunningBroker, build_broker, run_in_thread
 from amqplite.broker import Broker, hash_password
-from amqplite.server.app import RunningBroker, build_broker, run_in_thread
-from amqplite.server.settings import ServerSettings
+from amqplite.settings import ServerSettings
 
 FAST = {"n": 2**4}
 

@@ -19,11 +19,24 @@ STARTUP_LOG: dict[int, list[str]] = {}
 
 
 def _start(*args: str, cwd: Path) -> tuple[subprocess.Popen[str], int]:
-    """Start `amqplite serve ARGS --host 127.0.0.1 --port 0`; wait until it is ready.
+    """Start `amqplite serve --http-port 0 ARGS --host 127.0.0.1 --port 0`; wait until ready.
 
     The log lines read while waiting are kept in ``STARTUP_LOG[proc.pid]``."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "amqplite", "serve", *args, "--host", "127.0.0.1", "--port", "0"],
+        # --http-port 0: the test must not depend on 15672 being free (RabbitMQ may hold it).
+        [
+            sys.executable,
+            "-m",
+            "amqplite",
+            "serve",
+            "--http-port",
+            "0",
+            *args,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ],
         stderr=subprocess.PIPE,
         text=True,
         cwd=cwd,  # no config/amqplite.yaml there: only what the test passes applies

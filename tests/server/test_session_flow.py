@@ -7,10 +7,10 @@ import time
 import trio
 from rawamqp import RawClient, body_frame, header_frame, method_frame, publish_frames
 
+from amqplite.app import RunningBroker, add_default_user, serve
 from amqplite.broker.broker import Broker
 from amqplite.errors import ReplyCode
 from amqplite.protocol import methods as m
-from amqplite.server.app import RunningBroker, add_default_user, serve
 
 
 async def _client(running: RunningBroker, **kwargs: object) -> RawClient:

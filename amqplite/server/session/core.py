@@ -40,7 +40,7 @@ from amqplite.server.session.dispatch import CHANNEL_METHODS, CONNECTION_METHODS
 if TYPE_CHECKING:
     from amqplite.broker.broker import Broker, BrokerConnection
     from amqplite.server.outbox import FlushQueue, Outbox
-    from amqplite.server.settings import ServerSettings
+    from amqplite.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 

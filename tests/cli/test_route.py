@@ -10,8 +10,8 @@ import pytest
 from ops_support import Cli
 
 from amqplite.broker import Broker
+from amqplite.cli.route import trace
 from amqplite.message import BasicProperties, Message
-from amqplite.ops.route import trace
 from amqplite.topology import apply, load_string
 
 TOPOLOGY = """

@@ -1,4 +1,4 @@
-"""Shared CLI plumbing for the ops commands: targets, one-line errors, progress, tables.
+"""Shared CLI plumbing for the commands: targets, one-line errors, progress, tables.
 
 CLI layer.  Every command function is wrapped by :func:`guarded`, which turns the
 expected failures (refused connection, 401, 404, a broker's channel close, a topology
@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from amqplite.broker.definitions.rabbit_json import DefinitionsError
+from amqplite.cli.errors import CommandError
 from amqplite.client import AmqpUrl, ClientError, ConnectionClosed, parse_url
-from amqplite.ops.api import DEFAULT_API, ApiClient
-from amqplite.ops.errors import OpsError
+from amqplite.client.http import DEFAULT_API, ApiClient
 from amqplite.topology.problems import TopologyError
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -48,7 +48,7 @@ def guarded(func: Command) -> Command:
             error(f"{n} problem{'' if n == 1 else 's'} in the topology")
         except ConnectionClosed as exc:
             error(exc.reply_text)
-        except (OpsError, ClientError, DefinitionsError) as exc:
+        except (CommandError, ClientError, DefinitionsError) as exc:
             error(str(exc))
         except BrokenPipeError:  # `amqplite queues | head`
             return 0
@@ -150,7 +150,7 @@ def key_values(pairs: Sequence[str] | None, what: str) -> dict[str, Any]:
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise OpsError(f"{what} must look like key=value, got {pair!r}")
+            raise CommandError(f"{what} must look like key=value, got {pair!r}")
         out[key] = typed(value)
     return out
 

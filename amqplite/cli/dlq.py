@@ -21,9 +21,9 @@ import sys
 import urllib.parse
 from typing import Any
 
-from amqplite.ops.api import ApiClient, quote
-from amqplite.ops.cli import add_api, add_command, api_client, guarded, print_json, table, typed
-from amqplite.ops.errors import OpsError
+from amqplite.cli.errors import CommandError
+from amqplite.cli.support import add_api, add_command, api_client, guarded, print_json, table, typed
+from amqplite.client.http import ApiClient, quote
 
 REPLAY_CHUNK = 500
 _FILTERS = ("reason", "origin_queue", "origin_exchange", "routing_key", "since", "until")
@@ -116,7 +116,7 @@ def _headers(args: argparse.Namespace) -> dict[str, str]:
     for pair in args.header or ():
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise OpsError(f"--header must look like key=value, got {pair!r}")
+            raise CommandError(f"--header must look like key=value, got {pair!r}")
         out[key] = value
     return out
 
@@ -151,7 +151,7 @@ def _base(args: argparse.Namespace) -> str:
 def _browse(api: ApiClient, args: argparse.Namespace, **extra: Any) -> list[dict[str, Any]]:
     result = api.get(_base(args) + "/messages" + _query(_filters(args), **extra))
     if not isinstance(result, list):
-        raise OpsError("unexpected reply from the dead-letter API (not a list)")
+        raise CommandError("unexpected reply from the dead-letter API (not a list)")
     return result
 
 
@@ -276,7 +276,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     api = api_client(args)
     body: dict[str, Any] = _filters(args)
     if args.to_queue is not None and args.to_routing_key is not None:
-        raise OpsError("--to-routing-key goes with --to-exchange, not --to-queue")
+        raise CommandError("--to-routing-key goes with --to-exchange, not --to-queue")
     for name in ("rate", "limit", "to_queue", "to_exchange", "to_routing_key"):
         value = getattr(args, name)
         if value is not None:
@@ -306,7 +306,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _print_replay(report: Any, args: argparse.Namespace, *, dry_run: bool) -> int:
     if not isinstance(report, dict):
-        raise OpsError("unexpected reply from the replay API")
+        raise CommandError("unexpected reply from the replay API")
     if args.json:
         print_json(report)
     else:
@@ -340,7 +340,7 @@ def _cmd_purge(args: argparse.Namespace) -> int:
     api = api_client(args)
     filters = _filters(args)
     if not filters and not args.all:
-        raise OpsError("purge without a filter deletes every message: add --all to confirm")
+        raise CommandError("purge without a filter deletes every message: add --all to confirm")
     if args.dry_run:
         summary = api.get(_base(args) + "/messages/summary" + _query(filters))
         total = summary.get("total", 0) if isinstance(summary, dict) else 0

@@ -7,9 +7,9 @@ import json
 import pytest
 from ops_support import Cli, Stack
 
+from amqplite.cli import dlq
 from amqplite.client import connect
 from amqplite.message import BasicProperties
-from amqplite.ops import dlq
 
 
 @pytest.fixture

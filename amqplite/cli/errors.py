@@ -7,5 +7,5 @@ exits 1: no traceback for a refused connection, a 401 or a missing queue.
 from __future__ import annotations
 
 
-class OpsError(Exception):
+class CommandError(Exception):
     """An expected failure with a message fit for the user (one line)."""

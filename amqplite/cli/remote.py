@@ -45,6 +45,7 @@ from amqplite.broker.definitions import (
     rabbit_json,
 )
 from amqplite.broker.definitions.apply import order
+from amqplite.cli.errors import CommandError
 from amqplite.client import (
     AmqpUrl,
     ChannelClosed,
@@ -53,8 +54,7 @@ from amqplite.client import (
     ConnectionClosed,
     connect,
 )
-from amqplite.ops.api import ApiClient
-from amqplite.ops.errors import OpsError
+from amqplite.client.http import ApiClient
 
 Progress = Callable[[int, int], None]
 
@@ -63,7 +63,7 @@ def _noop(done: int, total: int) -> None:
     pass
 
 
-class ApplyRefused(OpsError):
+class ApplyRefused(CommandError):
     """Apply found conflicts and changed nothing; ``plan`` holds them."""
 
     def __init__(self, p: Plan) -> None:
@@ -201,7 +201,7 @@ def apply_over_amqp(
                     _declare(ch, item.spec)
                 except ChannelClosed as exc:
                     undone = _undo(conn, created)
-                    raise OpsError(
+                    raise CommandError(
                         f"{item.position.file}:{item.position.line}: the broker refused "
                         f"{item.kind} {item.name}: {exc.reply_text} ({done} change(s) applied "
                         f"before{', ' + undone if undone else ''})"
@@ -257,7 +257,7 @@ def _declare(ch: Any, spec: object) -> None:
 def fetch_definitions(api: ApiClient) -> dict[str, Any]:
     defs = api.get("/api/definitions")
     if not isinstance(defs, dict):
-        raise OpsError(f"{api}: /api/definitions did not return a JSON object")
+        raise CommandError(f"{api}: /api/definitions did not return a JSON object")
     return defs
 
 

@@ -1,10 +1,10 @@
 """pytest plugin (entry point ``amqplite``): a real broker per test, for any test suite.
 
-Server layer.  Fixtures:
+On the composition root (:mod:`amqplite.app`).  Fixtures:
 
 - ``amqplite_broker``: function scope; a fresh broker on an ephemeral 127.0.0.1 port in a
   background thread (works for sync, trio and asyncio tests alike); yields a
-  :class:`~amqplite.server.app.RunningBroker` (``.url``, ``.port``, ``.broker``,
+  :class:`~amqplite.app.RunningBroker` (``.url``, ``.port``, ``.broker``,
   ``.call(fn, *args)`` to touch the broker from the test's thread).  It serves every queue
   type, stream queues included (kept in memory).
 - ``amqplite_url``: its URL, ``amqp://guest:guest@127.0.0.1:PORT/``.
@@ -33,7 +33,7 @@ import pytest
 from amqplite.broker.clock import FakeClock
 
 if TYPE_CHECKING:
-    from amqplite.server.app import RunningBroker
+    from amqplite.app import RunningBroker
 
 
 class BrokerClock:
@@ -79,7 +79,7 @@ def amqplite_clock() -> BrokerClock:
 def amqplite_broker(request: pytest.FixtureRequest) -> Iterator[RunningBroker]:
     """A fresh amqplite broker for this test (guest/guest, vhost ``/``)."""
     # Imported when used, so merely having the plugin installed costs nothing.
-    from amqplite.server.app import build_broker, run_in_thread
+    from amqplite.app import build_broker, run_in_thread
 
     clock: BrokerClock | None = None
     if "amqplite_clock" in request.fixturenames:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from ops_support import Cli, rabbitmq_urls
 
-from amqplite.ops.api import ApiClient, quote
-from amqplite.ops.errors import OpsError
+from amqplite.client import ApiError
+from amqplite.client.http import ApiClient, quote
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -30,7 +30,7 @@ def rabbit() -> Iterator[tuple[str, str, str]]:
             if item["name"].startswith(prefix):
                 try:
                     client.delete(f"/api/{kind}/%2F/{quote(item['name'])}")
-                except OpsError:
+                except ApiError:
                     pass
 
 

@@ -19,7 +19,7 @@ import pytest
 from ops_support import Cli, Stack, rabbitmq_urls
 
 from amqplite.client import Connection, connect
-from amqplite.ops.api import ApiClient, quote
+from amqplite.client.http import ApiClient, quote
 from amqplite.topology import Config, load_config
 
 pytestmark = pytest.mark.rabbitmq

@@ -16,7 +16,7 @@ from typing import Any
 from amqplite.broker import Binding, VHost
 from amqplite.broker.routing import Hop, RouteTrace
 from amqplite.broker.routing import trace as broker_trace
-from amqplite.ops.errors import OpsError
+from amqplite.cli.errors import CommandError
 
 
 def trace(
@@ -25,7 +25,7 @@ def trace(
     """The broker's recorded walk for a message published to ``exchange``."""
     start = vhost.exchanges.get(exchange)
     if start is None:
-        raise OpsError(
+        raise CommandError(
             f"no exchange '{exchange}' in vhost '{vhost.name}' (a publish would fail with 404)"
         )
     return broker_trace(vhost, start, routing_key, headers)

@@ -1,9 +1,11 @@
 """A small client for the management HTTP API (RabbitMQ's, which amqplite also serves).
 
-CLI layer; stdlib ``urllib`` only.  The URL carries the credentials
-(``http://guest:guest@127.0.0.1:15672``), as RabbitMQ's own tools accept; they go out as
-HTTP Basic auth.  Every failure becomes an :class:`~amqplite.ops.errors.OpsError` with
-one line saying what happened (refused, 401, 404 with the broker's reason, ...).
+Client layer, beside the AMQP client (:mod:`amqplite.client.connection`): both reach a
+running broker, ours or RabbitMQ, from outside.  Stdlib ``urllib`` only.  The URL carries
+the credentials (``http://guest:guest@127.0.0.1:15672``), as RabbitMQ's own tools accept;
+they go out as HTTP Basic auth.  Every failure becomes an
+:class:`~amqplite.client.errors.ApiError` with one line saying what happened (refused,
+401, 404 with the broker's reason, ...).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from amqplite.ops.errors import OpsError
+from amqplite.client.errors import ApiError
 
 DEFAULT_API = "http://guest:guest@127.0.0.1:15672"
 
@@ -46,7 +48,7 @@ class ApiClient:
     def __init__(self, url: str, *, timeout: float = 30.0) -> None:
         parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme not in ("http", "https"):
-            raise OpsError(f"{url!r} is not an http:// URL for the management API")
+            raise ApiError(f"{url!r} is not an http:// URL for the management API")
         user = urllib.parse.unquote(parts.username) if parts.username else "guest"
         password = urllib.parse.unquote(parts.password) if parts.password else "guest"
         host = parts.hostname or "127.0.0.1"
@@ -54,7 +56,7 @@ class ApiClient:
         try:
             port = parts.port
         except ValueError as exc:
-            raise OpsError(f"{url!r}: {exc}") from None
+            raise ApiError(f"{url!r}: {exc}") from None
         netloc = host if port is None else f"{host}:{port}"
         self.base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
         self.user = user
@@ -72,7 +74,7 @@ class ApiClient:
         try:
             return json.loads(raw)
         except ValueError:
-            raise OpsError(f"{method} {path}: the reply is not JSON") from None
+            raise ApiError(f"{method} {path}: the reply is not JSON") from None
 
     def post_lines(self, path: str, body: Any) -> Iterator[Any]:
         """POST ``body`` and yield each line of an NDJSON reply as it arrives (progress)."""
@@ -81,7 +83,7 @@ class ApiClient:
                 try:
                     yield json.loads(line)
                 except ValueError:
-                    raise OpsError(f"POST {path}: a reply line is not JSON") from None
+                    raise ApiError(f"POST {path}: a reply line is not JSON") from None
 
     def _exchange(self, method: str, path: str, body: Any, *, lines: bool) -> Iterator[bytes]:
         """The reply body: whole, or (``lines``) line by line as it is received."""
@@ -98,15 +100,15 @@ class ApiClient:
                     return
                 yield from resp
         except urllib.error.HTTPError as exc:
-            raise OpsError(self._describe(exc, method, path)) from None
+            raise ApiError(self._describe(exc, method, path)) from None
         except urllib.error.URLError as exc:
             reason = exc.reason
             text = getattr(reason, "strerror", None) or str(reason)
-            raise OpsError(f"cannot reach the HTTP API at {self.base}: {text}") from None
+            raise ApiError(f"cannot reach the HTTP API at {self.base}: {text}") from None
         except TimeoutError:
-            raise OpsError(f"the HTTP API at {self.base} did not answer in time") from None
+            raise ApiError(f"the HTTP API at {self.base} did not answer in time") from None
         except OSError as exc:
-            raise OpsError(f"HTTP API at {self.base}: {exc}") from None
+            raise ApiError(f"HTTP API at {self.base}: {exc}") from None
 
     def _describe(self, exc: urllib.error.HTTPError, method: str, path: str) -> str:
         reason = ""

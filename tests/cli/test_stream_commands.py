@@ -16,10 +16,10 @@ import attrs
 import pytest
 from ops_support import Cli, Stack, rabbitmq_urls
 
+from amqplite.cli.errors import CommandError
+from amqplite.cli.stream import interval_seconds, parse_where
 from amqplite.client import ChannelClosed, connect
 from amqplite.message import BasicProperties, Long
-from amqplite.ops.errors import OpsError
-from amqplite.ops.stream import interval_seconds, parse_where
 
 STREAM_ARGS = {"x-queue-type": "stream"}
 
@@ -200,5 +200,5 @@ def test_positions_become_the_consumer_argument_rabbitmq_takes() -> None:
         31536000,
         None,
     ]
-    with pytest.raises(OpsError, match="cannot read '-1'"):
+    with pytest.raises(CommandError, match="cannot read '-1'"):
         parse_where("-1")

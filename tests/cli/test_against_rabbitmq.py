@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 from ops_support import Cli, Stack, rabbitmq_urls
 
-from amqplite.client import ChannelClosed, connect
-from amqplite.ops.api import ApiClient, quote
-from amqplite.ops.errors import OpsError
+from amqplite.client import ApiError, ChannelClosed, connect
+from amqplite.client.http import ApiClient, quote
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -34,7 +33,7 @@ def rabbit() -> Iterator[tuple[str, str, str]]:
             if item["name"].startswith(prefix):
                 try:
                     client.delete(f"/api/{kind}/%2F/{quote(item['name'])}")
-                except OpsError:
+                except ApiError:
                     pass
 
 
@@ -158,7 +157,7 @@ def test_rabbitmq_api_errors_read_as_text(rabbit: tuple[str, str, str]) -> None:
              "arguments": {"x-delivery-limit": 5}}
         ]
     }  # fmt: skip
-    with pytest.raises(OpsError) as info:
+    with pytest.raises(ApiError) as info:
         ApiClient(api).post("/api/definitions", bad)
     assert "PRECONDITION_FAILED - invalid arg 'x-delivery-limit'" in str(info.value)
     assert "[105, 110" not in str(info.value)

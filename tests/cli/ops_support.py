@@ -17,8 +17,7 @@ import attrs
 import pytest
 import trio
 
-from amqplite.http.server import serve_http
-from amqplite.server import serve
+from amqplite.app import serve, start_http
 
 DATA = Path(__file__).parent / "data"
 
@@ -27,7 +26,7 @@ DATA = Path(__file__).parent / "data"
 class Stack:
     url: str  # amqp://guest:guest@127.0.0.1:PORT/
     api: str  # http://guest:guest@127.0.0.1:PORT
-    running: Any  # amqplite.server.app.RunningBroker
+    running: Any  # amqplite.app.RunningBroker
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self.running.call(fn, *args)
@@ -41,12 +40,7 @@ def stack_in_thread() -> Iterator[Stack]:
     async def run() -> None:
         try:
             async with serve() as running, trio.open_nursery() as nursery:
-                wake = running.server.wake_writers
-                port = await nursery.start(
-                    lambda task_status: serve_http(
-                        running.broker, port=0, task_status=task_status, on_change=wake
-                    )
-                )
+                port = await start_http(nursery, running.server, "127.0.0.1", 0)
                 running.trio_token = trio.lowlevel.current_trio_token()
                 stop = trio.Event()
                 box.update(

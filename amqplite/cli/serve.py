@@ -1,8 +1,11 @@
 """``amqplite serve``: run the broker from the command line.
 
-Server layer (CLI glue).  Loads the YAML config (``--config``, else
-``config/amqplite.yaml`` when it exists, else built-in defaults), applies its users and
-topology, listens for AMQP, and on SIGINT/SIGTERM shuts down gracefully: stop accepting,
+CLI layer over the composition root (:mod:`amqplite.app`).  Loads the YAML config
+(``--config``, else ``config/amqplite.yaml`` when it exists, else built-in defaults),
+applies its users and topology, listens for AMQP and serves the management HTTP API
+(unless ``--no-http``), and reports ready only when both are listening: a listener that
+cannot bind its port stops the broker with ``cannot listen on HOST:PORT (AMQP|HTTP): ...``
+and exit status 2.  On SIGINT/SIGTERM it shuts down gracefully: stop accepting,
 close every connection with 320 CONNECTION_FORCED, close the store, exit 0.  If the store
 fails (an fsync error) the broker stops on its own and exits 1 without marking the store
 cleanly closed.  Durable data goes to the config's ``data_dir`` (``./data`` next to the
@@ -24,8 +27,6 @@ import trio
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("config/amqplite.yaml")
-#: Where durable data goes when no config file says otherwise (relative to the working directory).
-DEFAULT_DATA_DIR = "data"
 
 
 def register(subparsers: Any) -> None:
@@ -46,13 +47,18 @@ def register(subparsers: Any) -> None:
         "default: the config's data_dir, or ./data without a config file); "
         "'none' keeps everything in memory",
     )
-    parser.add_argument("--http-port", type=int, help="management HTTP port (overrides the config)")
+    http = parser.add_mutually_exclusive_group()
+    http.add_argument(
+        "--http-port", type=int, help="management HTTP API port (overrides the config; 0: any)"
+    )
+    http.add_argument("--no-http", action="store_true", help="run without the management HTTP API")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so `amqplite --help` stays fast and works whatever state the broker is in.
-    from amqplite.server.app import build_broker, load, settings_from
+    from amqplite.app import ListenError, build_broker, load, settings_from
+    from amqplite.settings import DEFAULT_DATA_DIR
 
     path = args.config
     if path is None and DEFAULT_CONFIG.exists():
@@ -65,11 +71,13 @@ def run(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.data_dir is not None:
         transient = args.data_dir.strip().lower() in ("none", "memory")
-        overrides["data_dir"] = None if transient else args.data_dir
+        overrides["data_dir"] = None if transient else Path(args.data_dir)
     elif config is None:
-        overrides["data_dir"] = DEFAULT_DATA_DIR
+        overrides["data_dir"] = Path(DEFAULT_DATA_DIR)
     if args.http_port is not None:
         overrides["http_port"] = args.http_port
+    if args.no_http:
+        overrides["http_port"] = None
     settings = settings_from(config, host=args.host, port=args.port, **overrides)
     if config is None:
         log.info("no config file; using built-in defaults (guest/guest on vhost /)")
@@ -80,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         from amqplite.store import StoreError, open_store
 
         try:
-            store = open_store(settings.data_dir)
+            store = open_store(str(settings.data_dir))
         except (StoreError, OSError) as exc:
             log.error("cannot open the data directory %s: %s", settings.data_dir, exc)
             return 2
@@ -90,11 +98,8 @@ def run(args: argparse.Namespace) -> int:
         broker = build_broker(config, store=store)
         try:
             failed = trio.run(_serve, broker, settings)
-        except Exception as exc:
-            bind_error = _os_error(exc)
-            if bind_error is None:
-                raise
-            log.error("cannot listen on %s:%s: %s", settings.host, settings.port, bind_error)
+        except ListenError as exc:
+            log.error("%s", exc)
             return 2
     finally:
         # After a failed fsync nothing may be marked clean: leave the store as a crash would.
@@ -103,44 +108,32 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _os_error(exc: BaseException) -> OSError | None:
-    """The OSError behind ``exc`` (possibly inside trio's exception groups), if any."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc if isinstance(exc, OSError) else None
-
-
 async def _serve(broker: Any, settings: Any) -> bool:
-    """Serve until a signal (False) or until the server stops itself on a store failure (True)."""
+    """Serve until a signal (False) or until the server stops itself on a store failure (True).
+
+    Raises :class:`~amqplite.app.ListenError` when a listener cannot bind."""
+    from amqplite.app import ListenError, bind_error, start_amqp, start_http
     from amqplite.server.listener import AmqpServer
 
     server = AmqpServer(broker, settings)
-
-    async def run_server(*, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        await server.run(task_status=task_status)
-        nursery.cancel_scope.cancel()  # stopped on its own (store failure): stop waiting
-
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(run_server)
-            if settings.http_port is not None:
-                from amqplite.server.app import start_http
-
-                try:
+        try:
+            async with trio.open_nursery() as nursery:
+                # Stopped on its own (store failure): stop waiting for a signal.
+                port = await start_amqp(nursery, server, on_stop=nursery.cancel_scope.cancel)
+                if settings.http_port is not None:
                     await start_http(nursery, server, settings.http_host, settings.http_port)
-                except OSError as exc:  # the port is taken: AMQP still works
-                    log.error(
-                        "cannot start the HTTP API on %s:%d: %s",
-                        settings.http_host,
-                        settings.http_port,
-                        exc,
-                    )
-            log.info("amqplite ready: amqp://%s:%d/", settings.host, port)
-            async for signum in signals:
-                log.info("received %s; shutting down", signal.Signals(signum).name)
-                break
-            await server.shutdown()
-            nursery.cancel_scope.cancel()
+                log.info("amqplite ready: amqp://%s:%d/", settings.host, port)
+                async for signum in signals:
+                    log.info("received %s; shutting down", signal.Signals(signum).name)
+                    break
+                await server.shutdown()
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # a listener failed: its error alone, unwrapped
+            error = bind_error(group)
+            if isinstance(error, ListenError):
+                raise error from None
+            raise
     failed = server.guard is not None and server.guard.failure is not None
     log.log(
         logging.CRITICAL if failed else logging.INFO,

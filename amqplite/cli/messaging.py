@@ -19,10 +19,10 @@ from typing import Any
 
 import attrs
 
+from amqplite.cli.errors import CommandError
+from amqplite.cli.support import add_command, add_url, amqp_url, guarded, key_values, typed
 from amqplite.client import Delivery, connect
 from amqplite.message import BasicProperties
-from amqplite.ops.cli import add_command, add_url, amqp_url, guarded, key_values, typed
-from amqplite.ops.errors import OpsError
 
 _PROPERTY_NAMES = tuple(a.name for a in attrs.fields(BasicProperties) if a.name != "headers")
 _INT_PROPERTIES = ("delivery_mode", "priority", "timestamp")
@@ -95,14 +95,14 @@ def properties_from(args: argparse.Namespace) -> BasicProperties:
         key, sep, value = pair.partition("=")
         key = key.replace("-", "_")
         if not sep or key not in _PROPERTY_NAMES:
-            raise OpsError(
+            raise CommandError(
                 f"--property must be K=V with K one of {', '.join(_PROPERTY_NAMES)}; got {pair!r}"
             )
         if key in _INT_PROPERTIES:
             try:
                 values[key] = int(value)
             except ValueError:
-                raise OpsError(f"--property {key} must be an integer, got {value!r}") from None
+                raise CommandError(f"--property {key} must be an integer, got {value!r}") from None
         else:
             values[key] = value
     if args.persistent:
@@ -124,10 +124,10 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         print(json.dumps({"routed": routed, "bytes": len(body)}))
     where = f"exchange '{args.exchange}' with routing key '{args.routing_key}'"
     if report.nacked:
-        raise OpsError(f"the broker refused the message (nack) at {where}")
+        raise CommandError(f"the broker refused the message (nack) at {where}")
     if report.returned:
         r = report.returned[0]
-        raise OpsError(f"message not routed: {r.reply_code} {r.reply_text} ({where})")
+        raise CommandError(f"message not routed: {r.reply_code} {r.reply_text} ({where})")
     if not args.json:
         print(f"published {len(body)} bytes to {where}: routed")
     return 0
@@ -198,7 +198,7 @@ def _emit(n: int, d: Delivery, as_json: bool) -> None:
 
 def _cmd_get(args: argparse.Namespace) -> int:
     if args.count < 1:
-        raise OpsError("--count must be at least 1")
+        raise CommandError("--count must be at least 1")
     url = amqp_url(args, args.vhost)
     got: list[Delivery] = []
     with connect(url) as conn, conn.channel() as ch:
@@ -227,7 +227,7 @@ def _settle(ch: Any, got: list[Delivery], ack: bool) -> None:
 
 def _cmd_consume(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
-        raise OpsError("--count must be at least 1")
+        raise CommandError("--count must be at least 1")
     url = amqp_url(args, args.vhost)
     got: list[Delivery] = []
     with connect(url) as conn, conn.channel() as ch:

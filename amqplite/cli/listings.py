@@ -1,9 +1,8 @@
-"""The operations sub-commands of ``amqplite`` (CLI layer; listed in ``amqplite/cli.py``).
+"""``amqplite queues | exchanges | bindings | connections | route``: what a broker holds.
 
-``queues | exchanges | bindings | connections`` list what a running broker holds, through
-its management HTTP API (amqplite's or RabbitMQ's), as a table or ``--json``.
-``publish | consume | get`` are in :mod:`amqplite.ops.messaging`, ``dlq`` in
-:mod:`amqplite.ops.dlq`; ``route`` (here) explains where a message would go.
+CLI layer.  The listings show what a running broker holds, through its management HTTP
+API (amqplite's or RabbitMQ's), as a table or ``--json``; ``route`` explains where a
+message would go (the rendering is in :mod:`amqplite.cli.route`).
 """
 
 from __future__ import annotations
@@ -15,9 +14,10 @@ from typing import Any
 from amqplite.broker import Broker
 from amqplite.broker.definitions import Definitions, PlanItem, plan, rabbit_json
 from amqplite.broker.definitions import apply as apply_definitions
-from amqplite.ops import dlq, messaging, stream
-from amqplite.ops.api import quote
-from amqplite.ops.cli import (
+from amqplite.cli.errors import CommandError
+from amqplite.cli.remote import fetch_definitions
+from amqplite.cli.route import render, trace, trace_json
+from amqplite.cli.support import (
     add_api,
     add_command,
     api_client,
@@ -27,9 +27,7 @@ from amqplite.ops.cli import (
     table,
     warn,
 )
-from amqplite.ops.errors import OpsError
-from amqplite.ops.remote import fetch_definitions
-from amqplite.ops.route import render, trace, trace_json
+from amqplite.client.http import quote
 from amqplite.topology import apply, load_config
 
 
@@ -46,10 +44,6 @@ def register(sub: Any) -> None:
             p.add_argument("--vhost", metavar="V", help="only this vhost")
         p.add_argument("--json", action="store_true", help="the API's JSON, unchanged")
         p.set_defaults(func=guarded(_lister(name)))
-
-    messaging.register(sub)
-    dlq.register(sub)
-    stream.register(sub)
 
     route = add_command(
         sub,
@@ -169,7 +163,7 @@ def _lister(kind: str) -> Any:
         if isinstance(items, dict) and "items" in items:  # a paginated reply
             items = items["items"]
         if not isinstance(items, list):
-            raise OpsError(f"unexpected reply from {path}")
+            raise CommandError(f"unexpected reply from {path}")
         if args.json:
             print_json(items)
             return 0
@@ -205,7 +199,7 @@ def _cmd_route(args: argparse.Namespace) -> int:
     name = args.vhost or default_vhost
     vhost = broker.vhosts.get(name)
     if vhost is None:
-        raise OpsError(f"no vhost '{name}'")
+        raise CommandError(f"no vhost '{name}'")
     headers = key_values(args.header, "--header")
     t = trace(vhost, args.exchange, args.routing_key, headers)
     if args.json:

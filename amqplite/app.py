@@ -1,6 +1,11 @@
-"""Embedding API: run a real amqplite broker inside a trio program or a background thread.
+"""The composition root: build a broker from a config and run its listeners, embedded or not.
 
-Server layer.  ``async with serve() as running`` starts a broker listening on an
+The one module that knows both listeners: the AMQP server (:mod:`amqplite.server`) and the
+management API (:mod:`amqplite.http`) never import each other; :func:`start_http` hands
+the HTTP layer the AMQP server's parts it needs as callables (``login``, ``durable_wait``,
+``on_change``).  Both read the one :class:`~amqplite.settings.ServerSettings`.
+
+Embedding API: ``async with serve() as running`` starts a broker listening on an
 ephemeral port of 127.0.0.1 and yields a :class:`RunningBroker` (``.url``, ``.port``,
 ``.broker``); leaving the block shuts it down gracefully (connections get 320
 CONNECTION_FORCED).  :func:`run_in_thread` does the same for synchronous code (pika's
@@ -26,7 +31,7 @@ import trio
 
 from amqplite.broker.broker import Broker
 from amqplite.server.listener import AmqpServer
-from amqplite.server.settings import ServerSettings
+from amqplite.settings import ServerSettings
 
 if TYPE_CHECKING:
     from amqplite.store import Store
@@ -100,28 +105,58 @@ def settings_from(
     port: int | None = None,
     **overrides: Any,
 ) -> ServerSettings:
-    """Server settings from a config's ``server:`` section, with explicit overrides."""
-    values: dict[str, Any] = {}
-    if config is not None:
-        s = config.server
-        values.update(
-            host=s.host,
-            port=s.port,
-            heartbeat=s.heartbeat,
-            frame_max=s.frame_max,
-            channel_max=s.channel_max,
-            max_message_size=s.max_message_size,
-            data_dir=str(s.data_dir),
-            http_host=s.http_host,
-            http_port=s.http_port,
-            disk_free_limit=s.disk_free_limit,
-        )
+    """The config's settings (or the defaults), with the explicit overrides applied."""
+    base = config.server if config is not None else ServerSettings()
+    values = dict(overrides)
     if host is not None:
         values["host"] = host
     if port is not None:
         values["port"] = port
-    values.update(overrides)
-    return ServerSettings(**values)
+    return attrs.evolve(base, **values)
+
+
+class ListenError(OSError):
+    """A listener could not bind its address: the broker must not report ready.
+
+    An OSError with the same ``errno``, whose text says which listener and address."""
+
+    def __init__(self, what: str, host: str, port: int, error: OSError) -> None:
+        reason = error.strerror or str(error)
+        super().__init__(error.errno, f"cannot listen on {host}:{port} ({what}): {reason}")
+        self.what = what
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def bind_error(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc`` (possibly inside trio's exception groups), if any."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, OSError) else None
+
+
+async def start_amqp(
+    nursery: trio.Nursery, server: AmqpServer, *, on_stop: Callable[[], None] | None = None
+) -> int:
+    """Start ``server``'s AMQP listener; returns the bound port.  Raises
+    :class:`ListenError` when the address cannot be bound (port taken...).  ``on_stop``
+    is called if the server stops on its own (a store failure) or after a shutdown."""
+    settings = server.settings
+
+    async def run(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        await server.run(task_status=task_status)
+        if on_stop is not None:
+            on_stop()
+
+    try:
+        port: int = await nursery.start(run)
+    except Exception as exc:
+        error = bind_error(exc)
+        if error is None:
+            raise
+        raise ListenError("AMQP", settings.host, settings.port, error) from None
+    return port
 
 
 def _connectable(host: str) -> str:
@@ -131,22 +166,42 @@ def _connectable(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def start_http(nursery: trio.Nursery, server: AmqpServer, host: str, port: int) -> int:
-    """Start the management HTTP API for ``server``'s broker; returns the bound port."""
+async def start_http(
+    nursery: trio.Nursery,
+    server: AmqpServer,
+    host: str,
+    port: int,
+    *,
+    require_auth_for_metrics: bool = False,
+) -> int:
+    """Start the management HTTP API for ``server``'s broker; returns the bound port.
+
+    The HTTP layer gets the AMQP server's login check, durable-wait (group commit) and
+    writer wake-up as callables.  Raises :class:`ListenError` when the address cannot be
+    bound.
+    """
     from amqplite.http.server import serve_http
 
     async def run(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         await serve_http(
             server.broker,
+            login=server.login,
+            # HTTP publishes and replays wait on the same group commit as AMQP confirms.
+            durable=server.commit.wait_durable if server.commit is not None else None,
+            on_change=server.wake_writers,
+            require_auth_for_metrics=require_auth_for_metrics,
             host=host,
             port=port,
             task_status=task_status,
-            on_change=server.wake_writers,
-            # HTTP publishes and replays wait on the same group commit as AMQP confirms.
-            durable=server.commit.wait_durable if server.commit is not None else None,
         )
 
-    bound: int = await nursery.start(run)
+    try:
+        bound: int = await nursery.start(run)
+    except Exception as exc:
+        error = bind_error(exc)
+        if error is None:
+            raise
+        raise ListenError("HTTP", host, port, error) from None
     log.info("HTTP API on http://%s:%d/", _connectable(host), bound)
     return bound
 
@@ -216,7 +271,7 @@ async def serve(
         settings = settings_from(loaded, host=host, port=port)
     server = AmqpServer(broker, settings)
     async with trio.open_nursery() as nursery:
-        bound = await nursery.start(server.run)
+        bound = await start_amqp(nursery, server)
         running = RunningBroker(settings.host, bound, broker, server)
         if http_port is not None:
             running.http_port = await start_http(nursery, server, settings.http_host, http_port)

@@ -26,10 +26,9 @@ from typing import Any
 
 import attrs
 
-from amqplite.client import Channel, ClientError, Connection, Delivery, connect
-from amqplite.message import BasicProperties, Long
-from amqplite.ops.api import quote
-from amqplite.ops.cli import (
+from amqplite.cli.errors import CommandError
+from amqplite.cli.messaging import delivery_json
+from amqplite.cli.support import (
     add_api,
     add_command,
     add_url,
@@ -38,8 +37,9 @@ from amqplite.ops.cli import (
     guarded,
     print_json,
 )
-from amqplite.ops.errors import OpsError
-from amqplite.ops.messaging import delivery_json
+from amqplite.client import ApiError, Channel, ClientError, Connection, Delivery, connect
+from amqplite.client.http import quote
+from amqplite.message import BasicProperties, Long
 
 #: Seconds a probe consumer waits for its first delivery before deciding there is none.
 PROBE_WAIT = 1.0
@@ -161,7 +161,7 @@ def parse_where(text: str, *, exact_time: bool = False) -> OffsetArg:
     try:
         moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise OpsError(
+        raise CommandError(
             f"cannot read {text!r} as a stream position: use first, last, next, an offset, "
             "an interval such as 2h or 7D, or an ISO 8601 time"
         ) from None
@@ -180,7 +180,7 @@ def speaks_exact_time(conn: Connection) -> bool:
 def offset_of(d: Delivery) -> int:
     value = (d.properties.headers or {}).get("x-stream-offset")
     if not isinstance(value, int):
-        raise OpsError(
+        raise CommandError(
             "a delivery without an x-stream-offset header: is this queue a stream? "
             "(x-queue-type: stream)"
         )
@@ -193,7 +193,7 @@ def offset_of(d: Delivery) -> int:
 def open_reader(conn: Connection, queue: str, start: OffsetArg, prefetch: int) -> Channel:
     """A channel with one consumer on ``queue`` attached at ``start``."""
     if not 1 <= prefetch <= 65535:
-        raise OpsError(f"--prefetch must be 1..65535, got {prefetch}")
+        raise CommandError(f"--prefetch must be 1..65535, got {prefetch}")
     ch = conn.channel()
     ch.queue_declare(queue, passive=True)  # 404 with the broker's own text if it is missing
     ch.basic_qos(prefetch)
@@ -263,7 +263,7 @@ def _from_api(args: argparse.Namespace, vhost: str) -> dict[str, Any] | None:
     api = api_client(args)
     try:
         item = api.get(f"/api/queues/{quote(vhost)}/{quote(args.queue)}")
-    except OpsError as exc:
+    except ApiError as exc:
         if str(exc).startswith("404"):
             raise
         print(f"amqplite: warning: {exc}; using AMQP only", file=sys.stderr)
@@ -275,7 +275,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     url = amqp_url(args, args.vhost)
     item = _from_api(args, url.vhost)
     if item is not None and item.get("type") not in (None, "stream"):
-        raise OpsError(f"queue '{args.queue}' is a {item.get('type')} queue, not a stream")
+        raise CommandError(f"queue '{args.queue}' is a {item.get('type')} queue, not a stream")
     info: dict[str, Any] = {"name": args.queue, "vhost": url.vhost}
     for name in _INFO_FIELDS:
         info[name] = (item or {}).get(name)
@@ -318,7 +318,7 @@ def render_line(d: Delivery) -> str:
 
 def _cmd_tail(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
-        raise OpsError("--count must be at least 1")
+        raise CommandError("--count must be at least 1")
     url = amqp_url(args, args.vhost)
     seen = 0
     with connect(url) as conn:
@@ -417,7 +417,7 @@ def _copy(conn: Connection, args: argparse.Namespace, window: Window) -> int:
         while True:
             d = reader.next_delivery(10 * PROBE_WAIT)
             if d is None:
-                raise OpsError(f"the stream stopped delivering after {done} message(s)")
+                raise CommandError(f"the stream stopped delivering after {done} message(s)")
             offset = offset_of(d)
             if offset >= window.end:
                 break
@@ -450,9 +450,9 @@ def _confirm(ch: Channel, done: int) -> int:
     try:
         report = ch.wait_for_confirms(timeout=60)
     except ClientError as exc:
-        raise OpsError(f"after {done} message(s): {exc}") from None
+        raise CommandError(f"after {done} message(s): {exc}") from None
     if report.nacked:
-        raise OpsError(f"the broker refused {len(report.nacked)} message(s) (nack) of {done}")
+        raise CommandError(f"the broker refused {len(report.nacked)} message(s) (nack) of {done}")
     return len(report.returned)
 
 
