@@ -52,6 +52,7 @@ class BrokerProcess:
                 "-m",
                 "amqplite",
                 "serve",
+                "--no-http",  # AMQP only: 15672 may be taken (RabbitMQ) and is not needed
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -378,6 +379,7 @@ def test_two_brokers_refuse_one_data_directory(tmp_path: Path) -> None:
                 "-m",
                 "amqplite",
                 "serve",
+                "--no-http",
                 "--port",
                 "0",
                 "--data-dir",

@@ -19,24 +19,14 @@ STARTUP_LOG: dict[int, list[str]] = {}
 
 
 def _start(*args: str, cwd: Path) -> tuple[subprocess.Popen[str], int]:
-    """Start `amqplite serve --http-port 0 ARGS --host 127.0.0.1 --port 0`; wait until ready.
+    """Start `amqplite serve [--http-port 0] ARGS --host 127.0.0.1 --port 0`; wait until ready.
 
     The log lines read while waiting are kept in ``STARTUP_LOG[proc.pid]``."""
+    # --http-port 0: the test must not depend on 15672 being free (RabbitMQ may hold it).
+    http = [] if "--no-http" in args else ["--http-port", "0"]
+    command = [sys.executable, "-m", "amqplite", "serve", *http, *args]
     proc = subprocess.Popen(
-        # --http-port 0: the test must not depend on 15672 being free (RabbitMQ may hold it).
-        [
-            sys.executable,
-            "-m",
-            "amqplite",
-            "serve",
-            "--http-port",
-            "0",
-            *args,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-        ],
+        [*command, "--host", "127.0.0.1", "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
         cwd=cwd,  # no config/amqplite.yaml there: only what the test passes applies
@@ -132,8 +122,43 @@ def test_serve_reports_a_taken_port_and_exits_2(tmp_path: Path) -> None:
             cwd=tmp_path,
         )
     assert result.returncode == 2
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port} (AMQP)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_stops_when_the_http_port_is_taken(tmp_path: Path) -> None:
+    """A taken management port must not leave a broker that reports ready while every CLI
+    default and the dashboard URL reach whatever owns that port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "amqplite", "serve", "--host", "127.0.0.1"]
+        result = subprocess.run(
+            [*command, "--port", "0", "--http-port", str(port), "--data-dir", "none"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=tmp_path,
+        )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port} (HTTP): Address already in use" in result.stderr
+    assert "amqplite ready" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_runs_without_the_http_api_only_when_asked(tmp_path: Path) -> None:
+    proc, port = _start("--no-http", "--data-dir", "none", cwd=tmp_path)
+    try:
+        _connect(port).close()
+        log = _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    startup = "".join(STARTUP_LOG[proc.pid]) + log
+    assert "HTTP API on" not in startup
+    assert "HTTP management listening" not in startup
 
 
 def test_serve_without_options_keeps_confirmed_messages_in_dot_data(tmp_path: Path) -> None:
