@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -204,6 +205,39 @@ async def start_http(
         raise ListenError("HTTP", host, port, error) from None
     log.info("HTTP API on http://%s:%d/", _connectable(host), bound)
     return bound
+
+
+async def serve_until_signalled(broker: Broker, settings: ServerSettings) -> bool:
+    """``amqplite serve``: both listeners until SIGINT/SIGTERM (returns False, after a
+    graceful shutdown) or until the server stops itself on a store failure (True).
+
+    Raises :class:`~amqplite.app.ListenError` when a listener cannot bind."""
+    server = AmqpServer(broker, settings)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        try:
+            async with trio.open_nursery() as nursery:
+                # Stopped on its own (store failure): stop waiting for a signal.
+                port = await start_amqp(nursery, server, on_stop=nursery.cancel_scope.cancel)
+                if settings.http_port is not None:
+                    await start_http(nursery, server, settings.http_host, settings.http_port)
+                log.info("amqplite ready: amqp://%s:%d/", settings.host, port)
+                async for signum in signals:
+                    log.info("received %s; shutting down", signal.Signals(signum).name)
+                    break
+                await server.shutdown()
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # a listener failed: its error alone, unwrapped
+            error = bind_error(group)
+            if isinstance(error, ListenError):
+                raise error from None
+            raise
+    failed = server.guard is not None and server.guard.failure is not None
+    log.log(
+        logging.CRITICAL if failed else logging.INFO,
+        "stopped%s",
+        " (store failure)" if failed else "",
+    )
+    return failed
 
 
 @attrs.define(eq=False)

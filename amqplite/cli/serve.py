@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +56,13 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so `amqplite --help` stays fast and works whatever state the broker is in.
-    from amqplite.app import ListenError, build_broker, load, settings_from
+    from amqplite.app import (
+        ListenError,
+        build_broker,
+        load,
+        serve_until_signalled,
+        settings_from,
+    )
     from amqplite.settings import DEFAULT_DATA_DIR
 
     path = args.config
@@ -97,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         broker = build_broker(config, store=store)
         try:
-            failed = trio.run(_serve, broker, settings)
+            failed = trio.run(serve_until_signalled, broker, settings)
         except ListenError as exc:
             log.error("%s", exc)
             return 2
@@ -106,38 +111,3 @@ def run(args: argparse.Namespace) -> int:
         if store is not None and not failed:
             store.close()
     return 1 if failed else 0
-
-
-async def _serve(broker: Any, settings: Any) -> bool:
-    """Serve until a signal (False) or until the server stops itself on a store failure (True).
-
-    Raises :class:`~amqplite.app.ListenError` when a listener cannot bind."""
-    from amqplite.app import ListenError, bind_error, start_amqp, start_http
-    from amqplite.server.listener import AmqpServer
-
-    server = AmqpServer(broker, settings)
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        try:
-            async with trio.open_nursery() as nursery:
-                # Stopped on its own (store failure): stop waiting for a signal.
-                port = await start_amqp(nursery, server, on_stop=nursery.cancel_scope.cancel)
-                if settings.http_port is not None:
-                    await start_http(nursery, server, settings.http_host, settings.http_port)
-                log.info("amqplite ready: amqp://%s:%d/", settings.host, port)
-                async for signum in signals:
-                    log.info("received %s; shutting down", signal.Signals(signum).name)
-                    break
-                await server.shutdown()
-                nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:  # a listener failed: its error alone, unwrapped
-            error = bind_error(group)
-            if isinstance(error, ListenError):
-                raise error from None
-            raise
-    failed = server.guard is not None and server.guard.failure is not None
-    log.log(
-        logging.CRITICAL if failed else logging.INFO,
-        "stopped%s",
-        " (store failure)" if failed else "",
-    )
-    return failed
