@@ -12,7 +12,7 @@ from typing import Any
 
 import pika  # type: ignore[import-untyped]
 import pytest
-from amqplite.server.pytest_plugin import BrokerClock
+from amqplite.pytest_plugin import BrokerClock
 
 
 @pytest.fixture
