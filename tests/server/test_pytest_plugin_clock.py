@@ -12,6 +12,7 @@ from typing import Any
 
 import pika  # type: ignore[import-untyped]
 import pytest
+
 from amqplite.pytest_plugin import BrokerClock
 
 
