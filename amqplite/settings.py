@@ -79,5 +79,6 @@ CONFIG_KEYS = (
     "channel_max",
     "max_message_size",
     "disk_free_limit",
+    "connection_max",
     "default_vhost",
 )

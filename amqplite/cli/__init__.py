@@ -9,6 +9,7 @@ parsed ``argparse.Namespace`` and returning an exit code:
 - ``topology`` -- validate / plan / apply / export / import;
 - :mod:`~amqplite.cli.bench` -- ``bench`` (the load generator's own argument table);
 - :mod:`~amqplite.cli.listings` -- ``queues | exchanges | bindings | connections | route``;
+- :mod:`~amqplite.cli.access` -- ``users | vhosts | permissions | topic-permissions | limits``;
 - :mod:`~amqplite.cli.messaging` -- ``publish | get | consume`` over AMQP;
 - :mod:`~amqplite.cli.dlq` -- ``dlq list | show | replay | purge``;
 - :mod:`~amqplite.cli.stream` -- ``stream info | tail | replay``;
@@ -36,6 +37,7 @@ COMMAND_MODULES = (
     "amqplite.cli.listings",
     "amqplite.cli.messaging",
     "amqplite.cli.dlq",
+    "amqplite.cli.access",
     "amqplite.cli.stream",
 )
 

@@ -225,6 +225,10 @@ class _Loader:
                 value = self.r.integer(vnode, path, minimum=1, maximum=512 * 1024 * 1024)
             elif key == "disk_free_limit":
                 value = read_size(self.r, vnode, path)
+            elif key == "connection_max":
+                value = self.r.integer(
+                    vnode, path, maximum=2**31 - 1, what="a number of connections (0 refuses all)"
+                )
             else:  # default_vhost
                 value = self._vhost_name(vnode, path)
             if value is not None:

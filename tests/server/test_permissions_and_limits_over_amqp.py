@@ -6,6 +6,7 @@ max_message_size refused at the content header, before the body is read."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pika  # type: ignore[import-untyped]
 import pika.exceptions  # type: ignore[import-untyped]
@@ -105,3 +106,14 @@ def test_max_message_size_is_refused_at_the_header(running: RunningBroker) -> No
     ch = conn.channel()
     assert ch.queue_declare("sized", passive=True).method.message_count == 1
     conn.close()
+
+
+def test_connection_max_from_the_yaml_server_section(tmp_path: Path) -> None:
+    config = tmp_path / "amqplite.yaml"
+    config.write_text("server:\n  connection_max: 1\n", encoding="utf-8")
+    with run_in_thread(config, shutdown_timeout=0.2) as found:
+        first = _connect(found, "guest")
+        with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as exc:
+            _connect(found, "guest")
+        assert "node connection limit (1) is reached" in str(exc.value)
+        first.close()
