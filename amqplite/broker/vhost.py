@@ -387,22 +387,7 @@ class VHost:
             raise access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         q = self.queues.get(name)
         if q is not None:
-            if owner is not None and q.owner is not (owner if exclusive else None):
-                raise self._locked(name)
-            for arg, got, have in (
-                ("durable", durable, q.durable),
-                ("auto_delete", auto_delete, q.auto_delete),
-            ):
-                if got != have:
-                    raise inequivalent("queue", name, self.name, arg, flag(got), flag(have))
-            assert_equivalent_args(
-                "queue",
-                name,
-                self.name,
-                q.arguments,
-                arguments,
-                EQUIVALENT_STREAM_ARGS if is_stream(q) else EQUIVALENT_QUEUE_ARGS,
-            )
+            self._check_redeclare(q, durable, exclusive, auto_delete, arguments, owner)
             q.last_used = now
             return DeclareOk(q.name, q.message_count, q.consumer_count)
         if "max-queues" in self.limits and not self.broker.loading:
@@ -416,6 +401,47 @@ class VHost:
             return self._declare_stream(
                 name, declared_name == "" or generated, durable, exclusive, auto_delete, arguments
             )
+        self._add_queue(name, durable, exclusive, auto_delete, arguments, owner)
+        return DeclareOk(name, 0, 0)
+
+    def _check_redeclare(
+        self,
+        q: Queue,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        arguments: FieldTable,
+        owner: BrokerConnection | None,
+    ) -> None:
+        """A declare of an existing queue must match it (RabbitMQ's 405 and 406 texts)."""
+        name = q.name
+        if owner is not None and q.owner is not (owner if exclusive else None):
+            raise self._locked(name)
+        for arg, got, have in (
+            ("durable", durable, q.durable),
+            ("auto_delete", auto_delete, q.auto_delete),
+        ):
+            if got != have:
+                raise inequivalent("queue", name, self.name, arg, flag(got), flag(have))
+        assert_equivalent_args(
+            "queue",
+            name,
+            self.name,
+            q.arguments,
+            arguments,
+            EQUIVALENT_STREAM_ARGS if is_stream(q) else EQUIVALENT_QUEUE_ARGS,
+        )
+
+    def _add_queue(
+        self,
+        name: str,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        arguments: FieldTable,
+        owner: BrokerConnection | None,
+    ) -> None:
+        """A new classic or quorum queue, recorded in the store when it persists."""
         args = parse_queue_args(arguments, name, self.name)
         if args.queue_type == "quorum":
             for bad, prop in (
@@ -450,7 +476,6 @@ class VHost:
             q.owner.exclusive_queues[q] = None
         if args.expires is not None:
             self.broker.watch_queue(q)
-        return DeclareOk(name, 0, 0)
 
     def _stored_stream(self, q: object) -> bool:
         """A stream on a broker with a store (its bindings are durable like it)."""
