@@ -66,6 +66,20 @@ def render(broker: Broker) -> bytes:
         for v in list(broker.vhosts.values())
         for q in list(v.queues.values())
     ]
+    _queue_metrics(w, queues)
+    _broker_metrics(w, broker, len(queues))
+    streams: list[tuple[StreamQueue, str]] = []
+    for q, lbl in queues:
+        if isinstance(q, StreamQueue):
+            streams.append((q, lbl))
+    _stream_metrics(w, streams)
+    _store_metrics(w, broker)
+    w.lines.append("")
+    return "\n".join(w.lines).encode()
+
+
+def _queue_metrics(w: _Writer, queues: list[tuple[Any, str]]) -> None:
+    """Per-queue gauges and counters (dead-lettered and dropped by reason)."""
 
     def per_queue(name: str, kind: str, help_text: str, attr: str) -> None:
         w.family(name, kind, help_text, ((lbl, getattr(q, attr)) for q, lbl in queues))
@@ -124,11 +138,14 @@ def render(broker: Broker) -> bytes:
         by_reason("dropped"),
     )
 
+
+def _broker_metrics(w: _Writer, broker: Broker, queue_count: int) -> None:
+    """Connections, channels, queues, exchanges and the process's resident memory."""
     connections = list(broker.connections.values())
     channels = sum(len(c.channels) for c in connections)
     w.family("amqplite_connections", "gauge", "Open AMQP connections.", [("", len(connections))])
     w.family("amqplite_channels", "gauge", "Open AMQP channels.", [("", channels)])
-    w.family("amqplite_queues", "gauge", "Queues.", [("", len(queues))])
+    w.family("amqplite_queues", "gauge", "Queues.", [("", queue_count)])
     exchanges = sum(len(v.exchanges) for v in list(broker.vhosts.values()))
     w.family("amqplite_exchanges", "gauge", "Exchanges.", [("", exchanges)])
     rss = resident_memory_bytes()
@@ -136,14 +153,6 @@ def render(broker: Broker) -> bytes:
         w.family(
             "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [("", rss)]
         )
-    streams: list[tuple[StreamQueue, str]] = []
-    for q, lbl in queues:
-        if isinstance(q, StreamQueue):
-            streams.append((q, lbl))
-    _stream_metrics(w, streams)
-    _store_metrics(w, broker)
-    w.lines.append("")
-    return "\n".join(w.lines).encode()
 
 
 # (metric name, help, StreamInfo attribute) for the per-stream gauges.
