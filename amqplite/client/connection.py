@@ -189,6 +189,14 @@ class Connection:
 
     def _read_frame(self, what: str, deadline: float | None = None) -> Frame:
         while True:
+            if self._pos == 0 and bytes(self._buf[:5]) == b"HTTP/":
+                # An HTTP server (a management port, RabbitMQ's or ours) answered our header.
+                status = bytes(self._buf[: self._buf.find(b"\r")]).decode("latin-1")[:60]
+                self._shutdown()
+                raise ClientError(
+                    f"{self.url.host}:{self.url.port}: this is not an AMQP port "
+                    f"(it answered with HTTP: {status!r}); is it the management/HTTP port?"
+                )
             try:
                 decoded = decode_frame(self._buf, self._pos)
             except ProtocolError as exc:
@@ -200,6 +208,14 @@ class Connection:
                     del self._buf[: self._pos]
                     self._pos = 0
                 return frame
+            if self._buf[self._pos : self._pos + 8] == PROTOCOL_HEADER:
+                # Our own 0-9-1 header sent back: no broker refuses the version it speaks;
+                # amqplite's HTTP port answers an AMQP client this way.
+                self._shutdown()
+                raise ClientError(
+                    f"{self.url.host}:{self.url.port}: this is not an AMQP port (it sent the "
+                    "protocol header back at once); is it the management/HTTP port?"
+                )
             if self._buf[self._pos : self._pos + 4] == b"AMQP":
                 self._shutdown()
                 raise ClientError(

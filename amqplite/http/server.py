@@ -17,6 +17,12 @@ Limits (all per connection, see :class:`Limits`):
   that has started but is not complete after ``request_timeout`` (slowloris) gets 408;
   a response that cannot be written within ``write_timeout`` drops the connection.
 
+An AMQP client pointed at this port by mistake (its first bytes are ``AMQP``, the protocol
+header) is answered with the AMQP 0-9-1 protocol header and the connection is closed at
+once, as a broker does for a version it does not speak: pika, aio-pika and our own client
+then fail at once ("this is not an AMQP port") instead of waiting out their timeout for a
+``connection.start`` that never comes.
+
 No exception escapes a connection task: a bug in a handler is a 500, a broken socket ends
 the connection, and neither reaches the listener's nursery (so never the AMQP side).
 """
@@ -45,6 +51,7 @@ MAX_BODY = 16 * 1024 * 1024
 MAX_HEADER = 64 * 1024
 _RECEIVE_SIZE = 65536
 _WRITE_COALESCE = 65536  # chunked listings are written in pieces of about this size
+AMQP_HEADER = b"AMQP\x00\x00\x09\x01"  # the AMQP 0-9-1 protocol header
 
 
 @attrs.frozen(slots=True)
@@ -54,6 +61,10 @@ class Limits:
     idle_timeout: float = 60.0  # keep-alive: seconds to wait for the next request
     request_timeout: float = 30.0  # seconds from a request's first byte to its last
     write_timeout: float = 60.0  # seconds to write one response
+
+
+class _NotHttp(Exception):
+    """The peer opened with an AMQP protocol header: an AMQP client on the HTTP port."""
 
 
 class _Reject(Exception):
@@ -126,13 +137,24 @@ async def serve_connection(stream: trio.abc.Stream, app: App, limits: Limits) ->
     """Serve requests on one connection until it closes; never raises."""
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header)
     peer = _peer_host(stream)
+    first = True
     try:
         while True:
             try:
-                request = await _read_request(stream, conn, limits, peer)
+                request = await _read_request(stream, conn, limits, peer, sniff=first)
             except _Reject as reject:
                 await _send_error(stream, conn, reject.status, reject.reason, limits)
                 return
+            except _NotHttp:
+                log.warning(
+                    "an AMQP client (%s) connected to the HTTP port; answered with the AMQP "
+                    "protocol header and closed",
+                    peer or "?",
+                )
+                with trio.move_on_after(limits.write_timeout):
+                    await stream.send_all(AMQP_HEADER)
+                return
+            first = False
             if request is None:
                 return
             try:
@@ -168,9 +190,18 @@ def _peer_host(stream: trio.abc.Stream) -> str:
 
 
 async def _read_request(
-    stream: trio.abc.Stream, conn: h11.Connection, limits: Limits, peer: str = ""
+    stream: trio.abc.Stream,
+    conn: h11.Connection,
+    limits: Limits,
+    peer: str = "",
+    *,
+    sniff: bool = False,
 ) -> Request | None:
-    """The next complete request, or ``None`` on a clean close or keep-alive idle timeout."""
+    """The next complete request, or ``None`` on a clean close or keep-alive idle timeout.
+
+    ``sniff`` (the connection's first request): raise :class:`_NotHttp` if the first bytes
+    are an AMQP protocol header.
+    """
     deadline = trio.current_time() + limits.idle_timeout
     started = False
     head: h11.Request | None = None
@@ -183,6 +214,8 @@ async def _read_request(
         if event is h11.NEED_DATA:
             with trio.move_on_at(deadline):
                 data = await stream.receive_some(_RECEIVE_SIZE)
+                if sniff and not started and bytes(data[:4]) == b"AMQP":
+                    raise _NotHttp
                 if not started:
                     started = True
                     deadline = trio.current_time() + limits.request_timeout

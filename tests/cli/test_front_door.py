@@ -90,3 +90,46 @@ def test_the_test_summary_ends_with_the_count_and_lists_no_skips(tmp_path: Path)
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert "SKIPPED" not in result.stdout
     assert re.fullmatch(r"1 passed, 1 skipped in [\d.]+s", lines[-1]), lines[-1]
+
+
+async def _cli_against(port: int) -> subprocess.CompletedProcess[bytes]:
+    import trio
+
+    url = f"amqp://guest:guest@127.0.0.1:{port}/"
+    cmd = [sys.executable, "-m", "amqplite", "publish", "--url", url, "q", "hello"]
+    return await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, check=False)
+
+
+async def test_the_cli_pointed_at_the_http_port_says_it_is_not_an_amqp_port() -> None:
+    import trio
+
+    from amqplite.http.request import Request, Response
+    from amqplite.http.server import serve_app
+
+    async def app(request: Request) -> Response:
+        return Response(200, b"{}")
+
+    async def http_like(stream: trio.SocketStream) -> None:
+        # A plain HTTP server that answers garbage with a 400 at once.
+        async with stream:
+            await stream.receive_some(100)
+            await stream.send_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+
+    # The client's own timeout is 10 s: the answer must come long before.
+    with trio.fail_after(8):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(lambda task_status: serve_app(app, task_status=task_status))
+            result = await _cli_against(port)
+            err = result.stderr.decode()
+            assert result.returncode != 0
+            assert f"127.0.0.1:{port}: this is not an AMQP port" in err, err
+            assert len(err.strip().splitlines()) == 1, err
+
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            other = listeners[0].socket.getsockname()[1]
+            nursery.start_soon(trio.serve_listeners, http_like, listeners)
+            result = await _cli_against(other)
+            err = result.stderr.decode()
+            assert f"127.0.0.1:{other}: this is not an AMQP port" in err, err
+            assert "HTTP/1.1 400 Bad Request" in err
+            nursery.cancel_scope.cancel()

@@ -178,3 +178,41 @@ async def test_long_response_is_streamed_chunked() -> None:
             assert encoding == "chunked"
             assert body.splitlines() == [b"%d" % i for i in range(20000)]
             nursery.cancel_scope.cancel()
+
+
+async def test_an_amqp_client_gets_the_amqp_header_back_and_the_connection_closes() -> None:
+    # An AMQP client pointed at the HTTP port must fail at once, not wait out a timeout.
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+            reply = await raw_exchange(port, b"AMQP\x00\x00\x09\x01")
+            assert reply == b"AMQP\x00\x00\x09\x01"
+            # The port still serves HTTP to the next client.
+            reply = await raw_exchange(
+                port, b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            assert reply.startswith(b"HTTP/1.1 200 OK")
+            nursery.cancel_scope.cancel()
+
+
+async def test_pika_pointed_at_the_http_port_fails_at_once() -> None:
+    import pika
+    import pika.exceptions
+
+    def connect(port: int) -> BaseException | None:
+        params = pika.ConnectionParameters(
+            "127.0.0.1", port, socket_timeout=30, blocked_connection_timeout=30
+        )
+        try:
+            pika.BlockingConnection(params).close()
+        except pika.exceptions.AMQPError as exc:
+            return exc
+        return None
+
+    # Without the answer pika would wait for connection.start until its 30 s timeout.
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+            error = await trio.to_thread.run_sync(connect, port)
+            assert isinstance(error, pika.exceptions.AMQPConnectionError)
+            nursery.cancel_scope.cancel()
