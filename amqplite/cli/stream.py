@@ -264,7 +264,7 @@ def _from_api(args: argparse.Namespace, vhost: str) -> dict[str, Any] | None:
     try:
         item = api.get(f"/api/queues/{quote(vhost)}/{quote(args.queue)}")
     except ApiError as exc:
-        if str(exc).startswith("404"):
+        if exc.status == 404:
             raise
         print(f"amqplite: warning: {exc}; using AMQP only", file=sys.stderr)
         return None

@@ -17,7 +17,16 @@ class ClientError(Exception):
 
 
 class ApiError(ClientError):
-    """The management HTTP API could not be reached or refused a request (one line for the user)."""
+    """The management HTTP API could not be reached or refused a request (one line for the user).
+
+    ``status`` is the HTTP status (``None`` when no reply came); ``url`` is what was asked
+    (no credentials, no query), appended to the text so the user sees which API answered.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, url: str | None = None):
+        self.status = status
+        self.url = url
+        super().__init__(message if url is None else f"{message} (asked {url})")
 
 
 class BrokerClosed(ClientError):

@@ -42,6 +42,30 @@ def reason_text(reason: Any) -> str:
     return " ".join(p for p in parts if p and p != "none")
 
 
+# The singular of each API collection whose objects live in a vhost (/api/KIND/VHOST/NAME).
+_IN_VHOST = {"queues": "queue", "exchanges": "exchange"}
+
+
+def missing(path: str) -> str:
+    """What a generic 404 for ``path`` means, in amqplite's words ("" if not known).
+
+    RabbitMQ answers ``{"error": "Object Not Found", "reason": "Not Found"}`` whatever is
+    missing; amqplite names it (``no queue 'x' in vhost '/'``), so the CLI says the same
+    against either.  Only the object the path names is known: for a listing of a vhost
+    (``/api/queues/VHOST``) that is the vhost."""
+    parts = [urllib.parse.unquote(p) for p in path.partition("?")[0].split("/")]
+    if len(parts) < 4 or parts[1] != "api":
+        return ""
+    kind, rest = parts[2], parts[3:]
+    if kind in ("vhosts", "users") and len(rest) == 1:
+        return f"no {kind[:-1]} '{rest[0]}'"
+    if kind in _IN_VHOST:
+        if len(rest) == 1:
+            return f"no vhost '{rest[0]}'"
+        return f"no {_IN_VHOST[kind]} '{rest[1]}' in vhost '{rest[0]}'"
+    return ""
+
+
 class ApiClient:
     """Calls ``/api/...`` on one broker; returns decoded JSON."""
 
@@ -100,7 +124,8 @@ class ApiClient:
                     return
                 yield from resp
         except urllib.error.HTTPError as exc:
-            raise ApiError(self._describe(exc, method, path)) from None
+            asked = self.base + path.partition("?")[0]
+            raise ApiError(self._describe(exc, method, path), status=exc.code, url=asked) from None
         except urllib.error.URLError as exc:
             reason = exc.reason
             text = getattr(reason, "strerror", None) or str(reason)
@@ -125,7 +150,7 @@ class ApiClient:
         what = f"{method} {path.partition('?')[0]}"
         if exc.code == 404:
             generic = reason in ("", "Not Found", "not_found")
-            return f"404 not found: {what if generic else reason}"
+            return f"404 not found: {(missing(path) or what) if generic else reason}"
         return f"{exc.code} {exc.reason}: {reason or what}"
 
     def get(self, path: str) -> Any:

@@ -161,3 +161,25 @@ def test_rabbitmq_api_errors_read_as_text(rabbit: tuple[str, str, str]) -> None:
         ApiClient(api).post("/api/definitions", bad)
     assert "PRECONDITION_FAILED - invalid arg 'x-delivery-limit'" in str(info.value)
     assert "[105, 110" not in str(info.value)
+
+
+def test_a_rabbitmq_404_names_what_is_missing_and_the_api_asked(
+    cli: Cli, rabbit: tuple[str, str, str]
+) -> None:
+    # RabbitMQ's 404 is generic ("Object Not Found" / "Not Found"): the text is built from
+    # what was asked, as amqplite's API words it.
+    _url, api, prefix = rabbit
+    base = ApiClient(api).base
+    with pytest.raises(ApiError) as caught:
+        ApiClient(api).get(f"/api/queues/%2F/{quote(prefix + '.none')}")
+    assert caught.value.status == 404
+    assert str(caught.value) == (
+        f"404 not found: no queue '{prefix}.none' in vhost '/' "
+        f"(asked {base}/api/queues/%2F/{quote(prefix + '.none')})"
+    )
+    r = cli("queues", "--api", api, "--vhost", f"{prefix}.nowhere")
+    assert r.code == 1
+    assert r.err == (
+        f"amqplite: error: 404 not found: no vhost '{prefix}.nowhere' "
+        f"(asked {base}/api/queues/{prefix}.nowhere)\n"
+    )

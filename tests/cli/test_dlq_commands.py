@@ -9,6 +9,7 @@ from ops_support import Cli, Stack
 
 from amqplite.cli import dlq
 from amqplite.client import connect
+from amqplite.client.http import ApiClient
 from amqplite.message import BasicProperties
 
 
@@ -144,6 +145,10 @@ def test_dlq_of_a_missing_queue_is_a_404_line(cli: Cli, stack: Stack) -> None:
     r = cli("dlq", "list", "nope", "--api", stack.api)
     assert r.code == 1
     assert r.err.startswith("amqplite: error: 404 not found")
+    asked = f"{ApiClient(stack.api).base}/api/queues/%2F/nope/messages"
+    assert (
+        r.err == f"amqplite: error: 404 not found: no queue 'nope' in vhost '/' (asked {asked})\n"
+    )
 
 
 def _count(stack: Stack, queue: str) -> int:
@@ -186,7 +191,11 @@ def test_replay_to_another_queue(cli: Cli, dead: Stack) -> None:
     ]
     assert (_count(dead, "retry"), _count(dead, "work"), _count(dead, "other")) == (4, 0, 0)
     r = cli("dlq", "replay", "work.dlq", "--api", dead.api, "--to-queue", "nope")
-    assert (r.code, r.err) == (1, "amqplite: error: 404 not found: no queue 'nope' in vhost '/'\n")
+    asked = f"{ApiClient(dead.api).base}/api/queues/%2F/work.dlq/replay"
+    assert (r.code, r.err) == (
+        1,
+        f"amqplite: error: 404 not found: no queue 'nope' in vhost '/' (asked {asked})\n",
+    )
 
 
 def test_deaths_counts_every_death_not_only_the_latest(cli: Cli, stack: Stack) -> None:

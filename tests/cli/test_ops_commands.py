@@ -9,6 +9,7 @@ import pytest
 from ops_support import Cli, Stack
 
 from amqplite.client import connect
+from amqplite.client.http import ApiClient
 
 
 @pytest.fixture
@@ -138,6 +139,7 @@ def test_listing_an_unknown_vhost_is_a_404_line(cli: Cli, stack: Stack) -> None:
     r = cli("queues", "--api", stack.api, "--vhost", "nowhere")
     assert r.code == 1
     assert r.err.startswith("amqplite: error: 404 not found")
+    assert r.err.endswith(f"(asked {ApiClient(stack.api).base}/api/queues/nowhere)\n")
 
 
 def test_env_var_supplies_the_default_api(
