@@ -11,6 +11,8 @@ import pika.exceptions  # type: ignore[import-untyped]
 import pytest
 from ops_support import Cli, Stack
 
+from amqplite.client.http import ApiClient
+
 
 def _stdin(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO(text))
@@ -75,7 +77,10 @@ def test_errors_are_one_line_and_passwords_never_come_from_argv(
 ) -> None:
     api = ("--api", stack.api)
     r = cli("permissions", "set", "nobody", ".*", ".*", ".*", *api)
-    assert r.code == 1 and r.err == "amqplite: error: 400 Bad Request: vhost_or_user_not_found\n"
+    asked = f"{ApiClient(stack.api).base}/api/permissions/%2F/nobody"
+    assert r.code == 1 and r.err == (
+        f"amqplite: error: 400 Bad Request: vhost_or_user_not_found (asked {asked})\n"
+    )
     r = cli("permissions", "set", "guest", "(", ".*", ".*", *api)
     assert r.code == 1 and "invalid regular expression" in r.err
     r = cli("limits", "set", "--vhost", "/", "max-queues=lots", *api)
