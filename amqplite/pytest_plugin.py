@@ -19,6 +19,14 @@ On the composition root (:mod:`amqplite.app`).  Fixtures:
           amqplite_clock.advance(8 * 86400)
           ...a consumer from "first" now gets only what came later...
 
+- ``amqplite_http_url``: the management HTTP API of this test's broker,
+  ``http://127.0.0.1:PORT/`` (asking for it starts the API; guest/guest as Basic auth).
+
+The marker ``@pytest.mark.amqplite(topology="topology.yaml", http=True)`` shapes the
+test's broker: ``topology`` is a YAML topology/config file (relative to the test file's
+folder) whose vhosts, users, exchanges, queues and bindings exist before the test starts;
+``http=True`` also starts the management HTTP API (``running.http_url``).
+
 Starting one takes a few milliseconds (a thread, a trio run and a listening socket).
 """
 
@@ -26,7 +34,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -75,18 +84,45 @@ def amqplite_clock() -> BrokerClock:
     return BrokerClock(time.time())
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "amqplite(topology=None, http=False): the amqplite_broker fixture's topology "
+        "file (relative to the test file) and whether it also serves the HTTP API",
+    )
+
+
+def _marker_options(request: pytest.FixtureRequest) -> tuple[Path | None, bool]:
+    """The test's ``amqplite`` marker: (topology file, start the HTTP API)."""
+    marker = request.node.get_closest_marker("amqplite")
+    kwargs: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+    unknown = set(kwargs) - {"topology", "http"}
+    if unknown:
+        raise pytest.UsageError(f"@pytest.mark.amqplite: unknown option(s) {sorted(unknown)}")
+    topology: Path | None = None
+    if kwargs.get("topology") is not None:
+        topology = Path(request.path).parent / Path(kwargs["topology"])
+    http = bool(kwargs.get("http", False)) or "amqplite_http_url" in request.fixturenames
+    return topology, http
+
+
 @pytest.fixture
 def amqplite_broker(request: pytest.FixtureRequest) -> Iterator[RunningBroker]:
-    """A fresh amqplite broker for this test (guest/guest, vhost ``/``)."""
+    """A fresh amqplite broker for this test (guest/guest, vhost ``/``, or the marker's
+    topology), with the HTTP API when the marker or ``amqplite_http_url`` asks for it."""
     # Imported when used, so merely having the plugin installed costs nothing.
-    from amqplite.app import build_broker, run_in_thread
+    from amqplite.app import build_broker, load, run_in_thread
 
+    topology, http = _marker_options(request)
+    config = load(topology)
     clock: BrokerClock | None = None
     if "amqplite_clock" in request.fixturenames:
         clock = request.getfixturevalue("amqplite_clock")
-    broker = build_broker(None, clock=clock) if clock is not None else None
+    broker = build_broker(config, clock=clock) if clock is not None else None
     # Clients a test leaves open get a short grace period to answer the 320 close.
-    with run_in_thread(broker=broker, shutdown_timeout=0.2) as running:
+    with run_in_thread(
+        config, broker=broker, shutdown_timeout=0.2, http_port=0 if http else None
+    ) as running:
         if clock is not None:
             clock.attach(running)
         yield running
@@ -96,3 +132,11 @@ def amqplite_broker(request: pytest.FixtureRequest) -> Iterator[RunningBroker]:
 def amqplite_url(amqplite_broker: RunningBroker) -> str:
     """The AMQP URL of this test's broker."""
     return amqplite_broker.url
+
+
+@pytest.fixture
+def amqplite_http_url(amqplite_broker: RunningBroker) -> str:
+    """The management HTTP API of this test's broker, ``http://127.0.0.1:PORT/``."""
+    url = amqplite_broker.http_url
+    assert url is not None  # asking for this fixture starts the API
+    return url
