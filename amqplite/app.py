@@ -45,8 +45,8 @@ T = TypeVar("T")
 
 @functools.cache
 def _guest_hash() -> str:
-    # scrypt is slow on purpose; hash the well-known default password once per process.
-    from amqplite.broker.auth import hash_password
+    # Hash the well-known default password once per process (a fresh salt each time is pointless).
+    from amqplite.broker.passwords import hash_password
 
     return hash_password("guest")
 

@@ -7,11 +7,12 @@ session layer drives it through :class:`Channel`; deliveries come back through t
 
 from __future__ import annotations
 
-from amqplite.broker.auth import User, UserDB, hash_password, verify_password
+from amqplite.broker.auth import User, UserDB
 from amqplite.broker.broker import Broker, BrokerConnection, ConnectionInfo
 from amqplite.broker.channel import Channel
 from amqplite.broker.clock import FakeClock
 from amqplite.broker.exchange import Binding, Exchange
+from amqplite.broker.passwords import hash_password, verify_password
 from amqplite.broker.queue import Queue, QueueEntry
 from amqplite.broker.results import DeclareOk, DeliverySink, GetResult, PublishResult
 from amqplite.broker.vhost import VHost

@@ -1,10 +1,6 @@
 """Users, password hashes and per-vhost permissions (broker layer, pure).
 
-Passwords are stored as self-describing strings, ``scrypt$n$r$p$salt_b64$hash_b64``, so
-the parameters can be raised later without invalidating stored hashes.  Hashes imported
-from RabbitMQ definitions are kept as ``rabbitsha256$<b64>``, ``rabbitsha512$<b64>`` or
-``rabbitmd5$<b64>``, where the base64 holds RabbitMQ's 4-byte salt followed by
-``digest(salt + password)``; they verify as they would in RabbitMQ.  Permission
+Password hashes and their formats live in :mod:`amqplite.broker.passwords`.  Permission
 patterns and how they match are in :mod:`amqplite.broker.permissions`; limits in
 :mod:`amqplite.broker.limits`.  The default exchange ``""`` is checked under the name
 ``amq.default``, as RabbitMQ does.
@@ -12,87 +8,18 @@ patterns and how they match are in :mod:`amqplite.broker.permissions`; limits in
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import secrets
 from collections.abc import Iterable
 from typing import Protocol
 
 import attrs
 
+from amqplite.broker.passwords import DUMMY_HASH, verify_password
 from amqplite.broker.permissions import (
     Permission,
     TopicPermission,
     expand_variables,
     pattern_error,
 )
-
-_SCRYPT_N = 2**14
-_SCRYPT_R = 8
-_SCRYPT_P = 1
-_KEY_LEN = 32
-
-
-def hash_password(
-    password: str, *, n: int = _SCRYPT_N, r: int = _SCRYPT_R, p: int = _SCRYPT_P
-) -> str:
-    """A salted scrypt hash of ``password`` as ``scrypt$n$r$p$salt_b64$hash_b64``."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=_KEY_LEN)
-    return "$".join(
-        (
-            "scrypt",
-            str(n),
-            str(r),
-            str(p),
-            base64.b64encode(salt).decode(),
-            base64.b64encode(digest).decode(),
-        )
-    )
-
-
-#: RabbitMQ's salted-hash schemes as stored here (prefix -> hashlib name).
-RABBIT_SCHEMES = {"rabbitsha256": "sha256", "rabbitsha512": "sha512", "rabbitmd5": "md5"}
-_RABBIT_SALT_LEN = 4
-
-
-def verify_password(password: str, password_hash: str) -> bool:
-    """Whether ``password`` matches ``password_hash``; constant-time in the digest comparison."""
-    scheme, _, rest = password_hash.partition("$")
-    algorithm = RABBIT_SCHEMES.get(scheme)
-    if algorithm is not None:
-        return _verify_rabbit(password, algorithm, rest)
-    try:
-        scheme, n_s, r_s, p_s, salt_b64, digest_b64 = password_hash.split("$")
-        if scheme != "scrypt":
-            return False
-        salt = base64.b64decode(salt_b64, validate=True)
-        expected = base64.b64decode(digest_b64, validate=True)
-        digest = hashlib.scrypt(
-            password.encode("utf-8"),
-            salt=salt,
-            n=int(n_s),
-            r=int(r_s),
-            p=int(p_s),
-            dklen=len(expected),
-            maxmem=2**26,
-        )
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(digest, expected)
-
-
-def _verify_rabbit(password: str, algorithm: str, encoded: str) -> bool:
-    try:
-        salted = base64.b64decode(encoded, validate=True)
-    except ValueError:
-        return False
-    salt, expected = salted[:_RABBIT_SALT_LEN], salted[_RABBIT_SALT_LEN:]
-    if len(salt) != _RABBIT_SALT_LEN or not expected:
-        return False
-    digest = hashlib.new(algorithm, salt + password.encode("utf-8")).digest()
-    return hmac.compare_digest(digest, expected)
 
 
 @attrs.define(eq=False)
@@ -269,7 +196,7 @@ class UserDB:
         user = self.users.get(name)
         if user is None:
             # Spend the same time as a real check so user names cannot be probed by timing.
-            verify_password(password, _DUMMY_HASH)
+            verify_password(password, DUMMY_HASH)
             return None
         return user if verify_password(password, user.password_hash) else None
 
@@ -279,7 +206,3 @@ class UserDB:
     def __len__(self) -> int:
         return len(self.users)
 
-
-_DUMMY_HASH = (
-    "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
-)

@@ -61,9 +61,9 @@ def credentials(request: Request) -> tuple[str, str] | None:
 async def authenticate(login: Login, request: Request) -> User:
     """The management user making ``request``; raises 401 otherwise.
 
-    ``login`` is the AMQP listener's checker: scrypt runs in a worker thread and successful
-    checks are cached, so a dashboard polling every second costs no scrypt per request;
-    RabbitMQ's loopback_users applies to the management API as well as to AMQP.
+    ``login`` is the AMQP listener's checker: cheap hashes are checked inline, legacy
+    scrypt ones in its small bounded pool with successful checks cached; RabbitMQ's
+    loopback_users applies to the management API as well as to AMQP.
     """
     creds = credentials(request)
     if creds is None:

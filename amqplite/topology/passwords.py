@@ -1,7 +1,7 @@
 """Password handling for users declared in a config file.
 
 Layer: topology.  The broker core owns the hash format (``amqplite.broker.hash_password``,
-``scrypt$n$r$p$salt_b64$hash_b64``); a plain ``password`` is hashed with it at load
+RabbitMQ's salted SHA-256 by default); a plain ``password`` is hashed with it at load
 time and never stored in a ``Config``.
 """
 

@@ -10,26 +10,39 @@ import pytest
 from broker_helpers import RecordingSink, msg
 
 from amqplite.broker import Broker, Channel, FakeClock, UserDB, hash_password, verify_password
+from amqplite.broker.passwords import hash_scrypt
 from amqplite.errors import ChannelError, ConnectionError, ReplyCode
 
 FAST = {"n": 2**4}  # cheap scrypt parameters: the tests check behaviour, not cost
 
 
-def test_password_hash_is_salted_and_self_describing() -> None:
-    first = hash_password("secret", **FAST)
-    second = hash_password("secret", **FAST)
+def test_password_hash_is_rabbitmqs_salted_sha256() -> None:
+    first = hash_password("secret")
+    second = hash_password("secret")
     assert first != second
-    scheme, n, r, p, _salt, _digest = first.split("$")
-    assert (scheme, n, r, p) == ("scrypt", "16", "8", "1")
+    scheme, encoded = first.split("$")
+    salted = base64.b64decode(encoded)
+    assert scheme == "rabbitsha256" and len(salted) == 4 + 32
+    assert hashlib.sha256(salted[:4] + b"secret").digest() == salted[4:]
     assert verify_password("secret", first)
     assert not verify_password("Secret", first)
     assert not verify_password("secret", "garbage")
     assert not verify_password("secret", "md5$1$2$3$4$5")
 
 
+def test_legacy_scrypt_hashes_still_verify_within_a_memory_bound() -> None:
+    stored = hash_scrypt("secret", **FAST)
+    scheme, n, r, p, _salt, _digest = stored.split("$")
+    assert (scheme, n, r, p) == ("scrypt", "16", "8", "1")
+    assert verify_password("secret", stored) and not verify_password("Secret", stored)
+    # A stored hash asking for 1 GiB of scrypt memory never runs.
+    greedy = stored.replace("scrypt$16$", f"scrypt${2**20}$", 1)
+    assert not verify_password("secret", greedy)
+
+
 def test_authenticate_checks_the_password() -> None:
     users = UserDB()
-    users.add_user("alice", hash_password("pw", **FAST), tags=["administrator"])
+    users.add_user("alice", hash_password("pw"), tags=["administrator"])
     user = users.authenticate("alice", "pw")
     assert user is not None and user.tags == ("administrator",)
     assert users.authenticate("alice", "wrong") is None
@@ -38,7 +51,7 @@ def test_authenticate_checks_the_password() -> None:
 
 def test_permissions_are_unanchored_regexes_and_empty_denies() -> None:
     users = UserDB()
-    users.add_user("bob", hash_password("pw", **FAST))
+    users.add_user("bob", hash_password("pw"))
     users.set_permissions("bob", "/", "^amq\\.gen-.*|^bob-", ".*", "")
     bob = users.users["bob"]
     assert bob.can("/", "configure", "amq.gen-abc")
@@ -52,14 +65,14 @@ def test_permissions_are_unanchored_regexes_and_empty_denies() -> None:
 def broker_with(configure: str, write: str, read: str) -> Broker:
     broker = Broker(clock=FakeClock())
     broker.add_vhost("/")
-    broker.users.add_user("bob", hash_password("pw", **FAST))
+    broker.users.add_user("bob", hash_password("pw"))
     broker.users.set_permissions("bob", "/", configure, write, read)
     return broker
 
 
 def test_connection_needs_permissions_on_the_vhost() -> None:
     broker = broker_with(".*", ".*", ".*")
-    broker.users.add_user("eve", hash_password("pw", **FAST))
+    broker.users.add_user("eve", hash_password("pw"))
     with pytest.raises(ConnectionError) as exc:
         broker.open_connection("/", "eve")
     assert exc.value.reply_code == ReplyCode.NOT_ALLOWED

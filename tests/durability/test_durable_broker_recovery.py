@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from durability_helpers import Node, persistent
 
-from amqplite.broker.auth import hash_password
+from amqplite.broker.passwords import hash_password
 from amqplite.broker.queue import LAZY
 from amqplite.message import BasicProperties, Message
 

@@ -10,7 +10,7 @@ import pika.exceptions
 import pytest
 from server_helpers import connect, durable_broker, persistent
 
-from amqplite.broker.auth import hash_password
+from amqplite.broker.passwords import hash_password
 from amqplite.store import FileStore, StoreLockedError
 
 

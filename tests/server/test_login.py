@@ -10,7 +10,7 @@ from addresses import non_loopback_address
 from rawamqp import RawClient
 
 from amqplite.app import RunningBroker, build_broker, serve
-from amqplite.broker.auth import hash_password
+from amqplite.broker.passwords import hash_password
 from amqplite.errors import ReplyCode
 from amqplite.protocol import methods as m
 from amqplite.protocol.fields import encode_table
