@@ -15,6 +15,16 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T", bound=Hashable)
 
+#: Routing and binding keys are AMQP short strings: at most 255 bytes of UTF-8, so at
+#: most 128 words.  Keys that reach the broker another way (HTTP API, YAML) are held to
+#: the same bound, which with the walk below bounds the cost of routing one message.
+MAX_KEY_BYTES = 255
+
+
+def key_too_long(key: str) -> bool:
+    """Whether ``key`` is over :data:`MAX_KEY_BYTES` once encoded (as it would be on the wire)."""
+    return len(key) > MAX_KEY_BYTES // 4 and len(key.encode("utf-8")) > MAX_KEY_BYTES
+
 
 def split_words(key: str) -> list[str]:
     """RabbitMQ's ``split_topic_key``: "" is no words at all, otherwise split on '.'."""

@@ -27,6 +27,7 @@ import trio
 from amqplite.broker.definitions import ApplyFailed, PlanRefused, plan, rabbit_json, snapshot
 from amqplite.broker.definitions import apply as apply_definitions
 from amqplite.broker.replay import SYNC, Replay, ReplayReport, summarise
+from amqplite.broker.topic_trie import MAX_KEY_BYTES, key_too_long
 from amqplite.errors import AMQPError, ReplyCode
 from amqplite.http import access, auth, deadletters, metrics, name_filter, render, security
 from amqplite.http.jsonout import (
@@ -554,6 +555,8 @@ class ManagementApp:
         routing_key = body.get("routing_key", "")
         if not isinstance(routing_key, str):
             raise bad_request("routing_key must be a string")
+        if key_too_long(routing_key):
+            raise bad_request(f"routing_key longer than {MAX_KEY_BYTES} bytes")
         if "payload" not in body:
             raise bad_request("payload is required")
         payload = decode_payload(body["payload"], body.get("payload_encoding", "string"))

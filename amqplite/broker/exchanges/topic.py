@@ -15,7 +15,8 @@ from itertools import islice
 from typing import Any
 
 from amqplite.broker.exchanges.base import Destination, Router
-from amqplite.broker.topic_trie import TopicTrie
+from amqplite.broker.topic_trie import MAX_KEY_BYTES, TopicTrie, key_too_long
+from amqplite.errors import precondition_failed
 from amqplite.message import FieldTable
 
 #: Cached routing keys at least (a few hundred KB at most)...
@@ -35,6 +36,14 @@ class TopicRouter(Router):
     def _bindings_changed(self) -> None:
         self._cache.clear()
         self._limit = min(CACHE_MAX, max(CACHE_LIMIT, 2 * len(self._trie)))
+
+    def validate_binding(self, routing_key: str, arguments: FieldTable) -> None:
+        # Over AMQP a binding key is a short string; the HTTP API and the YAML topology
+        # must not be a way around that bound (it also bounds a pattern to 128 words).
+        if key_too_long(routing_key):
+            raise precondition_failed(
+                f"binding key longer than {MAX_KEY_BYTES} bytes: {routing_key[:64]!r}..."
+            )
 
     def bind(self, routing_key: str, arguments: FieldTable, destination: Destination) -> None:
         self._trie.add(routing_key, destination)
