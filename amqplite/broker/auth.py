@@ -205,4 +205,3 @@ class UserDB:
 
     def __len__(self) -> int:
         return len(self.users)
-

@@ -30,6 +30,7 @@ from amqplite.server.session import Session
 if TYPE_CHECKING:
     from amqplite.broker.broker import Broker
     from amqplite.server.durability import GroupCommit
+    from amqplite.server.store_guard import StoreGuard
     from amqplite.server.ticker import Ticker
     from amqplite.settings import ServerSettings
 
@@ -64,10 +65,12 @@ class AmqpConnection:
         flushes: FlushQueue,
         ticker: Ticker,
         commit: GroupCommit | None = None,
+        guard: StoreGuard | None = None,
     ) -> None:
         self.stream = stream
         self.ticker = ticker
         self.commit = commit
+        self.guard = guard
         self.settings = settings
         self.flushes = flushes
         self.outbox = Outbox(stream, high_water=settings.high_water, low_water=settings.low_water)
@@ -146,6 +149,7 @@ class AmqpConnection:
         flushes = self.flushes
         ticker = self.ticker
         commit = self.commit
+        guard = self.guard
         receive = self.stream.receive_some
         size = self.settings.receive_size
         while not session.finished:
@@ -166,6 +170,8 @@ class AmqpConnection:
             flushes.wake_dirty(skip=outbox)
             if commit is not None:
                 commit.store.flush()  # acks reach the OS: a killed process loses none
+                if guard is not None:
+                    guard.note_writes()  # the disk alarm trips on the batch that crosses the floor
                 if session.sync_pending:
                     session.sync_pending = False
                     if outbox.buffer and not outbox.sending and not outbox.send_now():

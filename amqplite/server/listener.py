@@ -122,6 +122,7 @@ class AmqpServer:
                 flushes=self.flushes,
                 ticker=self.ticker,
                 commit=self.commit,
+                guard=self.guard,
             )
         except Exception:
             log.exception("cannot set up connection")

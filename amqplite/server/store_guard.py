@@ -4,7 +4,12 @@ Server layer.  One :class:`StoreGuard` per server with a store, run as a task ne
 the listener:
 
 * Disk alarm: every second (and at once after a failed store write, or when the floor
-  is changed) it compares ``store.free_bytes()`` with ``disk_free_limit``.  Below it,
+  is changed) it compares ``store.free_bytes()`` with ``disk_free_limit``.  Between those
+  looks the bytes the store wrote are subtracted from the last figure (:meth:`note_writes`,
+  called by each connection after each batch): once that estimate comes within
+  :data:`CHECK_SLACK` of the floor, every batch looks at the disk again, so the alarm
+  trips on the batch that crosses the floor, not up to a second later (a confirmed
+  publisher filled a 64 MiB disk in 0.6 s, from the floor to 0 bytes free).  Below it,
   publishers are blocked with connection.blocked (``AmqpServer.set_blocked``: clients
   that advertised the capability are told, and the server stops reading from
   connections that publish, as RabbitMQ does; consumers keep going) until space
@@ -19,6 +24,7 @@ the listener:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -34,6 +40,8 @@ log = logging.getLogger(__name__)
 #: RabbitMQ's default disk_free_limit (50 MB).
 DEFAULT_DISK_FREE_LIMIT = 50_000_000
 DISK_CHECK_SECONDS = 1.0
+#: Within this many bytes (estimated) of the floor, look at the free space after every batch.
+CHECK_SLACK = 8 << 20
 DISK_ALARM_REASON = "low on disk"
 FATAL_TEXT = "the message store failed; the broker is stopping"
 
@@ -48,9 +56,15 @@ class StoreGuard:
         *,
         disk_free_limit: int = DEFAULT_DISK_FREE_LIMIT,
         interval: float = DISK_CHECK_SECONDS,
+        free_bytes: Callable[[], int | None] | None = None,
     ) -> None:
         self.server = server
         self.store = store
+        #: Reads the free space (the store's file system unless a test injects one).
+        self.free_bytes = free_bytes if free_bytes is not None else store.free_bytes
+        #: Free bytes at the last look, and the store's bytes_written then.
+        self._free_seen: int | None = None
+        self._written_seen = 0
         #: Bytes of free disk below which publishers are blocked; see :meth:`set_disk_free_limit`.
         self.disk_free_limit = disk_free_limit
         self.interval = interval
@@ -73,14 +87,26 @@ class StoreGuard:
         self.disk_free_limit = limit
         self.poke()
 
+    def note_writes(self) -> None:
+        """After a batch: if what was written since the last look may have brought the
+        free space near the floor, look again now (a statvfs: microseconds)."""
+        seen = self._free_seen
+        if seen is None or self.alarm:
+            return
+        estimate = seen - (self.store.bytes_written - self._written_seen)
+        if estimate < self.disk_free_limit + CHECK_SLACK:
+            self.check_disk()
+
     def check_disk(self) -> None:
+        written = self.store.bytes_written
         try:
-            free = self.store.free_bytes()
+            free = self.free_bytes()
         except OSError as exc:
             log.warning("cannot read the free disk space: %s", exc)
             return
         if free is None:
             return
+        self._free_seen, self._written_seen = free, written
         low = free < self.disk_free_limit
         if low == self.alarm:
             return

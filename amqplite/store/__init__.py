@@ -233,6 +233,11 @@ class Store(Protocol):
 
     def delete_stream_log(self, queue: QueueKey) -> None:
         """Delete the log of ``queue`` and its files (missing is fine)."""
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of records handed to the OS since open (monotonic): the disk alarm
+        subtracts what was written since its last look at ``free_bytes``."""
         ...
 
     def close(self) -> None: ...

@@ -201,6 +201,7 @@ class FileStore(SyncPositions):
 
     __slots__ = (
         "_active",
+        "_bytes_written",
         "_closed",
         "_compact_candidates",
         "_dirs_dirty",
@@ -263,6 +264,7 @@ class FileStore(SyncPositions):
         self._stream_logs: dict[QueueKey, FileStreamLog] = {}
         self._tracking_dirty: set[FileStreamLog] = set()
         self._streams_pending: set[FileStreamLog] = set()
+        self._bytes_written = 0
         SyncPositions.__init__(self)
         self._recovered = False
         self._closed = False
@@ -719,12 +721,13 @@ class FileStore(SyncPositions):
                     file = segment.acks = self._create_file(path, ACKS_MAGIC, segment.number)
                 base = segment.number << OFFSET_BITS
                 chunks = []
-                offset = file.size
+                offset = base_offset = file.size
                 for (kind, code), refs in segment.pending.items():
                     record = encode_record(kind, base | offset, code + refs.tobytes())
                     chunks.append(record)
                     offset += len(record)
                 file.write(b"".join(chunks))
+                self._bytes_written += offset - base_offset
             except OSError as exc:
                 if file is not None and segment.acks is file:
                     self._truncate_quietly(file)
@@ -852,6 +855,7 @@ class FileStore(SyncPositions):
             self._truncate_quietly(file)
             raise StoreWriteError(f"cannot write to {file.path}: {exc}") from exc
         self._dirty.add(file)
+        self._bytes_written += len(record)
         self._position += 1
 
     def _file_number(self, file: StoreFile) -> int:
@@ -990,6 +994,10 @@ class FileStore(SyncPositions):
         # Like removals, tracked offsets never ask for a sync of their own: they ride
         # along with the next one (the server syncs at least every second).
         self._tracking_dirty.add(log)
+
+    @property
+    def bytes_written(self) -> int:
+        return self._bytes_written
 
     # -- lifecycle ------------------------------------------------------------
     def close(self) -> None:

@@ -244,6 +244,10 @@ class MemoryStore(SyncPositions):
     def stream_tracking_changed(self, log: Any) -> None:
         pass
 
+    @property
+    def bytes_written(self) -> int:
+        return 0  # nothing reaches a disk
+
     def close(self) -> None:
         self.sync()
         self._clean = True

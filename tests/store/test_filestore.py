@@ -311,6 +311,21 @@ def test_free_bytes_reports_the_file_system(tmp_path: Path) -> None:
     assert MemoryStore().free_bytes() is None
 
 
+def test_bytes_written_counts_what_reached_the_files(tmp_path: Path) -> None:
+    store = _open(tmp_path)
+    try:
+        before = store.bytes_written
+        ref = store.append(make_message(b"x" * 5000), [Q])
+        appended = store.bytes_written - before
+        assert 5000 < appended < 5000 + 512  # the body plus its record framing
+        store.remove(Q, ref)
+        store.flush()  # the removal mark reaches its ack file
+        assert store.bytes_written > before + appended
+    finally:
+        store.close()
+    assert MemoryStore().bytes_written == 0
+
+
 def test_open_store_picks_the_implementation(tmp_path: Path) -> None:
     assert isinstance(open_store(None), MemoryStore)
     store = open_store(str(tmp_path), segment_size=4096)
