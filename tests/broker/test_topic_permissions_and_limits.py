@@ -13,14 +13,12 @@ from amqplite.broker import Broker, FakeClock, hash_password
 from amqplite.broker.permissions import Permission, TopicPermission
 from amqplite.errors import AMQPError, ChannelError, ConnectionError, ReplyCode
 
-FAST = {"n": 2**4}
-
 
 def make_broker(*users: str) -> Broker:
     broker = Broker(clock=FakeClock())
     broker.add_vhost("/")
     for name in users:
-        broker.users.add_user(name, hash_password("pw", **FAST))
+        broker.users.add_user(name, hash_password("pw"))
         broker.users.set_permissions(name, "/", ".*", ".*", ".*")
     return broker
 
