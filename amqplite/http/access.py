@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from amqplite.broker.auth import hash_password
 from amqplite.broker.definitions import rabbit_json
 from amqplite.broker.limits import USER_LIMITS, VHOST_LIMITS, parse_limits
+from amqplite.broker.passwords import hash_password
 from amqplite.http import auth, name_filter
 from amqplite.http.jsonout import created, json_response, no_content
 from amqplite.http.request import Response, bad_request, not_found

@@ -30,9 +30,9 @@ from typing import Any, Literal
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from amqplite.broker.auth import verify_password
 from amqplite.broker.definitions.model import PlainPassword, Reference
 from amqplite.broker.limits import USER_LIMITS, VHOST_LIMITS
+from amqplite.broker.passwords import verify_password
 from amqplite.broker.permissions import expand_variables, pattern_error
 from amqplite.broker.stream_args import NOT_FOR_STREAMS
 from amqplite.settings import CONFIG_KEYS, DEFAULT_DATA_DIR, ServerSettings

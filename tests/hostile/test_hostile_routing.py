@@ -10,9 +10,9 @@ import json
 import time
 
 import pika
+from amqplite.server.app import run_in_thread
 
 from amqplite.broker.topic_trie import MAX_KEY_BYTES, TopicTrie
-from amqplite.server.app import run_in_thread
 
 #: Chains of ``#`` as long as a binding key can be (``#.`` x 127 + ``#`` = 255 bytes).
 HASH_CHAINS = [".".join(["#"] * depth) for depth in range(1, 129)]

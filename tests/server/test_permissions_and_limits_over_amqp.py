@@ -16,12 +16,10 @@ from amqplite.app import RunningBroker, build_broker, run_in_thread
 from amqplite.broker import Broker, hash_password
 from amqplite.settings import ServerSettings
 
-FAST = {"n": 2**4}
-
 
 def _broker() -> Broker:
     broker = build_broker(None)
-    broker.users.add_user("bob", hash_password("pw", **FAST))
+    broker.users.add_user("bob", hash_password("pw"))
     broker.users.set_permissions("bob", "/", "^bob\\.", "^amq\\.topic$|^amq\\.default$", "^bob\\.")
     broker.users.set_topic_permissions("bob", "/", "amq.topic", "^ok\\.", ".*")
     return broker

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import attrs
 
-from amqplite.broker.auth import verify_password
+from amqplite.broker.passwords import verify_password
 from amqplite.topology import (
     BindingSpec,
     Config,

@@ -358,7 +358,7 @@ class _Reader:
         tags = _tags(item.get("tags"), where)
         password = item.get("password")
         if isinstance(password, str):
-            from amqplite.broker.auth import hash_password
+            from amqplite.broker.passwords import hash_password
 
             hashed = hash_password(password)
             return UserSpec(name, hashed, tags, limits=_limits(item, where), path=where)
