@@ -10,8 +10,8 @@ import json
 import time
 
 import pika
-from amqplite.server.app import run_in_thread
 
+from amqplite.app import run_in_thread
 from amqplite.broker.topic_trie import MAX_KEY_BYTES, TopicTrie
 
 #: Chains of ``#`` as long as a binding key can be (``#.`` x 127 + ``#`` = 255 bytes).
