@@ -39,10 +39,12 @@ class BrokerProcess:
 def broker_process(
     *args: str, cwd: Path, preexec_fn: Callable[[], None] | None = None
 ) -> Iterator[BrokerProcess]:
-    """Start `amqplite serve ARGS --host 127.0.0.1 --port 0 --data-dir none`; kill it after."""
+    """Start `amqplite serve ARGS --host 127.0.0.1 --port 0 --data-dir none --no-http`
+    (without the HTTP API unless ARGS ask for it); kill it after."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "amqplite", "serve", "--host", "127.0.0.1", "--port", "0"]
         + (["--data-dir", "none"] if "--data-dir" not in args else [])
+        + (["--no-http"] if "--http-port" not in args else [])
         + list(args),
         stderr=subprocess.PIPE,
         text=True,
