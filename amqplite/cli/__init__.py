@@ -34,7 +34,7 @@ from amqplite.version import __version__
 # Modules contributing sub-commands, in the order they appear in --help.
 COMMAND_MODULES = (
     "amqplite.cli.serve",
-    "amqplite.topology.commands",
+    "amqplite.cli.topology",
     "amqplite.cli.bench",
     "amqplite.cli.listings",
     "amqplite.cli.messaging",
