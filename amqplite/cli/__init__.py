@@ -6,7 +6,7 @@ nothing of argparse.  Each module here adds its sub-commands with
 parsed ``argparse.Namespace`` and returning an exit code:
 
 - :mod:`~amqplite.cli.serve` -- ``serve`` (runs the broker through :mod:`amqplite.app`);
-- ``topology`` -- validate / plan / apply / export / import;
+- :mod:`~amqplite.cli.topology` -- ``topology validate | plan | apply | export | import``;
 - :mod:`~amqplite.cli.bench` -- ``bench`` (the load generator's own argument table);
 - :mod:`~amqplite.cli.listings` -- ``queues | exchanges | bindings | connections | route``;
 - :mod:`~amqplite.cli.access` -- ``users | vhosts | permissions | topic-permissions | limits``;
