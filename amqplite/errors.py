@@ -99,7 +99,7 @@ class ChannelError(AMQPError):
     hard = False
 
 
-class ConnectionError(AMQPError):
+class AMQPConnectionError(AMQPError):
     """A hard error: closes the whole connection (5xx, 320, 402, 530...)."""
 
     hard = True
@@ -121,33 +121,33 @@ def precondition_failed(text: str) -> ChannelError:
     return ChannelError(ReplyCode.PRECONDITION_FAILED, text)
 
 
-def not_allowed(text: str) -> ConnectionError:
-    return ConnectionError(ReplyCode.NOT_ALLOWED, text)
+def not_allowed(text: str) -> AMQPConnectionError:
+    return AMQPConnectionError(ReplyCode.NOT_ALLOWED, text)
 
 
-def command_invalid(text: str) -> ConnectionError:
-    return ConnectionError(ReplyCode.COMMAND_INVALID, text)
+def command_invalid(text: str) -> AMQPConnectionError:
+    return AMQPConnectionError(ReplyCode.COMMAND_INVALID, text)
 
 
-def frame_error(text: str) -> ConnectionError:
-    return ConnectionError(ReplyCode.FRAME_ERROR, text)
+def frame_error(text: str) -> AMQPConnectionError:
+    return AMQPConnectionError(ReplyCode.FRAME_ERROR, text)
 
 
-def syntax_error(text: str) -> ConnectionError:
-    return ConnectionError(ReplyCode.SYNTAX_ERROR, text)
+def syntax_error(text: str) -> AMQPConnectionError:
+    return AMQPConnectionError(ReplyCode.SYNTAX_ERROR, text)
 
 
-def channel_error(text: str) -> ConnectionError:
-    return ConnectionError(ReplyCode.CHANNEL_ERROR, text)
+def channel_error(text: str) -> AMQPConnectionError:
+    return AMQPConnectionError(ReplyCode.CHANNEL_ERROR, text)
 
 
-def unexpected_frame(text: str) -> ConnectionError:
-    return ConnectionError(ReplyCode.UNEXPECTED_FRAME, text)
+def unexpected_frame(text: str) -> AMQPConnectionError:
+    return AMQPConnectionError(ReplyCode.UNEXPECTED_FRAME, text)
 
 
-def not_implemented(text: str) -> ConnectionError:
-    return ConnectionError(ReplyCode.NOT_IMPLEMENTED, text)
+def not_implemented(text: str) -> AMQPConnectionError:
+    return AMQPConnectionError(ReplyCode.NOT_IMPLEMENTED, text)
 
 
-def internal_error(text: str) -> ConnectionError:
-    return ConnectionError(ReplyCode.INTERNAL_ERROR, text)
+def internal_error(text: str) -> AMQPConnectionError:
+    return AMQPConnectionError(ReplyCode.INTERNAL_ERROR, text)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from amqplite.errors import ChannelError, ConnectionError, not_allowed, precondition_failed
+from amqplite.errors import AMQPConnectionError, ChannelError, not_allowed, precondition_failed
 
 VHOST_LIMITS = ("max-connections", "max-queues")
 USER_LIMITS = ("max-connections", "max-channels")
@@ -48,23 +48,23 @@ def reached(limits: Mapping[str, int], name: str, count: int) -> int | None:
     return limit
 
 
-def vhost_connections_reached(vhost: str, user: str, limit: int) -> ConnectionError:
+def vhost_connections_reached(vhost: str, user: str, limit: int) -> AMQPConnectionError:
     return not_allowed(
         f"access to vhost '{vhost}' refused for user '{user}': connection limit ({limit}) is reached"
     )
 
 
-def user_connections_reached(user: str, limit: int) -> ConnectionError:
+def user_connections_reached(user: str, limit: int) -> AMQPConnectionError:
     return not_allowed(
         f"connection refused for user '{user}': user connection limit ({limit}) is reached"
     )
 
 
-def node_connections_reached(limit: int) -> ConnectionError:
+def node_connections_reached(limit: int) -> AMQPConnectionError:
     return not_allowed(f"connection refused: node connection limit ({limit}) is reached")
 
 
-def user_channels_reached(user: str, limit: int) -> ConnectionError:
+def user_channels_reached(user: str, limit: int) -> AMQPConnectionError:
     return not_allowed(
         f"number of channels opened for user '{user}' has reached the maximum allowed "
         f"user limit of ({limit})"

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from amqplite.client.channel import Channel
 from amqplite.client.errors import ClientError, ConnectionClosed, DeadlineReached
 from amqplite.client.url import AmqpUrl, parse_url
-from amqplite.errors import ConnectionError as ProtocolError
+from amqplite.errors import AMQPConnectionError as ProtocolError
 from amqplite.protocol import methods
 from amqplite.protocol.frames import (
     FRAME_BODY,

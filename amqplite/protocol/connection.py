@@ -41,7 +41,7 @@ The session reads the states this layer keeps (:attr:`~ServerConnection.handshak
 of keeping copies, and relies on it to pass only the events valid in them.
 
 Soft (channel) errors are the session's business; this layer raises
-:class:`amqplite.errors.ConnectionError`, plus one :class:`~amqplite.errors.ChannelError`
+:class:`amqplite.errors.AMQPConnectionError`, plus one :class:`~amqplite.errors.ChannelError`
 (406, a body over the configured ``max_message_size``, as RabbitMQ; the channel is then
 marked closing so its remaining body frames are dropped).  After one is raised, the session sends
 connection.close with it (via :meth:`send_method`) and closes the socket after close-ok or
@@ -53,7 +53,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
-from amqplite.errors import ChannelError, ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ChannelError, ReplyCode
 from amqplite.message import BasicProperties, Message
 from amqplite.protocol import events, methods
 from amqplite.protocol.events import EOF_EVENT, HEARTBEAT, PROTOCOL_HEADER, Event
@@ -156,10 +156,10 @@ class _Assembly:
         self.chunks: list[bytes] = []
 
 
-def _unexpected_frame(text: str, method: methods.Method | None = None) -> ConnectionError:
+def _unexpected_frame(text: str, method: methods.Method | None = None) -> AMQPConnectionError:
     if method is None:
-        return ConnectionError(ReplyCode.UNEXPECTED_FRAME, text)
-    return ConnectionError(ReplyCode.UNEXPECTED_FRAME, text, method.CLASS_ID, method.METHOD_ID)
+        return AMQPConnectionError(ReplyCode.UNEXPECTED_FRAME, text)
+    return AMQPConnectionError(ReplyCode.UNEXPECTED_FRAME, text, method.CLASS_ID, method.METHOD_ID)
 
 
 def _negotiate(name: str, client: int, server: int, minimum: int) -> int:
@@ -167,14 +167,14 @@ def _negotiate(name: str, client: int, server: int, minimum: int) -> int:
     if client == 0:
         return server
     if client < minimum:
-        raise ConnectionError(
+        raise AMQPConnectionError(
             ReplyCode.NOT_ALLOWED,
             f"negotiated {name} = {client} is lower than the minimum allowed value ({minimum})",
             10,
             31,
         )
     if server and client > server:
-        raise ConnectionError(
+        raise AMQPConnectionError(
             ReplyCode.NOT_ALLOWED,
             f"negotiated {name} = {client} is higher than the maximum allowed value ({server})",
             10,
@@ -270,7 +270,7 @@ class ServerConnection:
                 return out
 
     def next_event(self) -> Event | _NeedData:
-        """The next event, or :data:`NEED_DATA`; raises ConnectionError on bad input."""
+        """The next event, or :data:`NEED_DATA`; raises AMQPConnectionError on bad input."""
         buf = self._buf
         while True:
             if self._broken or self.state == CLOSED:
@@ -322,7 +322,7 @@ class ServerConnection:
     def _on_method(self, channel: int, start: int, end: int) -> Event | None:
         buf = self._buf
         if end - start < 4:
-            raise ConnectionError(ReplyCode.FRAME_ERROR, "method frame shorter than its ids")
+            raise AMQPConnectionError(ReplyCode.FRAME_ERROR, "method frame shorter than its ids")
         (key,) = _U32.unpack_from(buf, start)
         if key == _PUBLISH:
             # Publishers repeat the same exchange / routing key, and the method object is
@@ -359,15 +359,15 @@ class ServerConnection:
                     return ev
                 if key == _CHANNEL_CLOSE_OK:
                     # Only an answer to our channel.close; RabbitMQ's reply otherwise.
-                    raise ConnectionError(
+                    raise AMQPConnectionError(
                         ReplyCode.COMMAND_INVALID, "unimplemented method", 20, method.METHOD_ID
                     )
                 if key == _CHANNEL_OPEN:
-                    raise ConnectionError(
+                    raise AMQPConnectionError(
                         ReplyCode.CHANNEL_ERROR, "second 'channel.open' seen", 20, 10
                     )
                 elif method.CLASS_ID == 10:
-                    raise ConnectionError(
+                    raise AMQPConnectionError(
                         ReplyCode.COMMAND_INVALID, "unimplemented method", 10, method.METHOD_ID
                     )
                 return events.Method(channel, method)
@@ -376,13 +376,13 @@ class ServerConnection:
                 # channel 65535 opens fine under channel_max 2047 (aiormq's own tests
                 # rely on it).
                 if self.channel_max and len(self._channels) >= self.channel_max:
-                    raise ConnectionError(
+                    raise AMQPConnectionError(
                         ReplyCode.NOT_ALLOWED,
                         f"number of channels opened ({len(self._channels)}) has reached "
                         f"the negotiated channel_max ({self.channel_max})",
                     )
                 if key != _CHANNEL_OPEN:
-                    raise ConnectionError(
+                    raise AMQPConnectionError(
                         ReplyCode.CHANNEL_ERROR,
                         "expected 'channel.open'",
                         method.CLASS_ID,
@@ -404,7 +404,7 @@ class ServerConnection:
     def _decode(key: int, buf: Buffer, start: int, end: int) -> methods.Method:
         decoder = DECODERS.get(key)
         if decoder is None:
-            raise ConnectionError(
+            raise AMQPConnectionError(
                 ReplyCode.NOT_IMPLEMENTED,
                 f"unknown method class_id={key >> 16} method_id={key & 0xFFFF}",
                 key >> 16,
@@ -413,7 +413,7 @@ class ServerConnection:
         try:
             return decoder(buf, start, end)
         except DECODE_ERRORS as exc:
-            raise ConnectionError(
+            raise AMQPConnectionError(
                 ReplyCode.FRAME_ERROR,
                 f"cannot decode {methods.METHODS[key >> 16, key & 0xFFFF].NAME}: {exc}",
                 key >> 16,
@@ -449,7 +449,7 @@ class ServerConnection:
             return None
         elif state == RUNNING and key == _UPDATE_SECRET:
             return events.Method(0, method)
-        raise ConnectionError(
+        raise AMQPConnectionError(
             ReplyCode.CHANNEL_ERROR,
             f"unexpected method in connection state {state}",
             method.CLASS_ID,
@@ -552,7 +552,7 @@ class ServerConnection:
             if cstate == _CH_CLOSING:
                 return None
             if cstate is None:
-                raise ConnectionError(ReplyCode.CHANNEL_ERROR, "expected 'channel.open'")
+                raise AMQPConnectionError(ReplyCode.CHANNEL_ERROR, "expected 'channel.open'")
             raise _unexpected_frame("expected method frame, got non method frame instead")
         return asm
 
@@ -568,7 +568,7 @@ class ServerConnection:
             )
         buf = self._buf
         if end - start < 14:
-            raise ConnectionError(ReplyCode.FRAME_ERROR, "content header frame too short")
+            raise AMQPConnectionError(ReplyCode.FRAME_ERROR, "content header frame too short")
         class_id, weight, body_size = _HEADER_FIELDS.unpack_from(buf, start)
         if class_id != method.CLASS_ID or weight != 0:
             del self._assembling[channel]
@@ -580,7 +580,7 @@ class ServerConnection:
         if body_size > self.max_message_size:
             del self._assembling[channel]
             if body_size > MAX_MESSAGE_SIZE:
-                raise ConnectionError(
+                raise AMQPConnectionError(
                     ReplyCode.FRAME_ERROR,
                     f"content body size {body_size} exceeds maximum allowed size {MAX_MESSAGE_SIZE}",
                     method.CLASS_ID,
@@ -601,7 +601,7 @@ class ServerConnection:
             try:
                 properties = decode_property_list(raw, 0, len(raw))
             except DECODE_ERRORS as exc:
-                raise ConnectionError(
+                raise AMQPConnectionError(
                     ReplyCode.FRAME_ERROR,
                     f"malformed content header: {exc}",
                     method.CLASS_ID,
@@ -635,7 +635,7 @@ class ServerConnection:
             )
         size = end - start
         if size > remaining:
-            raise ConnectionError(
+            raise AMQPConnectionError(
                 ReplyCode.FRAME_ERROR,
                 "content body frame exceeds remaining content size",
                 asm.method.CLASS_ID,
@@ -656,7 +656,7 @@ class ServerConnection:
 
     def _on_heartbeat(self, channel: int, start: int, end: int) -> Event | None:
         if end != start:
-            raise ConnectionError(
+            raise AMQPConnectionError(
                 ReplyCode.FRAME_ERROR, "type 8, unknown_frame: heartbeat with payload"
             )
         if channel:

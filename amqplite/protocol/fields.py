@@ -29,7 +29,7 @@ Nesting is capped at :data:`MAX_DEPTH` levels both ways, so a hostile peer gets 
 501 FRAME_ERROR instead of exhausting the interpreter stack.  The ``_decode_*``
 functions raise plain ``ValueError``/``struct.error``/``IndexError`` on malformed input
 (the frame layer converts them once, cheaply); the public ``decode_*`` wrappers raise
-:class:`amqplite.errors.ConnectionError`.
+:class:`amqplite.errors.AMQPConnectionError`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import decimal
 import struct
 from typing import Any
 
-from amqplite.errors import ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ReplyCode
 from amqplite.message import Long
 
 MAX_DEPTH = 64
@@ -173,8 +173,8 @@ def _decode_value(buf: Buffer, offset: int, depth: int) -> tuple[Any, int]:
     raise ValueError(f"unknown field value type {kind!r}")
 
 
-def _malformed(exc: Exception) -> ConnectionError:
-    return ConnectionError(ReplyCode.FRAME_ERROR, f"malformed field table: {exc}")
+def _malformed(exc: Exception) -> AMQPConnectionError:
+    return AMQPConnectionError(ReplyCode.FRAME_ERROR, f"malformed field table: {exc}")
 
 
 #: Exceptions the raw decoders raise on malformed input.  RecursionError is not among

@@ -15,7 +15,7 @@ import struct
 
 import attrs
 
-from amqplite.errors import ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ReplyCode
 from amqplite.message import BasicProperties, Message
 from amqplite.protocol.fields import Buffer
 from amqplite.protocol.methods import Method
@@ -88,7 +88,7 @@ def decode_frame(buf: Buffer, offset: int = 0, frame_max: int = 0) -> tuple[Fram
 def check_frame_head(ftype: int, size: int, frame_max: int) -> None:
     if frame_max and size > frame_max:
         # RabbitMQ's text; it quotes no payload since it never reads it.
-        raise ConnectionError(
+        raise AMQPConnectionError(
             ReplyCode.FRAME_ERROR,
             f"type {ftype}, all octets = <<>>: "
             f"{{frame_too_large,{size},{frame_max - FRAME_OVERHEAD}}}",
@@ -97,8 +97,8 @@ def check_frame_head(ftype: int, size: int, frame_max: int) -> None:
         raise unknown_frame(ftype, b"")
 
 
-def unknown_frame(ftype: int, payload: Buffer) -> ConnectionError:
-    return ConnectionError(
+def unknown_frame(ftype: int, payload: Buffer) -> AMQPConnectionError:
+    return AMQPConnectionError(
         ReplyCode.FRAME_ERROR, f"type {ftype}, {payload_snippet(payload)}: unknown_frame"
     )
 
@@ -115,8 +115,8 @@ def payload_snippet(payload: Buffer) -> str:
     return f"{which} octets = <<{','.join(map(str, data))}>>"
 
 
-def bad_frame_end(octet: int) -> ConnectionError:
-    return ConnectionError(
+def bad_frame_end(octet: int) -> AMQPConnectionError:
+    return AMQPConnectionError(
         ReplyCode.FRAME_ERROR, f"bad frame end octet {octet:#04x}, expected 0xce"
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 
-from amqplite.errors import ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ReplyCode
 from amqplite.message import EMPTY_PROPERTIES, BasicProperties, Long, Message
 from amqplite.protocol.fields import DECODE_ERRORS, Buffer, _decode_table, encode_table
 
@@ -123,7 +123,9 @@ def decode_properties(buf: Buffer, offset: int = 0, end: int | None = None) -> B
     try:
         return decode_property_list(buf, offset, len(buf) if end is None else end)
     except DECODE_ERRORS as exc:
-        raise ConnectionError(ReplyCode.FRAME_ERROR, f"malformed content header: {exc}") from None
+        raise AMQPConnectionError(
+            ReplyCode.FRAME_ERROR, f"malformed content header: {exc}"
+        ) from None
 
 
 def _put_shortstr(parts: list[bytes], name: str, value: str) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from broker_helpers import World, publish
 
-from amqplite.errors import ChannelError, ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ChannelError, ReplyCode
 
 
 def setup(world: World, n: int, *, prefetch: int = 0) -> None:
@@ -112,7 +112,7 @@ def test_recover_requeues_everything_unacked(world: World) -> None:
     world.sink.take()
     world.ch.recover()
     assert [(d[5].body, d[2]) for d in world.sink.take()] == [(b"m0", True), (b"m1", True)]
-    with pytest.raises(ConnectionError):
+    with pytest.raises(AMQPConnectionError):
         world.ch.recover(requeue=False)
 
 

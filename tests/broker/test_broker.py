@@ -6,12 +6,12 @@ import pytest
 from broker_helpers import RecordingSink, World, publish
 
 from amqplite.broker import Broker, ConnectionInfo, FakeClock
-from amqplite.errors import ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ReplyCode
 
 
 def test_missing_vhost_is_not_allowed() -> None:
     broker = Broker(clock=FakeClock())
-    with pytest.raises(ConnectionError) as exc:
+    with pytest.raises(AMQPConnectionError) as exc:
         broker.get_vhost("/")
     assert exc.value.reply_code == ReplyCode.NOT_ALLOWED
     assert broker.add_vhost("/") is broker.add_vhost("/")
@@ -26,7 +26,7 @@ def test_connections_are_registered_until_closed() -> None:
     assert broker.connections == {conn.id: conn}
     assert (conn.info.name, conn.connected_at) == ("a -> b", 100.0)
     conn.open_channel(1, RecordingSink())
-    with pytest.raises(ConnectionError) as exc:
+    with pytest.raises(AMQPConnectionError) as exc:
         conn.open_channel(1, RecordingSink())
     assert exc.value.reply_code == ReplyCode.CHANNEL_ERROR
     conn.close()

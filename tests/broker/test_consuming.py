@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from broker_helpers import RecordingSink, World, publish
 
-from amqplite.errors import ChannelError, ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ChannelError, ReplyCode
 
 
 def fill(world: World, queue: str, n: int) -> None:
@@ -59,7 +59,7 @@ def test_higher_priority_consumers_come_first_while_they_have_credit(world: Worl
 def test_reusing_a_consumer_tag_on_the_channel_is_a_connection_error(world: World) -> None:
     world.ch.declare_queue("q")
     world.ch.consume("q", "c")
-    with pytest.raises(ConnectionError) as exc:
+    with pytest.raises(AMQPConnectionError) as exc:
         world.ch.consume("q", "c")
     assert exc.value.reply_code == ReplyCode.NOT_ALLOWED
 
@@ -140,7 +140,7 @@ def test_raising_prefetch_with_qos_dispatches_waiting_messages(world: World) -> 
 
 
 def test_prefetch_size_is_not_implemented(world: World) -> None:
-    with pytest.raises(ConnectionError) as exc:
+    with pytest.raises(AMQPConnectionError) as exc:
         world.ch.qos(1, prefetch_size=100)
     assert exc.value.reply_code == ReplyCode.NOT_IMPLEMENTED
 

@@ -8,10 +8,12 @@ from collections.abc import Callable
 import pytest
 from broker_helpers import World, publish
 
-from amqplite.errors import ChannelError, ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ChannelError, ReplyCode
 
 
-def code(exc: pytest.ExceptionInfo[ChannelError] | pytest.ExceptionInfo[ConnectionError]) -> int:
+def code(
+    exc: pytest.ExceptionInfo[ChannelError] | pytest.ExceptionInfo[AMQPConnectionError],
+) -> int:
     return exc.value.reply_code
 
 
@@ -113,7 +115,7 @@ def test_redeclaring_exchange_with_other_alternate_exchange_is_inequivalent(worl
 
 
 def test_unknown_exchange_type_is_a_connection_error(world: World) -> None:
-    with pytest.raises(ConnectionError) as exc:
+    with pytest.raises(AMQPConnectionError) as exc:
         world.ch.declare_exchange("x", "nonsense")
     assert code(exc) == ReplyCode.COMMAND_INVALID
 

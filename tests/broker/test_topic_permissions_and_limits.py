@@ -11,7 +11,7 @@ from broker_helpers import RecordingSink, msg
 
 from amqplite.broker import Broker, FakeClock, hash_password
 from amqplite.broker.permissions import Permission, TopicPermission
-from amqplite.errors import AMQPError, ChannelError, ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, AMQPError, ChannelError, ReplyCode
 
 
 def make_broker(*users: str) -> Broker:
@@ -130,7 +130,7 @@ def test_user_connection_and_channel_limits() -> None:
     broker.open_connection("/", "eve")  # other users are not affected
     first.open_channel(1, RecordingSink())
     second.open_channel(1, RecordingSink())  # channels count across connections
-    with pytest.raises(ConnectionError) as exc:
+    with pytest.raises(AMQPConnectionError) as exc:
         second.open_channel(2, RecordingSink())
     assert exc.value.reply_code == ReplyCode.NOT_ALLOWED
     assert exc.value.text == (

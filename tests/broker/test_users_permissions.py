@@ -11,7 +11,7 @@ from broker_helpers import RecordingSink, msg
 
 from amqplite.broker import Broker, Channel, FakeClock, UserDB, hash_password, verify_password
 from amqplite.broker.passwords import hash_scrypt
-from amqplite.errors import ChannelError, ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ChannelError, ReplyCode
 
 FAST = {"n": 2**4}  # cheap scrypt parameters: the tests check behaviour, not cost
 
@@ -73,10 +73,10 @@ def broker_with(configure: str, write: str, read: str) -> Broker:
 def test_connection_needs_permissions_on_the_vhost() -> None:
     broker = broker_with(".*", ".*", ".*")
     broker.users.add_user("eve", hash_password("pw"))
-    with pytest.raises(ConnectionError) as exc:
+    with pytest.raises(AMQPConnectionError) as exc:
         broker.open_connection("/", "eve")
     assert exc.value.reply_code == ReplyCode.NOT_ALLOWED
-    with pytest.raises(ConnectionError):
+    with pytest.raises(AMQPConnectionError):
         broker.open_connection("/nope", "bob")
     broker.open_connection("/", "bob")
 

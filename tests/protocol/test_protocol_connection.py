@@ -16,7 +16,7 @@ from _protocol_helpers import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amqplite.errors import AMQPError, ChannelError, ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, AMQPError, ChannelError, ReplyCode
 from amqplite.message import BasicProperties, Message
 from amqplite.protocol import (
     FRAME_BODY,
@@ -504,7 +504,7 @@ def test_mutated_valid_streams_raise_only_amqp_errors(
     proto.receive_data(bytes(data))
     try:
         drain(proto)
-    except ConnectionError:
+    except AMQPConnectionError:
         pass
     except ChannelError as exc:  # only the configured body-size limit is soft
         assert exc.reply_code == ReplyCode.PRECONDITION_FAILED

@@ -11,7 +11,7 @@ import pytest
 from _protocol_helpers import field_tables, field_values
 from hypothesis import given, settings
 
-from amqplite.errors import ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ReplyCode
 from amqplite.protocol import MAX_DEPTH, decode_array, decode_table, encode_array, encode_table
 
 
@@ -134,10 +134,10 @@ def test_nesting_up_to_the_cap_decodes() -> None:
 
 
 def test_nesting_beyond_the_cap_is_a_frame_error_not_a_recursion_error() -> None:
-    with pytest.raises(ConnectionError) as info:
+    with pytest.raises(AMQPConnectionError) as info:
         decode_table(_nested_tables(MAX_DEPTH + 1))
     assert info.value.reply_code == ReplyCode.FRAME_ERROR
-    with pytest.raises(ConnectionError):
+    with pytest.raises(AMQPConnectionError):
         decode_table(_nested_tables(3000))
 
 
@@ -145,7 +145,7 @@ def test_deeply_nested_arrays_hit_the_same_cap() -> None:
     inner = struct.pack(">I", 0)
     for _ in range(3000):
         inner = struct.pack(">I", len(inner) + 1) + b"A" + inner
-    with pytest.raises(ConnectionError):
+    with pytest.raises(AMQPConnectionError):
         decode_array(inner)
 
 
@@ -166,7 +166,7 @@ def test_encoding_a_cyclic_table_is_a_value_error() -> None:
     ],
 )
 def test_malformed_tables_are_frame_errors(data: bytes) -> None:
-    with pytest.raises(ConnectionError) as info:
+    with pytest.raises(AMQPConnectionError) as info:
         decode_table(data)
     assert info.value.reply_code == ReplyCode.FRAME_ERROR
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from amqplite.errors import ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ReplyCode
 from amqplite.message import BasicProperties, Message
 from amqplite.protocol import (
     FRAME_BODY,
@@ -49,21 +49,21 @@ def test_every_proper_prefix_of_a_frame_needs_more_data() -> None:
 def test_bad_frame_end_is_a_frame_error() -> None:
     frame = bytearray(HEARTBEAT_FRAME)
     frame[-1] = 0
-    with pytest.raises(ConnectionError) as info:
+    with pytest.raises(AMQPConnectionError) as info:
         decode_frame(frame)
     assert info.value.reply_code == ReplyCode.FRAME_ERROR
 
 
 def test_frame_larger_than_frame_max_is_refused_from_its_header_alone() -> None:
     head = encode_frame(FRAME_BODY, 1, b"x" * 5000)[:7]
-    with pytest.raises(ConnectionError) as info:
+    with pytest.raises(AMQPConnectionError) as info:
         decode_frame(head, 0, frame_max=4096)
     assert info.value.reply_code == ReplyCode.FRAME_ERROR
     assert "frame_too_large" in info.value.reply_text
 
 
 def test_unknown_frame_type_is_a_frame_error() -> None:
-    with pytest.raises(ConnectionError) as info:
+    with pytest.raises(AMQPConnectionError) as info:
         decode_frame(encode_frame(4, 0, b""))
     assert info.value.reply_code == ReplyCode.FRAME_ERROR
 

@@ -11,7 +11,7 @@ from _protocol_helpers import method_instances, pika_tables
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amqplite.errors import ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ReplyCode
 from amqplite.protocol import decode_frame, encode_method_frame, methods
 from amqplite.protocol._generate import generate
 
@@ -135,4 +135,4 @@ def test_methods_are_frozen_values() -> None:
     assert ack == methods.BasicAck(3, False)
     with pytest.raises(AttributeError):
         ack.delivery_tag = 4  # type: ignore[misc]
-    assert isinstance(ConnectionError(ReplyCode.FRAME_ERROR, "x"), Exception)
+    assert isinstance(AMQPConnectionError(ReplyCode.FRAME_ERROR, "x"), Exception)

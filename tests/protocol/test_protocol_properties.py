@@ -6,7 +6,7 @@ import pytest
 from _protocol_helpers import basic_properties
 from hypothesis import given, settings
 
-from amqplite.errors import ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ReplyCode
 from amqplite.message import EMPTY_PROPERTIES, BasicProperties, Message
 from amqplite.protocol import decode_properties, encode_deliver, encode_properties
 
@@ -31,14 +31,14 @@ def test_continuation_flag_words_without_properties_are_accepted() -> None:
 
 
 def test_properties_beyond_the_basic_class_are_a_frame_error() -> None:
-    with pytest.raises(ConnectionError) as info:
+    with pytest.raises(AMQPConnectionError) as info:
         decode_properties(b"\x00\x01\x80\x00")
     assert info.value.reply_code == ReplyCode.FRAME_ERROR
 
 
 @pytest.mark.parametrize("raw", [b"\x80\x00\x05ab", b"\x10\x00", b"\x00\x00\x00", b"\x00"])
 def test_truncated_or_padded_properties_are_frame_errors(raw: bytes) -> None:
-    with pytest.raises(ConnectionError):
+    with pytest.raises(AMQPConnectionError):
         decode_properties(raw)
 
 

@@ -11,7 +11,7 @@ import pytest
 from sinks import RecordingSink
 
 from amqplite.broker import Broker, Channel, FakeClock
-from amqplite.errors import ChannelError, ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ChannelError, ReplyCode
 from amqplite.message import BasicProperties, Long, Message
 from amqplite.store import FileStore
 
@@ -244,19 +244,19 @@ def test_consumer_needs_prefetch_and_manual_acks(node: Node) -> None:
         "consumer prefetch count is not set for 'queue 's' in vhost '/''",
     )
     ch, _ = node.channel()
-    with pytest.raises(ConnectionError) as cexc:
+    with pytest.raises(AMQPConnectionError) as cexc:
         ch.consume("s", "c", no_ack=True)
     assert reply(cexc) == (
         ReplyCode.NOT_IMPLEMENTED,
         "automatic acknowledgement not supported by stream queues queue 's' in vhost '/'",
     )
-    with pytest.raises(ConnectionError) as cexc:
+    with pytest.raises(AMQPConnectionError) as cexc:
         ch.get("s")
     assert reply(cexc) == (
         ReplyCode.NOT_IMPLEMENTED,
         "basic.get not supported by stream queues queue 's' in vhost '/'",
     )
-    with pytest.raises(ConnectionError) as cexc:
+    with pytest.raises(AMQPConnectionError) as cexc:
         ch.purge_queue("s")
     assert reply(cexc) == (
         ReplyCode.NOT_IMPLEMENTED,

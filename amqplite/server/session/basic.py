@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from amqplite.broker.results import TX_BUFFERED
-from amqplite.errors import ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ReplyCode
 from amqplite.message import Message
 from amqplite.protocol import methods as m
 from amqplite.server.session import reply_to
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 def publish(session: Session, ch: SessionChannel, event: events.Content) -> None:
     method: m.BasicPublish = event.method  # type: ignore[assignment]
     if method.immediate:
-        raise ConnectionError(
+        raise AMQPConnectionError(
             ReplyCode.NOT_IMPLEMENTED, "immediate=true", method.CLASS_ID, method.METHOD_ID
         )
     session.publishing = True

@@ -17,7 +17,7 @@ confirms to send.  The broker channel owns the channel's modes (confirm, tx).
 
 Error model (RabbitMQ's): a :class:`~amqplite.errors.ChannelError` closes the channel
 (the protocol then drops its frames until channel.close-ok); a
-:class:`~amqplite.errors.ConnectionError` closes the connection; anything else is a bug,
+:class:`~amqplite.errors.AMQPConnectionError` closes the connection; anything else is a bug,
 logged and answered with 541 INTERNAL_ERROR, and never escapes to other connections.
 """
 
@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from amqplite.errors import AMQPError, ChannelError, ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, AMQPError, ChannelError, ReplyCode
 from amqplite.protocol import NEED_DATA, ServerConnection, events
 from amqplite.protocol import methods as m
 from amqplite.protocol.frames import HEARTBEAT_FRAME
@@ -142,7 +142,7 @@ class Session:
             return
         try:
             self.proto.receive_data(data)
-        except ConnectionError as exc:
+        except AMQPConnectionError as exc:
             self._protocol_failure(exc)
             return
         self._process_events()
@@ -152,7 +152,7 @@ class Session:
         while not self.finished and self.auth_pending is None:
             try:
                 event = proto.next_event()
-            except ConnectionError as exc:
+            except AMQPConnectionError as exc:
                 self._protocol_failure(exc)
                 return
             except ChannelError as exc:
@@ -162,18 +162,20 @@ class Session:
                 continue
             except Exception:
                 log.exception("connection %s: protocol failure", self.name)
-                self._protocol_failure(ConnectionError(ReplyCode.INTERNAL_ERROR, "INTERNAL_ERROR"))
+                self._protocol_failure(
+                    AMQPConnectionError(ReplyCode.INTERNAL_ERROR, "INTERNAL_ERROR")
+                )
                 return
             if event is NEED_DATA:
                 return
             try:
                 self._handle_event(event)
-            except ConnectionError as exc:
+            except AMQPConnectionError as exc:
                 self._close_connection(exc, getattr(event, "method", None))
             except Exception:
                 log.exception("connection %s: error handling %r", self.name, event)
                 self._close_connection(
-                    ConnectionError(ReplyCode.INTERNAL_ERROR, "INTERNAL_ERROR"), None
+                    AMQPConnectionError(ReplyCode.INTERNAL_ERROR, "INTERNAL_ERROR"), None
                 )
 
     async def check_login(self) -> None:
@@ -229,7 +231,7 @@ class Session:
             # Nobody is logged in yet: just hang up.
             self.finished = True
             return
-        self._close_connection(ConnectionError(reply_code, reply_text), None)
+        self._close_connection(AMQPConnectionError(reply_code, reply_text), None)
 
     def notify_blocked(self, reason: str | None) -> None:
         # Remembered so a client that logs in during the alarm hears of it after open-ok.
@@ -288,7 +290,7 @@ class Session:
 
     # -- errors -------------------------------------------------------------------------
 
-    def _protocol_failure(self, exc: ConnectionError) -> None:
+    def _protocol_failure(self, exc: AMQPConnectionError) -> None:
         """The protocol layer refused the input: connection.close with its code.
 
         After a framing error (501) the byte stream is out of sync and no close-ok could
@@ -328,7 +330,7 @@ class Session:
             handler = CHANNEL_METHODS.get(type(method))
             if handler is None:
                 # A server-to-client method (get-ok, commit-ok...): RabbitMQ's wording.
-                raise ConnectionError(
+                raise AMQPConnectionError(
                     ReplyCode.COMMAND_INVALID,
                     "unimplemented method",
                     method.CLASS_ID,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from amqplite.errors import ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, ReplyCode
 from amqplite.protocol import methods as m
 from amqplite.server.session import basic, handshake, modes, topology
 
@@ -30,7 +30,7 @@ def channel_close(session: Session, ch: SessionChannel, method: m.ChannelClose) 
 def channel_flow(session: Session, ch: SessionChannel, method: m.ChannelFlow) -> None:
     if not method.active:
         # RabbitMQ does not let clients stop deliveries with channel.flow.
-        raise ConnectionError(
+        raise AMQPConnectionError(
             ReplyCode.NOT_IMPLEMENTED, "active=false", method.CLASS_ID, method.METHOD_ID
         )
     ch.broker.flow(method.active)

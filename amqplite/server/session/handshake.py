@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from amqplite.broker.broker import ConnectionInfo
-from amqplite.errors import AMQPError, ConnectionError, ReplyCode
+from amqplite.errors import AMQPConnectionError, AMQPError, ReplyCode
 from amqplite.protocol import methods as m
 from amqplite.server.session import sasl
 from amqplite.version import __version__
@@ -56,8 +56,8 @@ def start_method() -> m.ConnectionStart:
     return m.ConnectionStart(0, 9, SERVER_PROPERTIES, sasl.MECHANISMS, b"en_US")
 
 
-def login_refused(mechanism: str) -> ConnectionError:
-    return ConnectionError(
+def login_refused(mechanism: str) -> AMQPConnectionError:
+    return AMQPConnectionError(
         ReplyCode.ACCESS_REFUSED,
         LOGIN_REFUSED.format(mechanism),
         m.ConnectionStartOk.CLASS_ID,
@@ -74,7 +74,7 @@ def start_ok(session: Session, method: m.ConnectionStartOk) -> None:
     try:
         credentials = sasl.parse_response(mechanism, method.response)
     except ValueError:
-        raise ConnectionError(
+        raise AMQPConnectionError(
             ReplyCode.ACCESS_REFUSED,
             f"unsupported authentication mechanism '{mechanism}'",
             method.CLASS_ID,
@@ -102,7 +102,7 @@ def open_(session: Session, method: m.ConnectionOpen) -> None:
             vhost=vhost, user=session.user, info=info
         )
     except AMQPError as exc:
-        raise ConnectionError(
+        raise AMQPConnectionError(
             ReplyCode.NOT_ALLOWED, exc.text, method.CLASS_ID, method.METHOD_ID
         ) from None
     # The broker ends the connection itself when its user or vhost is deleted.
