@@ -316,7 +316,14 @@ def test_deleting_a_vhost_closes_its_connections(target: Target) -> None:
     def use() -> None:
         wait_for_close(conn)
 
-    assert closed_with(use) == (320, f"CONNECTION_FORCED - vhost '{vhost}' is deleted")
+    code, text = closed_with(use)
+    # RabbitMQ 3.10 races its own vhost teardown: the close says "is deleted" or, when the
+    # vhost supervisor stops first, "is down". amqplite always says "is deleted".
+    allowed = {f"CONNECTION_FORCED - vhost '{vhost}' is deleted"}
+    if target.api == RABBITMQ_API:
+        allowed.add(f"CONNECTION_FORCED - vhost '{vhost}' is down")
+    assert code == 320
+    assert text in allowed
     assert target.call("DELETE", f"/vhosts/{quote(vhost, safe='')}")[0] == 404
 
 
