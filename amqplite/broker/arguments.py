@@ -112,24 +112,25 @@ def _typed(value: Any) -> str:
     return f"the value '{_describe(value)}' of type '{wire_type(value)}'"
 
 
-def _invalid(arg: str, queue: str, vhost: str, detail: str) -> Exception:
+def invalid_arg(arg: str, queue: str, vhost: str, detail: str) -> Exception:
+    """RabbitMQ's 406 for a bad queue argument (classic and stream queues alike)."""
     return precondition_failed(
         f"invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}': {detail}"
     )
 
 
-def _int_arg(
+def int_arg(
     args: FieldTable, arg: str, queue: str, vhost: str, *, positive: bool = False
 ) -> int | None:
     if arg not in args:
         return None
     value = args[arg]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid(arg, queue, vhost, f'"expected integer, got {wire_type(value)}"')
+        raise invalid_arg(arg, queue, vhost, f'"expected integer, got {wire_type(value)}"')
     if value < 0:
-        raise _invalid(arg, queue, vhost, f"{{value_negative,{value}}}")
+        raise invalid_arg(arg, queue, vhost, f"{{value_negative,{value}}}")
     if positive and value == 0:
-        raise _invalid(arg, queue, vhost, "{value_zero,0}")
+        raise invalid_arg(arg, queue, vhost, "{value_zero,0}")
     return value
 
 
@@ -140,7 +141,7 @@ def _str_arg(args: FieldTable, arg: str, queue: str, vhost: str) -> str | None:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if not isinstance(value, str):
-        raise _invalid(arg, queue, vhost, f"{{unacceptable_type,{wire_type(value)}}}")
+        raise invalid_arg(arg, queue, vhost, f"{{unacceptable_type,{wire_type(value)}}}")
     return value
 
 
@@ -148,30 +149,34 @@ def parse_queue_args(args: FieldTable, queue: str, vhost: str) -> QueueArgs:
     """Validate ``args`` for queue ``queue``; 406 naming the first bad argument."""
     if not args:
         return QueueArgs()
-    message_ttl = _int_arg(args, "x-message-ttl", queue, vhost)
-    expires = _int_arg(args, "x-expires", queue, vhost, positive=True)
-    max_length = _int_arg(args, "x-max-length", queue, vhost)
-    max_length_bytes = _int_arg(args, "x-max-length-bytes", queue, vhost)
-    max_priority = _int_arg(args, "x-max-priority", queue, vhost)
+    message_ttl = int_arg(args, "x-message-ttl", queue, vhost)
+    expires = int_arg(args, "x-expires", queue, vhost, positive=True)
+    max_length = int_arg(args, "x-max-length", queue, vhost)
+    max_length_bytes = int_arg(args, "x-max-length-bytes", queue, vhost)
+    max_priority = int_arg(args, "x-max-priority", queue, vhost)
     if max_priority is not None and max_priority > MAX_PRIORITY_LIMIT:
-        raise _invalid("x-max-priority", queue, vhost, f"{{max_value_exceeded,{max_priority}}}")
-    delivery_limit = _int_arg(args, "x-delivery-limit", queue, vhost)
-    consumer_timeout = _int_arg(args, "x-consumer-timeout", queue, vhost, positive=True)
+        raise invalid_arg("x-max-priority", queue, vhost, f"{{max_value_exceeded,{max_priority}}}")
+    delivery_limit = int_arg(args, "x-delivery-limit", queue, vhost)
+    consumer_timeout = int_arg(args, "x-consumer-timeout", queue, vhost, positive=True)
     overflow = _str_arg(args, "x-overflow", queue, vhost) or "drop-head"
     if overflow not in OVERFLOW_MODES:
-        raise _invalid("x-overflow", queue, vhost, "invalid_overflow")
+        raise invalid_arg("x-overflow", queue, vhost, "invalid_overflow")
     dlx = _str_arg(args, "x-dead-letter-exchange", queue, vhost)
     dlrk = _str_arg(args, "x-dead-letter-routing-key", queue, vhost)
     if dlrk is not None and dlx is None:
-        raise _invalid("x-dead-letter-routing-key", queue, vhost, "routing_key_but_no_dlx_defined")
+        raise invalid_arg(
+            "x-dead-letter-routing-key", queue, vhost, "routing_key_but_no_dlx_defined"
+        )
     sac = args.get("x-single-active-consumer", False)
     if not isinstance(sac, bool):
-        raise _invalid(
+        raise invalid_arg(
             "x-single-active-consumer", queue, vhost, f"{{unacceptable_type,{_type_name(sac)}}}"
         )
     queue_type = _str_arg(args, "x-queue-type", queue, vhost) or "classic"
     if queue_type not in QUEUE_TYPES:
-        raise _invalid("x-queue-type", queue, vhost, f"\"unsupported queue type '{queue_type}'\"")
+        raise invalid_arg(
+            "x-queue-type", queue, vhost, f"\"unsupported queue type '{queue_type}'\""
+        )
     # x-delivery-limit is deliberately allowed on classic queues too (an amqplite
     # extension; RabbitMQ 3.10 refuses it there).
     for arg in CLASSIC_ONLY_ARGS if queue_type == "quorum" else QUORUM_ONLY_ARGS:
@@ -180,14 +185,14 @@ def parse_queue_args(args: FieldTable, queue: str, vhost: str) -> QueueArgs:
                 f"invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}' "
                 f"of queue type rabbit_{queue_type}_queue"
             )
-    version = _int_arg(args, "x-queue-version", queue, vhost)
+    version = int_arg(args, "x-queue-version", queue, vhost)
     if version is not None and version not in (1, 2):
-        raise _invalid(
+        raise invalid_arg(
             "x-queue-version", queue, vhost, f"\"unsupported queue version '{version}'\""
         )
     mode = _str_arg(args, "x-queue-mode", queue, vhost)
     if mode is not None and mode not in ("default", "lazy"):
-        raise _invalid("x-queue-mode", queue, vhost, f"\"unsupported queue mode '{mode}'\"")
+        raise invalid_arg("x-queue-mode", queue, vhost, f"\"unsupported queue mode '{mode}'\"")
     return QueueArgs(
         lazy=mode == "lazy",
         message_ttl=message_ttl,

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from amqplite.broker.arguments import wire_type
+from amqplite.broker.arguments import int_arg, invalid_arg, wire_type
 from amqplite.errors import precondition_failed
 from amqplite.message import FieldTable
 from amqplite.store.streamlog import DEFAULT_SEGMENT_BYTES
@@ -90,27 +90,6 @@ def parse_interval(text: str) -> float | None:
     return float(seconds) if seconds > 0 else None
 
 
-def _invalid(arg: str, queue: str, vhost: str, detail: str) -> Exception:
-    return precondition_failed(
-        f"invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}': {detail}"
-    )
-
-
-def _int(
-    args: FieldTable, arg: str, queue: str, vhost: str, *, positive: bool = False
-) -> int | None:
-    if arg not in args:
-        return None
-    value = args[arg]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid(arg, queue, vhost, f'"expected integer, got {wire_type(value)}"')
-    if value < 0:
-        raise _invalid(arg, queue, vhost, f"{{value_negative,{value}}}")
-    if positive and value == 0:
-        raise _invalid(arg, queue, vhost, "{value_zero,0}")
-    return value
-
-
 def parse_stream_args(
     args: FieldTable, queue: str, vhost: str, *, durable: bool, exclusive: bool, auto_delete: bool
 ) -> StreamArgs:
@@ -120,13 +99,13 @@ def parse_stream_args(
         raw = args["x-max-age"]
         if not isinstance(raw, str):
             kind = "binary" if isinstance(raw, bytes) else wire_type(raw)
-            raise _invalid("x-max-age", queue, vhost, f"{{unacceptable_type,{kind}}}")
+            raise invalid_arg("x-max-age", queue, vhost, f"{{unacceptable_type,{kind}}}")
         max_age = parse_interval(raw)
         if max_age is None:
-            raise _invalid("x-max-age", queue, vhost, "invalid_max_age")
-    max_bytes = _int(args, "x-max-length-bytes", queue, vhost)
-    segment = _int(args, "x-stream-max-segment-size-bytes", queue, vhost)
-    cluster = _int(args, "x-initial-cluster-size", queue, vhost, positive=True)
+            raise invalid_arg("x-max-age", queue, vhost, "invalid_max_age")
+    max_bytes = int_arg(args, "x-max-length-bytes", queue, vhost)
+    segment = int_arg(args, "x-stream-max-segment-size-bytes", queue, vhost)
+    cluster = int_arg(args, "x-initial-cluster-size", queue, vhost, positive=True)
     for arg in NOT_FOR_STREAMS:
         if arg in args:
             raise precondition_failed(
@@ -183,7 +162,7 @@ def _offset_error(queue: str, vhost: str, value: Any) -> Exception:
         shown = "{bool,true}" if value else "{bool,false}"
     else:
         shown = f"{{{wire_type(value)},{value!r}}}"
-    return _invalid("x-stream-offset", queue, vhost, f"{{invalid_stream_offset_arg,{shown}}}")
+    return invalid_arg("x-stream-offset", queue, vhost, f"{{invalid_stream_offset_arg,{shown}}}")
 
 
 def parse_start(value: Any, now: float, queue: str, vhost: str) -> StreamStart:
@@ -224,7 +203,7 @@ def _filters(value: Any, queue: str, vhost: str) -> frozenset[str]:
         if isinstance(item, bytes):
             item = item.decode("utf-8", "replace")
         if not isinstance(item, str):
-            raise _invalid(
+            raise invalid_arg(
                 "x-stream-filter", queue, vhost, f"{{unacceptable_type,{wire_type(item)}}}"
             )
         out.add(item)
@@ -244,7 +223,7 @@ def parse_consumer_args(args: FieldTable, now: float, queue: str, vhost: str) ->
         filters = _filters(args["x-stream-filter"], queue, vhost)
     unfiltered = args.get("x-stream-match-unfiltered", False)
     if not isinstance(unfiltered, bool):
-        raise _invalid(
+        raise invalid_arg(
             "x-stream-match-unfiltered",
             queue,
             vhost,
@@ -256,7 +235,7 @@ def parse_consumer_args(args: FieldTable, now: float, queue: str, vhost: str) ->
     if key is not None and (
         not isinstance(key, str) or not key or len(key.encode()) > TRACKING_KEY_MAX
     ):
-        raise _invalid(
+        raise invalid_arg(
             "x-stream-tracking-key",
             queue,
             vhost,
