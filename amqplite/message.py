@@ -99,3 +99,11 @@ class Message:
     def size(self) -> int:
         """Body size in bytes: what ``x-max-length-bytes`` counts, as in RabbitMQ."""
         return len(self.body)
+
+
+def with_stream_offset(props: BasicProperties, offset: int) -> BasicProperties:
+    """``props`` plus the ``x-stream-offset`` header a stream delivery carries (a long, as
+    RabbitMQ sends it); shared by the core's decoded view and the protocol's wire splice."""
+    headers = dict(props.headers) if props.headers else {}
+    headers["x-stream-offset"] = Long(offset)
+    return attrs.evolve(props, headers=headers)

@@ -35,7 +35,7 @@ import attrs
 from amqplite.broker.queue import QueueStats
 from amqplite.broker.stream_args import ConsumerSpec, StreamArgs, parse_consumer_args
 from amqplite.errors import not_implemented, precondition_failed
-from amqplite.message import BasicProperties, FieldTable, Long, Message
+from amqplite.message import BasicProperties, FieldTable, Message, with_stream_offset
 from amqplite.store import StoreWriteError
 from amqplite.store.streamchunks import filter_value
 from amqplite.store.streamlog import MemoryStreamLog, StreamLog, StreamRecord
@@ -267,7 +267,7 @@ class StreamQueue:
             stored = Message(
                 message.exchange,
                 message.routing_key,
-                with_offset_header(message.properties, offset),
+                with_stream_offset(message.properties, offset),
                 message.body,
             )
         try:
@@ -494,28 +494,6 @@ class StreamWire(Protocol):
     def with_offset(self, message: Message, offset: int) -> bytes: ...
 
     def decode(self, raw: bytes) -> BasicProperties: ...
-
-
-def with_offset_header(props: BasicProperties, offset: int) -> BasicProperties:
-    """``props`` plus the ``x-stream-offset`` header (the core's way, without the wire)."""
-    headers = dict(props.headers) if props.headers else {}
-    headers["x-stream-offset"] = Long(offset)
-    return BasicProperties(
-        props.content_type,
-        props.content_encoding,
-        headers,
-        props.delivery_mode,
-        props.priority,
-        props.correlation_id,
-        props.reply_to,
-        props.expiration,
-        props.message_id,
-        props.timestamp,
-        props.type,
-        props.user_id,
-        props.app_id,
-        props.cluster_id,
-    )
 
 
 def is_stream_declaration(arguments: FieldTable) -> bool:

@@ -12,7 +12,12 @@ from __future__ import annotations
 import struct
 
 from amqplite.errors import AMQPConnectionError, ReplyCode
-from amqplite.message import EMPTY_PROPERTIES, BasicProperties, Long, Message
+from amqplite.message import (
+    EMPTY_PROPERTIES,
+    BasicProperties,
+    Message,
+    with_stream_offset,
+)
 from amqplite.protocol.fields import DECODE_ERRORS, Buffer, _decode_table, encode_table
 
 _U16 = struct.Struct(">H")
@@ -210,27 +215,7 @@ class StreamWire:
         if flags & _CONTINUATION or (
             flags & HEADERS and "x-stream-offset" in (message.properties.headers or {})
         ):
-            headers = dict(message.properties.headers or {})
-            headers["x-stream-offset"] = Long(offset)
-            props = message.properties
-            return encode_properties(
-                BasicProperties(
-                    props.content_type,
-                    props.content_encoding,
-                    headers,
-                    props.delivery_mode,
-                    props.priority,
-                    props.correlation_id,
-                    props.reply_to,
-                    props.expiration,
-                    props.message_id,
-                    props.timestamp,
-                    props.type,
-                    props.user_id,
-                    props.app_id,
-                    props.cluster_id,
-                )
-            )
+            return encode_properties(with_stream_offset(message.properties, offset))
         pos = 2
         if flags & CONTENT_TYPE:
             pos += 1 + raw[pos]
