@@ -21,6 +21,7 @@ from amqplite.errors import ReplyCode
 from amqplite.server import auth
 from amqplite.server.connection import AmqpConnection
 from amqplite.server.durability import GroupCommit
+from amqplite.server.fd_reserve import FD_EXHAUSTED, FdReserve
 from amqplite.server.outbox import FlushQueue
 from amqplite.server.session import SHUTDOWN_TEXT
 from amqplite.server.store_guard import StoreGuard
@@ -29,7 +30,7 @@ from amqplite.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
-_ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+_ACCEPT_RETRY_ERRNOS = {errno.ENOMEM, errno.ENOBUFS}
 
 #: Cyclic-GC thresholds while serving.  A broker keeps many long-lived objects (queued
 #: messages, bindings, queues), and with CPython's defaults (700, 10, 10) collections that
@@ -73,6 +74,8 @@ class AmqpServer:
         self._all_closed = trio.Event()
         self._connection_gone = trio.Event()
         self._blocked: str | None = None
+        #: The spare descriptor that refuses clients at the descriptor limit.
+        self.fd_reserve = FdReserve()
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen until :meth:`shutdown`; reports the bound port through ``task_status``."""
@@ -83,8 +86,20 @@ class AmqpServer:
             for extra in listeners[1:]:
                 await extra.aclose()
             listeners = listeners[:1]
-        self.port = int(listeners[0].socket.getsockname()[1])
-        log.info("AMQP listening on %s:%d", self.settings.host, self.port)
+        port = self.port = int(listeners[0].socket.getsockname()[1])
+        log.info("AMQP listening on %s:%d", self.settings.host, port)
+        self.fd_reserve.hold()
+        try:
+            await self._serve(listeners, port, task_status)
+        finally:
+            self.fd_reserve.close()
+
+    async def _serve(
+        self,
+        listeners: list[trio.SocketListener],
+        port: int,
+        task_status: trio.TaskStatus[int],
+    ) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self.ticker.run)
@@ -94,7 +109,7 @@ class AmqpServer:
                 nursery.start_soon(self.guard.run)
             for listener in listeners:
                 nursery.start_soon(self._accept_loop, listener)
-            task_status.started(self.port)
+            task_status.started(port)
             await self._all_closed.wait()
             nursery.cancel_scope.cancel()
 
@@ -105,6 +120,11 @@ class AmqpServer:
                     try:
                         stream = await listener.accept()
                     except OSError as exc:
+                        if exc.errno in FD_EXHAUSTED:
+                            if not self.fd_reserve.refuse_pending(listener.socket.fileno()):
+                                # No spare to refuse with: wait for a descriptor to free up.
+                                await trio.sleep(0.1)
+                            continue
                         if exc.errno in _ACCEPT_RETRY_ERRNOS:
                             log.error("accept failed (%s); retrying", exc)
                             await trio.sleep(0.1)
