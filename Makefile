@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-long lint format bench bench-micro clean chromium
+.PHONY: run test test-long fuzz lint format bench bench-micro clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ test: $(STAMP) chromium
 
 test-long: $(STAMP)
 	$(PY) -m pytest -q -m long
+
+# The long fuzz campaigns (tests/hostile/test_fuzz.py; figures in docs/reliability.md):
+# FUZZ_INPUTS inputs through the codec in-process, FUZZ_LIVE_INPUTS connections to a live broker.
+FUZZ_INPUTS ?= 1000000
+FUZZ_LIVE_INPUTS ?= 20000
+fuzz: $(STAMP)
+	AMQPLITE_FUZZ_INPUTS=$(FUZZ_INPUTS) AMQPLITE_FUZZ_LIVE_INPUTS=$(FUZZ_LIVE_INPUTS) \
+	  $(PY) -m pytest -q -s -p no:cacheprovider -m fuzz tests/hostile/test_fuzz.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check amqplite tests examples
