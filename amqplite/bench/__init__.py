@@ -40,6 +40,12 @@ Scenarios:
   stream           the four stream scenarios above
   all              every scenario above, one after the other
   selftest         no broker: the client's own encode + parse capacity (msg/s on one core)
+  mgmt             e2e (first --size and --prefetch) in --runs pairs, alone and while --pollers
+                   HTTP clients (default 20) GET /api/queues and /metrics every second and a
+                   dashboard GETs /api/overview and /api/queues, on a broker given --queues
+                   extra idle queues (default 10,000); reports with/without per pair and the
+                   median. --http-url (default http://USER:PASS@HOST:15672/ from --url),
+                   --compare-http-url for B, --no-gzip
 
 Every run declares uniquely named exchanges/queues, stops by itself after --duration seconds
 (default 5) or --count messages, waits at most --drain-timeout for the rest, and deletes

@@ -58,10 +58,10 @@ def _scenarios(text: str) -> list[str]:
             names.extend(SCENARIOS)
         elif name == "stream":
             names.extend(STREAM_SCENARIOS)
-        elif name in SCENARIOS or name == "selftest":
+        elif name in SCENARIOS or name in ("selftest", "mgmt"):
             names.append(name)
         else:
-            choices = ", ".join((*SCENARIOS, "stream", "all", "selftest"))
+            choices = ", ".join((*SCENARIOS, "stream", "all", "selftest", "mgmt"))
             raise argparse.ArgumentTypeError(f"unknown scenario {name!r} (choose from {choices})")
     return names
 
@@ -173,13 +173,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="print one JSON document instead of the table"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument(
+        "--http-url",
+        metavar="URL",
+        help="mgmt: broker A's management API (default http://USER:PASS@HOST:15672/ from --url)",
+    )
+    parser.add_argument(
+        "--compare-http-url", metavar="URL2", help="mgmt: broker B's management API"
+    )
+    parser.add_argument(
+        "--pollers", type=int, default=20, help="mgmt: HTTP clients polling (default 20)"
+    )
+    parser.add_argument(
+        "--no-gzip", action="store_true", help="mgmt: pollers do not accept gzip bodies"
+    )
 
 
 def plan(args: argparse.Namespace) -> list[RunConfig]:
     """Every configuration the arguments ask for, in order (selftest excluded)."""
     configs: list[RunConfig] = []
     for scenario in args.scenario:
-        if scenario == "selftest":
+        if scenario in ("selftest", "mgmt"):
             continue
         prefetches = args.prefetch if scenario in CONSUMING else [args.prefetch[0]]
         windows = args.window if scenario in CONFIRMING else [args.window[0]]
@@ -241,7 +255,56 @@ async def _run_all(
     return results, comparisons
 
 
+def _run_mgmt(args: argparse.Namespace) -> tuple[list[str], dict[str, Any], bool]:
+    """The mgmt scenario on A (and B with --compare): e2e with and without pollers."""
+    from amqplite.bench.mgmt import default_http_url, format_summary, run_mgmt, summarise
+
+    config = RunConfig(
+        scenario="e2e",
+        size=args.size[0],
+        prefetch=args.prefetch[0],
+        producers=args.producers,
+        consumers=args.consumers,
+        duration=args.duration,
+        inflight=args.inflight,
+        drain_timeout=args.drain_timeout,
+    )
+    targets = [("A", args.url, args.http_url, args.broker_pid)]
+    if args.compare:
+        targets.append(("B", args.compare, args.compare_http_url, args.compare_pid))
+    texts: list[str] = []
+    out: dict[str, Any] = {}
+    failed = False
+    for target, url, http_url, pid in targets:
+        pairs = asyncio.run(
+            run_mgmt(
+                url,
+                http_url or default_http_url(url),
+                config,
+                idle_queues=args.queues or 10_000,
+                pollers=args.pollers,
+                runs=args.runs,
+                gzip=not args.no_gzip,
+                broker_pid=pid,
+                target=target,
+            )
+        )
+        summary = summarise(pairs)
+        failed = failed or any(p["errors"] for p in summary["pairs"])
+        out[target] = summary
+        texts.append(format_summary(target, summary))
+    return texts, out, failed
+
+
 def run(args: argparse.Namespace) -> int:
+    if "mgmt" in args.scenario:
+        texts, out, failed = _run_mgmt(args)
+        if args.json:
+            json.dump({"tool": "amqplite-bench", "scenario": "mgmt", **out}, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print("\n\n".join(texts))
+        return 1 if failed else 0
     selftests: list[SelftestResult] = []
     if "selftest" in args.scenario:
         selftests = [run_selftest(size, ack_every=args.ack_every) for size in args.size]

@@ -29,7 +29,7 @@ from amqplite.broker.definitions import apply as apply_definitions
 from amqplite.broker.replay import SYNC, Replay, ReplayReport, summarise
 from amqplite.broker.topic_trie import MAX_KEY_BYTES, key_too_long
 from amqplite.errors import AMQPError, ReplyCode
-from amqplite.http import access, auth, deadletters, metrics, name_filter, render, security
+from amqplite.http import access, auth, deadletters, name_filter, paging, render, security
 from amqplite.http.jsonout import (
     created,
     dumps,
@@ -45,8 +45,16 @@ from amqplite.http.payloads import (
     properties_to_json,
 )
 from amqplite.http.rates import RateTracker
-from amqplite.http.request import HTTPError, Request, Response, bad_request, not_found
+from amqplite.http.request import (
+    JSON_TYPE,
+    HTTPError,
+    Request,
+    Response,
+    bad_request,
+    not_found,
+)
 from amqplite.http.routing import Params, Router
+from amqplite.http.snapshot import Freshness, Snapshots, join
 from amqplite.message import Message
 
 if TYPE_CHECKING:
@@ -153,6 +161,7 @@ class ManagementApp:
         on_change: Callable[[], None] | None = None,
         durable: DurableWait | None = None,
         cors_origins: Collection[str] = (),
+        freshness: Freshness | None = None,
     ) -> None:
         if durable is None:
             if broker.store is not None:
@@ -168,6 +177,9 @@ class ManagementApp:
         self.durable = durable
         self.require_auth_for_metrics = require_auth_for_metrics
         self.rates = RateTracker()
+        #: The queue listing and /metrics, shared by all pollers while fresh (by the
+        #: broker's clock; see :mod:`amqplite.http.snapshot`).
+        self.snapshots = Snapshots(broker.clock, freshness or Freshness())
         self.router = Router()
         self._add_routes()
 
@@ -180,8 +192,11 @@ class ManagementApp:
                 response = await self._dispatch(request)
             return security.secured(response, request, self.cors_origins)
         finally:
-            if self.on_change is not None and request.method not in ("GET", "HEAD"):
-                self.on_change()
+            if request.method not in ("GET", "HEAD"):
+                # What this client changed shows in its next listing at once.
+                self.snapshots.invalidate()
+                if self.on_change is not None:
+                    self.on_change()
 
     async def _dispatch(self, request: Request) -> Response:
         try:
@@ -332,7 +347,8 @@ class ManagementApp:
         return _static_file(call.param("file"))
 
     async def metrics(self, call: Call) -> Response:
-        return Response(200, metrics.render(self.broker), metrics.CONTENT_TYPE)
+        body = self.snapshots.metrics(self.broker)
+        return await body.response(call.request.headers.get("accept-encoding", ""))
 
     # -- overview, vhosts, users ---------------------------------------------------------
 
@@ -571,10 +587,21 @@ class ManagementApp:
     # -- queues --------------------------------------------------------------------------
 
     async def list_queues(self, call: Call) -> Response:
-        now = self._now()
-        queues = [q for v in self._vhosts_for(call) for q in list(v.queues.values())]
-        queues = name_filter.by_name(call.request, queues, _name)
-        return json_list_response(queues, lambda q: render.queue_json(q, self.rates, now))
+        """From the shared snapshot (:mod:`amqplite.http.snapshot`): whole listings as one
+        cached body (gzipped when the client accepts it), filters and pages over its
+        already-encoded items."""
+        request = call.request
+        vhosts = [v.name for v in self._vhosts_for(call)]
+        listing = self.snapshots.queues(self.broker, self.rates, self._now())
+        page = paging.requested(request)
+        if page is None and not dict(request.query).get("name"):
+            return await listing.body(vhosts).response(request.headers.get("accept-encoding", ""))
+        items = listing.items(vhosts)
+        total = len(items)
+        fragments = [f for _, f in name_filter.by_name(request, items, _first)]
+        if page is None:
+            return Response(200, join(fragments), JSON_TYPE)
+        return Response(200, paging.page_json(page, fragments, total), JSON_TYPE)
 
     async def get_queue(self, call: Call) -> Response:
         queue = self._queue(call)
@@ -905,6 +932,10 @@ async def _progress_lines(
 
 def _name(item: Queue | VHost) -> str:
     return item.name
+
+
+def _first(pair: tuple[str, bytes]) -> str:
+    return pair[0]
 
 
 def _info_name(conn: BrokerConnection) -> str:

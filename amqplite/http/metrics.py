@@ -14,11 +14,13 @@ process memory.  Store size and fsync latency are exported only if the store off
 
 from __future__ import annotations
 
+import operator
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from amqplite.broker.stream_queue import StreamQueue
+from amqplite.http.render import queue_signature
 
 if TYPE_CHECKING:
     from amqplite.broker import Broker
@@ -59,84 +61,129 @@ def resident_memory_bytes() -> int | None:
         return None
 
 
-def render(broker: Broker) -> bytes:
+def render(broker: Broker, cache: QueueLines | None = None) -> bytes:
+    """The exposition text; ``cache`` keeps each queue's lines while the queue is unchanged
+    (:class:`QueueLines`), so a broker with many idle queues is cheap to scrape again."""
     w = _Writer()
-    queues = [
-        (q, labels((("vhost", v.name), ("queue", q.name))))
-        for v in list(broker.vhosts.values())
-        for q in list(v.queues.values())
-    ]
-    _queue_metrics(w, queues)
+    queues = [q for v in list(broker.vhosts.values()) for q in list(v.queues.values())]
+    (cache or QueueLines()).write(w, queues)
     _broker_metrics(w, broker, len(queues))
     streams: list[tuple[StreamQueue, str]] = []
-    for q, lbl in queues:
+    for q in queues:
         if isinstance(q, StreamQueue):
-            streams.append((q, lbl))
+            streams.append((q, labels((("vhost", q.vhost.name), ("queue", q.name)))))
     _stream_metrics(w, streams)
     _store_metrics(w, broker)
     w.lines.append("")
     return "\n".join(w.lines).encode()
 
 
-def _queue_metrics(w: _Writer, queues: list[tuple[Any, str]]) -> None:
-    """Per-queue gauges and counters (dead-lettered and dropped by reason)."""
-
-    def per_queue(name: str, kind: str, help_text: str, attr: str) -> None:
-        w.family(name, kind, help_text, ((lbl, getattr(q, attr)) for q, lbl in queues))
-
-    def per_queue_stat(name: str, help_text: str, attr: str) -> None:
-        w.family(name, "counter", help_text, ((lbl, getattr(q.stats, attr)) for q, lbl in queues))
-
-    per_queue(
-        "amqplite_queue_messages_ready", "gauge", "Messages ready for delivery.", "message_count"
-    )
-    per_queue(
+# Per-queue families: (name, type, help, how to read the value from the queue).
+_QUEUE_FAMILIES: tuple[tuple[str, str, str, Callable[[Any], int]], ...] = (
+    (
+        "amqplite_queue_messages_ready",
+        "gauge",
+        "Messages ready for delivery.",
+        operator.attrgetter("message_count"),
+    ),
+    (
         "amqplite_queue_messages_unacked",
         "gauge",
         "Messages delivered and not yet acknowledged.",
-        "unacked_count",
-    )
-    per_queue("amqplite_queue_consumers", "gauge", "Consumers on the queue.", "consumer_count")
-    per_queue(
+        operator.attrgetter("unacked_count"),
+    ),
+    (
+        "amqplite_queue_consumers",
+        "gauge",
+        "Consumers on the queue.",
+        operator.attrgetter("consumer_count"),
+    ),
+    (
         "amqplite_queue_messages_ready_bytes",
         "gauge",
         "Body bytes of the ready messages.",
-        "message_bytes",
-    )
-    per_queue_stat("amqplite_queue_messages_published_total", "Messages enqueued.", "published")
-    per_queue_stat(
+        operator.attrgetter("message_bytes"),
+    ),
+    (
+        "amqplite_queue_messages_published_total",
+        "counter",
+        "Messages enqueued.",
+        operator.attrgetter("stats.published"),
+    ),
+    (
         "amqplite_queue_messages_delivered_total",
+        "counter",
         "Messages delivered to consumers or fetched with basic.get.",
-        "delivered",
-    )
-    per_queue_stat("amqplite_queue_messages_acked_total", "Messages acknowledged.", "acked")
-    per_queue_stat(
+        operator.attrgetter("stats.delivered"),
+    ),
+    (
+        "amqplite_queue_messages_acked_total",
+        "counter",
+        "Messages acknowledged.",
+        operator.attrgetter("stats.acked"),
+    ),
+    (
         "amqplite_queue_messages_redelivered_total",
+        "counter",
         "Messages delivered again after a requeue.",
-        "redelivered",
-    )
-
-    def by_reason(attr: str) -> Iterable[tuple[str, int]]:
-        for q, _ in queues:
-            counts: dict[str, int] = getattr(q.stats, attr)
-            for reason, count in sorted(counts.items()):
-                yield (
-                    labels((("vhost", q.vhost.name), ("queue", q.name), ("reason", reason))),
-                    count,
-                )
-
-    w.family(
+        operator.attrgetter("stats.redelivered"),
+    ),
+)
+# Per-queue counters by reason: (name, help, QueueStats attribute holding {reason: count}).
+_BY_REASON = (
+    (
         "amqplite_queue_messages_dead_lettered_total",
-        "counter",
         "Messages dead-lettered to a dead-letter exchange, by reason.",
-        by_reason("dead_lettered"),
-    )
-    w.family(
+        "dead_lettered",
+    ),
+    (
         "amqplite_queue_messages_dropped_total",
-        "counter",
         "Messages that died without a dead-letter exchange (or in a cycle), by reason.",
-        by_reason("dropped"),
-    )
+        "dropped",
+    ),
+)
+
+
+class QueueLines:
+    """Each queue's sample lines, one string per per-queue family ("" when it has none),
+    kept with the queue's :func:`~amqplite.http.render.queue_signature` and reused while
+    that is unchanged.  Only queues listed at the last scrape are kept."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: dict[Any, tuple[Any, tuple[str, ...]]] = {}
+
+    def write(self, w: _Writer, queues: list[Any]) -> None:
+        old = self._rows
+        rows: dict[Any, tuple[Any, tuple[str, ...]]] = {}
+        for q in queues:
+            sig = queue_signature(q)
+            cached = old.get(q)
+            if sig is None or cached is None or cached[0] != sig:
+                cached = (sig, _queue_lines(q))
+            rows[q] = cached
+        self._rows = rows
+        lines = [row for _, row in rows.values()]
+        families = [(n, k, h) for n, k, h, _ in _QUEUE_FAMILIES]
+        families.extend((n, "counter", h) for n, h, _ in _BY_REASON)
+        for i, (name, kind, help_text) in enumerate(families):
+            w.family(name, kind, help_text, ())
+            w.lines.extend(row[i] for row in lines if row[i])
+
+
+def _queue_lines(q: Any) -> tuple[str, ...]:
+    lbl = labels((("vhost", q.vhost.name), ("queue", q.name)))
+    out = [f"{name}{lbl} {get(q)}" for name, _, _, get in _QUEUE_FAMILIES]
+    for name, _, attr in _BY_REASON:
+        counts: dict[str, int] = getattr(q.stats, attr)
+        out.append(
+            "\n".join(
+                f"{name}{labels((('vhost', q.vhost.name), ('queue', q.name), ('reason', r)))} {c}"
+                for r, c in sorted(counts.items())
+            )
+        )
+    return tuple(out)
 
 
 def _broker_metrics(w: _Writer, broker: Broker, queue_count: int) -> None:

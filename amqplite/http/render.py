@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import operator
 import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -38,6 +39,37 @@ def details(
     """Set ``stats[name]`` and ``stats[name + "_details"] = {"rate": ...}``."""
     stats[name] = count
     stats[name + "_details"] = {"rate": rates.rate((*key, name), count, now)}
+
+
+# One C call reads every plain number queue_json shows (a flat tuple: cheap to compare).
+_QUEUE_NUMBERS = operator.attrgetter(
+    "message_count",
+    "unacked_count",
+    "message_bytes",
+    "consumer_count",
+    "stats.published",
+    "stats.deliver",
+    "stats.deliver_no_ack",
+    "stats.get",
+    "stats.get_no_ack",
+    "stats.acked",
+    "stats.redelivered",
+    "stats.rejected_publishes",
+)
+
+
+def queue_signature(queue: Queue | StreamQueue) -> tuple[Any, ...] | None:
+    """Everything :func:`queue_json` and the ``/metrics`` queue lines show that can change,
+    or None when the queue must be rendered every time (streams, exclusive and
+    single-active-consumer queues: they show more than counters).  Counters only grow, so
+    a sum stands for the dead-lettered and dropped counts by reason."""
+    if isinstance(queue, StreamQueue) or queue.exclusive or queue.args.single_active_consumer:
+        return None
+    numbers: tuple[Any, ...] = _QUEUE_NUMBERS(queue)
+    stats = queue.stats
+    if stats.dead_lettered or stats.dropped:
+        return (*numbers, sum(stats.dead_lettered.values()), sum(stats.dropped.values()))
+    return numbers
 
 
 def queue_json(queue: Queue | StreamQueue, rates: RateTracker, now: float) -> dict[str, Any]:

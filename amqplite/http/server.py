@@ -42,6 +42,7 @@ from amqplite.http.request import HTTPError, Request, Response
 if TYPE_CHECKING:
     from amqplite.broker import Broker
     from amqplite.http.auth import Login
+    from amqplite.http.snapshot import Freshness
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ async def serve_http(
     on_change: Callable[[], None] | None = None,
     durable: Callable[[], Awaitable[None]] | None = None,
     cors_origins: Collection[str] = (),
+    freshness: Freshness | None = None,
 ) -> None:
     """Serve the management API, metrics and dashboard for ``broker`` until cancelled.
 
@@ -98,9 +100,11 @@ async def serve_http(
     :data:`amqplite.http.api.DurableWait`), required when the broker has a store;
     ``on_change`` is called after every request that may have changed the broker
     (anything but GET/HEAD) so deliveries an HTTP publish or replay caused are flushed to
-    consumers at once.
+    consumers at once.  ``freshness`` says how long listings and metrics are served from
+    one snapshot (:mod:`amqplite.http.snapshot`).
     """
     from amqplite.http.api import ManagementApp  # here: api imports the broker package
+    from amqplite.http.snapshot import Freshness
 
     app = ManagementApp(
         broker,
@@ -109,6 +113,7 @@ async def serve_http(
         on_change=on_change,
         durable=durable,
         cors_origins=cors_origins,
+        freshness=freshness or Freshness(),
     )
     await serve_app(app, host=host, port=port, task_status=task_status, limits=limits)
 

@@ -1,0 +1,331 @@
+"""``amqplite bench mgmt``: end-to-end throughput with and without management pollers.
+
+Layer: ``amqplite/bench`` (stdlib only).  The question (issue 13): does management load slow
+messaging?  The broker gets ``--queues`` extra idle queues (default 10,000), then the e2e
+scenario runs in alternating pairs: once alone, once while ``--pollers`` HTTP clients
+(default 20) each GET ``/api/queues`` and ``/metrics`` every second and one dashboard GETs
+``/api/overview`` and ``/api/queues`` every second (its overview and queues tabs).  Each
+pair gives the ratio with ÷ without; the report is their median, so the machine's load
+(which both halves of a pair share) cancels out.
+
+The pollers run in their own process (``python -m amqplite.bench.mgmt --poll ...``), so
+they never take the bench client's loop; they send ``Accept-Encoding: gzip`` as browsers,
+Prometheus and ``requests`` do (``--no-gzip`` to ask for plain bodies), and read every
+body to its end without parsing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import random
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from amqplite.bench.client import BenchError, connect, parse_url, pipelined
+from amqplite.bench.scenarios import RunConfig, RunResult, run_scenario
+
+POLLED = ("/api/queues", "/metrics")
+DASHBOARD = ("/api/overview", "/api/queues")
+
+
+@dataclass(slots=True)
+class PollStats:
+    requests: int = 0
+    errors: int = 0
+    bytes: int = 0
+    seconds: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.seconds)
+
+        def at(q: float) -> float | None:
+            return (
+                round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+                if ordered
+                else None
+            )
+
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "bytes": self.bytes,
+            "p50_ms": at(0.5),
+            "p99_ms": at(0.99),
+        }
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, int]:
+    """(status, body bytes) of one HTTP/1.1 response, read to its end."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)
+    }
+    if "content-length" in headers:
+        length = int(headers["content-length"])
+        await reader.readexactly(length)
+        return status, length
+    total = 0
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            total += size
+            if size == 0:
+                return status, total
+    raise BenchError("response without a length")
+
+
+async def _poller(
+    host: str,
+    port: int,
+    auth: str,
+    paths: Sequence[str],
+    gzip: bool,
+    stop: asyncio.Event,
+    stats: PollStats,
+) -> None:
+    """One client: every second, GET each of ``paths`` on one keep-alive connection."""
+    try:
+        await asyncio.wait_for(stop.wait(), random.random())  # spread the clients over a second
+        return
+    except TimeoutError:
+        pass
+    reader, writer = await asyncio.open_connection(host, port)
+    extra = "Accept-Encoding: gzip\r\n" if gzip else ""
+    requests = [
+        f"GET {p} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\n{extra}\r\n".encode()
+        for p in paths
+    ]
+    try:
+        next_at = time.monotonic()
+        while not stop.is_set():
+            for request in requests:
+                t0 = time.monotonic()
+                writer.write(request)
+                status, size = await _read_response(reader)
+                stats.requests += 1
+                stats.bytes += size
+                stats.seconds.append(time.monotonic() - t0)
+                if status != 200:
+                    stats.errors += 1
+            next_at += 1.0
+            try:
+                await asyncio.wait_for(stop.wait(), max(0.0, next_at - time.monotonic()))
+            except TimeoutError:
+                pass
+    finally:
+        writer.close()
+
+
+async def _poll(
+    http_url: str, clients: int, dashboard: bool, gzip: bool, stop: asyncio.Event
+) -> dict[str, Any]:
+    parts = urlsplit(http_url)
+    auth = base64.b64encode(
+        f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()
+    ).decode()
+    host, port = parts.hostname or "127.0.0.1", parts.port or 15672
+    stats = PollStats()
+    tasks = [_poller(host, port, auth, POLLED, gzip, stop, stats) for _ in range(clients)]
+    if dashboard:
+        tasks.append(_poller(host, port, auth, DASHBOARD, gzip, stop, stats))
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    out = stats.summary()
+    out["failed_clients"] = len(failures)
+    if failures:
+        out["failure"] = repr(failures[0])
+    return out
+
+
+def poll_main(argv: Sequence[str]) -> int:
+    """The pollers' process: poll until stdin closes, then print a JSON summary."""
+    parser = argparse.ArgumentParser(prog="python -m amqplite.bench.mgmt")
+    parser.add_argument("--poll", required=True, metavar="HTTP_URL")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--no-dashboard", action="store_true")
+    parser.add_argument("--no-gzip", action="store_true")
+    args = parser.parse_args(argv)
+
+    async def main() -> dict[str, Any]:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        reading = loop.run_in_executor(None, sys.stdin.read)
+        reading.add_done_callback(lambda _: stop.set())
+        return await _poll(args.poll, args.clients, not args.no_dashboard, not args.no_gzip, stop)
+
+    json.dump(asyncio.run(main()), sys.stdout)
+    return 0
+
+
+class Pollers:
+    """The pollers' process, started and stopped around one run."""
+
+    def __init__(self, http_url: str, clients: int, gzip: bool) -> None:
+        self.argv = [
+            sys.executable,
+            "-m",
+            "amqplite.bench.mgmt",
+            "--poll",
+            http_url,
+            "--clients",
+            str(clients),
+        ]
+        if not gzip:
+            self.argv.append("--no-gzip")
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, warmup: float) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        await asyncio.sleep(warmup)  # every client has connected and polled at least once
+
+    async def stop(self) -> dict[str, Any]:
+        proc = self.proc
+        assert proc is not None and proc.stdin is not None
+        proc.stdin.close()
+        out, _ = await proc.communicate()
+        self.proc = None
+        try:
+            summary: dict[str, Any] = json.loads(out or b"{}")
+        except ValueError:
+            summary = {"failure": f"pollers printed {out[:200]!r}"}
+        return summary
+
+
+async def _declare_idle(url: str, count: int, prefix: str) -> list[str]:
+    admin = await connect(url, f"{prefix}.idle-admin")
+    await admin.open_channel(1)
+    names = [f"{prefix}.idle{i}" for i in range(count)]
+    for start in range(0, count, 2000):
+        await pipelined(admin.declare_queue(1, q) for q in names[start : start + 2000])
+    await admin.close()
+    return names
+
+
+async def _delete_idle(url: str, names: list[str], prefix: str) -> None:
+    admin = await connect(url, f"{prefix}.idle-cleanup")
+    await admin.open_channel(1)
+    for start in range(0, len(names), 2000):
+        await pipelined(admin.delete_queue(1, q) for q in names[start : start + 2000])
+    await admin.close()
+
+
+@dataclass(slots=True)
+class MgmtPair:
+    without: RunResult
+    with_pollers: RunResult
+    polls: dict[str, Any]
+
+    @property
+    def ratio(self) -> float | None:
+        a, b = self.with_pollers.msg_per_s, self.without.msg_per_s
+        return round(a / b, 3) if a and b else None
+
+
+async def run_mgmt(
+    url: str,
+    http_url: str,
+    config: RunConfig,
+    *,
+    idle_queues: int,
+    pollers: int,
+    runs: int,
+    gzip: bool = True,
+    broker_pid: int | None = None,
+    target: str = "A",
+    warmup: float = 2.0,
+) -> list[MgmtPair]:
+    """``runs`` pairs of e2e (``config``) without and with the pollers, alternating which
+    half goes first, against a broker holding ``idle_queues`` more queues."""
+    prefix = f"amqplite-bench.{id(config)}.mgmt"
+    names = await _declare_idle(url, idle_queues, prefix)
+    pairs: list[MgmtPair] = []
+    try:
+        for i in range(runs):
+            halves: dict[bool, RunResult] = {}
+            polls: dict[str, Any] = {}
+            for polled in (False, True) if i % 2 == 0 else (True, False):
+                if polled:
+                    poll = Pollers(http_url, pollers, gzip)
+                    await poll.start(warmup)
+                    try:
+                        halves[True] = await run_scenario(
+                            url, config, target=target, broker_pid=broker_pid
+                        )
+                    finally:
+                        polls = await poll.stop()
+                else:
+                    halves[False] = await run_scenario(
+                        url, config, target=target, broker_pid=broker_pid
+                    )
+                await asyncio.sleep(0.5)
+            pairs.append(MgmtPair(halves[False], halves[True], polls))
+    finally:
+        await _delete_idle(url, names, prefix)
+    return pairs
+
+
+def summarise(pairs: list[MgmtPair]) -> dict[str, Any]:
+    ratios = [p.ratio for p in pairs if p.ratio is not None]
+    cpu = [
+        (p.with_pollers.broker_cpu_us_per_msg, p.without.broker_cpu_us_per_msg)
+        for p in pairs
+        if p.with_pollers.broker_cpu_us_per_msg and p.without.broker_cpu_us_per_msg
+    ]
+    return {
+        "ratios": ratios,
+        "median_ratio": statistics.median(ratios) if ratios else None,
+        "cpu_per_msg_ratio": statistics.median(a / b for a, b in cpu) if cpu else None,
+        "pairs": [
+            {
+                "without_msg_per_s": p.without.msg_per_s,
+                "with_msg_per_s": p.with_pollers.msg_per_s,
+                "without_cpu_us": p.without.broker_cpu_us_per_msg,
+                "with_cpu_us": p.with_pollers.broker_cpu_us_per_msg,
+                "without_cpu_pct": p.without.broker_cpu_pct,
+                "with_cpu_pct": p.with_pollers.broker_cpu_pct,
+                "errors": [e for e in (p.without.error, p.with_pollers.error) if e],
+                "polls": p.polls,
+            }
+            for p in pairs
+        ],
+    }
+
+
+def format_summary(target: str, summary: dict[str, Any]) -> str:
+    lines = [f"[{target}] e2e with management pollers / without (per pair):"]
+    for i, p in enumerate(summary["pairs"]):
+        polls = p["polls"]
+        lines.append(
+            f"  pair {i + 1}: {p['with_msg_per_s']} / {p['without_msg_per_s']} msg/s"
+            f"  broker CPU {p['with_cpu_us']} / {p['without_cpu_us']} us/msg"
+            f"  polls {polls.get('requests')} (errors {polls.get('errors')}, p50 {polls.get('p50_ms')} ms,"
+            f" p99 {polls.get('p99_ms')} ms, {polls.get('bytes', 0) // 1024} KiB)"
+            + (f"  errors: {p['errors']}" if p["errors"] else "")
+        )
+    lines.append(
+        f"  median ratio {summary['median_ratio']}  (broker CPU per message ratio {summary['cpu_per_msg_ratio']})"
+    )
+    return "\n".join(lines)
+
+
+def default_http_url(amqp_url: str) -> str:
+    """http://user:password@host:15672/ for an AMQP URL (RabbitMQ's and amqplite's default port)."""
+    host, _, user, password, _ = parse_url(amqp_url)
+    return f"http://{user}:{password}@{host}:15672/"
+
+
+if __name__ == "__main__":
+    sys.exit(poll_main(sys.argv[1:]))

@@ -1,0 +1,161 @@
+"""Listings and metrics from the shared snapshot: freshness, gzip, RabbitMQ's pages.
+
+A broker on a fake clock serves the API with snapshots kept exactly 1 s, so what a poller
+sees before and after the period is deterministic (no sleeping: the clock is moved).
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+from http_support import Channel, Stack
+
+from amqplite.app import build_broker, serve
+from amqplite.broker import FakeClock
+from amqplite.http.server import serve_http
+from amqplite.http.snapshot import Freshness
+
+PERIOD = 1.0
+
+
+@pytest.fixture
+async def clock() -> FakeClock:
+    return FakeClock(1_700_000_000.0)
+
+
+@pytest.fixture
+async def fixed(clock: FakeClock) -> AsyncIterator[Stack]:
+    """A broker whose API keeps every snapshot exactly ``PERIOD`` seconds of its clock."""
+    broker = build_broker(None, clock=clock)
+    with trio.fail_after(20):
+        async with serve(broker=broker) as running, trio.open_nursery() as nursery:
+            server = running.server
+
+            async def run(task_status: trio.TaskStatus[int]) -> None:
+                await serve_http(
+                    broker,
+                    login=server.login,
+                    port=0,
+                    on_change=server.wake_writers,
+                    freshness=Freshness(min_period=PERIOD, max_period=PERIOD),
+                    task_status=task_status,
+                )
+
+            port = await nursery.start(run)
+            yield Stack(broker, running.url, port, server)
+            nursery.cancel_scope.cancel()
+
+
+def _names(listing: list[dict[str, object]]) -> set[object]:
+    return {item["name"] for item in listing}
+
+
+async def test_a_declared_queue_is_listed_once_the_snapshot_period_has_passed(
+    fixed: Stack, clock: FakeClock
+) -> None:
+    assert "late" not in _names(await fixed.get_json("/api/queues"))  # the snapshot is taken
+    await fixed.amqp(lambda ch: ch.queue_declare("late"))
+    # Within the period every poller is answered from the same snapshot...
+    assert "late" not in _names(await fixed.get_json("/api/queues"))
+    clock.advance(PERIOD)
+    # ...and once it has passed, the next request takes a new one.
+    assert "late" in _names(await fixed.get_json("/api/queues"))
+
+
+async def test_a_change_made_through_the_api_shows_at_once(fixed: Stack) -> None:
+    await fixed.get_json("/api/queues")
+    assert (await fixed.request("PUT", "/api/queues/%2F/mine", {"durable": False})).status == 201
+    assert "mine" in _names(await fixed.get_json("/api/queues"))
+
+
+async def test_counts_and_metrics_follow_the_queue_after_the_period(
+    fixed: Stack, clock: FakeClock
+) -> None:
+    """A queue's cached fragment and metric lines are redone once its counters move."""
+
+    def fill(ch: Channel) -> None:
+        ch.queue_declare("work")
+        for _ in range(3):
+            ch.basic_publish("", "work", b"x")
+
+    await fixed.amqp(lambda ch: ch.queue_declare("work"))
+    (before,) = [q for q in await fixed.get_json("/api/queues") if q["name"] == "work"]
+    text = (await fixed.request("GET", "/metrics", auth=None)).body.decode()
+    assert 'amqplite_queue_messages_ready{vhost="/",queue="work"} 0' in text
+    await fixed.amqp(fill)
+    clock.advance(PERIOD)
+    (after,) = [q for q in await fixed.get_json("/api/queues") if q["name"] == "work"]
+    text = (await fixed.request("GET", "/metrics", auth=None)).body.decode()
+    assert (before["messages_ready"], after["messages_ready"]) == (0, 3)
+    assert after["message_stats"]["publish"] == 3
+    assert 'amqplite_queue_messages_ready{vhost="/",queue="work"} 3' in text
+    assert 'amqplite_queue_messages_published_total{vhost="/",queue="work"} 3' in text
+
+
+async def test_listings_and_metrics_are_gzipped_for_clients_that_accept_it(stack: Stack) -> None:
+    for i in range(40):
+        stack.broker.vhosts["/"].declare_queue(f"many-{i:02d}")
+    for path, auth in (("/api/queues", True), ("/metrics", None)):
+        plain = await stack.request("GET", path, auth=auth)
+        packed = await stack.request("GET", path, auth=auth, headers={"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in plain.headers
+        assert packed.headers["content-encoding"] == "gzip"
+        assert packed.headers["vary"] == "accept-encoding"
+        assert len(packed.body) < len(plain.body) // 4
+        assert gzip.decompress(packed.body) == plain.body
+
+
+async def test_pages_as_rabbitmq_answers_them(stack: Stack) -> None:
+    vhost = stack.broker.vhosts["/"]
+    for i in range(7):
+        vhost.declare_queue(f"p-{i}")
+    vhost.declare_queue("other")
+    page = await stack.get_json("/api/queues?page=2&page_size=3&name=p-")
+    assert {k: v for k, v in page.items() if k != "items"} == {
+        "filtered_count": 7,
+        "item_count": 3,
+        "page": 2,
+        "page_count": 3,
+        "page_size": 3,
+        "total_count": 8,
+    }
+    assert [q["name"] for q in page["items"]] == ["p-3", "p-4", "p-5"]
+    last = await stack.get_json("/api/queues/%2F?page=3&page_size=3&name=p-")
+    assert [q["name"] for q in last["items"]] == ["p-6"] and last["item_count"] == 1
+    default = await stack.get_json("/api/queues?page=1")
+    assert default["page_size"] == 100 and default["item_count"] == 8
+    assert isinstance(await stack.get_json("/api/queues?page_size=2"), list)  # no page: no pages
+
+
+@pytest.mark.parametrize(
+    ("query", "error", "reason"),
+    [
+        (
+            "page=4&page_size=3",
+            "page_out_of_range",
+            "Page out of range, page: 4 page size: 3, len: 8",
+        ),
+        (
+            "page=0",
+            "invalid_pagination_parameters",
+            "Invalid pagination parameters: page number 0, page size undefined",
+        ),
+        (
+            "page=1&page_size=501",
+            "invalid_pagination_parameters",
+            "Invalid pagination parameters: page number 1, page size 501",
+        ),
+        ("page=x", "bad_request", "Pagination parameters are invalid"),
+    ],
+)
+async def test_bad_pages_are_refused_with_rabbitmqs_errors(
+    stack: Stack, query: str, error: str, reason: str
+) -> None:
+    for i in range(8):
+        stack.broker.vhosts["/"].declare_queue(f"p-{i}")
+    reply = await stack.request("GET", f"/api/queues?{query}")
+    assert reply.status == 400
+    assert reply.json() == {"error": error, "reason": reason}
