@@ -31,7 +31,9 @@ import attrs
 import trio
 
 from amqplite.broker.broker import Broker
+from amqplite.server import tls
 from amqplite.server.listener import AmqpServer
+from amqplite.server.tls import TlsConfigError as TlsConfigError  # for `amqplite serve`
 from amqplite.settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -183,6 +185,19 @@ async def start_http(
     """
     from amqplite.http.server import serve_http
 
+    settings = server.settings
+    secure = None
+    if settings.http_tls:
+        assert server.tls_context is not None  # http_tls makes the server build one
+        # HTTPS: the AMQPS listener's context, handshake deadline and log lines.
+        secure = functools.partial(
+            tls.accept,
+            context=server.tls_context,
+            timeout=settings.tls_handshake_timeout,
+            what="HTTPS",
+            https=True,
+        )
+
     async def run(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         await serve_http(
             server.broker,
@@ -194,6 +209,7 @@ async def start_http(
             host=host,
             port=port,
             task_status=task_status,
+            tls=secure,
         )
 
     try:
@@ -203,7 +219,8 @@ async def start_http(
         if error is None:
             raise
         raise ListenError("HTTP", host, port, error) from None
-    log.info("HTTP API on http://%s:%d/", _connectable(host), bound)
+    scheme = "https" if secure is not None else "http"
+    log.info("HTTP API on %s://%s:%d/", scheme, _connectable(host), bound)
     return bound
 
 
@@ -220,7 +237,12 @@ async def serve_until_signalled(broker: Broker, settings: ServerSettings) -> boo
                 port = await start_amqp(nursery, server, on_stop=nursery.cancel_scope.cancel)
                 if settings.http_port is not None:
                     await start_http(nursery, server, settings.http_host, settings.http_port)
-                log.info("amqplite ready: amqp://%s:%d/", settings.host, port)
+                tls_url = (
+                    ""
+                    if server.tls_port is None
+                    else f" amqps://{settings.host}:{server.tls_port}/"
+                )
+                log.info("amqplite ready: amqp://%s:%d/%s", settings.host, port, tls_url)
                 async for signum in signals:
                     log.info("received %s; shutting down", signal.Signals(signum).name)
                     break
@@ -259,11 +281,17 @@ class RunningBroker:
         return f"amqp://guest:guest@{_connectable(self.host)}:{self.port}/"
 
     @property
+    def tls_port(self) -> int | None:
+        """The AMQPS listener's port, if it runs."""
+        return self.server.tls_port
+
+    @property
     def http_url(self) -> str | None:
-        """``http://HOST:PORT/`` of the management API, if it runs."""
+        """``http(s)://HOST:PORT/`` of the management API, if it runs."""
         if self.http_port is None:
             return None
-        return f"http://{_connectable(self.server.settings.http_host)}:{self.http_port}/"
+        scheme = "https" if self.server.settings.http_tls else "http"
+        return f"{scheme}://{_connectable(self.server.settings.http_host)}:{self.http_port}/"
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` in the broker's thread (for :func:`run_in_thread` users who

@@ -65,6 +65,72 @@ class ServerSettings:
     connection_max: int | None = None
     #: Users allowed to log in only from a loopback address (RabbitMQ's loopback_users).
     loopback_users: frozenset[str] = DEFAULT_LOOPBACK_USERS
+    #: AMQPS listener port beside the plain one (None: no TLS listener; 0: any free port).
+    tls_port: int | None = None
+    #: The server's certificate chain and private key (PEM), for AMQPS and ``http_tls``.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: CA certificates (PEM) that client certificates are verified against.
+    tls_ca: Path | None = None
+    #: "peer" asks clients for a certificate and verifies it, "none" does not ask; None:
+    #: "peer" when ``tls_ca`` is set, else "none".
+    tls_verify: str | None = None
+    #: Refuse clients without a verified certificate (implies verifying peers).
+    tls_require_client_cert: bool = False
+    #: Which name in a client certificate is the EXTERNAL login's user: "cn" (its common
+    #: name) or "dn" (its RFC 4514 distinguished name).
+    tls_external_identity: str = "cn"
+    #: Serve the management API and dashboard over HTTPS with ``tls_cert``/``tls_key``.
+    http_tls: bool = False
+    #: A TLS handshake not finished within this many seconds closes the socket.
+    tls_handshake_timeout: float = 5.0
+
+    @property
+    def tls_verify_peer(self) -> bool:
+        """Whether clients are asked for a certificate (and it is verified)."""
+        if self.tls_require_client_cert:
+            return True
+        if self.tls_verify is None:
+            return self.tls_ca is not None
+        return self.tls_verify == "peer"
+
+    def tls_errors(self) -> list[tuple[str, str]]:
+        """What is wrong with the TLS settings taken together, as (key, message) pairs:
+        the YAML loader reports each at its key, ``amqplite serve`` prints them."""
+        errors: list[tuple[str, str]] = []
+        wanted = self.tls_port is not None or self.http_tls
+        for key in ("tls_cert", "tls_key"):
+            if wanted and getattr(self, key) is None:
+                user = "tls_port" if self.tls_port is not None else "http_tls"
+                errors.append((key, f"{user} needs tls_cert and tls_key (PEM files)"))
+        if self.tls_verify not in (None, *TLS_VERIFY):
+            errors.append(("tls_verify", f"expected one of {', '.join(TLS_VERIFY)}"))
+        elif self.tls_require_client_cert and self.tls_verify == "none":
+            errors.append(
+                (
+                    "tls_require_client_cert",
+                    "cannot require a client certificate with tls_verify: none",
+                )
+            )
+        elif self.tls_verify_peer and self.tls_ca is None:
+            errors.append(
+                (
+                    "tls_ca",
+                    "verifying client certificates needs tls_ca (the CA "
+                    "certificates that sign them)",
+                )
+            )
+        if self.tls_external_identity not in TLS_EXTERNAL_IDENTITY:
+            errors.append(
+                ("tls_external_identity", f"expected one of {', '.join(TLS_EXTERNAL_IDENTITY)}")
+            )
+        return errors
+
+
+#: ``tls_verify`` values (RabbitMQ's ``ssl_options.verify``: verify_peer / verify_none).
+TLS_VERIFY = ("peer", "none")
+#: ``tls_external_identity`` values (RabbitMQ's ``ssl_cert_login_from``).
+TLS_EXTERNAL_IDENTITY = ("cn", "dn")
 
 
 #: The keys a config file's ``server:`` section may set (the rest are embedding knobs).
@@ -81,4 +147,12 @@ CONFIG_KEYS = (
     "disk_free_limit",
     "connection_max",
     "default_vhost",
+    "tls_port",
+    "tls_cert",
+    "tls_key",
+    "tls_ca",
+    "tls_verify",
+    "tls_require_client_cert",
+    "tls_external_identity",
+    "http_tls",
 )

@@ -51,6 +51,12 @@ class ConnectionInfo:
 
     name: str = ""
     client_properties: dict[str, Any] = attrs.field(factory=dict)
+    #: The SASL mechanism the client logged in with (PLAIN, AMQPLAIN, EXTERNAL).
+    auth_mechanism: str = "PLAIN"
+    #: The TLS version ("TLSv1.3") of a TLS connection, None for plain TCP.
+    tls_protocol: str | None = None
+    #: A verified client certificate's subject (RFC 4514), if one was sent.
+    peer_cert_subject: str | None = None
 
 
 class BrokerConnection:

@@ -51,13 +51,72 @@ def register(subparsers: Any) -> None:
         "--http-port", type=int, help="management HTTP API port (overrides the config; 0: any)"
     )
     http.add_argument("--no-http", action="store_true", help="run without the management HTTP API")
+    _tls_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def _tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """The TLS options; each overrides the config's ``server.<same name>`` (docs/tls.md)."""
+    from amqplite.settings import TLS_EXTERNAL_IDENTITY, TLS_VERIFY
+
+    group = parser.add_argument_group("TLS (AMQPS and HTTPS; see docs/tls.md)")
+    group.add_argument("--tls-port", type=int, help="AMQPS port beside the plain one (0: any)")
+    group.add_argument("--tls-cert", metavar="PEM", help="the server's certificate chain")
+    group.add_argument("--tls-key", metavar="PEM", help="the server certificate's private key")
+    group.add_argument("--tls-ca", metavar="PEM", help="CA certificates for client certificates")
+    group.add_argument(
+        "--tls-verify",
+        choices=TLS_VERIFY,
+        help="ask clients for a certificate and verify it (default: peer with --tls-ca)",
+    )
+    group.add_argument(
+        "--tls-require-client-cert",
+        action="store_true",
+        default=None,
+        help="refuse TLS clients without a verified certificate",
+    )
+    group.add_argument(
+        "--tls-external-identity",
+        choices=TLS_EXTERNAL_IDENTITY,
+        help="the EXTERNAL login's user: the certificate's common name (default) or "
+        "RFC 4514 distinguished name",
+    )
+    group.add_argument(
+        "--http-tls",
+        action="store_true",
+        default=None,
+        help="serve the management API and dashboard over HTTPS (same certificate)",
+    )
+
+
+#: ``serve`` options that override the config's server key of the same name.
+TLS_OPTIONS = (
+    "tls_port",
+    "tls_cert",
+    "tls_key",
+    "tls_ca",
+    "tls_verify",
+    "tls_require_client_cert",
+    "tls_external_identity",
+    "http_tls",
+)
+
+
+def _tls_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for key in TLS_OPTIONS:
+        value = getattr(args, key)
+        if value is not None:
+            is_file = key in ("tls_cert", "tls_key", "tls_ca")
+            overrides[key] = Path(value).expanduser() if is_file else value
+    return overrides
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so `amqplite --help` stays fast and works whatever state the broker is in.
     from amqplite.app import (
         ListenError,
+        TlsConfigError,
         build_broker,
         load,
         serve_until_signalled,
@@ -83,7 +142,13 @@ def run(args: argparse.Namespace) -> int:
         overrides["http_port"] = args.http_port
     if args.no_http:
         overrides["http_port"] = None
+    overrides.update(_tls_overrides(args))
     settings = settings_from(config, host=args.host, port=args.port, **overrides)
+    tls_problems = settings.tls_errors()
+    if tls_problems:
+        for key, message in tls_problems:
+            log.error("TLS settings: %s: %s", key, message)
+        return 2
     if config is None:
         log.info("no config file; using built-in defaults (guest/guest on vhost /)")
     else:
@@ -103,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         broker = build_broker(config, store=store)
         try:
             failed = trio.run(serve_until_signalled, broker, settings)
-        except ListenError as exc:
+        except (ListenError, TlsConfigError) as exc:
             log.error("%s", exc)
             return 2
     finally:

@@ -453,6 +453,11 @@ class ManagementApp:
             "protocol": "AMQP 0-9-1",
             "client_properties": jsonable(info.client_properties),
             "node": render.NODE,
+            "auth_mechanism": info.auth_mechanism,
+            "ssl": info.tls_protocol is not None,
+            # RabbitMQ's spelling of the version: tlsv1.3.
+            "ssl_protocol": info.tls_protocol.lower() if info.tls_protocol else None,
+            "peer_cert_subject": info.peer_cert_subject,
         }
 
     async def list_connections(self, call: Call) -> Response:

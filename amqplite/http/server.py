@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 App = Callable[[Request], Awaitable[Response]]
+#: Turns an accepted socket into a TLS stream whose handshake is done (None: it failed,
+#: the socket is closed and the failure logged).  Given by the composition root.
+Secure = Callable[[trio.SocketStream], Awaitable[trio.abc.Stream | None]]
 
 MAX_BODY = 16 * 1024 * 1024
 MAX_HEADER = 64 * 1024
@@ -90,6 +93,7 @@ async def serve_http(
     durable: Callable[[], Awaitable[None]] | None = None,
     cors_origins: Collection[str] = (),
     freshness: Freshness | None = None,
+    tls: Secure | None = None,
 ) -> None:
     """Serve the management API, metrics and dashboard for ``broker`` until cancelled.
 
@@ -101,7 +105,9 @@ async def serve_http(
     ``on_change`` is called after every request that may have changed the broker
     (anything but GET/HEAD) so deliveries an HTTP publish or replay caused are flushed to
     consumers at once.  ``freshness`` says how long listings and metrics are served from
-    one snapshot (:mod:`amqplite.http.snapshot`).
+    one snapshot (:mod:`amqplite.http.snapshot`).  ``tls`` (HTTPS) does the TLS handshake
+    of each accepted socket: the AMQP server's, so both listeners share one context,
+    deadline and log lines.
     """
     from amqplite.http.api import ManagementApp  # here: api imports the broker package
     from amqplite.http.snapshot import Freshness
@@ -115,7 +121,7 @@ async def serve_http(
         cors_origins=cors_origins,
         freshness=freshness or Freshness(),
     )
-    await serve_app(app, host=host, port=port, task_status=task_status, limits=limits)
+    await serve_app(app, host=host, port=port, task_status=task_status, limits=limits, tls=tls)
 
 
 async def serve_app(
@@ -125,23 +131,36 @@ async def serve_app(
     port: int = 0,
     task_status: Any = trio.TASK_STATUS_IGNORED,
     limits: Limits = Limits(),
+    tls: Secure | None = None,
 ) -> None:
-    """Serve any request -> response ``app`` over HTTP/1.1 (the management API is one)."""
+    """Serve any request -> response ``app`` over HTTP/1.1 (the management API is one);
+    over HTTPS when ``tls`` wraps each accepted socket."""
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]
-    log.info("HTTP management listening on %s:%d", host, bound)
+    log.info("HTTP%s management listening on %s:%d", "S" if tls else "", host, bound)
 
     async def handler(stream: trio.SocketStream) -> None:
-        await serve_connection(stream, app, limits)
+        peer = _peer_host(stream)
+        served: trio.abc.Stream = stream
+        if tls is not None:
+            secured = await tls(stream)
+            if secured is None:  # closed and logged by ``tls``
+                return
+            served = secured
+        await serve_connection(served, app, limits, peer=peer)
 
     task_status.started(bound)
     await trio.serve_listeners(handler, listeners)
 
 
-async def serve_connection(stream: trio.abc.Stream, app: App, limits: Limits) -> None:
-    """Serve requests on one connection until it closes; never raises."""
+async def serve_connection(
+    stream: trio.abc.Stream, app: App, limits: Limits, *, peer: str | None = None
+) -> None:
+    """Serve requests on one connection until it closes; never raises.  ``peer``: the
+    client's address when ``stream`` is not a socket (TLS)."""
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header)
-    peer = _peer_host(stream)
+    if peer is None:
+        peer = _peer_host(stream)
     first = True
     try:
         while True:

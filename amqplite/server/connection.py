@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from amqplite.server import tls
 from amqplite.server.outbox import FlushQueue, Outbox
 from amqplite.server.session import Session
 
@@ -58,7 +59,7 @@ class AmqpConnection:
 
     def __init__(
         self,
-        stream: trio.SocketStream,
+        stream: trio.abc.Stream,
         *,
         broker: Broker,
         settings: ServerSettings,
@@ -74,9 +75,13 @@ class AmqpConnection:
         self.settings = settings
         self.flushes = flushes
         self.outbox = Outbox(stream, high_water=settings.high_water, low_water=settings.low_water)
+        # A TLS stream's socket is its transport's.
+        transport = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+        assert isinstance(transport, trio.SocketStream)
+        sock = transport.socket
         try:
-            peer = _address(stream.socket.getpeername())
-            local = _address(stream.socket.getsockname())
+            peer = _address(sock.getpeername())
+            local = _address(sock.getsockname())
         except OSError:  # already reset by the peer
             peer, local = ("?", 0), ("?", 0)
         self.name = f"{peer[0]}:{peer[1]} -> {local[0]}:{local[1]}"
@@ -87,6 +92,8 @@ class AmqpConnection:
             flushes=flushes,
             peer=peer,
             name=self.name,
+            tls=stream.version() if isinstance(stream, trio.SSLStream) else None,
+            peer_cert=tls.peer_certificate(stream),
         )
         self.outbox.on_drained = self.session.resume
         self.session.on_forced_close = self.force_close
@@ -136,7 +143,8 @@ class AmqpConnection:
         unread input sends a RST, which can destroy our final frames in flight."""
         with trio.move_on_after(min(self.settings.close_timeout, LINGER_SECONDS)):
             try:
-                await self.stream.send_eof()
+                if isinstance(self.stream, trio.SocketStream):  # TLS has no half-close
+                    await self.stream.send_eof()
                 while await self.stream.receive_some(65536):
                     pass
             except (trio.BrokenResourceError, trio.ClosedResourceError):

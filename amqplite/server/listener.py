@@ -18,7 +18,7 @@ import trio
 from amqplite.broker.auth import User
 from amqplite.broker.broker import Broker
 from amqplite.errors import ReplyCode
-from amqplite.server import auth
+from amqplite.server import auth, tls
 from amqplite.server.connection import AmqpConnection
 from amqplite.server.durability import GroupCommit
 from amqplite.server.fd_reserve import FD_EXHAUSTED, FdReserve
@@ -38,6 +38,16 @@ _ACCEPT_RETRY_ERRNOS = {errno.ENOMEM, errno.ENOBUFS}
 #: bindings and queues; these cut broker CPU per message by ~20 % (docs/performance.md).
 #: Messages hold no reference cycles, so collecting less often costs little memory.
 GC_THRESHOLDS = (100_000, 50, 100)
+
+
+async def _listen(host: str, port: int) -> list[trio.SocketListener]:
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    if port == 0 and len(listeners) > 1:
+        # Each address family would get a different ephemeral port: keep one.
+        for extra in listeners[1:]:
+            await extra.aclose()
+        listeners = listeners[:1]
+    return listeners
 
 
 def tune_gc() -> None:
@@ -68,7 +78,12 @@ class AmqpServer:
             assert self.commit is not None
             self.commit.on_failure = self.guard.fail
         self.connections: set[AmqpConnection] = set()
+        #: The SSL context of the AMQPS (and HTTPS) listener; None without TLS.  Built
+        #: here so that a bad certificate stops the broker before anything listens.
+        self.tls_context = tls.server_context(settings)
         self.port: int | None = None
+        #: The AMQPS listener's bound port (None without one).
+        self.tls_port: int | None = None
         self._accept_scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
         self._all_closed = trio.Event()
@@ -78,25 +93,36 @@ class AmqpServer:
         self.fd_reserve = FdReserve()
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        """Listen until :meth:`shutdown`; reports the bound port through ``task_status``."""
+        """Listen until :meth:`shutdown`; reports the bound port through ``task_status``
+        (the AMQPS port, if any, is then in :attr:`tls_port`)."""
         tune_gc()
-        listeners = await trio.open_tcp_listeners(self.settings.port, host=self.settings.host)
-        if self.settings.port == 0 and len(listeners) > 1:
-            # Each address family would get a different ephemeral port: keep one.
-            for extra in listeners[1:]:
-                await extra.aclose()
-            listeners = listeners[:1]
-        port = self.port = int(listeners[0].socket.getsockname()[1])
-        log.info("AMQP listening on %s:%d", self.settings.host, port)
+        listeners = await _listen(self.settings.host, self.settings.port)
+        self.port = int(listeners[0].socket.getsockname()[1])
+        secure: list[trio.SocketListener] = []
+        if self.tls_context is not None and self.settings.tls_port is not None:
+            try:
+                secure = await _listen(self.settings.host, self.settings.tls_port)
+            except BaseException:
+                for listener in listeners:
+                    await listener.aclose()
+                raise
+            self.tls_port = int(secure[0].socket.getsockname()[1])
+        log.info("AMQP listening on %s:%d", self.settings.host, self.port)
+        if self.tls_port is not None:
+            log.info("AMQPS (TLS) listening on %s:%d", self.settings.host, self.tls_port)
         self.fd_reserve.hold()
         try:
-            await self._serve(listeners, port, task_status)
+            await self._serve(
+                [(x, False) for x in listeners] + [(x, True) for x in secure],
+                self.port,
+                task_status,
+            )
         finally:
             self.fd_reserve.close()
 
     async def _serve(
         self,
-        listeners: list[trio.SocketListener],
+        listeners: list[tuple[trio.SocketListener, bool]],
         port: int,
         task_status: trio.TaskStatus[int],
     ) -> None:
@@ -107,33 +133,47 @@ class AmqpServer:
                 nursery.start_soon(self.commit.run_periodic)
             if self.guard is not None:
                 nursery.start_soon(self.guard.run)
-            for listener in listeners:
-                nursery.start_soon(self._accept_loop, listener)
+            nursery.start_soon(self._accept_all, listeners)
             task_status.started(port)
             await self._all_closed.wait()
             nursery.cancel_scope.cancel()
 
-    async def _accept_loop(self, listener: trio.SocketListener) -> None:
-        async with listener:
-            with self._accept_scope:
-                while True:
-                    try:
-                        stream = await listener.accept()
-                    except OSError as exc:
-                        if exc.errno in FD_EXHAUSTED:
-                            if not self.fd_reserve.refuse_pending(listener.socket.fileno()):
-                                # No spare to refuse with: wait for a descriptor to free up.
-                                await trio.sleep(0.1)
-                            continue
-                        if exc.errno in _ACCEPT_RETRY_ERRNOS:
-                            log.error("accept failed (%s); retrying", exc)
-                            await trio.sleep(0.1)
-                            continue
-                        raise
-                    assert self._nursery is not None
-                    self._nursery.start_soon(self._serve_connection, stream)
+    async def _accept_all(self, listeners: list[tuple[trio.SocketListener, bool]]) -> None:
+        # One scope stops every listener (plain and TLS, each address family) at shutdown.
+        with self._accept_scope:
+            async with trio.open_nursery() as nursery:
+                for listener, secure in listeners:
+                    nursery.start_soon(self._accept_loop, listener, secure)
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+    async def _accept_loop(self, listener: trio.SocketListener, secure: bool) -> None:
+        async with listener:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    if exc.errno in FD_EXHAUSTED:
+                        if not self.fd_reserve.refuse_pending(listener.socket.fileno()):
+                            # No spare to refuse with: wait for a descriptor to free up.
+                            await trio.sleep(0.1)
+                        continue
+                    if exc.errno in _ACCEPT_RETRY_ERRNOS:
+                        log.error("accept failed (%s); retrying", exc)
+                        await trio.sleep(0.1)
+                        continue
+                    raise
+                assert self._nursery is not None
+                self._nursery.start_soon(self._serve_connection, stream, secure)
+
+    async def _serve_connection(self, socket_stream: trio.SocketStream, secure: bool) -> None:
+        stream: trio.abc.Stream = socket_stream
+        if secure:
+            assert self.tls_context is not None
+            wrapped = await tls.accept(
+                socket_stream, self.tls_context, timeout=self.settings.tls_handshake_timeout
+            )
+            if wrapped is None:
+                return
+            stream = wrapped
         try:
             conn = AmqpConnection(
                 stream,

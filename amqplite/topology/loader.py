@@ -35,7 +35,13 @@ from amqplite.broker.limits import USER_LIMITS, VHOST_LIMITS
 from amqplite.broker.passwords import verify_password
 from amqplite.broker.permissions import expand_variables, pattern_error
 from amqplite.broker.stream_args import NOT_FOR_STREAMS
-from amqplite.settings import CONFIG_KEYS, DEFAULT_DATA_DIR, ServerSettings
+from amqplite.settings import (
+    CONFIG_KEYS,
+    DEFAULT_DATA_DIR,
+    TLS_EXTERNAL_IDENTITY,
+    TLS_VERIFY,
+    ServerSettings,
+)
 from amqplite.topology.arguments import (
     EXCHANGE_ARGUMENTS,
     QUEUE_ARGUMENTS,
@@ -229,13 +235,33 @@ class _Loader:
                 value = self.r.integer(
                     vnode, path, maximum=2**31 - 1, what="a number of connections (0 refuses all)"
                 )
+            elif key.startswith(("tls_", "http_tls")):
+                value = self._tls_value(key, vnode, path)
             else:  # default_vhost
                 value = self._vhost_name(vnode, path)
             if value is not None:
                 values[key] = value
         data_dir = Path(values.pop("data_dir", DEFAULT_DATA_DIR))
         values["data_dir"] = data_dir if data_dir.is_absolute() else self.base_dir / data_dir
-        return ServerSettings(**values)
+        settings = ServerSettings(**values)
+        for key, message in settings.tls_errors():
+            # At the key when the file sets it, else at the server: section itself.
+            self.r.report(pairs[key][1] if key in pairs else node, f"server.{key}", message)
+        return settings
+
+    def _tls_value(self, key: str, node: Node, path: str) -> Any:
+        """One ``server.tls_*`` / ``server.http_tls`` value; files are relative to the
+        config file's folder, like ``data_dir``."""
+        if key == "tls_port":
+            return self.r.integer(node, path, maximum=65535)
+        if key in ("tls_cert", "tls_key", "tls_ca"):
+            name = self.r.string(node, path, allow_empty=False)
+            return None if name is None else self.base_dir / Path(name).expanduser()
+        if key == "tls_verify":
+            return self.r.choice(node, path, TLS_VERIFY)
+        if key == "tls_external_identity":
+            return self.r.choice(node, path, TLS_EXTERNAL_IDENTITY)
+        return self.r.boolean(node, path)  # tls_require_client_cert, http_tls
 
     # -- users -------------------------------------------------------------------
 

@@ -33,13 +33,14 @@ from amqplite.protocol import methods as m
 from amqplite.protocol.frames import HEARTBEAT_FRAME
 from amqplite.protocol.properties import StreamWire
 from amqplite.server import auth
-from amqplite.server.session import basic, handshake, modes
+from amqplite.server.session import basic, handshake, modes, sasl
 from amqplite.server.session.channel import SessionChannel
 from amqplite.server.session.dispatch import CHANNEL_METHODS, CONNECTION_METHODS
 
 if TYPE_CHECKING:
     from amqplite.broker.broker import Broker, BrokerConnection
     from amqplite.server.outbox import FlushQueue, Outbox
+    from amqplite.server.tls import PeerCertificate
     from amqplite.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class Session:
         flushes: FlushQueue,
         peer: tuple[str, int],
         name: str,
+        tls: str | None = None,
+        peer_cert: PeerCertificate | None = None,
     ) -> None:
         self.broker = broker
         if broker.stream_wire is None:
@@ -79,6 +82,12 @@ class Session:
         self.flushes = flushes
         self.peer = peer
         self.name = name
+        #: The TLS version over TLS (None: plain TCP), and a verified client certificate
+        #: (EXTERNAL is offered only with one).
+        self.tls = tls
+        self.peer_cert = peer_cert
+        #: The SASL mechanism of the accepted login.
+        self.auth_mechanism = ""
         self.proto = ServerConnection(
             frame_max=settings.frame_max,
             channel_max=settings.channel_max,
@@ -132,7 +141,7 @@ class Session:
 
     # -- entry points used by the connection task ---------------------------------------
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | bytearray) -> None:
         """Handle every complete event in ``data``; never raises.
 
         Stops early while a login is being checked (``auth_pending``): the connection
@@ -184,7 +193,12 @@ class Session:
         if pending is None:
             return
         mechanism, name, password = pending
-        user = await auth.authenticate(self.broker.users, name, password)
+        if mechanism == sasl.EXTERNAL:
+            # The certificate was verified in the TLS handshake: the user must only exist
+            # (RabbitMQ's rabbit_auth_mechanism_ssl).
+            user = self.broker.users.get(name)
+        else:
+            user = await auth.authenticate(self.broker.users, name, password)
         if (
             user is not None
             and name in self.settings.loopback_users
@@ -202,6 +216,7 @@ class Session:
             self._close_connection(handshake.login_refused(mechanism), None)
         else:
             self.user = name
+            self.auth_mechanism = mechanism
             self.send(0, self.proto.tune_method())
         self._process_events()
 
@@ -350,11 +365,18 @@ class Session:
         elif kind is events.Heartbeat:
             pass
         elif kind is events.ProtocolHeader:
-            self.send(0, handshake.start_method())
+            self.send(0, handshake.start_method(self))
         elif kind is events.ProtocolHeaderMismatch:
             # Our header back, then hang up (no connection.close), as the spec says.
             mismatch: events.ProtocolHeaderMismatch = event  # type: ignore[assignment]
-            log.warning("connection %s: bad protocol header %r", self.name, mismatch.received)
+            if mismatch.received[:1] == b"\x16":  # a TLS record: a ClientHello
+                log.warning(
+                    "connection %s: a TLS client on the plain AMQP port (use the TLS port); "
+                    "answered with the AMQP protocol header and closed",
+                    self.name,
+                )
+            else:
+                log.warning("connection %s: bad protocol header %r", self.name, mismatch.received)
             self.outbox.buffer += mismatch.reply
             self.finished = self.abandoned = True
         elif kind is events.EOF:

@@ -51,9 +51,11 @@ LOGIN_REFUSED = (
 )
 
 
-def start_method() -> m.ConnectionStart:
-    """connection.start, sent once the client's protocol header is accepted."""
-    return m.ConnectionStart(0, 9, SERVER_PROPERTIES, sasl.MECHANISMS, b"en_US")
+def start_method(session: Session) -> m.ConnectionStart:
+    """connection.start, sent once the client's protocol header is accepted; EXTERNAL is
+    offered only with a verified TLS client certificate."""
+    offered = sasl.MECHANISMS if session.peer_cert is None else sasl.MECHANISMS_WITH_EXTERNAL
+    return m.ConnectionStart(0, 9, SERVER_PROPERTIES, offered, b"en_US")
 
 
 def login_refused(mechanism: str) -> AMQPConnectionError:
@@ -71,6 +73,9 @@ def start_ok(session: Session, method: m.ConnectionStartOk) -> None:
     capabilities = session.client_properties.get("capabilities")
     session.client_capabilities = capabilities if isinstance(capabilities, dict) else {}
     mechanism = method.mechanism
+    if mechanism == sasl.EXTERNAL and session.peer_cert is not None:
+        _external(session)
+        return
     try:
         credentials = sasl.parse_response(mechanism, method.response)
     except ValueError:
@@ -86,6 +91,23 @@ def start_ok(session: Session, method: m.ConnectionStartOk) -> None:
     session.auth_pending = (mechanism, credentials[0], credentials[1])
 
 
+def _external(session: Session) -> None:
+    """EXTERNAL: the user named by the client certificate (the response is ignored, as
+    RabbitMQ does); :meth:`Session.check_login` checks that it exists."""
+    assert session.peer_cert is not None
+    identity = session.settings.tls_external_identity
+    name = session.peer_cert.name(identity)
+    if not name:
+        log.warning(
+            "connection %s: EXTERNAL login refused: no %s in the client certificate (%s)",
+            session.name,
+            "common name" if identity == "cn" else "subject",
+            session.peer_cert.dn,
+        )
+        raise login_refused(sasl.EXTERNAL)
+    session.auth_pending = (sasl.EXTERNAL, name, "")
+
+
 def tune_ok(session: Session, method: m.ConnectionTuneOk) -> None:
     # The protocol validated and negotiated the values (530 if out of range); the session
     # reads them from there.
@@ -96,7 +118,13 @@ def open_(session: Session, method: m.ConnectionOpen) -> None:
     """The vhost: open the broker connection, or 530 as RabbitMQ does."""
     assert session.user is not None  # the protocol passes open only after tune-ok
     vhost = method.virtual_host
-    info = ConnectionInfo(name=session.name, client_properties=session.client_properties)
+    info = ConnectionInfo(
+        name=session.name,
+        client_properties=session.client_properties,
+        auth_mechanism=session.auth_mechanism,
+        tls_protocol=session.tls,
+        peer_cert_subject=session.peer_cert.dn if session.peer_cert is not None else None,
+    )
     try:
         session.connection = session.broker.open_connection(
             vhost=vhost, user=session.user, info=info

@@ -12,6 +12,10 @@ from amqplite.protocol.fields import decode_table
 
 #: What connection.start offers, in RabbitMQ's order.
 MECHANISMS = b"PLAIN AMQPLAIN"
+#: SASL EXTERNAL: the user is the verified TLS client certificate's name.  Offered (after
+#: the others) only on TLS connections whose client sent a verified certificate.
+EXTERNAL = "EXTERNAL"
+MECHANISMS_WITH_EXTERNAL = MECHANISMS + b" " + EXTERNAL.encode()
 
 _U32 = struct.Struct(">I")
 
