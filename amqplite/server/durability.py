@@ -33,18 +33,27 @@ PERIODIC_SYNC_SECONDS = 1.0
 class GroupCommit:
     """Serialises syncs of one store and lets many waiters share each of them."""
 
-    __slots__ = ("_lock", "failure", "on_failure", "store")
+    __slots__ = ("_lock", "_synced", "failure", "on_failure", "store")
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = trio.Lock()
+        #: Set (and replaced) after each sync: waiters whose writes it did not cover look again.
+        self._synced = trio.Event()
         #: The fsync failure after which nothing is ever confirmed again.
         self.failure: StoreSyncError | None = None
         #: Told about that failure (the server's StoreGuard stops the broker).
         self.on_failure: Callable[[StoreSyncError], None] | None = None
 
     async def wait_durable(self, position: int | None = None) -> None:
-        """Return once everything written up to ``position`` (default: now) is synced."""
+        """Return once everything written up to ``position`` (default: now) is synced.
+
+        A sync may cover less than asked: a stream chunk whose write failed (disk full)
+        stays buffered and holds the durable position below it.  Its publishers then wait
+        (their connection reads nothing more: they are blocked) until a later sync -- the
+        periodic one retries the write -- gets it onto the disk; they are never confirmed
+        early.
+        """
         store = self.store
         if position is None:
             position = store.position
@@ -53,6 +62,10 @@ class GroupCommit:
             if store.is_durable(position):
                 return
             await self._sync()
+        # Retries are the periodic sync's (or the next publisher's), not ours: several
+        # waiters re-syncing for each other would chain failing writes back to back.
+        while not store.is_durable(position):
+            await self._synced.wait()
 
     async def _sync(self) -> None:
         store = self.store
@@ -74,6 +87,8 @@ class GroupCommit:
                 self.on_failure(exc)
             await trio.sleep_forever()
         store.complete_sync(point)
+        synced, self._synced = self._synced, trio.Event()
+        synced.set()
 
     async def run_periodic(self) -> None:
         """Sync now and then so acks (removals) become durable without new publishes."""

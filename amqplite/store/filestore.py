@@ -960,8 +960,9 @@ class FileStore(SyncPositions):
         self._position += 1
         return self._position
 
-    def stream_wrote(self, file: Any) -> None:
+    def stream_wrote(self, file: Any, nbytes: int) -> None:
         self._dirty.add(file)
+        self._bytes_written += nbytes
 
     def _flush_streams(self) -> int:
         """Write every stream log's buffered chunk; the highest position a sync may claim.

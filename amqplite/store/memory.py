@@ -232,7 +232,7 @@ class MemoryStore(SyncPositions):
         self._position += 1
         return self._position
 
-    def stream_wrote(self, file: Any) -> None:
+    def stream_wrote(self, file: Any, nbytes: int) -> None:
         pass
 
     def stream_dir_changed(self, path: str) -> None:

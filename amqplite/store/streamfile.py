@@ -34,6 +34,7 @@ from amqplite.store import StoreWriteError
 from amqplite.store.files import Opener, StoreFile, fsync_directory
 from amqplite.store.records import FILE_HEADER_SIZE, check_file_header, file_header
 from amqplite.store.streamchunks import (
+    INDEX_ENTRY_SIZE,
     INDEX_MAGIC,
     SEGMENT_MAGIC,
     ChunkInfo,
@@ -183,8 +184,8 @@ class FileStreamLog(SegmentedLog):
                     _unlink_quietly(path)
             raise StoreWriteError(f"cannot start stream segment {seg_path}: {exc}") from exc
         if self._sink is not None:
-            self._sink.stream_wrote(seg)
-            self._sink.stream_wrote(idx)
+            self._sink.stream_wrote(seg, seg.size)
+            self._sink.stream_wrote(idx, idx.size)
             self._sink.stream_dir_changed(self.directory)
         segment = Segment(first_offset, handle=(seg, idx))
         segment.size = seg.size
@@ -204,8 +205,8 @@ class FileStreamLog(SegmentedLog):
             _truncate_quietly(idx, idx_size)
             raise StoreWriteError(f"stream write failed: {exc}") from exc
         if self._sink is not None:
-            self._sink.stream_wrote(seg)
-            self._sink.stream_wrote(idx)
+            self._sink.stream_wrote(seg, len(data))
+            self._sink.stream_wrote(idx, INDEX_ENTRY_SIZE)
         segment.size = seg_size  # SegmentedLog.append adds the chunk's length
         return info
 

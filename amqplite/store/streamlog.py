@@ -80,8 +80,9 @@ class SyncSink(Protocol):
         (a confirm waits for it) and will ``flush`` the log at its next flush or sync.
         Returns the store position of that write."""
 
-    def stream_wrote(self, file: Any) -> None:
-        """``file`` was written: the next sync must fsync it."""
+    def stream_wrote(self, file: Any, nbytes: int) -> None:
+        """``nbytes`` were written to ``file``: the next sync must fsync it (and the disk
+        floor counts them, as it counts the message store's writes)."""
 
     def stream_dir_changed(self, path: str) -> None:
         """Files were created or deleted in ``path``."""

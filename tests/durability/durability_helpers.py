@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,25 @@ def persistent(body: bytes | str, **props: Any) -> Message:
 
 
 class DiskSwitch:
-    """The store's opener seam: while ``full`` is set every write fails with ENOSPC."""
+    """The store's opener seam: while ``full`` is set every write fails with ENOSPC.
+
+    ``wait_refusals(n)`` returns once ``n`` writes have been refused (the store may write
+    from the broker's thread while a test waits in its own).
+    """
 
     def __init__(self) -> None:
         self.full = False
+        self.refusals = 0
+        self._refused = threading.Condition()
+
+    def wait_refusals(self, count: int, timeout: float = 30.0) -> bool:
+        with self._refused:
+            return self._refused.wait_for(lambda: self.refusals >= count, timeout)
+
+    def _refuse(self) -> None:
+        with self._refused:
+            self.refusals += 1
+            self._refused.notify_all()
 
     def __call__(self, path: str, *, create: bool) -> StoreFile:
         switch = self
@@ -34,6 +50,7 @@ class DiskSwitch:
         class FlakyFile(StoreFile):
             def write(self, data: bytes | bytearray) -> None:
                 if switch.full:
+                    switch._refuse()
                     raise OSError(errno.ENOSPC, "No space left on device (test)")
                 super().write(data)
 

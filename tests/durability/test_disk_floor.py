@@ -44,13 +44,16 @@ def _free(path: Path) -> int:
     return stats.f_bavail * stats.f_frsize
 
 
-def test_publishers_are_blocked_before_the_floor(small_disk: Path) -> None:
+@pytest.mark.parametrize("queue_type", ["classic", "stream"])
+def test_publishers_are_blocked_before_the_floor(small_disk: Path, queue_type: str) -> None:
+    # A stream's chunks count towards the bytes written between free-space looks, as the
+    # message store's records do.
     with durable_broker(small_disk / "data", disk_free_limit=FLOOR) as running:
         # pika gives up on a connection blocked this long: how the publish loop ends.
         conn = connect(running, blocked_connection_timeout=0.5)
         ch = conn.channel()
         ch.confirm_delivery()
-        ch.queue_declare("q", durable=True)
+        ch.queue_declare("q", durable=True, arguments={"x-queue-type": queue_type})
         published = 0
         with pytest.raises(pika.exceptions.ConnectionBlockedTimeout):
             # Without the alarm, this many messages would fill the whole disk.

@@ -96,3 +96,53 @@ def test_a_failed_fsync_stops_the_broker_without_confirming(tmp_path: Path) -> N
                 stopped.set()
                 break
         assert stopped.is_set()
+
+
+def test_a_stream_publish_on_a_full_disk_waits_for_space_and_is_never_confirmed_early(
+    tmp_path: Path,
+) -> None:
+    disk = DiskSwitch()
+    stream = {"x-queue-type": "stream"}
+    with durable_broker(tmp_path / "data", opener=disk) as running:
+        conn = connect(running)
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.queue_declare("s", durable=True, arguments=stream)
+        ch.basic_publish("", "s", b"before", persistent())
+        disk.full = True
+        outcome: list[object] = []
+
+        def publish_while_full() -> None:
+            try:
+                ch.basic_publish("", "s", b"while full", persistent())
+                outcome.append("confirmed")
+            except Exception as exc:  # a nack would also be fine: anything but a confirm
+                outcome.append(exc)
+
+        publisher = threading.Thread(target=publish_while_full)
+        publisher.start()
+        # The chunk's write failed after the batch and again in the batch's sync, and the
+        # periodic sync (up to 1 s later) retried it and failed once more: a confirm sent
+        # after the first failures would have arrived by now.
+        assert disk.wait_refusals(3)
+        assert publisher.is_alive() and outcome == [], outcome
+        disk.full = False  # the next periodic sync writes the chunk; then the confirm comes
+        publisher.join(timeout=30)
+        assert outcome == ["confirmed"]
+        ch.basic_publish("", "s", b"after", persistent())
+        conn.close()
+    with durable_broker(tmp_path / "data") as running:
+        conn = connect(running)
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=10)
+        got = []
+        for method, props, body in ch.consume(
+            "s", arguments={"x-stream-offset": "first"}, inactivity_timeout=10
+        ):
+            assert method is not None, got
+            got.append((props.headers["x-stream-offset"], body))
+            ch.basic_ack(method.delivery_tag)
+            if len(got) == 3:
+                break
+        assert got == [(0, b"before"), (1, b"while full"), (2, b"after")]
+        conn.close()
