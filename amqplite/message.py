@@ -25,6 +25,11 @@ import attrs
 
 FieldTable = dict[str, Any]
 
+#: A message body.  Small bodies are ``bytes``; a body that arrived in several frames (or
+#: straight from the socket) is the ``bytearray`` it was received into, shared by every
+#: queue and written out from there, so it is never mutated once the message exists.
+Body = bytes | bytearray
+
 
 class Long(int):
     """An integer that travels as a 64-bit signed long (``l``) in field tables.
@@ -83,7 +88,7 @@ class Message:
     exchange: str
     routing_key: str
     properties: BasicProperties
-    body: bytes
+    body: Body
     raw_properties: bytes | None = None
     id: int = attrs.field(factory=next_message_id)
 

@@ -16,7 +16,7 @@ import attrs
 
 from amqplite.http.jsonout import jsonable
 from amqplite.http.request import bad_request
-from amqplite.message import BasicProperties
+from amqplite.message import BasicProperties, Body
 
 _INT_PROPS = frozenset({"delivery_mode", "priority", "timestamp"})
 _PROP_NAMES = tuple(f.name for f in attrs.fields(BasicProperties))
@@ -59,7 +59,7 @@ def properties_from_json(value: Any) -> BasicProperties:
 
 
 def encode_payload(
-    body: bytes, encoding: str = "auto", truncate: int | None = None
+    body: Body, encoding: str = "auto", truncate: int | None = None
 ) -> dict[str, Any]:
     """``payload``, ``payload_bytes``, ``payload_encoding`` (and ``truncated``) for ``body``."""
     shown = body if truncate is None else body[:truncate]

@@ -68,11 +68,12 @@ from amqplite.protocol.frames import (
     FRAME_MIN_SIZE,
     bad_frame_end,
     check_frame_head,
+    deliver_parts,
     encode_deliver,
-    encode_get_ok,
     encode_method_frame,
-    encode_return,
+    get_ok_parts,
     payload_snippet,
+    return_parts,
     unknown_frame,
 )
 from amqplite.protocol.frames import (
@@ -91,6 +92,16 @@ class _NeedData:
 
 #: Returned by :meth:`ServerConnection.next_event` when more bytes are needed.
 NEED_DATA: Final = _NeedData()
+
+#: Body frames at least this long are received in place when they arrive in pieces.
+DIRECT_MIN = 8192
+
+#: Bytes of body buffers a connection may reserve before their data has arrived.  Within
+#: it a body is allocated whole at its first frame (no regrowth, no copy); beyond it, it
+#: grows with what arrives (at most doubling), so announcing large bodies costs a peer
+#: little memory it has not sent.  (A body abandoned half-way, its channel closed, keeps
+#: its share: that connection's later bodies just grow instead.)
+RESERVE_BUDGET = 8 << 20
 
 #: RabbitMQ's hard limit on a message body (``?MAX_MSG_SIZE``, 512 MiB).
 MAX_MESSAGE_SIZE = 536_870_912
@@ -146,14 +157,33 @@ _CH_CLOSING = 2  # the server sent channel.close
 class _Assembly:
     """Content being assembled on one channel."""
 
-    __slots__ = ("chunks", "method", "properties", "raw", "remaining")
+    __slots__ = ("body", "budgeted", "filled", "method", "properties", "raw", "remaining", "size")
 
     def __init__(self, method: methods.Method) -> None:
         self.method = method
-        self.remaining = -1  # -1: header not yet received
+        self.remaining = -1  # -1: header not yet received; then body bytes not yet framed
+        self.size = 0
         self.properties: BasicProperties | None = None
         self.raw = b""
-        self.chunks: list[bytes] = []
+        # A body in several frames (or received straight from the socket) lands in one
+        # buffer that becomes the message's body: no list of chunks joined at the end.
+        # ``filled`` bytes of it are in; the rest is room reserved ahead (see ``_reserve``).
+        self.body = bytearray()
+        self.filled = 0
+        self.budgeted = False  # the whole body was reserved from the connection's budget
+
+    def copy_in(self, buf: bytearray, start: int, end: int) -> None:
+        """Copy ``buf[start:end]`` (once) to where the body has got to."""
+        filled = self.filled
+        with memoryview(buf) as view:
+            self.body[filled : filled + end - start] = view[start:end]
+        self.filled = filled + end - start
+
+
+def _copy_out(buf: bytearray, start: int, end: int) -> bytes:
+    """``bytes(buf[start:end])`` with one copy instead of two (worth it for large slices)."""
+    with memoryview(buf) as view:
+        return bytes(view[start:end])
 
 
 def _unexpected_frame(text: str, method: methods.Method | None = None) -> AMQPConnectionError:
@@ -196,10 +226,14 @@ class ServerConnection:
         "_broken",
         "_buf",
         "_channels",
+        "_direct",
+        "_direct_channel",
         "_eof",
         "_expect",
+        "_frame_left",
         "_frame_limit",
         "_pos",
+        "_reserve_budget",
         "channel_max",
         "frame_max",
         "heartbeat",
@@ -234,6 +268,12 @@ class ServerConnection:
         self._frame_limit = frame_max
         self._channels: dict[int, int] = {}
         self._assembling: dict[int, _Assembly] = {}
+        # A large body frame received in place (see ``next_read``): its content, channel,
+        # and how many payload bytes are still to come (0: its frame end octet is due).
+        self._direct: _Assembly | None = None
+        self._direct_channel = 0
+        self._frame_left = 0
+        self._reserve_budget = RESERVE_BUDGET
 
     # -- input ------------------------------------------------------------------------
 
@@ -275,6 +315,10 @@ class ServerConnection:
         while True:
             if self._broken or self.state == CLOSED:
                 return EOF_EVENT if self._eof else NEED_DATA
+            if self._direct is not None:
+                ev = self._continue_direct()
+                if ev is not None:
+                    return ev
             pos = self._pos
             if self.state == AWAITING_HEADER:
                 return self._read_protocol_header()
@@ -286,6 +330,8 @@ class ServerConnection:
                 check_frame_head(ftype, size, self._frame_limit)
             end = pos + 7 + size
             if end >= len(buf):
+                if ftype == FRAME_BODY and size >= DIRECT_MIN and self._start_direct(channel, size):
+                    continue
                 return EOF_EVENT if self._eof else NEED_DATA
             if not 0 < ftype < 4 and ftype != FRAME_HEARTBEAT:
                 # Read whole first: RabbitMQ quotes the payload in its reply text.
@@ -508,7 +554,7 @@ class ServerConnection:
                 or buf[bend] != FRAME_END
             ):
                 return None
-            body = bytes(buf[bpos + 7 : bend])
+            body = bytes(buf[bpos + 7 : bend]) if bsize < 4096 else _copy_out(buf, bpos + 7, bend)
         else:
             body = b""
             bend = hend
@@ -616,12 +662,14 @@ class ServerConnection:
         if not body_size:
             del self._assembling[channel]
             return events.Content(channel, method, properties, raw, b"")
-        asm.remaining = body_size
+        asm.remaining = asm.size = body_size
         asm.properties = properties
         asm.raw = raw
         return None
 
-    def _on_body(self, channel: int, start: int, end: int) -> Event | None:
+    def _body_frame(self, channel: int, size: int) -> _Assembly | None:
+        """Checks for a body frame of ``size`` payload bytes; counts it against the body.
+        None means drop the frame (its channel is closing)."""
         asm = self._content_frame_checks(channel, "content body")
         if asm is None:
             return None
@@ -633,7 +681,6 @@ class ServerConnection:
                 "got non content header frame instead",
                 asm.method,
             )
-        size = end - start
         if size > remaining:
             raise AMQPConnectionError(
                 ReplyCode.FRAME_ERROR,
@@ -641,18 +688,115 @@ class ServerConnection:
                 asm.method.CLASS_ID,
                 asm.method.METHOD_ID,
             )
-        chunk = bytes(self._buf[start:end])
-        if size == remaining:
+        asm.remaining = remaining - size
+        return asm
+
+    def _on_body(self, channel: int, start: int, end: int) -> Event | None:
+        asm = self._body_frame(channel, end - start)
+        if asm is None:
+            return None
+        if not asm.remaining and not asm.filled:
+            # The whole body in this one frame: the common case, one copy into bytes.
             del self._assembling[channel]
-            if asm.chunks:
-                asm.chunks.append(chunk)
-                chunk = b"".join(asm.chunks)
             assert asm.properties is not None
-            return events.Content(channel, asm.method, asm.properties, asm.raw, chunk)
-        if size:
-            asm.chunks.append(chunk)
-            asm.remaining = remaining - size
-        return None
+            body = _copy_out(self._buf, start, end)
+            return events.Content(channel, asm.method, asm.properties, asm.raw, body)
+        if end > start:
+            self._reserve(asm, end - start)
+            asm.copy_in(self._buf, start, end)
+        return self._body_done(channel, asm)
+
+    def _reserve(self, asm: _Assembly, size: int) -> None:
+        """Make room in ``asm.body`` for ``size`` more bytes after ``filled``."""
+        body = asm.body
+        need = asm.filled + size
+        if len(body) >= need:
+            return
+        if not body and asm.size <= self._reserve_budget:
+            self._reserve_budget -= asm.size
+            asm.budgeted = True
+            asm.body = bytearray(asm.size)
+            return
+        body += bytes(min(asm.size, max(need, 2 * len(body))) - len(body))
+
+    def _body_done(self, channel: int, asm: _Assembly) -> Event | None:
+        """The content event once the last body byte is in (and its channel still open)."""
+        if asm.remaining:
+            return None
+        if asm.budgeted:
+            self._reserve_budget += asm.size
+        if self._assembling.get(channel) is not asm:
+            return None
+        del self._assembling[channel]
+        assert asm.properties is not None
+        return events.Content(channel, asm.method, asm.properties, asm.raw, asm.body)
+
+    # -- large body frames, received in place ---------------------------------------------
+
+    def _start_direct(self, channel: int, size: int) -> bool:
+        """A large body frame has only begun to arrive: from here its payload goes straight
+        into the body's buffer, from the socket if the server uses :meth:`next_read`.
+
+        Errors in the frame head are raised now; a frame to drop waits to be whole."""
+        asm = self._body_frame(channel, size)
+        if asm is None:
+            return False
+        self._reserve(asm, size)
+        self._direct = asm
+        self._direct_channel = channel
+        self._frame_left = size
+        self._pos += 7
+        return True
+
+    def _continue_direct(self) -> Event | _NeedData | None:
+        """Copy what is buffered of the payload in place, then check the frame end; None
+        when done with the frame (the caller goes on parsing)."""
+        asm = self._direct
+        assert asm is not None
+        buf = self._buf
+        pos = self._pos
+        left = self._frame_left
+        if left:
+            take = min(left, len(buf) - pos)
+            if take:
+                asm.copy_in(buf, pos, pos + take)
+                self._pos = pos = pos + take
+                self._frame_left = left = left - take
+            if left:
+                return EOF_EVENT if self._eof else NEED_DATA
+        if pos >= len(buf):
+            return EOF_EVENT if self._eof else NEED_DATA
+        if buf[pos] != FRAME_END:
+            self._broken = True
+            raise bad_frame_end(buf[pos])
+        self._pos = pos + 1
+        self._direct = None
+        return self._body_done(self._direct_channel, asm)
+
+    def next_read(self, size: int) -> int | memoryview:
+        """What the server should receive next: a byte count (then ``receive_data``), or,
+        in the middle of a large body frame with nothing else buffered, the part of the
+        body's own buffer its payload goes to (receive into it, then ``body_received``).
+
+        Between two frames of a large body it asks for just the frame end and the next
+        frame head, so the next payload also lands in place.
+        """
+        asm = self._direct
+        if asm is None or self._pos != len(self._buf):
+            return size
+        left = self._frame_left
+        if not left:
+            return 8 if asm.remaining else size
+        filled = asm.filled
+        return memoryview(asm.body)[filled : filled + left]
+
+    def body_received(self, size: int) -> None:
+        """``size`` bytes were received into the view :meth:`next_read` gave."""
+        asm = self._direct
+        if asm is None or size > self._frame_left:
+            raise ValueError("no body frame payload expected")
+        asm.filled += size
+        self._frame_left -= size
 
     def _on_heartbeat(self, channel: int, start: int, end: int) -> Event | None:
         if end != start:
@@ -703,8 +847,12 @@ class ServerConnection:
 
     def send_content(self, channel: int, method: methods.Method, message: Message) -> bytes:
         """A deliver / get-ok / return with its header and body frames."""
+        return b"".join(self.content_parts(channel, method, message))
+
+    def content_parts(self, channel: int, method: methods.Method, message: Message) -> list[Buffer]:
+        """:meth:`send_content` as pieces, the body's uncopied among them (for a vectored write)."""
         if isinstance(method, methods.BasicDeliver):
-            return encode_deliver(
+            return deliver_parts(
                 channel,
                 method.consumer_tag,
                 method.delivery_tag,
@@ -715,7 +863,7 @@ class ServerConnection:
                 self.frame_max,
             )
         if isinstance(method, methods.BasicGetOk):
-            return encode_get_ok(
+            return get_ok_parts(
                 channel,
                 method.delivery_tag,
                 method.redelivered,
@@ -726,7 +874,7 @@ class ServerConnection:
                 self.frame_max,
             )
         if isinstance(method, methods.BasicReturn):
-            return encode_return(
+            return return_parts(
                 channel,
                 method.reply_code,
                 method.reply_text,

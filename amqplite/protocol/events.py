@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import attrs
 
-from amqplite.message import BasicProperties
+from amqplite.message import BasicProperties, Body
 from amqplite.protocol.frames import PROTOCOL_HEADER as _OUR_HEADER
 from amqplite.protocol.methods import Method as _Method
 
@@ -51,7 +51,7 @@ class Content:
     method: _Method
     properties: BasicProperties
     raw_properties: bytes
-    body: bytes
+    body: Body
 
 
 @attrs.frozen(slots=True)

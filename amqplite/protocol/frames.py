@@ -16,7 +16,7 @@ import struct
 import attrs
 
 from amqplite.errors import AMQPConnectionError, ReplyCode
-from amqplite.message import BasicProperties, Message
+from amqplite.message import BasicProperties, Body, Message
 from amqplite.protocol.fields import Buffer
 from amqplite.protocol.methods import Method
 from amqplite.protocol.properties import encode_properties
@@ -142,9 +142,14 @@ def _raw_properties(message: Message) -> bytes:
 
 
 def _append_content(
-    parts: list[bytes], channel: int, class_id: int, raw: bytes, body: bytes, frame_max: int
+    parts: list[Buffer], channel: int, class_id: int, raw: bytes, body: Body, frame_max: int
 ) -> None:
-    """Append the end of the method frame, the header frame and the body frames."""
+    """Append the end of the method frame, the header frame and the body frames.
+
+    The body goes in as itself (one frame) or as memoryview slices of it (one per frame),
+    never copied: a caller that joins the parts copies it once, and the server's outbox
+    sends large ones from the message's own buffer (:func:`deliver_parts`).
+    """
     size = len(body)
     parts.append(
         _END_HEADER_HEAD.pack(FRAME_END, FRAME_HEADER, channel, 12 + len(raw), class_id, 0, size)
@@ -163,7 +168,7 @@ def _append_content(
     for start in range(0, size, chunk):
         piece = view[start : start + chunk]
         parts.append(_END_BODY_HEAD.pack(FRAME_END, FRAME_BODY, channel, len(piece)))
-        parts.append(piece.tobytes())
+        parts.append(piece)
     parts.append(FRAME_END_BYTE)
 
 
@@ -171,15 +176,44 @@ def encode_content(
     channel: int,
     method: Method,
     properties: BasicProperties | bytes,
-    body: bytes,
+    body: Body,
     frame_max: int,
 ) -> bytes:
     """A content method with its header and body frames (``properties`` may be raw bytes)."""
     payload = method.encode()
     raw = properties if isinstance(properties, bytes) else encode_properties(properties)
-    parts = [_METHOD_HEAD.pack(FRAME_METHOD, channel, len(payload)), payload]
+    parts: list[Buffer] = [_METHOD_HEAD.pack(FRAME_METHOD, channel, len(payload)), payload]
     _append_content(parts, channel, method.CLASS_ID, raw, body, frame_max)
     return b"".join(parts)
+
+
+def deliver_parts(
+    channel: int,
+    consumer_tag: str,
+    delivery_tag: int,
+    redelivered: bool,
+    exchange: str,
+    routing_key: str,
+    message: Message,
+    frame_max: int,
+) -> list[Buffer]:
+    """basic.deliver + header + body frames as a list of pieces, the body's among them
+    uncopied (for a vectored write); fills ``message.raw_properties`` if unset."""
+    ct = consumer_tag.encode()
+    ex = exchange.encode()
+    rk = routing_key.encode()
+    parts: list[Buffer] = [
+        _DELIVER_HEAD.pack(
+            FRAME_METHOD, channel, 16 + len(ct) + len(ex) + len(rk), 60, 60, len(ct)
+        ),
+        ct,
+        _DELIVER_MID.pack(delivery_tag, redelivered, len(ex)),
+        ex,
+        _U8.pack(len(rk)),
+        rk,
+    ]
+    _append_content(parts, channel, 60, _raw_properties(message), message.body, frame_max)
+    return parts
 
 
 def encode_deliver(
@@ -193,24 +227,21 @@ def encode_deliver(
     frame_max: int,
 ) -> bytes:
     """basic.deliver + header + body frames; fills ``message.raw_properties`` if unset."""
-    ct = consumer_tag.encode()
-    ex = exchange.encode()
-    rk = routing_key.encode()
-    parts = [
-        _DELIVER_HEAD.pack(
-            FRAME_METHOD, channel, 16 + len(ct) + len(ex) + len(rk), 60, 60, len(ct)
-        ),
-        ct,
-        _DELIVER_MID.pack(delivery_tag, redelivered, len(ex)),
-        ex,
-        _U8.pack(len(rk)),
-        rk,
-    ]
-    _append_content(parts, channel, 60, _raw_properties(message), message.body, frame_max)
-    return b"".join(parts)
+    return b"".join(
+        deliver_parts(
+            channel,
+            consumer_tag,
+            delivery_tag,
+            redelivered,
+            exchange,
+            routing_key,
+            message,
+            frame_max,
+        )
+    )
 
 
-def encode_get_ok(
+def get_ok_parts(
     channel: int,
     delivery_tag: int,
     redelivered: bool,
@@ -219,11 +250,11 @@ def encode_get_ok(
     message_count: int,
     message: Message,
     frame_max: int,
-) -> bytes:
-    """basic.get-ok + header + body frames; fills ``message.raw_properties`` if unset."""
+) -> list[Buffer]:
+    """basic.get-ok + header + body frames as pieces (see :func:`deliver_parts`)."""
     ex = exchange.encode()
     rk = routing_key.encode()
-    parts = [
+    parts: list[Buffer] = [
         _GET_OK_HEAD.pack(
             FRAME_METHOD,
             channel,
@@ -240,7 +271,59 @@ def encode_get_ok(
         _U32.pack(message_count),
     ]
     _append_content(parts, channel, 60, _raw_properties(message), message.body, frame_max)
-    return b"".join(parts)
+    return parts
+
+
+def return_parts(
+    channel: int,
+    reply_code: int,
+    reply_text: str,
+    exchange: str,
+    routing_key: str,
+    message: Message,
+    frame_max: int,
+) -> list[Buffer]:
+    """basic.return + header + body frames as pieces (see :func:`deliver_parts`)."""
+    rt = reply_text.encode()
+    ex = exchange.encode()
+    rk = routing_key.encode()
+    parts: list[Buffer] = [
+        _RETURN_HEAD.pack(
+            FRAME_METHOD, channel, 9 + len(rt) + len(ex) + len(rk), 60, 50, reply_code, len(rt)
+        ),
+        rt,
+        _U8.pack(len(ex)),
+        ex,
+        _U8.pack(len(rk)),
+        rk,
+    ]
+    _append_content(parts, channel, 60, _raw_properties(message), message.body, frame_max)
+    return parts
+
+
+def encode_get_ok(
+    channel: int,
+    delivery_tag: int,
+    redelivered: bool,
+    exchange: str,
+    routing_key: str,
+    message_count: int,
+    message: Message,
+    frame_max: int,
+) -> bytes:
+    """basic.get-ok + header + body frames; fills ``message.raw_properties`` if unset."""
+    return b"".join(
+        get_ok_parts(
+            channel,
+            delivery_tag,
+            redelivered,
+            exchange,
+            routing_key,
+            message_count,
+            message,
+            frame_max,
+        )
+    )
 
 
 def encode_return(
@@ -253,18 +336,6 @@ def encode_return(
     frame_max: int,
 ) -> bytes:
     """basic.return + header + body frames; fills ``message.raw_properties`` if unset."""
-    rt = reply_text.encode()
-    ex = exchange.encode()
-    rk = routing_key.encode()
-    parts = [
-        _RETURN_HEAD.pack(
-            FRAME_METHOD, channel, 9 + len(rt) + len(ex) + len(rk), 60, 50, reply_code, len(rt)
-        ),
-        rt,
-        _U8.pack(len(ex)),
-        ex,
-        _U8.pack(len(rk)),
-        rk,
-    ]
-    _append_content(parts, channel, 60, _raw_properties(message), message.body, frame_max)
-    return b"".join(parts)
+    return b"".join(
+        return_parts(channel, reply_code, reply_text, exchange, routing_key, message, frame_max)
+    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 from typing import TYPE_CHECKING
 
 import trio
@@ -52,6 +53,21 @@ def _only_disconnects(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return all(_only_disconnects(e) for e in exc.exceptions)
     return isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError)
+
+
+async def _receive_into(sock: socket.socket, target: memoryview, after: bytearray) -> int:
+    """Receive into ``target`` (then released) and, once it is full, on into ``after`` (the
+    next frame's head, so that the next payload can also land in place): at once if the
+    socket has data, else after waiting for it; 0 at EOF.  Errors are the peer going away,
+    as for the stream."""
+    with target:
+        while True:
+            try:
+                return sock.recvmsg_into((target, after))[0]
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(sock)
+            except OSError as exc:
+                raise trio.BrokenResourceError(str(exc)) from exc
 
 
 class AmqpConnection:
@@ -160,18 +176,40 @@ class AmqpConnection:
         guard = self.guard
         receive = self.stream.receive_some
         size = self.settings.receive_size
+        proto = session.proto
+        # Large body frames are received straight into the body (plain sockets only).
+        raw = getattr(getattr(self.stream, "socket", None), "_sock", None)
+        direct = isinstance(raw, socket.socket)
+        after = bytearray(8)  # frame end + the next frame's head
+        direct_reads = 0
         while not session.finished:
             if outbox.over_high_water:
                 await outbox.wait_drained()
             blocked = self._blocked_until
             if blocked is not None and session.publishing:
                 await blocked.wait()
-            data = await receive(size)
-            self.last_recv = trio.current_time()
-            if not data:
-                session.eof_received()
-                return True
-            session.data_received(data)
+            want = proto.next_read(size) if direct else size
+            if type(want) is int:
+                data = await receive(want)
+                self.last_recv = trio.current_time()
+                if not data:
+                    session.eof_received()
+                    return True
+                session.data_received(data)
+            else:
+                assert isinstance(want, memoryview) and isinstance(raw, socket.socket)
+                room = len(want)
+                got = await _receive_into(raw, want, after)
+                self.last_recv = trio.current_time()
+                if not got:
+                    session.eof_received()
+                    return True
+                session.body_received(min(got, room))
+                if got > room:
+                    session.data_received(bytes(after[: got - room]))
+                direct_reads += 1
+                if not direct_reads % 16:
+                    await trio.lowlevel.checkpoint()  # a long body read without waiting
             while session.auth_pending is not None:
                 await session.check_login()
             # Deliveries to other connections go out now, not after a store sync.

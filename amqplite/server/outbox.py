@@ -8,6 +8,11 @@ connections' publishes.  Nothing is written per frame.  Whoever finishes a batch
 writes its own connection's output inline when the writer is idle, saving a task wake-up
 (this is what matters at prefetch 1).
 
+Large bodies are not copied into the buffer: :meth:`Outbox.write` notes each one (a
+message's body, or a memoryview slice of it per frame) as a *splice* at its offset in the
+buffer, and the send is vectored (``sendmsg``): the kernel copies the body straight from
+the one buffer it was received into, however many queues and consumers it goes to.
+
 The outbox is bounded: once more than ``high_water`` bytes are pending, ``writable`` says
 False (the broker then skips that connection's consumers) and the reader stops reading (so
 TCP backpressure reaches a fast publisher).  When the writer has drained below
@@ -18,11 +23,32 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import trio
 
+from amqplite.protocol.fields import Buffer
+
 log = logging.getLogger(__name__)
+
+#: Pieces at least this long are sent from where they are (a vectored send) rather than
+#: copied into the buffer; below it a copy is cheaper than an iovec entry.
+SPLICE_MIN = 8192
+#: Most buffers one sendmsg takes (Linux's IOV_MAX is 1024).
+IOV_MAX = 1024
+
+
+def _advance(iov: list[Buffer], sent: int) -> list[Buffer]:
+    """What is left of ``iov`` after its first ``sent`` bytes went out."""
+    for i, piece in enumerate(iov):
+        size = len(piece)
+        if sent < size:
+            rest = iov[i:]
+            if sent:
+                rest[0] = memoryview(piece)[sent:]
+            return rest
+        sent -= size
+    return []
 
 
 class FlushQueue:
@@ -61,14 +87,18 @@ class Outbox:
 
     ``buffer`` is swapped for a fresh bytearray at each send, so appends never race a
     write in progress; code appending to it must read ``outbox.buffer`` each time rather
-    than keep a reference.
+    than keep a reference.  ``in_flight`` counts the pending bytes that are not in
+    ``buffer``: spliced bodies, what a send took and has not finished, and ``_rest``.
     """
 
     __slots__ = (
         "_drained",
+        "_rest",
         "_send_done",
         "_sock",
+        "_splices",
         "_stream",
+        "_tsock",
         "_wake",
         "buffer",
         "closed",
@@ -94,7 +124,15 @@ class Outbox:
         # (trio keeps it in non-blocking mode); None for other streams (tests, TLS).
         sock = getattr(getattr(stream, "socket", None), "_sock", None)
         self._sock: socket.socket | None = sock if isinstance(sock, socket.socket) else None
+        # Its trio wrapper, for vectored sends that wait for the socket to take them.
+        self._tsock: trio.socket.SocketType | None = (
+            getattr(stream, "socket", None) if self._sock is not None else None
+        )
         self.buffer = bytearray()
+        #: (offset in buffer, piece): the piece goes out just before ``buffer[offset:]``.
+        self._splices: list[tuple[int, Buffer]] = []
+        #: What a partial vectored send left: goes out before ``buffer``.
+        self._rest: list[Buffer] = []
         self.dirty = False
         self.sending = False
         self.in_flight = 0
@@ -135,6 +173,95 @@ class Outbox:
         self._drained.set()
         self._send_done.set()
 
+    @property
+    def has_output(self) -> bool:
+        return bool(self.buffer or self._rest)
+
+    def write(self, parts: Iterable[Buffer]) -> None:
+        """Append ``parts`` in order: small ones copied into ``buffer``, large ones spliced."""
+        buffer = self.buffer
+        for part in parts:
+            size = len(part)
+            if size < SPLICE_MIN:
+                buffer += part
+            else:
+                self._splices.append((len(buffer), part))
+                self.in_flight += size
+
+    def insert(self, mark: int, frame: bytes) -> None:
+        """Insert ``frame`` at ``mark`` (an earlier ``len(buffer)``), before whatever was
+        appended or spliced since."""
+        buffer = self.buffer
+        if mark == len(buffer):
+            buffer += frame
+            return
+        buffer[mark:mark] = frame
+        if self._splices:
+            shift = len(frame)
+            self._splices = [
+                (offset + shift if offset >= mark else offset, piece)
+                for offset, piece in self._splices
+            ]
+
+    def _take(self) -> list[Buffer]:
+        """Everything pending, in order, as one iovec; ``buffer`` starts afresh."""
+        iov = self._rest
+        self._rest = []
+        buffer = self.buffer
+        self.buffer = bytearray()
+        self.in_flight += len(buffer)
+        view = memoryview(buffer)
+        start = 0
+        for offset, piece in self._splices:
+            if offset > start:
+                iov.append(view[start:offset])
+            iov.append(piece)
+            start = offset
+        self._splices = []
+        if start < len(buffer):
+            iov.append(view[start:])
+        return iov
+
+    def _send_vectored_now(self) -> bool:
+        sock = self._sock
+        if sock is None or self.sending or self.closed:
+            return False
+        iov = self._take()
+        try:
+            while iov:
+                batch = iov[:IOV_MAX]
+                sent = sock.sendmsg(batch)
+                self.in_flight -= sent
+                iov = _advance(iov, sent)
+                if sent < sum(map(len, batch)):
+                    break
+        except OSError:  # EAGAIN, or an error that the writer will raise
+            pass
+        self._rest = iov
+        self.last_send = trio.current_time()
+        if iov:
+            return False
+        self._after_send()
+        return not self.buffer
+
+    async def _send_vectored(self) -> None:
+        iov = self._take()
+        sock = self._tsock
+        try:
+            if sock is None:  # not a plain socket (TLS): one joined send
+                data = b"".join(iov)
+                await self._stream.send_all(data)
+                iov = []
+                self.in_flight -= len(data)
+                return
+            while iov:
+                sent = await sock.sendmsg(iov[:IOV_MAX])
+                self.in_flight -= sent
+                iov = _advance(iov, sent)
+        finally:
+            if iov:  # cancelled or failed: the connection is going away
+                self.in_flight -= sum(map(len, iov))
+
     def send_now(self) -> bool:
         """Write what is buffered with one non-blocking send, without awaiting; True if
         nothing is left to send.
@@ -144,6 +271,8 @@ class Outbox:
         writer's ``send_all`` then reports) is left for the writer: on False the caller
         wakes it.
         """
+        if self._splices or self._rest:
+            return self._send_vectored_now()
         data = self.buffer
         if not data:
             return True
@@ -165,24 +294,30 @@ class Outbox:
     async def send_once(self) -> None:
         """Write everything buffered right now with one ``send_all`` (no-op if another
         task is writing or there is nothing to write)."""
-        if self.sending or not self.buffer or self.closed:
+        if self.sending or not (self.buffer or self._rest) or self.closed:
             return
-        data = self.buffer
-        self.buffer = bytearray()
-        self.in_flight = len(data)
         self.sending = True
         self._send_done = trio.Event()
         try:
-            await self._stream.send_all(data)
+            if self._splices or self._rest:
+                await self._send_vectored()
+            else:
+                data = self.buffer
+                self.buffer = bytearray()
+                size = len(data)
+                self.in_flight += size
+                try:
+                    await self._stream.send_all(data)
+                finally:
+                    self.in_flight -= size
         finally:
             self.sending = False
-            self.in_flight = 0
             self._send_done.set()
         self.last_send = trio.current_time()
         self._after_send()
 
     def _after_send(self) -> None:
-        if len(self.buffer) < self.low_water:
+        if len(self.buffer) + self.in_flight < self.low_water:
             if self.throttled:
                 self.throttled = False
                 if self.on_drained is not None:
@@ -207,12 +342,12 @@ class Outbox:
         while not self.closed:
             await self._wake.wait()
             self._wake = trio.Event()
-            while self.buffer and not self.sending and not self.closed:
+            while (self.buffer or self._rest) and not self.sending and not self.closed:
                 await self.send_once()
 
     async def drain(self) -> None:
         """Send everything still buffered (used before closing the socket)."""
-        while (self.buffer or self.sending) and not self.closed:
+        while (self.buffer or self._rest or self.sending) and not self.closed:
             if self.sending:
                 await self._send_done.wait()
             else:

@@ -175,6 +175,69 @@ def test_large_body_is_split_and_reassembled_with_a_small_frame_max() -> None:
     assert isinstance(content, events.Content) and content.body == body
 
 
+def _receive_like_a_server(
+    proto: ServerConnection, wire: bytes, chunk: int
+) -> tuple[list[events.Event], int]:
+    """Feed ``wire`` the way the server's reader does: up to ``chunk`` bytes at a time, or
+    straight into the body view ``next_read`` offers; returns the events and how many bytes
+    went in place."""
+    out: list[events.Event] = []
+    pos = 0
+    in_place = 0
+    while pos < len(wire):
+        want = proto.next_read(chunk)
+        if isinstance(want, int):
+            piece = wire[pos : pos + want]
+            pos += len(piece)
+            proto.receive_data(piece)
+        else:
+            with want:
+                n = min(len(want), len(wire) - pos, chunk)
+                want[:n] = wire[pos : pos + n]
+            pos += n
+            in_place += n
+            proto.body_received(n)
+        out += drain(proto)
+    return out, in_place
+
+
+def test_a_large_body_arriving_in_pieces_is_received_in_place() -> None:
+    proto = running(channels=(1, 2))
+    body = bytes(range(256)) * 4096  # 1 MiB: 8 frames of 128 KiB
+    small = encode_content(2, PUBLISH, PROPS, b"small", proto.frame_max)
+    wire = encode_content(1, PUBLISH, PROPS, body, proto.frame_max) + small
+    evs, in_place = _receive_like_a_server(proto, wire, 65536)
+    contents = [e for e in evs if isinstance(e, events.Content)]
+    assert [(c.channel, c.body) for c in contents] == [(1, body), (2, b"small")]
+    # Most of the body went from the "socket" straight into the body's buffer.
+    assert in_place > len(body) * 0.9
+    # The header's properties and the method come through unchanged.
+    assert contents[0].properties == PROPS and contents[0].method == PUBLISH
+
+
+def test_a_large_body_fed_in_pieces_without_next_read_assembles_the_same() -> None:
+    proto = running()
+    body = bytes(range(256)) * 3000  # frames of 128 KiB, the last one shorter
+    wire = encode_content(1, PUBLISH, PROPS, body, proto.frame_max)
+    received = []
+    for start in range(0, len(wire), 10000):
+        received += feed(proto, wire[start : start + 10000])
+    assert len(received) == 1
+    assert isinstance(received[0], events.Content) and received[0].body == body
+
+
+def test_a_bad_frame_end_after_a_body_received_in_place_is_a_frame_error() -> None:
+    proto = running()
+    wire = bytearray(encode_content(1, PUBLISH, PROPS, b"x" * 20000, proto.frame_max))
+    wire[-1] = 0  # the body frame's end octet
+    proto.receive_data(bytes(wire[:200]))
+    assert drain(proto) == []
+    proto.receive_data(bytes(wire[200:]))
+    with pytest.raises(AMQPError) as info:
+        drain(proto)
+    assert info.value.reply_code == ReplyCode.FRAME_ERROR
+
+
 def test_content_on_interleaved_channels_assembles_per_channel() -> None:
     proto = running(channels=(1, 2))
     one = encode_content(1, PUBLISH, PROPS, b"a" * 10, 4096)

@@ -88,3 +88,51 @@ async def test_send_now_without_a_socket_leaves_the_output_to_the_writer() -> No
     await outbox.send_once()
     with trio.fail_after(5):
         assert await receive.receive_some(100) == b"data"
+
+
+async def test_large_pieces_go_out_from_their_own_buffers_in_order() -> None:
+    left, right = await _pair()
+    outbox = Outbox(left, high_water=1 << 30, low_water=1 << 29)
+    body = bytearray(bytes(range(256)) * 1024)  # 256 KiB: spliced, not copied
+    view = memoryview(body)
+    outbox.buffer += b"<ok>"
+    mark = len(outbox.buffer)
+    outbox.write([b"[head]", view[: 1 << 17], b"|", view[1 << 17 :], b"[end]"])
+    assert len(outbox.buffer) == 4 + 6 + 1 + 5  # the body is not in the buffer...
+    assert outbox.pending == 4 + 6 + 1 + 5 + len(body)  # ...but counts as pending
+    outbox.insert(mark, b"<reply>")  # e.g. an -ok that must precede the delivery
+    expected = b"<ok><reply>[head]" + body[: 1 << 17] + b"|" + body[1 << 17 :] + b"[end]"
+    received = bytearray()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(outbox.writer)
+        if not outbox.send_now():
+            outbox.wake()
+        with trio.fail_after(10):
+            received += await _read_exactly(right, len(expected))
+        outbox.close()
+    assert bytes(received) == expected
+    assert outbox.pending == 0
+    await left.aclose()
+    await right.aclose()
+
+
+async def test_a_vectored_send_the_socket_takes_in_part_finishes_in_order() -> None:
+    left, right = await _pair()
+    left.socket.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_SNDBUF, 4096)
+    outbox = Outbox(left, high_water=1 << 30, low_water=1 << 29)
+    body = bytes(range(256)) * 8192  # 2 MiB: more than the socket buffers hold
+    outbox.write([b"a", body, b"b"])
+    assert outbox.send_now() is False  # the kernel took only part
+    outbox.write([b"c", body, b"d"])  # more output queued behind what is left
+    expected = b"a" + body + b"b" + b"c" + body + b"d"
+    received = bytearray()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(outbox.writer)
+        outbox.wake()
+        with trio.fail_after(20):
+            received += await _read_exactly(right, len(expected))
+        outbox.close()
+    assert bytes(received) == expected
+    assert outbox.pending == 0
+    await left.aclose()
+    await right.aclose()

@@ -59,10 +59,12 @@ def publish(session: Session, ch: SessionChannel, event: events.Content) -> None
 
 
 def return_unroutable(session: Session, channel: int, message: Message) -> None:
-    session.outbox.buffer += session.proto.send_content(
-        channel,
-        m.BasicReturn(ReplyCode.NO_ROUTE, "NO_ROUTE", message.exchange, message.routing_key),
-        message,
+    session.outbox.write(
+        session.proto.content_parts(
+            channel,
+            m.BasicReturn(ReplyCode.NO_ROUTE, "NO_ROUTE", message.exchange, message.routing_key),
+            message,
+        )
     )
 
 
@@ -103,16 +105,18 @@ def get(session: Session, ch: SessionChannel, method: m.BasicGet) -> None:
     if result is None:
         session.send(ch.number, m.BasicGetEmpty())
         return
-    session.outbox.buffer += session.proto.send_content(
-        ch.number,
-        m.BasicGetOk(
-            result.delivery_tag,
-            result.redelivered,
-            result.exchange,
-            result.routing_key,
-            result.message_count,
-        ),
-        result.message,
+    session.outbox.write(
+        session.proto.content_parts(
+            ch.number,
+            m.BasicGetOk(
+                result.delivery_tag,
+                result.redelivered,
+                result.exchange,
+                result.routing_key,
+                result.message_count,
+            ),
+            result.message,
+        )
     )
 
 

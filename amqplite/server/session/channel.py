@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from amqplite.errors import ChannelError
 from amqplite.message import Message
 from amqplite.protocol import methods as m
-from amqplite.protocol.frames import encode_deliver
+from amqplite.protocol.frames import deliver_parts, encode_deliver
+from amqplite.server.outbox import SPLICE_MIN
 
 if TYPE_CHECKING:
     from amqplite.broker.channel import Channel as BrokerChannel
@@ -87,16 +88,30 @@ class SessionChannel:
         message: Message,
     ) -> None:
         outbox = self.outbox
-        outbox.buffer += encode_deliver(
-            self.number,
-            consumer_tag,
-            delivery_tag,
-            redelivered,
-            exchange,
-            routing_key,
-            message,
-            self.proto.frame_max,
-        )
+        if len(message.body) < SPLICE_MIN:
+            outbox.buffer += encode_deliver(
+                self.number,
+                consumer_tag,
+                delivery_tag,
+                redelivered,
+                exchange,
+                routing_key,
+                message,
+                self.proto.frame_max,
+            )
+        else:  # sent from the body's own buffer, not copied (see outbox.py)
+            outbox.write(
+                deliver_parts(
+                    self.number,
+                    consumer_tag,
+                    delivery_tag,
+                    redelivered,
+                    exchange,
+                    routing_key,
+                    message,
+                    self.proto.frame_max,
+                )
+            )
         if not outbox.dirty:
             self.session.flushes.mark(outbox)
 

@@ -156,6 +156,13 @@ class Session:
             return
         self._process_events()
 
+    def body_received(self, size: int) -> None:
+        """``size`` bytes arrived straight into the body view ``proto.next_read`` gave."""
+        if self.finished:
+            return
+        self.proto.body_received(size)
+        self._process_events()
+
     def _process_events(self) -> None:
         proto = self.proto
         while not self.finished and self.auth_pending is None:
@@ -280,12 +287,7 @@ class Session:
 
     def reply_before_deliveries(self, mark: int, channel: int, method: m.Method) -> None:
         """Insert a reply at ``mark``: deliveries the operation caused must follow its -ok."""
-        frame = self.proto.send_method(channel, method)
-        buffer = self.outbox.buffer
-        if mark == len(buffer):
-            buffer += frame
-        else:
-            buffer[mark:mark] = frame
+        self.outbox.insert(mark, self.proto.send_method(channel, method))
 
     def release_broker_connection(self) -> None:
         conn = self.connection

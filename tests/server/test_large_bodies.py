@@ -1,0 +1,89 @@
+"""Large bodies go through the broker without copies: received into one buffer, written out
+from it (memoryview slices, vectored sends), shared by every queue they are routed to.
+
+The broker runs in this process under tracemalloc; pika runs in a child process, so what is
+traced is the broker's memory alone.  The bounds are in multiples of the body size: a copy
+per frame, per queue or per delivery would exceed them several times over.
+"""
+
+from __future__ import annotations
+
+import sys
+import tracemalloc
+from collections.abc import Iterator
+
+import pytest
+import trio
+
+from amqplite.app import serve
+
+BODY = 4 << 20  # 32 frames of pika's default 128 KiB frame_max
+QUEUES = 3
+
+# The client: 'publish' routes one BODY-byte message to QUEUES queues (fanout) and waits
+# until they all hold it; 'consume' gets it from each queue and checks every byte.
+CLIENT = """
+import sys, pika
+port, step, size, queues = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+body = bytes(range(256)) * (size // 256)
+conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
+ch = conn.channel()
+names = [f"big{i}" for i in range(queues)]
+if step == "publish":
+    ch.exchange_declare("big", "fanout")
+    for name in names:
+        ch.queue_declare(name)
+        ch.queue_bind(name, "big")
+    ch.confirm_delivery()
+    ch.basic_publish("big", "", body)
+    for name in names:
+        assert ch.queue_declare(name, passive=True).method.message_count == 1
+else:
+    for name in names:
+        method, _props, got = ch.basic_get(name, auto_ack=True)
+        assert method is not None and got == body, name
+conn.close()
+print("ok")
+"""
+
+
+@pytest.fixture
+def traced() -> Iterator[None]:
+    tracemalloc.start()
+    try:
+        yield
+    finally:
+        tracemalloc.stop()
+
+
+async def _client(port: int, step: str) -> None:
+    result = await trio.run_process(
+        [sys.executable, "-c", CLIENT, str(port), step, str(BODY), str(QUEUES)],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.strip() == b"ok"
+
+
+async def _peak_growth(port: int, step: str) -> int:
+    """Most traced memory held at once while the client runs ``step``, above the start."""
+    tracemalloc.reset_peak()
+    start, _ = tracemalloc.get_traced_memory()
+    with trio.fail_after(60):
+        await _client(port, step)
+    _, peak = tracemalloc.get_traced_memory()
+    return peak - start
+
+
+@pytest.mark.usefixtures("traced")
+async def test_a_large_body_is_received_once_shared_by_queues_and_sent_uncopied() -> None:
+    async with serve(shutdown_timeout=0.2) as running:
+        published = await _peak_growth(running.port, "publish")
+        # The body itself, once for all three queues; a frame list joined at the end, or
+        # a copy per queue, would need two or four bodies.
+        assert published < 1.25 * BODY, f"publish held {published / BODY:.2f} bodies"
+        delivered = await _peak_growth(running.port, "consume")
+        # Three get-oks sent from the body the queues hold: no joined frames, no outbox copy.
+        assert delivered < 0.25 * BODY, f"delivery held {delivered / BODY:.2f} bodies"
