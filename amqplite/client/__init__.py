@@ -27,7 +27,7 @@ from amqplite.client.errors import (
     ClientError,
     ConnectionClosed,
 )
-from amqplite.client.url import AmqpUrl, parse_url
+from amqplite.client.url import AmqpUrl, TlsOptions, parse_url
 
 __all__ = [
     "AmqpUrl",
@@ -42,6 +42,7 @@ __all__ = [
     "DeclareOk",
     "Delivery",
     "Returned",
+    "TlsOptions",
     "connect",
     "parse_url",
 ]

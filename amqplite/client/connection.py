@@ -1,4 +1,4 @@
-"""A blocking AMQP 0-9-1 connection on a plain socket (client layer, used by the CLI).
+"""A blocking AMQP 0-9-1 connection on a socket, plain or TLS (client layer, used by the CLI).
 
 Theory of operation: one thread, no background reader.  Every blocking call sends its
 method and then *pumps* frames off the socket until what it waits for has arrived; frames
@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import time
 from typing import Any, TypeVar
 
 from amqplite.client.channel import Channel
 from amqplite.client.errors import ClientError, ConnectionClosed, DeadlineReached
-from amqplite.client.url import AmqpUrl, parse_url
+from amqplite.client.url import AmqpUrl, TlsOptions, parse_url
 from amqplite.errors import AMQPConnectionError as ProtocolError
 from amqplite.protocol import methods
 from amqplite.protocol.frames import (
@@ -89,12 +90,18 @@ class Connection:
         self._sock.sendall(PROTOCOL_HEADER)
         start = self._expect0(methods.ConnectionStart, "connection.start")
         self.server_properties = start.server_properties
-        if b"PLAIN" not in start.mechanisms.split():
-            raise ClientError(f"the broker does not offer PLAIN login ({start.mechanisms!r})")
         u = self.url
-        response = b"\0" + u.username.encode() + b"\0" + u.password.encode()
+        mechanism = u.auth_mechanism
+        if mechanism.encode() not in start.mechanisms.split():
+            hint = " (no verified client certificate?)" if mechanism == "EXTERNAL" else ""
+            raise ClientError(
+                f"the broker does not offer {mechanism} login ({start.mechanisms!r}){hint}"
+            )
+        response = b""  # EXTERNAL: the user is the client certificate's
+        if mechanism == "PLAIN":
+            response = b"\0" + u.username.encode() + b"\0" + u.password.encode()
         self.send_method(
-            0, methods.ConnectionStartOk(CLIENT_PROPERTIES, "PLAIN", response, "en_US")
+            0, methods.ConnectionStartOk(CLIENT_PROPERTIES, mechanism, response, "en_US")
         )
         tune = self._expect0(methods.ConnectionTune, "connection.tune (login refused?)")
         self.channel_max = min(tune.channel_max or 2047, 2047)
@@ -214,7 +221,8 @@ class Connection:
                 self._shutdown()
                 raise ClientError(
                     f"{self.url.host}:{self.url.port}: this is not an AMQP port (it sent the "
-                    "protocol header back at once); is it the management/HTTP port?"
+                    "protocol header back at once); is it the management/HTTP port, or a TLS "
+                    "port (use amqps://)?"
                 )
             if self._buf[self._pos : self._pos + 4] == b"AMQP":
                 self._shutdown()
@@ -295,6 +303,41 @@ class Connection:
         )
 
 
+def tls_context(options: TlsOptions) -> ssl.SSLContext:
+    """The client's SSL context for an ``amqps`` URL's options."""
+    try:
+        context = ssl.create_default_context(cafile=options.cacertfile)
+        if options.certfile is not None:
+            context.load_cert_chain(options.certfile, options.keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        raise ClientError(f"cannot load the TLS files of the URL: {reason}") from None
+    if not options.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _wrap_tls(sock: socket.socket, url: AmqpUrl, options: TlsOptions) -> socket.socket:
+    try:
+        context = tls_context(options)
+        return context.wrap_socket(sock, server_hostname=options.server_name_indication or url.host)
+    except (OSError, ClientError) as exc:
+        sock.close()
+        if isinstance(exc, ClientError):
+            raise
+        reason = _tls_reason(exc)
+        raise ClientError(f"TLS handshake with {url.host}:{url.port} failed: {reason}") from None
+
+
+def _tls_reason(exc: OSError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return exc.reason
+    return exc.strerror or str(exc)
+
+
 def connect(url: str | AmqpUrl, *, timeout: float | None = 10.0) -> Connection:
     """Open a connection: TCP, PLAIN login, tune, open the URL's vhost.
 
@@ -308,6 +351,8 @@ def connect(url: str | AmqpUrl, *, timeout: float | None = 10.0) -> Connection:
         reason = exc.strerror or str(exc)
         raise ClientError(f"cannot connect to {parsed.host}:{parsed.port}: {reason}") from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if parsed.tls is not None:
+        sock = _wrap_tls(sock, parsed, parsed.tls)
     conn = Connection(parsed, sock, timeout)
     try:
         conn._handshake()

@@ -11,6 +11,7 @@ from amqplite.client import (
     ChannelClosed,
     ClientError,
     ConnectionClosed,
+    TlsOptions,
     connect,
     parse_url,
 )
@@ -150,13 +151,39 @@ def test_refused_port_is_a_one_line_client_error() -> None:
         ("amqp://u:p%40ss@h/%2F", AmqpUrl("h", 5672, "u", "p@ss", "/")),
         ("amqp://h/staging", AmqpUrl("h", 5672, "guest", "guest", "staging")),
         ("amqp://[::1]:5673/a%2Fb", AmqpUrl("::1", 5673, "guest", "guest", "a/b")),
+        (
+            "amqps://u:p@h/?cacertfile=/ca.pem&verify=verify_none&heartbeat=5",
+            AmqpUrl("h", 5671, "u", "p", "/", TlsOptions(cacertfile="/ca.pem", verify=False)),
+        ),
+        (
+            "amqps://h:5000/v?certfile=c.pem&keyfile=k.pem&auth_mechanism=external",
+            AmqpUrl(
+                "h",
+                5000,
+                "guest",
+                "guest",
+                "v",
+                TlsOptions(certfile="c.pem", keyfile="k.pem"),
+                auth_mechanism="EXTERNAL",
+            ),
+        ),
     ],
 )
 def test_parse_url(url: str, expected: AmqpUrl) -> None:
     assert parse_url(url) == expected
 
 
-@pytest.mark.parametrize("url", ["amqps://h/", "http://h/", "amqp://h:notaport/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://h/",
+        "amqp://h:notaport/",
+        "amqps://h/?verify=sometimes",
+        "amqps://h/?auth_mechanism=kerberos",
+        "amqp://h/?auth_mechanism=external",  # a certificate needs TLS
+        "amqps://h/?keyfile=k.pem",
+    ],
+)
 def test_parse_url_refuses_what_it_cannot_use(url: str) -> None:
     with pytest.raises(ClientError):
         parse_url(url)
@@ -164,6 +191,7 @@ def test_parse_url_refuses_what_it_cannot_use(url: str) -> None:
 
 def test_str_of_url_hides_the_password() -> None:
     assert str(parse_url("amqp://bob:secret@h:1/v")) == "amqp://bob@h:1/v"
+    assert str(parse_url("amqps://bob:secret@h/v?certfile=c")) == "amqps://bob@h:5671/v"
 
 
 def test_consumer_cancelled_by_queue_deletion_ends_the_wait(amqplite_url: str) -> None:

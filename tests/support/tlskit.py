@@ -52,6 +52,14 @@ class Pki:
         """A client certificate (a trustme LeafCert) with this common name."""
         return (ca or self.ca).issue_cert(f"{common_name}.example", common_name=common_name, **kw)
 
+    def client_files(self, common_name: str) -> tuple[Path, Path]:
+        """A client certificate and its key as PEM files (for amqps:// URLs)."""
+        leaf = self.client_cert(common_name)
+        cert, key = self.dir / f"{common_name}.pem", self.dir / f"{common_name}.key"
+        leaf.cert_chain_pems[0].write_to_path(str(cert))
+        leaf.private_key_pem.write_to_path(str(key))
+        return cert, key
+
     def context(self, client: Any = None) -> ssl.SSLContext:
         """A client context trusting our CA, presenting ``client`` if given."""
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)

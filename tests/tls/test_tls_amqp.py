@@ -294,3 +294,14 @@ def test_pika_over_tls_publishes_and_consumes_many(tls_broker: RunningBroker, pk
         channel.basic_consume("bulk", on_message)
         channel.start_consuming()
     assert got == bodies
+
+
+def test_a_certificate_without_a_common_name_names_no_user(
+    tls_broker: RunningBroker, pki: Pki, broker_log: LogWatch
+) -> None:
+    nameless = pki.ca.issue_cert("nameless.example")  # trustme: no CN unless asked
+    params = tls_params(tls_broker, pki.context(nameless), pika.credentials.ExternalCredentials())
+    with pytest.raises(pika.exceptions.AMQPConnectionError) as refused:
+        pika.BlockingConnection(params)
+    assert REFUSED_EXTERNAL in str(refused.value)
+    broker_log.wait_for(r"EXTERNAL login refused: no common name in the client certificate")
