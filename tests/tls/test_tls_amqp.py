@@ -305,3 +305,23 @@ def test_a_certificate_without_a_common_name_names_no_user(
         pika.BlockingConnection(params)
     assert REFUSED_EXTERNAL in str(refused.value)
     broker_log.wait_for(r"EXTERNAL login refused: no common name in the client certificate")
+
+
+def test_large_bodies_cross_between_tls_and_plain_connections(
+    tls_broker: RunningBroker, pki: Pki
+) -> None:
+    """Multi-frame bodies: received from TLS records (no direct socket reads) and sent
+    through the TLS stream, both ways."""
+    big = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MiB, many frames
+    with (
+        pika.BlockingConnection(tls_params(tls_broker, pki.context())) as secure,
+        pika.BlockingConnection(pika.URLParameters(tls_broker.url)) as plain,
+    ):
+        tls_channel, plain_channel = secure.channel(), plain.channel()
+        tls_channel.confirm_delivery()  # confirmed: enqueued before the other side's get
+        plain_channel.confirm_delivery()
+        tls_channel.queue_declare("big")
+        tls_channel.basic_publish("", "big", big)
+        assert plain_channel.basic_get("big", auto_ack=True)[2] == big
+        plain_channel.basic_publish("", "big", big[::-1])
+        assert tls_channel.basic_get("big", auto_ack=True)[2] == big[::-1]
