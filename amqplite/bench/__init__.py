@@ -27,6 +27,10 @@ Scenarios:
                    show that routing cost does not grow with the number of bindings
   queues           --queues N queues (default 1000), each bound with its own key, all consumed
   latency          a steady --rate R msg/s for --duration; p50/p99/p999 publish -> deliver
+  manyclients      --producers (default 200) connections publishing at a steady --rate R msg/s
+                   in all (default 30,000; a comma list runs each), --consumers (200) consuming
+                   --queues (100) queues; the load comes from --workers processes so the client
+                   is not the limit; msg/s is what was delivered while the producers ran
   manyconn         --connections N idle connections (one channel each) + the e2e workload;
                    with --broker-pid, the broker's RSS growth per idle connection
   stream-publish   publish with confirms (window as above) to a stream queue

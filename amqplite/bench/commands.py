@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import amqplite.bench
+from amqplite.bench.manyclients import default_workers
 from amqplite.bench.report import (
     compare_pairs,
     format_comparisons,
@@ -26,6 +28,7 @@ from amqplite.bench.report import (
 from amqplite.bench.scenarios import (
     CONFIRMING,
     CONSUMING,
+    LATENCY,
     SCENARIOS,
     STREAM_SCENARIOS,
     RunConfig,
@@ -36,7 +39,13 @@ from amqplite.bench.selftest import SelftestResult, run_selftest
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 # --queues default per scenario: a handful for routing scenarios, many for "queues".
-DEFAULT_QUEUES = {"queues": 1000}
+DEFAULT_QUEUES = {"queues": 1000, "manyclients": 100}
+# Per-scenario defaults of --producers, --consumers and --rate (else 1, 1 and 1000 msg/s).
+DEFAULT_PRODUCERS = {"manyclients": 200}
+DEFAULT_CONSUMERS = {"manyclients": 200}
+# manyclients: about RabbitMQ 3.10's saturation with 400 connections on a 2-core machine
+# (see docs/performance.md).
+DEFAULT_RATE = {"manyclients": 30000.0}
 
 
 def _int_list(text: str) -> list[int]:
@@ -48,6 +57,18 @@ def _int_list(text: str) -> list[int]:
         ) from None
     if not values or any(v < 0 for v in values):
         raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    return values
+
+
+def _rate_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma list of numbers, got {text!r}"
+        ) from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected rates > 0, got {text!r}")
     return values
 
 
@@ -93,10 +114,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--compare-pid", type=int, metavar="PID2", help="PID of broker B")
     parser.add_argument(
-        "--producers", type=_positive(int), default=1, help="producer connections (default 1)"
+        "--producers",
+        type=_positive(int),
+        help="producer connections (default 1; manyclients 200)",
     )
     parser.add_argument(
-        "--consumers", type=_positive(int), default=1, help="consumer connections (default 1)"
+        "--consumers",
+        type=_positive(int),
+        help="consumer connections (default 1; manyclients 200)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive(int),
+        default=default_workers(),
+        help=f"manyclients: load-generator processes (default {default_workers()})",
     )
     parser.add_argument(
         "--size", type=_int_list, default=[16], help="body bytes, comma list (default 16)"
@@ -128,9 +159,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--rate",
-        type=_positive(float),
-        default=1000.0,
-        help="latency scenario msg/s (default 1000)",
+        type=_rate_list,
+        help="total msg/s of the latency (default 1000) and manyclients (default 30000) "
+        "scenarios, comma list",
     )
     parser.add_argument(
         "--connections", type=int, default=200, help="manyconn idle connections (default 200)"
@@ -199,29 +230,32 @@ def plan(args: argparse.Namespace) -> list[RunConfig]:
         windows = args.window if scenario in CONFIRMING else [args.window[0]]
         bindings = args.bindings if scenario in ("topic", "direct-bindings") else [args.bindings[0]]
         queues = args.queues or DEFAULT_QUEUES.get(scenario, 10)
-        for size in args.size:
-            for prefetch in prefetches:
-                for window in windows:
-                    for nbind in bindings:
-                        configs.append(
-                            RunConfig(
-                                scenario=scenario,
-                                size=size,
-                                prefetch=prefetch,
-                                producers=args.producers,
-                                consumers=args.consumers,
-                                window=max(1, window),
-                                queues=queues,
-                                bindings=max(1, nbind),
-                                rate=args.rate,
-                                connections=args.connections,
-                                duration=args.duration,
-                                count=args.count,
-                                ack_every=args.ack_every,
-                                inflight=args.inflight,
-                                drain_timeout=args.drain_timeout,
-                            )
-                        )
+        rates = args.rate if args.rate else [DEFAULT_RATE.get(scenario, 1000.0)]
+        if scenario not in LATENCY and scenario != "manyclients":
+            rates = rates[:1]
+        for size, prefetch, window, nbind, rate in itertools.product(
+            args.size, prefetches, windows, bindings, rates
+        ):
+            configs.append(
+                RunConfig(
+                    scenario=scenario,
+                    size=size,
+                    prefetch=prefetch,
+                    producers=args.producers or DEFAULT_PRODUCERS.get(scenario, 1),
+                    consumers=args.consumers or DEFAULT_CONSUMERS.get(scenario, 1),
+                    workers=args.workers,
+                    window=max(1, window),
+                    queues=queues,
+                    bindings=max(1, nbind),
+                    rate=rate,
+                    connections=args.connections,
+                    duration=args.duration,
+                    count=args.count,
+                    ack_every=args.ack_every,
+                    inflight=args.inflight,
+                    drain_timeout=args.drain_timeout,
+                )
+            )
     return configs
 
 

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from amqplite.bench.client import BenchConnection, BenchError, connect, pipelined
+from amqplite.bench.manyclients import Plan, run_manyclients
 from amqplite.bench.procstat import BrokerMonitor, rss_kb
 from amqplite.bench.wire import BenchProtocolError, ConfirmTracker, FieldValue, PublishTemplate
 
@@ -35,6 +36,7 @@ SCENARIOS = (
     "latency",
     "manyconn",
     "queues",
+    "manyclients",
     "stream-publish",
     "stream-catchup",
     "stream-tail",
@@ -51,6 +53,7 @@ CONSUMING = frozenset(
         "latency",
         "manyconn",
         "queues",
+        "manyclients",
         "stream-catchup",
         "stream-tail",
         "stream-latency",
@@ -90,6 +93,7 @@ class RunConfig:
     ack_every: int = 0
     inflight: int = 5000
     drain_timeout: float = 30.0
+    workers: int = 2
 
     def params(self) -> dict[str, int | float]:
         """The knobs that matter for this scenario (what the table and JSON show)."""
@@ -101,11 +105,11 @@ class RunConfig:
             p["prefetch"] = self.prefetch
             p["consumers"] = self.consumers
         p["producers"] = self.producers
-        if s in ("fanout", "topic", "direct-bindings", "queues"):
+        if s in ("fanout", "topic", "direct-bindings", "queues", "manyclients"):
             p["queues"] = self.queues
         if s in ("topic", "direct-bindings"):
             p["bindings"] = self.bindings
-        if s in LATENCY:
+        if s in LATENCY or s == "manyclients":
             p["rate"] = self.rate
         if s == "manyconn":
             p["connections"] = self.connections
@@ -492,7 +496,7 @@ async def _topology(run: _Run) -> tuple[str, list[str], list[str], int]:
         keys = [f"key.{i}" for i in range(cfg.bindings)]
         await run.bind([(queues[i % len(queues)], k) for i, k in enumerate(keys)], exchange)
         return exchange, queues, keys, 1
-    if s == "queues":
+    if s in ("queues", "manyclients"):
         exchange = await run.exchange("direct")
         queues = await run.declare_queues(cfg.queues)
         keys = [f"key.{i}" for i in range(len(queues))]
@@ -600,6 +604,45 @@ async def _flow(run: _Run) -> None:
         res.error = f"incomplete: {delivered} of {expected} deliveries within the drain timeout"
 
 
+async def _manyclients(run: _Run) -> None:
+    """--producers connections at a steady --rate in all, --consumers connections, over
+    --queues queues, driven by --workers processes (see :mod:`amqplite.bench.manyclients`)."""
+    cfg = run.config
+    res = run.result
+    await run.setup_admin()
+    exchange, queues, keys, _ = await _topology(run)
+    plan = Plan(
+        url=run.url,
+        prefix=run.prefix,
+        exchange=exchange,
+        queues=queues,
+        keys=keys,
+        producers=cfg.producers,
+        consumers=cfg.consumers,
+        workers=cfg.workers,
+        rate=cfg.rate,
+        size=cfg.size,
+        prefetch=cfg.prefetch,
+        ack_every=cfg.ack_every,
+        duration=cfg.duration,
+    )
+    out = await run_manyclients(plan, cfg.drain_timeout, run.monitor.start)
+    run.monitor.stop()
+    res.published = out.published
+    res.delivered = out.delivered
+    res.seconds = round(out.seconds, 3)
+    # Sustained rates: what was published and delivered while the producers ran.
+    res.msg_per_s = res.deliver_per_s = round(out.delivered_in_duration / cfg.duration, 1)
+    res.publish_per_s = round(out.published / cfg.duration, 1)
+    res.latency_ms = percentiles_ms(out.latencies_ns)
+    res.client_cpu_pct = round(100 * out.client_cpu_s / max(out.seconds, 1e-9), 1)
+    _broker_cost(run, out.delivered)
+    if out.error:
+        res.error = out.error
+    elif out.delivered < out.published:
+        res.error = f"incomplete: {out.delivered} of {out.published} within the drain timeout"
+
+
 async def _fill_stream(run: _Run, exchange: str, keys: list[str], total: int) -> float:
     """Publish ``total`` messages with confirms (window as configured); returns confirms/s."""
     cfg = run.config
@@ -675,6 +718,8 @@ async def run_scenario(
     try:
         if config.scenario == "stream-catchup":
             await _stream_catchup(run)
+        elif config.scenario == "manyclients":
+            await _manyclients(run)
         elif config.scenario in CONSUMING:
             await _flow(run)
         else:

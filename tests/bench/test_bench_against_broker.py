@@ -27,6 +27,7 @@ SMALL_RUNS = [
     RunConfig("queues", count=2000, queues=30),
     RunConfig("manyconn", count=1000, connections=5),
     RunConfig("latency", rate=500, duration=0.5),
+    RunConfig("manyclients", producers=6, consumers=6, queues=3, rate=600, duration=0.5, workers=2),
 ]
 STREAM_RUNS = [
     RunConfig("stream-publish", count=3000, window=100),

@@ -158,3 +158,20 @@ def test_an_unreachable_broker_is_reported_as_an_error_with_every_documented_key
     assert doc["comparisons"] == [
         {"scenario": "e2e", "params": doc["results"][0]["params"], "ratios": {}}
     ]
+
+
+def test_manyclients_defaults_to_200_producers_and_consumers_on_100_queues() -> None:
+    (config,) = plan(parse("manyclients"))
+    assert (config.producers, config.consumers, config.queues) == (200, 200, 100)
+    assert config.rate == 30000.0 and config.workers >= 2
+    assert config.params()["rate"] == 30000.0
+    (custom,) = plan(parse("manyclients", "--producers", "10", "--rate", "500", "--workers", "3"))
+    assert (custom.producers, custom.consumers, custom.rate, custom.workers) == (10, 200, 500, 3)
+    rates = plan(parse("manyclients,e2e", "--rate", "20000,60000"))
+    assert [(c.scenario, c.rate) for c in rates] == [
+        ("manyclients", 20000.0),
+        ("manyclients", 60000.0),
+        ("e2e", 20000.0),
+    ]
+    (e2e,) = plan(parse("e2e"))
+    assert (e2e.producers, e2e.consumers, e2e.rate) == (1, 1, 1000.0)
