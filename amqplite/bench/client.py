@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ssl
 import struct
 import urllib.parse
 from collections.abc import Coroutine, Iterable
@@ -39,14 +40,14 @@ class BenchError(Exception):
 
 
 def parse_url(url: str) -> tuple[str, int, str, str, str]:
-    """``amqp://user:pass@host:port/vhost`` → (host, port, user, password, vhost)."""
+    """``amqp(s)://user:pass@host:port/vhost`` → (host, port, user, password, vhost)."""
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("amqp", ""):
-        raise BenchError(f"only amqp:// URLs are supported, not {url!r}")
+    if parts.scheme not in ("amqp", "amqps", ""):
+        raise BenchError(f"only amqp:// and amqps:// URLs are supported, not {url!r}")
     vhost = urllib.parse.unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
     return (
         parts.hostname or "127.0.0.1",
-        parts.port or 5672,
+        parts.port or (5671 if parts.scheme == "amqps" else 5672),
         urllib.parse.unquote(parts.username or "guest"),
         urllib.parse.unquote(parts.password or "guest"),
         vhost,
@@ -287,6 +288,21 @@ class BenchConnection(asyncio.Protocol):
             self.transport.close()
 
 
+def tls_context(url: str) -> ssl.SSLContext | None:
+    """The client context of an ``amqps://`` URL (None for ``amqp://``): the CA from
+    ``?cacertfile=``, or no check of the server's certificate with ``?verify=verify_none``
+    (RabbitMQ's URI query parameters)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "amqps":
+        return None
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    context = ssl.create_default_context(cafile=query.get("cacertfile"))
+    if query.get("verify") == "verify_none":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 async def connect(
     url: str,
     name: str = "amqplite-bench",
@@ -298,7 +314,9 @@ async def connect(
     host, port, user, password, vhost = parse_url(url)
     loop = asyncio.get_running_loop()
     conn = BenchConnection(progress)
-    await asyncio.wait_for(loop.create_connection(lambda: conn, host, port), timeout)
+    await asyncio.wait_for(
+        loop.create_connection(lambda: conn, host, port, ssl=tls_context(url)), timeout
+    )
     start = conn.expect(0, 10, 10)
     conn.write(PROTOCOL_HEADER)
     try:

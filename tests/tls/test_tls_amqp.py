@@ -325,3 +325,14 @@ def test_large_bodies_cross_between_tls_and_plain_connections(
         assert plain_channel.basic_get("big", auto_ack=True)[2] == big
         plain_channel.basic_publish("", "big", big[::-1])
         assert tls_channel.basic_get("big", auto_ack=True)[2] == big[::-1]
+
+
+def test_the_bench_runs_over_amqps(tls_broker: RunningBroker, pki: Pki) -> None:
+    """`amqplite bench --url amqps://...?cacertfile=` (how docs/tls.md measures TLS)."""
+    from amqplite.bench.scenarios import RunConfig, run_scenario
+
+    url = f"amqps://guest:guest@127.0.0.1:{tls_broker.tls_port}/?cacertfile={pki.ca_pem}"
+    config = RunConfig("e2e", count=2000, prefetch=100, size=20000, drain_timeout=10.0)
+    result = asyncio.run(run_scenario(url, config))
+    assert result.error is None, result.error
+    assert result.published == result.delivered == 2000
