@@ -55,15 +55,83 @@ def _only_disconnects(exc: BaseException) -> bool:
     return isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError)
 
 
-async def _receive_into(sock: socket.socket, target: memoryview, after: bytearray) -> int:
-    """Receive into ``target`` (then released) and, once it is full, on into ``after`` (the
-    next frame's head, so that the next payload can also land in place): at once if the
-    socket has data, else after waiting for it; 0 at EOF.  Errors are the peer going away,
-    as for the stream."""
-    with target:
+class _Input:
+    """How a connection's reader receives: into the session, one receive at a time.
+
+    On a plain socket it reads the stdlib socket under the trio stream itself:
+
+    - when the last read did not fill the buffer (the usual case with many connections,
+      each sending a message now and then), it waits for the socket to be readable before
+      reading, instead of trying first and failing with EAGAIN as ``receive_some`` does: one
+      system call and one exception less per wake-up;
+    - a large body frame arriving in pieces is received straight into the body's buffer
+      (``proto.next_read``), together with the next frame's head.
+
+    Other streams (TLS) go through ``receive_some``.
+    """
+
+    __slots__ = ("_after", "_pending", "_reads", "_sock", "_stream", "size")
+
+    def __init__(self, stream: trio.abc.Stream, size: int) -> None:
+        self._stream = stream
+        self.size = size
+        raw = getattr(getattr(stream, "socket", None), "_sock", None)
+        self._sock: socket.socket | None = raw if isinstance(raw, socket.socket) else None
+        self._after = bytearray(8)  # frame end + the next frame's head
+        self._pending = True  # more input may be waiting (the last read filled the buffer)
+        self._reads = 0
+
+    async def read(self, session: Session) -> bool:
+        """Receive once and hand it to ``session``; False at EOF."""
+        sock = self._sock
+        if sock is None:
+            data = await self._stream.receive_some(self.size)
+            if not data:
+                return False
+            session.data_received(data)
+            return True
+        want = session.proto.next_read(self.size)
+        if type(want) is int:
+            if self._pending:
+                await trio.lowlevel.checkpoint()  # one yield per batch, as receive_some
+            else:
+                await trio.lowlevel.wait_readable(sock)
+            data = await self._recv(sock, want)
+            if not data:
+                return False
+            self._pending = len(data) == want
+            session.data_received(data)
+            return True
+        assert isinstance(want, memoryview)
+        room = len(want)
+        with want:
+            got = await self._recv_into(sock, want)
+        if not got:
+            return False
+        session.body_received(min(got, room))
+        if got > room:
+            session.data_received(bytes(self._after[: got - room]))
+        self._pending = True
+        self._reads += 1
+        if not self._reads % 16:
+            await trio.lowlevel.checkpoint()  # a long body read without waiting
+        return True
+
+    @staticmethod
+    async def _recv(sock: socket.socket, size: int) -> bytes:
         while True:
             try:
-                return sock.recvmsg_into((target, after))[0]
+                return sock.recv(size)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(sock)
+            except OSError as exc:
+                raise trio.BrokenResourceError(str(exc)) from exc
+
+    async def _recv_into(self, sock: socket.socket, target: memoryview) -> int:
+        """Into ``target`` and, once it is full, on into the next frame's head."""
+        while True:
+            try:
+                return sock.recvmsg_into((target, self._after))[0]
             except BlockingIOError:
                 await trio.lowlevel.wait_readable(sock)
             except OSError as exc:
@@ -174,42 +242,17 @@ class AmqpConnection:
         ticker = self.ticker
         commit = self.commit
         guard = self.guard
-        receive = self.stream.receive_some
-        size = self.settings.receive_size
-        proto = session.proto
-        # Large body frames are received straight into the body (plain sockets only).
-        raw = getattr(getattr(self.stream, "socket", None), "_sock", None)
-        direct = isinstance(raw, socket.socket)
-        after = bytearray(8)  # frame end + the next frame's head
-        direct_reads = 0
+        read = _Input(self.stream, self.settings.receive_size).read
         while not session.finished:
             if outbox.over_high_water:
                 await outbox.wait_drained()
             blocked = self._blocked_until
             if blocked is not None and session.publishing:
                 await blocked.wait()
-            want = proto.next_read(size) if direct else size
-            if type(want) is int:
-                data = await receive(want)
-                self.last_recv = trio.current_time()
-                if not data:
-                    session.eof_received()
-                    return True
-                session.data_received(data)
-            else:
-                assert isinstance(want, memoryview) and isinstance(raw, socket.socket)
-                room = len(want)
-                got = await _receive_into(raw, want, after)
-                self.last_recv = trio.current_time()
-                if not got:
-                    session.eof_received()
-                    return True
-                session.body_received(min(got, room))
-                if got > room:
-                    session.data_received(bytes(after[: got - room]))
-                direct_reads += 1
-                if not direct_reads % 16:
-                    await trio.lowlevel.checkpoint()  # a long body read without waiting
+            if not await read(session):
+                session.eof_received()
+                return True
+            self.last_recv = trio.current_time()
             while session.auth_pending is not None:
                 await session.check_login()
             # Deliveries to other connections go out now, not after a store sync.
