@@ -188,11 +188,11 @@ async def start_http(
     settings = server.settings
     secure = None
     if settings.http_tls:
-        assert server.tls_context is not None  # http_tls makes the server build one
-        # HTTPS: the AMQPS listener's context, handshake deadline and log lines.
+        assert server.https_context is not None  # http_tls makes the server build one
+        # HTTPS: the AMQPS listener's certificate, handshake deadline and log lines.
         secure = functools.partial(
             tls.accept,
-            context=server.tls_context,
+            context=server.https_context,
             timeout=settings.tls_handshake_timeout,
             what="HTTPS",
             https=True,

@@ -78,9 +78,11 @@ class AmqpServer:
             assert self.commit is not None
             self.commit.on_failure = self.guard.fail
         self.connections: set[AmqpConnection] = set()
-        #: The SSL context of the AMQPS (and HTTPS) listener; None without TLS.  Built
-        #: here so that a bad certificate stops the broker before anything listens.
+        #: The SSL contexts of the AMQPS listener and of the HTTPS API (given to it by
+        #: :mod:`amqplite.app`); None without.  Built here so that a bad certificate
+        #: stops the broker before anything listens.
         self.tls_context = tls.server_context(settings)
+        self.https_context = tls.server_context(settings, https=True)
         self.port: int | None = None
         #: The AMQPS listener's bound port (None without one).
         self.tls_port: int | None = None

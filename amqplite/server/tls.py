@@ -5,9 +5,10 @@ Server layer; the one place that knows the ``ssl`` module on the serving side.  
 composition root (:mod:`amqplite.app`) hands :func:`accept` to the HTTP layer as a
 callable, so HTTPS uses the same context, deadline and log lines as AMQPS.
 
-- :func:`server_context` builds the context from the :class:`~amqplite.settings.ServerSettings`
-  (TLS 1.2 minimum; client certificates asked for and verified against ``tls_ca`` when
-  ``tls_verify_peer``, required with ``tls_require_client_cert``).
+- :func:`server_context` builds a listener's context from the
+  :class:`~amqplite.settings.ServerSettings` (TLS 1.2 minimum; for AMQPS, client
+  certificates asked for and verified against ``tls_ca`` when ``tls_verify_peer``,
+  required with ``tls_require_client_cert``; HTTPS never asks for one).
 - :func:`accept` turns an accepted socket into a :class:`trio.SSLStream` whose handshake
   is done, or closes the socket and logs one line: the handshake failed (wrong CA,
   expired certificate, TLS 1.1, no certificate when one is required...), did not finish
@@ -42,9 +43,15 @@ class TlsConfigError(ValueError):
     """The certificate, key or CA file cannot be loaded: the broker must not start."""
 
 
-def server_context(settings: ServerSettings) -> ssl.SSLContext | None:
-    """The listeners' SSL context, or None when no TLS is configured."""
-    if settings.tls_port is None and not settings.http_tls:
+def server_context(settings: ServerSettings, *, https: bool = False) -> ssl.SSLContext | None:
+    """The AMQPS listener's SSL context (``https``: the HTTPS one), or None when that
+    listener has no TLS.
+
+    HTTPS uses the same certificate but never asks for a client certificate: the API logs
+    in with a password, and asking would make browsers pop up their certificate picker
+    (or, with ``tls_require_client_cert``, lock the dashboard away from them)."""
+    wanted = settings.http_tls if https else settings.tls_port is not None
+    if not wanted:
         return None
     problems = settings.tls_errors()
     if problems:
@@ -60,7 +67,7 @@ def server_context(settings: ServerSettings) -> ssl.SSLContext | None:
             f"cannot load the TLS certificate {settings.tls_cert} with the key "
             f"{settings.tls_key}: {_error_text(exc)}"
         ) from None
-    if settings.tls_verify_peer:
+    if settings.tls_verify_peer and not https:
         assert settings.tls_ca is not None  # tls_errors() said so
         try:
             context.load_verify_locations(cafile=str(settings.tls_ca))

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import socket
 import ssl
 import time
+import urllib.request
 import warnings
 from typing import Any
 
@@ -78,9 +80,6 @@ def test_external_is_offered_only_with_a_verified_client_certificate(
 def test_external_login_takes_the_user_from_the_certificate(
     tls_broker: RunningBroker, pki: Pki
 ) -> None:
-    import json
-    import urllib.request
-
     context = pki.context(pki.client_cert("alice"))
     params = tls_params(tls_broker, context, pika.credentials.ExternalCredentials())
     with pika.BlockingConnection(params) as connection:
@@ -179,6 +178,11 @@ def test_a_required_client_certificate(start_broker: Any, pki: Pki, broker_log: 
         with secure:
             round_trip(secure, "required", b"ok")
         round_trip(witness, "witness", b"unaffected")
+        # HTTPS never asks for a client certificate: the API logs in with a password.
+        request = urllib.request.Request(f"{running.http_url}api/overview")
+        request.add_header("authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")  # guest:guest
+        with urllib.request.urlopen(request, context=pki.context(), timeout=10) as reply:
+            assert reply.status == 200
 
 
 def test_a_certificate_from_another_ca_is_refused(
