@@ -155,4 +155,5 @@ CONFIG_KEYS = (
     "tls_require_client_cert",
     "tls_external_identity",
     "http_tls",
+    "handshake_timeout",
 )

@@ -237,6 +237,12 @@ class _Loader:
                 )
             elif key.startswith(("tls_", "http_tls")):
                 value = self._tls_value(key, vnode, path)
+            elif key == "handshake_timeout":
+                # RabbitMQ's key and unit (milliseconds); the settings hold seconds.
+                millis = self.r.integer(
+                    vnode, path, minimum=100, maximum=3_600_000, what="milliseconds"
+                )
+                value = None if millis is None else millis / 1000
             else:  # default_vhost
                 value = self._vhost_name(vnode, path)
             if value is not None:

@@ -282,13 +282,18 @@ def gen_content(rng: random.Random, channel: int = 1) -> bytes:
 
 
 @functools.cache
-def nested_table_frame(depth: int, channel: int = 1) -> bytes:
-    """queue.declare whose arguments nest ``depth`` tables (past MAX_DEPTH when asked)."""
+def nested_table(depth: int) -> bytes:
+    """A field table (with its length) nesting ``depth`` tables, one key each."""
     inner = b"\x00\x00\x00\x00"
     for _ in range(depth):
         entry = b"\x01kF" + inner
         inner = struct.pack(">I", len(entry)) + entry
-    payload = struct.pack(">HHH", 50, 10, 0) + b"\x01q" + b"\x00" + inner
+    return inner
+
+
+def nested_table_frame(depth: int, channel: int = 1) -> bytes:
+    """queue.declare whose arguments nest ``depth`` tables (past MAX_DEPTH when asked)."""
+    payload = struct.pack(">HHH", 50, 10, 0) + b"\x01q" + b"\x00" + nested_table(depth)
     return encode_frame(FRAME_METHOD, channel, payload)
 
 

@@ -102,10 +102,12 @@ def test_server_settings_units_and_data_dir_relative_to_the_file(
           data_dir: state/broker
           disk_free_limit: 2GiB
           default_vhost: main
+          handshake_timeout: 2500
         queues: {q: {}}
         """
     )
     assert config.server.port == 0
+    assert config.server.handshake_timeout == 2.5  # RabbitMQ's milliseconds, held in seconds
     assert config.server.data_dir == tmp_path.resolve() / "state" / "broker"
     assert config.server.disk_free_limit == 2 * 1024**3
     assert [v.name for v in config.vhosts] == ["main"]
