@@ -367,8 +367,8 @@ class ServerConnection:
 
     def _on_method(self, channel: int, start: int, end: int) -> Event | None:
         buf = self._buf
-        if end - start < 4:
-            raise AMQPConnectionError(ReplyCode.FRAME_ERROR, "method frame shorter than its ids")
+        if end - start < 4:  # RabbitMQ: an unknown frame, quoted
+            raise unknown_frame(FRAME_METHOD, buf[start:end])
         (key,) = _U32.unpack_from(buf, start)
         if key == _PUBLISH:
             # Publishers repeat the same exchange / routing key, and the method object is
@@ -597,8 +597,8 @@ class ServerConnection:
             cstate = self._channels.get(channel)
             if cstate == _CH_CLOSING:
                 return None
-            if cstate is None:
-                raise AMQPConnectionError(ReplyCode.CHANNEL_ERROR, "expected 'channel.open'")
+            # On a channel never opened too: RabbitMQ's reader hands the frame to a new
+            # channel's assembler, which wants a method first (505, not 504).
             raise _unexpected_frame("expected method frame, got non method frame instead")
         return asm
 

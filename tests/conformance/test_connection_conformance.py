@@ -242,8 +242,32 @@ def test_a_content_header_without_a_publish_is_505(wire: WireClient) -> None:
             "FRAME_ERROR - type 1, all octets = <<>>: {frame_too_large,200000,131064}",
         ),
         (encode_frame(8, 1, b""), 505, "UNEXPECTED_FRAME - type 8, all octets = <<>>"),
+        # Found by the fuzzer's differential run (docs/reliability.md).
+        (
+            encode_frame(2, 2, struct.pack(">HHQ", 60, 0, 3) + b"\x00\x00"),
+            505,
+            "UNEXPECTED_FRAME - expected method frame, got non method frame instead",
+        ),
+        (
+            encode_frame(3, 2, b"abc"),
+            505,
+            "UNEXPECTED_FRAME - expected method frame, got non method frame instead",
+        ),
+        (
+            encode_frame(1, 1, b"\x00\x32"),
+            501,
+            "FRAME_ERROR - type 1, all octets = <<0,50>>: unknown_frame",
+        ),
     ],
-    ids=["unknown-type", "unknown-type-long", "too-large", "heartbeat-on-channel"],
+    ids=[
+        "unknown-type",
+        "unknown-type-long",
+        "too-large",
+        "heartbeat-on-channel",
+        "header-on-unopened-channel",
+        "body-on-unopened-channel",
+        "method-shorter-than-its-ids",
+    ],
 )
 def test_bad_frames_are_refused_with_rabbitmqs_texts(
     wire: WireClient, frame: bytes, code: int, text: str
