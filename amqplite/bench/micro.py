@@ -50,6 +50,12 @@ BENCHMARKS: list[tuple[str, float, str]] = [
     ("ack", 1.0, "channel.ack of one delivery (single, not multiple)"),
     ("encode_deliver_16b", 2.0, "basic.deliver + header + body frames (16 B body)"),
     ("encode_deliver_1k", 2.0, "basic.deliver + header + body frames (1 KiB body)"),
+    (
+        "session_e2e_16b",
+        0.5,
+        "bytes in -> publish -> deliver bytes out -> ack bytes in (16 B, prefetch 100)",
+    ),
+    ("session_publish_16b", 0.5, "publish bytes in -> queued, nobody consuming (16 B)"),
     ("store_append_1k", 0.2, "FileStore.append of a persistent 1 KiB message (no fsync)"),
     ("store_remove", 0.2, "FileStore.remove of an appended message (no fsync)"),
 ]
@@ -297,6 +303,156 @@ def bench_encode_deliver_16b(n: int) -> int:
 
 def bench_encode_deliver_1k(n: int) -> int:
     return _encode_deliver(n, 1024)
+
+
+# -- whole sessions: bytes in, bytes out, no sockets ---------------------------------------
+
+
+class _BenchOutbox:
+    """Stands in for the server's Outbox: takes what the session writes, like a socket
+    that always accepts a whole batch, and counts the bytes it "sent"."""
+
+    __slots__ = ("buffer", "dirty", "high_water", "in_flight", "low_water", "sent", "throttled")
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.dirty = False
+        self.in_flight = 0
+        self.high_water = 1 << 30
+        self.low_water = 1 << 29
+        self.throttled = False
+        self.sent = 0
+
+    def send_now(self) -> bool:
+        self.sent += len(self.buffer)
+        self.buffer.clear()
+        return True
+
+    def wake(self) -> None:
+        pass
+
+
+def _session(broker: Any, flushes: Any) -> Any:
+    """A Session past the handshake (guest on /) with channel 1 open."""
+    from amqplite.protocol import methods
+    from amqplite.protocol.frames import PROTOCOL_HEADER, encode_method_frame
+    from amqplite.server.session import Session
+    from amqplite.settings import ServerSettings
+
+    settings = ServerSettings()
+    outbox: Any = _BenchOutbox()  # duck-typed: the attributes and methods a session uses
+    session = Session(
+        broker=broker,
+        settings=settings,
+        outbox=outbox,
+        flushes=flushes,
+        peer=("127.0.0.1", 1),
+        name="bench",
+    )
+    session.data_received(PROTOCOL_HEADER)
+    session.data_received(
+        encode_method_frame(0, methods.ConnectionStartOk({}, "PLAIN", b"\0guest\0guest", "en_US"))
+    )
+    login = session.check_login()  # SHA-256 hash: checked inline, never suspends
+    try:
+        login.send(None)
+    except StopIteration:
+        pass
+    session.data_received(
+        encode_method_frame(0, methods.ConnectionTuneOk(2047, FRAME_MAX, 0))
+        + encode_method_frame(0, methods.ConnectionOpen("/"))
+        + encode_method_frame(1, methods.ChannelOpen())
+    )
+    if session.connection is None or 1 not in session.channels:
+        raise RuntimeError("session handshake failed")
+    session.outbox.send_now()
+    return session
+
+
+def _session_broker() -> tuple[Any, Any]:
+    from amqplite.broker import Broker
+    from amqplite.broker.passwords import hash_password
+    from amqplite.server.outbox import FlushQueue
+
+    broker = Broker(clock=time.time)
+    broker.add_vhost("/")
+    broker.users.add_user("guest", hash_password("guest"), ("administrator",))
+    broker.users.set_permissions("guest", "/", ".*", ".*", ".*")
+    return broker, FlushQueue()
+
+
+def _batch(session: Any, data: bytes, flushes: Any) -> None:
+    """What the connection's reader does with one receive buffer (store and ticker aside)."""
+    session.data_received(data)
+    flushes.wake_dirty(skip=session.outbox)
+    session.end_batch()
+    session.outbox.send_now()
+
+
+def bench_session_e2e_16b(n: int) -> int:
+    """A publisher and a consumer session (prefetch 100, one basic.ack per message, as
+    ampbench sends them), fed 50 messages per receive buffer."""
+    from amqplite.protocol import methods
+    from amqplite.protocol.frames import encode_method_frame
+
+    batch = 50
+    n = max(batch, n - n % batch)
+    broker, flushes = _session_broker()
+    producer, consumer = _session(broker, flushes), _session(broker, flushes)
+    _batch(
+        consumer,
+        encode_method_frame(1, methods.QueueDeclare(queue="bench"))
+        + encode_method_frame(1, methods.BasicQos(0, 100, False))
+        + encode_method_frame(1, methods.BasicConsume(queue="bench", consumer_tag="ctag")),
+        flushes,
+    )
+    consumer.outbox.sent = 0
+    publishes = _publish_bytes(16) * batch
+    acks = [
+        b"".join(
+            encode_method_frame(1, methods.BasicAck(tag, False)) for tag in range(i, i + batch)
+        )
+        for i in range(1, n + 1, batch)
+    ]
+    start = time.perf_counter_ns()
+    for ack in acks:
+        _batch(producer, publishes, flushes)
+        _batch(consumer, ack, flushes)
+    elapsed = time.perf_counter_ns() - start
+    one = len(encode_deliver_16b_frames())
+    if consumer.outbox.sent != n * one or consumer.channels[1].broker.unacked:
+        raise RuntimeError(f"delivered {consumer.outbox.sent // one} of {n}, or left unacked")
+    return elapsed
+
+
+def encode_deliver_16b_frames() -> bytes:
+    """The frames of one 16 B delivery to the session bench's consumer (to count them)."""
+    from amqplite.message import BasicProperties, Message
+    from amqplite.protocol.frames import encode_deliver
+
+    msg = Message("", "bench", BasicProperties(delivery_mode=1), b"x" * 16)
+    return encode_deliver(1, "ctag", 1, False, "", "bench", msg, FRAME_MAX)
+
+
+def bench_session_publish_16b(n: int) -> int:
+    """Publishes into a queue nobody consumes, 50 per receive buffer."""
+    from amqplite.protocol import methods
+    from amqplite.protocol.frames import encode_method_frame
+
+    batch = 50
+    rounds = max(1, n // batch)
+    broker, flushes = _session_broker()
+    producer = _session(broker, flushes)
+    _batch(producer, encode_method_frame(1, methods.QueueDeclare(queue="bench")), flushes)
+    publishes = _publish_bytes(16) * batch
+    start = time.perf_counter_ns()
+    for _ in range(rounds):
+        _batch(producer, publishes, flushes)
+    elapsed = time.perf_counter_ns() - start
+    queued = broker.get_vhost("/").queues["bench"].message_count
+    if queued != rounds * batch:
+        raise RuntimeError(f"queued {queued} of {rounds * batch}")
+    return elapsed * n // (rounds * batch)
 
 
 def _with_file_store(run: Callable[[Any], int]) -> int:
