@@ -594,7 +594,8 @@ class Queue:
         """The entry was acked (or delivered no-ack): it leaves the queue for good."""
         self.stats.acked += 1
         self._bstats.acked += 1
-        self.leave(entry)
+        if entry.ref is not None:  # else leave() has nothing to do: save the call
+            self.leave(entry)
 
     def leave(self, entry: QueueEntry) -> None:
         """The entry leaves this queue for good: the store forgets it for this queue."""

@@ -614,13 +614,17 @@ class VHost:
     def publish(self, x: Exchange, message: Message) -> PublishResult:
         """Route and enqueue ``message`` (already checked for permissions and validity)."""
         x.stats.publish_in += 1
-        self.broker.stats.published += 1
-        queues = self.route(x, message)
+        broker = self.broker
+        broker.stats.published += 1
+        headers = message.properties.headers
+        if headers or x.e2e_bindings or x.alternate is not None:
+            queues = self.route(x, message)
+        else:  # route()'s common case, without the call: one exchange, no CC/BCC
+            queues = x.router.route(message.routing_key, headers)
         if not queues:
             x.stats.unroutable += 1
             return UNROUTED
         x.stats.publish_out += 1
-        headers = message.properties.headers
         if headers and "BCC" in headers:
             headers = dict(headers)
             del headers["BCC"]
@@ -630,9 +634,9 @@ class VHost:
                 properties=attrs.evolve(message.properties, headers=headers),
                 body=message.body,
             )
-        now = self.broker.clock()
+        now = broker.clock()
         ref: MessageRef | None = None
-        if self.broker.store is not None and message.persistent:
+        if broker.store is not None and message.persistent:
             ref = self._store_message(message, queues, now)
             if ref == -1:
                 return STORE_FAILED
@@ -640,7 +644,8 @@ class VHost:
         rejected = False
         # A snapshot: a sink may react to a delivery by closing things that change bindings.
         for q in tuple(queues):
-            if self._enqueue(q, message, now, ref):
+            # Nothing stored: _enqueue would only call q.publish (saves a call per queue).
+            if q.publish(message, now) if ref is None else self._enqueue(q, message, now, ref):
                 accepted += 1
             else:
                 rejected = True

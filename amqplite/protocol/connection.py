@@ -118,6 +118,8 @@ _publish_cache: dict[bytes, methods.Method] = {}
 _properties_cache: dict[bytes, BasicProperties] = {}
 _HEADERS_HIGH_BIT = 0x20  # the headers flag (bit 13) within the first flag octet
 _HEADER_FIELDS = struct.Struct(">HHQ")
+# A content header frame's head (type, channel, size) and its class, weight and body size.
+_HEADER_START = struct.Struct(">BHIHHQ")
 
 
 def _key(method: type[methods.Method]) -> int:
@@ -525,7 +527,8 @@ class ServerConnection:
         size = len(buf)
         if size - pos < 21:
             return None
-        ftype, hchannel, hsize = FRAME_HEAD.unpack_from(buf, pos)
+        # The header frame's head and fixed fields in one unpack (they are checked below).
+        ftype, hchannel, hsize, class_id, weight, body_size = _HEADER_START.unpack_from(buf, pos)
         hend = pos + 7 + hsize
         if (
             ftype != FRAME_HEADER
@@ -534,23 +537,23 @@ class ServerConnection:
             or hsize > self._frame_limit
             or hend >= size
             or buf[hend] != FRAME_END
+            or class_id != method.CLASS_ID
+            or weight
+            or body_size > self.max_message_size
         ):
-            return None
-        class_id, weight, body_size = _HEADER_FIELDS.unpack_from(buf, pos + 7)
-        if class_id != method.CLASS_ID or weight or body_size > self.max_message_size:
             return None
         if body_size:
             bpos = hend + 1
-            if size - bpos < 7:
+            # Where the body frame ends if it holds the whole body (checked just after).
+            bend = bpos + 7 + body_size
+            if bend >= size:
                 return None
             ftype, bchannel, bsize = FRAME_HEAD.unpack_from(buf, bpos)
-            bend = bpos + 7 + bsize
             if (
                 ftype != FRAME_BODY
                 or bchannel != channel
                 or bsize != body_size
                 or bsize > self._frame_limit
-                or bend >= size
                 or buf[bend] != FRAME_END
             ):
                 return None

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from amqplite.errors import ChannelError
 from amqplite.message import Message
 from amqplite.protocol import methods as m
-from amqplite.protocol.frames import deliver_parts, encode_deliver
+from amqplite.protocol.deliver import DeliverEncoder
+from amqplite.protocol.frames import deliver_parts
 from amqplite.server.outbox import SPLICE_MIN
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class SessionChannel:
     __slots__ = (
         "broker",
         "confirmed",
+        "encoder",
         "nacks",
         "number",
         "outbox",
@@ -57,6 +59,8 @@ class SessionChannel:
         self.outbox = session.outbox
         self.proto = session.proto
         self.number = number
+        #: basic.deliver frames for this channel, from per-consumer templates.
+        self.encoder = DeliverEncoder(number)
         #: In tx mode: (mandatory, message) of each publish since the last commit, to
         #: return the unroutable mandatory ones when the commit routes them.
         self.tx_publishes: list[tuple[bool, Message]] = []
@@ -89,8 +93,7 @@ class SessionChannel:
     ) -> None:
         outbox = self.outbox
         if len(message.body) < SPLICE_MIN:
-            outbox.buffer += encode_deliver(
-                self.number,
+            outbox.buffer += self.encoder.encode(
                 consumer_tag,
                 delivery_tag,
                 redelivered,
