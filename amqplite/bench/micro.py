@@ -308,28 +308,12 @@ def bench_encode_deliver_1k(n: int) -> int:
 # -- whole sessions: bytes in, bytes out, no sockets ---------------------------------------
 
 
-class _BenchOutbox:
-    """Stands in for the server's Outbox: takes what the session writes, like a socket
-    that always accepts a whole batch, and counts the bytes it "sent"."""
+def _outbox() -> Any:
+    """A connection's real Outbox without a socket: the benchmark plays the socket and
+    takes everything at the end of each batch (:func:`_batch`)."""
+    from amqplite.server.outbox import Outbox
 
-    __slots__ = ("buffer", "dirty", "high_water", "in_flight", "low_water", "sent", "throttled")
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        self.dirty = False
-        self.in_flight = 0
-        self.high_water = 1 << 30
-        self.low_water = 1 << 29
-        self.throttled = False
-        self.sent = 0
-
-    def send_now(self) -> bool:
-        self.sent += len(self.buffer)
-        self.buffer.clear()
-        return True
-
-    def wake(self) -> None:
-        pass
+    return Outbox(None, high_water=1 << 30, low_water=1 << 29, now=0.0)  # type: ignore[arg-type]
 
 
 def _session(broker: Any, flushes: Any) -> Any:
@@ -340,11 +324,10 @@ def _session(broker: Any, flushes: Any) -> Any:
     from amqplite.settings import ServerSettings
 
     settings = ServerSettings()
-    outbox: Any = _BenchOutbox()  # duck-typed: the attributes and methods a session uses
     session = Session(
         broker=broker,
         settings=settings,
-        outbox=outbox,
+        outbox=_outbox(),
         flushes=flushes,
         peer=("127.0.0.1", 1),
         name="bench",
@@ -365,7 +348,7 @@ def _session(broker: Any, flushes: Any) -> Any:
     )
     if session.connection is None or 1 not in session.channels:
         raise RuntimeError("session handshake failed")
-    session.outbox.send_now()
+    _sent(session)
     return session
 
 
@@ -381,12 +364,21 @@ def _session_broker() -> tuple[Any, Any]:
     return broker, FlushQueue()
 
 
-def _batch(session: Any, data: bytes, flushes: Any) -> None:
-    """What the connection's reader does with one receive buffer (store and ticker aside)."""
+def _sent(session: Any) -> int:
+    """Take everything the session's outbox holds, as a socket would; how many bytes."""
+    buffer = session.outbox.buffer
+    size = len(buffer)
+    buffer.clear()
+    return size
+
+
+def _batch(session: Any, data: bytes, flushes: Any) -> int:
+    """What the connection's reader does with one receive buffer (store and ticker aside);
+    the bytes the session wrote meanwhile."""
     session.data_received(data)
     flushes.wake_dirty(skip=session.outbox)
     session.end_batch()
-    session.outbox.send_now()
+    return _sent(session)
 
 
 def bench_session_e2e_16b(n: int) -> int:
@@ -406,7 +398,7 @@ def bench_session_e2e_16b(n: int) -> int:
         + encode_method_frame(1, methods.BasicConsume(queue="bench", consumer_tag="ctag")),
         flushes,
     )
-    consumer.outbox.sent = 0
+    delivered = 0
     publishes = _publish_bytes(16) * batch
     acks = [
         b"".join(
@@ -417,11 +409,11 @@ def bench_session_e2e_16b(n: int) -> int:
     start = time.perf_counter_ns()
     for ack in acks:
         _batch(producer, publishes, flushes)
-        _batch(consumer, ack, flushes)
+        delivered += _batch(consumer, ack, flushes)  # deliveries, and what the acks freed
     elapsed = time.perf_counter_ns() - start
     one = len(encode_deliver_16b_frames())
-    if consumer.outbox.sent != n * one or consumer.channels[1].broker.unacked:
-        raise RuntimeError(f"delivered {consumer.outbox.sent // one} of {n}, or left unacked")
+    if delivered != n * one or consumer.channels[1].broker.unacked:
+        raise RuntimeError(f"delivered {delivered // one} of {n}, or left unacked")
     return elapsed
 
 

@@ -118,7 +118,10 @@ class Outbox:
         *,
         high_water: int,
         low_water: int,
+        now: float | None = None,
     ) -> None:
+        """``now``: when the last send happened, for the heartbeat timer; default trio's
+        clock (the micro-benchmarks, which drive a session outside trio, pass 0)."""
         self._stream = stream
         # The stdlib socket under a trio SocketStream, for synchronous non-blocking sends
         # (trio keeps it in non-blocking mode); None for other streams (tests, TLS).
@@ -140,7 +143,7 @@ class Outbox:
         self.low_water = low_water
         self.throttled = False
         self.closed = False
-        self.last_send = trio.current_time()
+        self.last_send = trio.current_time() if now is None else now
         self.on_drained: Callable[[], None] | None = None
         self._wake = trio.Event()
         self._drained = trio.Event()
