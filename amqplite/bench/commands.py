@@ -186,7 +186,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--inflight",
         type=_positive(int),
         default=5000,
-        help="max published-but-undelivered (default 5000)",
+        help="max published-but-undelivered (default 5000, and at most 64 MiB of bodies)",
     )
     parser.add_argument(
         "--drain-timeout",
@@ -289,20 +289,25 @@ async def _run_all(
     return results, comparisons
 
 
-def _run_mgmt(args: argparse.Namespace) -> tuple[list[str], dict[str, Any], bool]:
-    """The mgmt scenario on A (and B with --compare): e2e with and without pollers."""
-    from amqplite.bench.mgmt import default_http_url, format_summary, run_mgmt, summarise
-
-    config = RunConfig(
+def mgmt_config(args: argparse.Namespace) -> RunConfig:
+    """The e2e run that ``mgmt`` measures with and without pollers."""
+    return RunConfig(
         scenario="e2e",
         size=args.size[0],
         prefetch=args.prefetch[0],
-        producers=args.producers,
-        consumers=args.consumers,
+        producers=args.producers or 1,
+        consumers=args.consumers or 1,
         duration=args.duration,
         inflight=args.inflight,
         drain_timeout=args.drain_timeout,
     )
+
+
+def _run_mgmt(args: argparse.Namespace) -> tuple[list[str], dict[str, Any], bool]:
+    """The mgmt scenario on A (and B with --compare): e2e with and without pollers."""
+    from amqplite.bench.mgmt import default_http_url, format_summary, run_mgmt, summarise
+
+    config = mgmt_config(args)
     targets = [("A", args.url, args.http_url, args.broker_pid)]
     if args.compare:
         targets.append(("B", args.compare, args.compare_http_url, args.compare_pid))

@@ -70,6 +70,9 @@ STREAM_ARGUMENTS: dict[str, FieldValue] = {
     "x-max-length-bytes": 2_000_000_000,
 }
 
+# Consuming scenarios queue at most this many body bytes (see RunConfig.backlog).
+BACKLOG_BYTES = 64 << 20
+
 _run_ids = itertools.count(1)
 _mono_ns = time.monotonic_ns
 
@@ -94,6 +97,13 @@ class RunConfig:
     inflight: int = 5000
     drain_timeout: float = 30.0
     workers: int = 2
+
+    @property
+    def backlog(self) -> int:
+        """Most messages published but not yet delivered: ``inflight``, and at most
+        :data:`BACKLOG_BYTES` of bodies (64 x 1 MiB), so large bodies measure throughput
+        rather than how much memory a broker will queue."""
+        return max(1, min(self.inflight, BACKLOG_BYTES // max(self.size, 1)))
 
     def params(self) -> dict[str, int | float]:
         """The knobs that matter for this scenario (what the table and JSON show)."""
@@ -342,7 +352,7 @@ class _Run:
             room = min(batch_max, limit - sent)
             if fan:
                 backlog = self.published * fan - self.delivered()
-                room = min(room, (cfg.inflight - backlog) // fan)
+                room = min(room, (cfg.backlog - backlog) // fan)
             if tracker is not None:
                 room = min(room, cfg.window - (tracker.published - tracker.confirmed))
             if room <= 0:

@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
-from amqplite.bench.commands import add_arguments, main, plan
-from amqplite.bench.scenarios import SCENARIOS
+from amqplite.bench.commands import add_arguments, main, mgmt_config, plan
+from amqplite.bench.scenarios import SCENARIOS, RunConfig
 from amqplite.cli.bench import register
 
 RESULT_KEYS = {
@@ -175,3 +175,16 @@ def test_manyclients_defaults_to_200_producers_and_consumers_on_100_queues() -> 
     ]
     (e2e,) = plan(parse("e2e"))
     assert (e2e.producers, e2e.consumers, e2e.rate) == (1, 1, 1000.0)
+
+
+def test_mgmt_measures_one_producer_and_one_consumer_unless_told() -> None:
+    config = mgmt_config(parse("mgmt"))
+    assert (config.scenario, config.producers, config.consumers) == ("e2e", 1, 1)
+    assert mgmt_config(parse("mgmt", "--producers", "3")).producers == 3
+
+
+def test_large_bodies_keep_at_most_64_mib_queued() -> None:
+    assert RunConfig("e2e", size=16).backlog == 5000
+    assert RunConfig("e2e", size=16384).backlog == 4096
+    assert RunConfig("e2e", size=1 << 20).backlog == 64
+    assert RunConfig("e2e", size=1 << 20, inflight=10).backlog == 10
