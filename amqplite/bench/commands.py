@@ -79,10 +79,10 @@ def _scenarios(text: str) -> list[str]:
             names.extend(SCENARIOS)
         elif name == "stream":
             names.extend(STREAM_SCENARIOS)
-        elif name in SCENARIOS or name in ("selftest", "mgmt"):
+        elif name in SCENARIOS or name in ("selftest", "mgmt", "restart"):
             names.append(name)
         else:
-            choices = ", ".join((*SCENARIOS, "stream", "all", "selftest", "mgmt"))
+            choices = ", ".join((*SCENARIOS, "stream", "all", "selftest", "mgmt", "restart"))
             raise argparse.ArgumentTypeError(f"unknown scenario {name!r} (choose from {choices})")
     return names
 
@@ -218,13 +218,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-gzip", action="store_true", help="mgmt: pollers do not accept gzip bodies"
     )
+    parser.add_argument(
+        "--start-cmd",
+        metavar="CMD",
+        help="restart: shell command that runs broker A in the foreground (the bench starts, "
+        "stops and restarts it)",
+    )
+    parser.add_argument(
+        "--restart-mode",
+        choices=("clean", "kill", "both"),
+        default="both",
+        help="restart: SIGTERM, SIGKILL (kill -9) or one of each (default both)",
+    )
 
 
 def plan(args: argparse.Namespace) -> list[RunConfig]:
     """Every configuration the arguments ask for, in order (selftest excluded)."""
     configs: list[RunConfig] = []
     for scenario in args.scenario:
-        if scenario in ("selftest", "mgmt"):
+        if scenario in ("selftest", "mgmt", "restart"):
             continue
         prefetches = args.prefetch if scenario in CONSUMING else [args.prefetch[0]]
         windows = args.window if scenario in CONFIRMING else [args.window[0]]
@@ -335,7 +347,37 @@ def _run_mgmt(args: argparse.Namespace) -> tuple[list[str], dict[str, Any], bool
     return texts, out, failed
 
 
+def _run_restart(args: argparse.Namespace) -> int:
+    """The restart scenario: fill, stop (clean or kill -9), start again, time recovery."""
+    from amqplite.bench.restart import format_results, run_restart
+    from amqplite.bench.restart import to_json as restart_json
+
+    if not args.start_cmd:
+        print("amqplite bench restart needs --start-cmd CMD", file=sys.stderr)
+        return 2
+    mode = args.restart_mode
+    modes = ["clean", "kill"] if mode == "both" else [mode]
+    results = asyncio.run(
+        run_restart(
+            args.start_cmd,
+            args.url,
+            queues=args.queues or 100,
+            count=args.count or 1_000_000,
+            size=args.size[0],
+            modes=modes * args.runs,
+        )
+    )
+    if args.json:
+        json.dump(restart_json(results), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_results(results))
+    return 1 if any(r.error for r in results) else 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if "restart" in args.scenario:
+        return _run_restart(args)
     if "mgmt" in args.scenario:
         texts, out, failed = _run_mgmt(args)
         if args.json:

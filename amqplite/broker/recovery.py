@@ -27,12 +27,14 @@ import attrs
 
 from amqplite.broker.definitions import PlanItem, apply, plan, snapshot
 from amqplite.broker.definitions.records import RecordKey, from_records
-from amqplite.broker.queue import QueueEntry
+from amqplite.broker.queue import LAZY, QueueEntry
+from amqplite.message import Message, next_message_id
 from amqplite.store import StoreError
 
 if TYPE_CHECKING:
     from amqplite.broker.broker import Broker
-    from amqplite.store import RecoveredState
+    from amqplite.broker.queue import Queue
+    from amqplite.store import RecoveredMessage, RecoveredState
 
 log = logging.getLogger(__name__)
 
@@ -163,17 +165,45 @@ def _restore_messages(broker: Broker, state: RecoveredState, report: RecoveryRep
             store.remove_many((vhost_name, queue_name), [m.ref for m in recovered])
             report.discarded_messages += len(recovered)
             continue
-        for item in recovered:
-            try:
-                message = item.message or store.read_message(item.ref)
-            except StoreError as exc:
-                log.warning("recovery: discarding an unreadable message: %s", exc)
-                store.remove(q.key, item.ref)
-                report.discarded_messages += 1
-                continue
-            enqueued_at = item.timestamp if item.timestamp is not None else now
+        report.messages += _refill(q, recovered, now, report)
+
+
+def _refill(q: Queue, recovered: list[RecoveredMessage], now: float, report: RecoveryReport) -> int:
+    """Append ``recovered`` to ``q`` in order; returns how many were restored.
+
+    A message the store described without its body (size and properties) goes in as a lazy
+    entry, read back on delivery: a million of them cost a queue entry each, not a decoded
+    message.  Priority queues need each message's priority, so they read the rest whole.
+    """
+    store = q.vhost.broker.store
+    assert store is not None
+    restore = q.restore
+    ttl = q.args.message_ttl
+    by_priority = q.args.max_priority is not None
+    restored = 0
+    for item in recovered:
+        message = item.message
+        enqueued_at = item.timestamp if item.timestamp is not None else now
+        properties = item.properties
+        if message is None and properties is not None and not by_priority:
+            expires_at = None
+            if ttl is not None or properties.expiration is not None:
+                expires_at = q.message_expiry(Message("", "", properties, b""), enqueued_at)
+            entry = QueueEntry(LAZY, 0, expires_at, item.ref)
+            entry.size = item.size
+            entry.mid = next_message_id()
+        else:
+            if message is None:
+                try:
+                    message = store.read_message(item.ref)
+                except StoreError as exc:
+                    log.warning("recovery: discarding an unreadable message: %s", exc)
+                    store.remove(q.key, item.ref)
+                    report.discarded_messages += 1
+                    continue
             entry = QueueEntry(message, 0, q.message_expiry(message, enqueued_at), item.ref)
-            entry.redelivered = item.redelivered
-            entry.deliveries = item.delivery_count
-            q.restore(entry)
-            report.messages += 1
+        entry.redelivered = item.redelivered
+        entry.deliveries = item.delivery_count
+        restore(entry)
+        restored += 1
+    return restored

@@ -89,7 +89,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from amqplite.message import Message
+from amqplite.message import BasicProperties, Message
 
 if TYPE_CHECKING:
     from amqplite.store.streamlog import StreamLog
@@ -124,12 +124,16 @@ class StoreCorruptError(StoreError):
     """A record read back on demand (``read_message``) fails its checksum."""
 
 
-@attrs.frozen(slots=True)
+@attrs.define(slots=True)
 class RecoveredMessage:
     """One message in one queue, as found at startup.
 
     ``message`` is ``None`` when recovering with ``load_bodies=False``; use
-    ``Store.read_message(ref)`` when it is needed.
+    ``Store.read_message(ref)`` when it is needed.  A store that can say what the broker
+    needs of a message without reading it whole (its body size and properties: enough for
+    TTL, priority and queue lengths) fills ``size`` and ``properties``, so the body can stay
+    on disk until delivery.  (Not frozen only because recovery makes a million of these and
+    a frozen class's ``__init__`` costs twice as much; nothing changes one after recovery.)
     """
 
     ref: MessageRef
@@ -138,6 +142,10 @@ class RecoveredMessage:
     redelivered: bool
     #: When the broker enqueued it (the ``timestamp`` given to ``append``), or None.
     timestamp: float | None = None
+    #: Body bytes, when ``message`` is None and the store knows it (else -1).
+    size: int = -1
+    #: The message's properties, when ``message`` is None and the store knows them.
+    properties: BasicProperties | None = None
 
 
 @attrs.frozen(slots=True)

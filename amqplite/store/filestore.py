@@ -70,10 +70,12 @@ from amqplite.store import (
 from amqplite.store.codec import (
     RESERVED,
     CodecError,
+    decode_head,
     decode_message,
     decode_queue,
     decode_queue_list,
     decode_queues,
+    decode_stored_head,
     decode_value,
     encode_message,
     encode_queue,
@@ -121,7 +123,14 @@ _READ_AHEAD = 8192
 #: A sealed segment is compacted once at most 1/4 of the memberships it held are alive.
 _COMPACT_LIVE_FRACTION = 4
 
-_DECODE_ERRORS = (CodecError, ValueError, IndexError, UnicodeDecodeError, TypeError)
+_DECODE_ERRORS = (
+    CodecError,
+    ValueError,
+    IndexError,
+    UnicodeDecodeError,
+    TypeError,
+    struct.error,
+)
 
 
 @attrs.define(eq=False)
@@ -389,13 +398,23 @@ class FileStore(SyncPositions):
             got = self._load_segment(number, load_bodies, damage, latest)
             if got is not None:
                 loaded.append(got)
-        ordered: dict[QueueKey, list[tuple[int, RecoveredMessage]]] = {}
+        # Without compaction copies, store order is queue order: no sort, no pairs.
+        ordered: dict[QueueKey, list[Any]] = {}
+        unclean = not clean
         for segment, entries in loaded:
-            for original, ref, queue, count, message, timestamp in entries:
-                if latest.get(original, ref) != ref:
+            for original, ref, queue, count, message, timestamp, head in entries:
+                if latest and latest.get(original, ref) != ref:
                     continue  # superseded by a copy (crash before compaction retired it)
-                entry = RecoveredMessage(ref, message, count, count > 0 or not clean, timestamp)
-                ordered.setdefault(queue, []).append((original, entry))
+                if head is None:
+                    entry = RecoveredMessage(ref, message, count, count > 0 or unclean, timestamp)
+                else:
+                    entry = RecoveredMessage(
+                        ref, None, count, count > 0 or unclean, timestamp, head[1], head[0]
+                    )
+                items = ordered.get(queue)
+                if items is None:
+                    items = ordered[queue] = []
+                items.append((original, entry) if latest else entry)
                 segment.live += 1
             segment.count = segment.live
             if segment.live == 0:
@@ -405,9 +424,11 @@ class FileStore(SyncPositions):
                 self._unlink_segment_files(segment.number)
             else:
                 self._segments[segment.number] = segment
-        if latest:  # compaction copies take the queue position of their original
-            for items in ordered.values():
-                items.sort(key=_first)
+        if not latest:
+            return ordered
+        # Compaction copies take the queue position of their original.
+        for items in ordered.values():
+            items.sort(key=_first)
         return {queue: [entry for _, entry in items] for queue, items in ordered.items()}
 
     def _load_segment(
@@ -433,23 +454,39 @@ class FileStore(SyncPositions):
         entries: list[_Entry] = []
         base = number << OFFSET_BITS
         view = memoryview(data)
+        message: Message | None = None
+        head: tuple[Any, int] | None = None
+        counts: list[int] | None = None
         for kind, offset, start, end in result.records:
-            if kind != MESSAGE and kind != MOVED:
-                continue
             ref = base | offset
             try:
-                original, counts, payload = _split_record(kind, ref, view[start:end])
-                members, content, timestamp = decode_queue_list(payload)
-                message = decode_message(payload, content) if load_bodies else None
+                if kind == MESSAGE and not load_bodies:
+                    # The common case, in one call: the body stays on disk, the broker gets
+                    # what it needs to queue the message (size, properties).
+                    original = ref
+                    members, timestamp, properties, size = decode_stored_head(view[start:end])
+                    head = (properties, size)
+                elif kind in (MESSAGE, MOVED):
+                    original, counts, payload = _split_record(kind, ref, view[start:end])
+                    members, content, timestamp = decode_queue_list(payload)
+                    if load_bodies:
+                        message = decode_message(payload, content)
+                    else:
+                        head = decode_head(payload, content)
+                else:
+                    continue
             except _DECODE_ERRORS:
                 self._note_damage(path, 1, end - start, damage)
                 continue
             if kind == MOVED:
                 latest[original] = ref
             for i, queue in enumerate(members):
-                if (queue, ref) not in removed:
-                    count = delivered.get((queue, ref), 0) + (counts[i] if counts else 0)
-                    entries.append((original, ref, queue, count, message, timestamp))
+                if not removed or (queue, ref) not in removed:
+                    count = delivered.get((queue, ref), 0) if delivered else 0
+                    if counts:
+                        count += counts[i]
+                    entries.append((original, ref, queue, count, message, timestamp, head))
+            counts = None
         return _Segment(number, file, acks), entries
 
     def _recover_acks(
@@ -1086,7 +1123,8 @@ def _decode_record_id(data: memoryview) -> tuple[RecordId, int]:
     return (parts[0], tuple(parts[1:])), pos
 
 
-_Entry = tuple[int, int, QueueKey, int, "Message | None", "float | None"]
+# (original ref, ref, queue, delivery count, message, enqueue time, (properties, size))
+_Entry = tuple[int, int, QueueKey, int, "Message | None", "float | None", "tuple[Any, int] | None"]
 _Removed = set[tuple[QueueKey, int]]
 _Delivered = dict[tuple[QueueKey, int], int]
 _U64 = struct.Struct("<Q")

@@ -131,15 +131,30 @@ def scan(data: bytes, file_number: int, start: int = FILE_HEADER_SIZE) -> ScanRe
     base_ref = file_number << OFFSET_BITS
     result = ScanResult([], start)
     records = result.records
+    append = records.append
     size = len(data)
     pos = start
+    view = memoryview(data)
+    unpack = RECORD_HEADER.unpack_from
+    crc32 = _crc32
+    types = RECORD_TYPES
     while pos < size:
-        end = record_at(data, pos, base_ref)
-        if end >= 0:
-            records.append((data[pos + 1], pos, pos + RECORD_HEADER_SIZE, end))
-            pos = end
-            result.good_end = end
-            continue
+        # record_at(), inlined: recovery reads a million records through this loop.
+        if pos + RECORD_HEADER_SIZE <= size:
+            magic, kind, length, ref, crc = unpack(data, pos)
+            first = pos + RECORD_HEADER_SIZE
+            end = first + length
+            if (
+                magic == RECORD_MAGIC
+                and ref == base_ref + pos
+                and end <= size
+                and kind in types
+                and crc32(view[first:end], crc32(view[pos : pos + _CRC_COVERED])) == crc
+            ):
+                append((kind, pos, first, end))
+                pos = end
+                result.good_end = end
+                continue
         # Damaged: find the next position where a whole valid record starts.
         candidate = data.find(_RECORD_MAGIC_BYTE, pos + 1)
         while candidate >= 0 and record_at(data, candidate, base_ref) < 0:
