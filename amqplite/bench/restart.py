@@ -94,6 +94,17 @@ class Broker:
             proc.wait()
         except ProcessLookupError:
             pass
+        # The command may be a wrapper (rabbitmq-server is a shell script): the broker is
+        # gone only when nothing of its process group is left.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            if time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+            time.sleep(0.01)
         self.proc = None
         return time.monotonic() - t0
 

@@ -392,30 +392,19 @@ class FileStore(SyncPositions):
             if ext == "ack" and number not in segment_set:
                 # The segment was deleted and the crash came before its ack file went too.
                 os.unlink(self._path(number, "ack"))
-        loaded: list[tuple[_Segment, list[_Entry]]] = []
+        loaded: list[_Segment] = []
         latest: dict[int, int] = {}  # original ref -> ref of its newest compaction copy
+        originals: dict[int, int] = {}  # ref of a compaction copy -> its original ref
+        ordered: dict[QueueKey, list[RecoveredMessage]] = {}
         for number in segment_numbers:
-            got = self._load_segment(number, load_bodies, damage, latest)
-            if got is not None:
-                loaded.append(got)
-        # Without compaction copies, store order is queue order: no sort, no pairs.
-        ordered: dict[QueueKey, list[Any]] = {}
-        unclean = not clean
-        for segment, entries in loaded:
-            for original, ref, queue, count, message, timestamp, head in entries:
-                if latest and latest.get(original, ref) != ref:
-                    continue  # superseded by a copy (crash before compaction retired it)
-                if head is None:
-                    entry = RecoveredMessage(ref, message, count, count > 0 or unclean, timestamp)
-                else:
-                    entry = RecoveredMessage(
-                        ref, None, count, count > 0 or unclean, timestamp, head[1], head[0]
-                    )
-                items = ordered.get(queue)
-                if items is None:
-                    items = ordered[queue] = []
-                items.append((original, entry) if latest else entry)
-                segment.live += 1
+            segment = self._load_segment(
+                number, load_bodies, not clean, damage, (latest, originals, ordered)
+            )
+            if segment is not None:
+                loaded.append(segment)
+        if latest:
+            self._drop_superseded(ordered, latest, originals, loaded)
+        for segment in loaded:
             segment.count = segment.live
             if segment.live == 0:
                 segment.file.close()
@@ -424,17 +413,41 @@ class FileStore(SyncPositions):
                 self._unlink_segment_files(segment.number)
             else:
                 self._segments[segment.number] = segment
-        if not latest:
-            return ordered
-        # Compaction copies take the queue position of their original.
-        for items in ordered.values():
-            items.sort(key=_first)
-        return {queue: [entry for _, entry in items] for queue, items in ordered.items()}
+        return ordered
+
+    @staticmethod
+    def _drop_superseded(
+        ordered: dict[QueueKey, list[RecoveredMessage]],
+        latest: dict[int, int],
+        originals: dict[int, int],
+        loaded: list[_Segment],
+    ) -> None:
+        """Keep only the newest copy of each compacted message (a crash can come before
+        compaction retired the old one), at the queue position of its original."""
+        segments = {segment.number: segment for segment in loaded}
+        for queue, items in ordered.items():
+            kept: list[tuple[int, RecoveredMessage]] = []
+            for entry in items:
+                ref = entry.ref
+                original = originals.get(ref, ref)
+                if latest.get(original, ref) != ref:
+                    segments[ref >> OFFSET_BITS].live -= 1
+                    continue
+                kept.append((original, entry))
+            kept.sort(key=_first)
+            ordered[queue] = [entry for _, entry in kept]
 
     def _load_segment(
-        self, number: int, load_bodies: bool, damage: list[int], latest: dict[int, int]
-    ) -> tuple[_Segment, list[_Entry]] | None:
-        """A segment's live (original ref, ref, queue, delivery count, message) entries."""
+        self,
+        number: int,
+        load_bodies: bool,
+        unclean: bool,
+        damage: list[int],
+        into: tuple[dict[int, int], dict[int, int], dict[QueueKey, list[RecoveredMessage]]],
+    ) -> _Segment | None:
+        """Read a segment: its live messages are appended to their queues' lists in
+        ``into`` (latest copy by original ref, original by copy ref, queue lists)."""
+        latest, originals, ordered = into
         path = self._path(number, "seg")
         file = self._opener(path, create=False)
         data = file.read_all()
@@ -451,43 +464,53 @@ class FileStore(SyncPositions):
         if result.good_end < len(data):
             file.truncate(result.good_end)
         removed, delivered, acks = self._recover_acks(number, damage)
-        entries: list[_Entry] = []
         base = number << OFFSET_BITS
         view = memoryview(data)
         message: Message | None = None
-        head: tuple[Any, int] | None = None
+        properties: Any = None
+        size = -1
         counts: list[int] | None = None
+        live = 0
         for kind, offset, start, end in result.records:
             ref = base | offset
             try:
                 if kind == MESSAGE and not load_bodies:
                     # The common case, in one call: the body stays on disk, the broker gets
                     # what it needs to queue the message (size, properties).
-                    original = ref
                     members, timestamp, properties, size = decode_stored_head(view[start:end])
-                    head = (properties, size)
                 elif kind in (MESSAGE, MOVED):
                     original, counts, payload = _split_record(kind, ref, view[start:end])
                     members, content, timestamp = decode_queue_list(payload)
                     if load_bodies:
                         message = decode_message(payload, content)
                     else:
-                        head = decode_head(payload, content)
+                        properties, size = decode_head(payload, content)
+                    if kind == MOVED:
+                        latest[original] = ref
+                        originals[ref] = original
                 else:
                     continue
             except _DECODE_ERRORS:
                 self._note_damage(path, 1, end - start, damage)
                 continue
-            if kind == MOVED:
-                latest[original] = ref
             for i, queue in enumerate(members):
-                if not removed or (queue, ref) not in removed:
-                    count = delivered.get((queue, ref), 0) if delivered else 0
-                    if counts:
-                        count += counts[i]
-                    entries.append((original, ref, queue, count, message, timestamp, head))
+                if removed and (queue, ref) in removed:
+                    continue
+                count = delivered.get((queue, ref), 0) if delivered else 0
+                if counts:
+                    count += counts[i]
+                entry = RecoveredMessage(
+                    ref, message, count, count > 0 or unclean, timestamp, size, properties
+                )
+                items = ordered.get(queue)
+                if items is None:
+                    items = ordered[queue] = []
+                items.append(entry)
+                live += 1
             counts = None
-        return _Segment(number, file, acks), entries
+        segment = _Segment(number, file, acks)
+        segment.live = live
+        return segment
 
     def _recover_acks(
         self, number: int, damage: list[int]
@@ -1123,8 +1146,6 @@ def _decode_record_id(data: memoryview) -> tuple[RecordId, int]:
     return (parts[0], tuple(parts[1:])), pos
 
 
-# (original ref, ref, queue, delivery count, message, enqueue time, (properties, size))
-_Entry = tuple[int, int, QueueKey, int, "Message | None", "float | None", "tuple[Any, int] | None"]
 _Removed = set[tuple[QueueKey, int]]
 _Delivered = dict[tuple[QueueKey, int], int]
 _U64 = struct.Struct("<Q")
