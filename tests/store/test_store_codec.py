@@ -9,8 +9,18 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amqplite.message import BasicProperties
-from amqplite.store.codec import decode_properties, decode_value, encode_properties, encode_value
+from amqplite.message import BasicProperties, Message
+from amqplite.store.codec import (
+    decode_message,
+    decode_properties,
+    decode_queue_list,
+    decode_stored_head,
+    decode_value,
+    encode_message,
+    encode_properties,
+    encode_queue,
+    encode_value,
+)
 
 _scalars = st.one_of(
     st.none(),
@@ -87,3 +97,38 @@ def test_a_long_stays_a_long_through_the_store() -> None:
     value, _ = decode_value(bytes(out), 0)
     assert type(value["count"]) is Long and value["count"] == 3
     assert type(value["n"]) is int
+
+
+_HEADS = st.tuples(
+    st.sampled_from([("/", "a"), ("/", "b"), ("v", "a")]),
+    st.sampled_from(["", "amq.direct"]),
+    st.sampled_from(["a", "key.1", ""]),
+    st.sampled_from(
+        [
+            BasicProperties(),
+            BasicProperties(delivery_mode=2),
+            BasicProperties(delivery_mode=2, expiration="60000"),
+            BasicProperties(headers={"x": 1}),
+        ]
+    ),
+    st.sampled_from([None, b"\x10\x00\x02"]),
+    st.binary(max_size=40),
+    st.sampled_from([None, 1_700_000_000.5]),
+)
+
+
+@given(st.lists(_HEADS, min_size=1, max_size=30))
+@settings(max_examples=60, deadline=None)
+def test_the_stored_head_agrees_with_the_whole_message_record_after_record(
+    records: list[tuple[Any, ...]],
+) -> None:
+    """Recovery's one-call decode (which reuses the last head seen per queue) says what a
+    full decode says, whatever order queues, keys and properties come in."""
+    for queue, exchange, key, properties, raw, body, timestamp in records:
+        message = Message(exchange, key, properties, body, raw)
+        payload = memoryview(encode_message(message, [encode_queue(queue)], timestamp))[18:]
+        queues, when, props, size = decode_stored_head(payload)
+        members, content, when2 = decode_queue_list(payload)
+        whole = decode_message(payload, content)
+        assert queues == members == [queue] and when == when2 == timestamp
+        assert props == whole.properties and size == len(whole.body) == len(body)
