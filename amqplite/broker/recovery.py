@@ -12,9 +12,9 @@ Messages come back with ``redelivered`` and their delivery count as the store re
 them.  TTLs run from the enqueue time the store kept, so a message whose TTL passed while
 the broker was down is expired (dead-lettered or dropped) at the first :meth:`tick` --
 which recovery runs once at the end -- and never delivered.  Bodies: a large store is
-recovered without bodies and each message read back once (to learn its expiry, priority
-and size); either way a body is kept in memory only while its queue is under its lazy
-threshold, so a long queue never holds all its bodies.
+recovered without bodies: the store says each message's size and properties (enough for
+expiry and queue lengths) and the queue gets a lazy entry, read back on delivery; only
+priority queues read their messages whole (they need each one's priority).
 """
 
 from __future__ import annotations
