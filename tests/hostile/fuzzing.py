@@ -521,6 +521,7 @@ class LiveOutcome:
     code: int | None  # the reply code of the first connection.close, if any
     replies: int
     seconds: float
+    opened: bool = False  # connection.open-ok came back (the handshake was over)
 
 
 async def run_live(port: int, data: bytes, *, timeout: float = 15.0) -> LiveOutcome:
@@ -530,6 +531,7 @@ async def run_live(port: int, data: bytes, *, timeout: float = 15.0) -> LiveOutc
     buf = bytearray()
     code = None
     replies = 0
+    opened = False
     with trio.fail_after(timeout):  # a hang is a failure
         async with stream:
             try:
@@ -546,9 +548,10 @@ async def run_live(port: int, data: bytes, *, timeout: float = 15.0) -> LiveOutc
         pos += 8 + size
         if ftype == FRAME_METHOD and len(payload) >= 4:
             replies += 1
+            opened = opened or payload[:4] == b"\x00\x0a\x00\x29"
             if payload[:4] == b"\x00\x0a\x00\x32" and code is None and channel == 0:
                 (code,) = struct.unpack_from(">H", payload, 4)
-    return LiveOutcome(code, replies, time.monotonic() - started)
+    return LiveOutcome(code, replies, time.monotonic() - started, opened)
 
 
 # -- the witness: a second connection that must lose nothing -----------------------------
