@@ -15,12 +15,21 @@ import pytest
 import trio
 from broker_process import BrokerProcess, broker_process
 from fuzzing import nested_table, nested_table_frame
-from rawamqp import RawClient, assert_alive, body_frame, header_frame, method_frame
+from rawamqp import (
+    RawClient,
+    assert_alive,
+    body_frame,
+    header_frame,
+    method_frame,
+    publish_frames,
+)
 
 from amqplite.app import serve
 from amqplite.broker.exchanges.topic import TopicRouter
 from amqplite.errors import ReplyCode
+from amqplite.message import BasicProperties
 from amqplite.protocol import connection as codec
+from amqplite.protocol import decode_properties, encode_properties
 from amqplite.protocol import methods as m
 from amqplite.protocol.frames import FRAME_HEAD, PROTOCOL_HEADER, encode_frame
 
@@ -190,3 +199,47 @@ async def test_caches_keyed_by_client_strings_stay_bounded() -> None:
             assert 0 < len(router._cache) <= router._limit
             assert len(codec._publish_cache) <= codec._CACHE_SIZE
             assert len(codec._properties_cache) <= codec._CACHE_SIZE
+
+
+async def test_direct_reply_to_churn_leaves_no_queue_behind() -> None:
+    """Channels that consume from amq.rabbitmq.reply-to, get a reply and go away, by the
+    hundred: each hidden reply queue goes with its channel, and a reply to a channel that
+    is gone is dropped (RabbitMQ's codes for misuse are conformance scenarios)."""
+    rounds = 300
+    async with serve(shutdown_timeout=0.2) as running:
+        queues = running.broker.vhosts["/"].queues
+        with trio.fail_after(60):
+            responder = await _opened(running.port)
+            await responder.declare_queue(1, "rpc", exclusive=True)
+            requester = await _opened(running.port)
+            baseline = len(queues)
+            for n in range(rounds):
+                channel = 2 + n % 100
+                await requester.open_channel(channel)
+                await requester.send_method(
+                    channel, m.BasicConsume(0, "amq.rabbitmq.reply-to", "", False, True)
+                )
+                await requester.expect(m.BasicConsumeOk)
+                request = encode_properties(BasicProperties(reply_to="amq.rabbitmq.reply-to"))
+                await requester.send(
+                    method_frame(channel, m.BasicPublish(0, "", "rpc", False, False))
+                    + encode_frame(2, channel, struct.pack(">HHQ", 60, 0, 1) + request)
+                    + body_frame(channel, b"?")
+                )
+                await responder.send_method(1, m.BasicGet(0, "rpc", True))
+                await responder.expect(m.BasicGetOk)
+                _, _, raw = await responder.read_frame()
+                address = decode_properties(raw[12:]).reply_to
+                assert address is not None and address.startswith("amq.rabbitmq.reply-to.")
+                await responder.read_frame()  # the body
+                await responder.send(publish_frames(1, "", address, b"!"))
+                await requester.expect(m.BasicDeliver)
+                await requester.read_frame()
+                await requester.read_frame()
+                await requester.send_method(channel, m.ChannelClose(200, "", 0, 0))
+                await requester.expect(m.ChannelCloseOk)
+                # Too late: the address leads nowhere now, and nothing is kept for it.
+                await responder.send(publish_frames(1, "", address, b"late"))
+            await assert_alive(responder)  # the late replies above have been handled
+            assert not [name for name in queues if name.startswith("amq.rabbitmq.reply-to")]
+            assert len(queues) == baseline + 1  # assert_alive's own queue
