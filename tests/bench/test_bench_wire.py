@@ -85,9 +85,11 @@ def test_persistent_publish_carries_delivery_mode_2() -> None:
     assert [mode for _, _, mode, _ in decode_publishes(template.batch(3, 7))] == [2, 2, 2]
 
 
-def deliveries(n: int, body: bytes, channel: int = 1, first_tag: int = 1) -> bytes:
+def deliveries(
+    n: int, body: bytes, channel: int = 1, first_tag: int = 1, frame_max: int = 4096
+) -> bytes:
     return b"".join(
-        encode_deliver(channel, "ctag", tag, "ex", "rk", body, frame_max=4096)
+        encode_deliver(channel, "ctag", tag, "ex", "rk", body, frame_max=frame_max)
         for tag in range(first_tag, first_tag + n)
     )
 
@@ -124,6 +126,38 @@ def test_receiver_counts_every_delivery_however_the_stream_is_cut(
     assert parse_acks(acks) == [(1, tag, False) for tag in range(1, count + 1)]
     expected_latencies = count if size >= 8 else 0
     assert len(receiver.latencies_ns) == expected_latencies
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    size=st.sampled_from([20_000, 131_064, 300_000]),
+    count=st.integers(1, 4),
+    cuts=st.lists(st.integers(0, 1_300_000), max_size=12),
+)
+def test_receiver_skips_large_body_frames_however_the_stream_is_cut(
+    size: int, count: int, cuts: list[int]
+) -> None:
+    stamp = 777
+    body = stamp.to_bytes(8, "big") + b"x" * (size - 8)
+    stream = deliveries(count, body, frame_max=131072) + deliveries(1, b"small", first_tag=99)
+    points = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
+    receiver = Receiver()
+    receiver.set_ack_every(1, 1)
+    acks = b""
+    for start, end in itertools.pairwise(points):
+        acks += receiver.feed(stream[start:end])
+    assert receiver.delivered == count + 1
+    assert parse_acks(acks) == [(1, tag, False) for tag in [*range(1, count + 1), 99]]
+    assert len(receiver.latencies_ns) == count  # "small" is too short to carry a stamp
+
+
+def test_a_bad_frame_end_after_a_skipped_body_frame_is_refused() -> None:
+    data = bytearray(deliveries(1, b"x" * 20_000, frame_max=131072))
+    data[-1] = 0
+    receiver = Receiver()
+    receiver.feed(bytes(data[:100]))
+    with pytest.raises(BenchProtocolError, match="frame end"):
+        receiver.feed(bytes(data[100:]))
 
 
 def test_receiver_acks_a_whole_buffer_with_one_multiple_ack() -> None:
