@@ -181,6 +181,7 @@ class Queue:
         "_lazy_bytes",
         "_levels",
         "_limited",
+        "_only",
         "_ready",
         "_ready0",
         "_seq",
@@ -262,6 +263,9 @@ class Queue:
         self._ready: list[deque[QueueEntry]] = [deque() for _ in range(levels)]
         self._ready0 = self._ready[0]
         self._levels: list[deque[Consumer]] = []
+        #: The consumer when there is exactly one to pick from (no round robin to keep):
+        #: publish and dispatch then check its credit without calling _pick().
+        self._only: Consumer | None = None
         self._seq = 0
         self._consumer_seq = 0
         self._busy = False
@@ -337,7 +341,8 @@ class Queue:
         entry = QueueEntry(message, self._seq, expires_at, ref)
         self.stats.published += 1
         if not self.message_count and self._levels and not self._busy:
-            consumer = self._pick()
+            only = self._only  # one consumer: check its credit without calling _pick()
+            consumer = self._pick() if only is None else (only if only.can_take() else None)
             if consumer is not None:
                 consumer.deliver(consumer, self, entry)
                 return True
@@ -500,6 +505,7 @@ class Queue:
         consumers = self.consumers
         self.consumers = []
         self._levels = []
+        self._only = None
         return consumers
 
     def _rebuild_levels(self) -> None:
@@ -514,6 +520,8 @@ class Queue:
             for consumer in consumers:
                 by_priority.setdefault(consumer.priority, deque()).append(consumer)
             self._levels = [by_priority[p] for p in sorted(by_priority, reverse=True)]
+        levels = self._levels
+        self._only = levels[0][0] if len(levels) == 1 and len(levels[0]) == 1 else None
 
     @property
     def active_consumer(self) -> Consumer | None:
@@ -521,11 +529,10 @@ class Queue:
         return self.consumers[0] if self.consumers and self.args.single_active_consumer else None
 
     def _pick(self) -> Consumer | None:
-        levels = self._levels
-        if len(levels) == 1 and len(levels[0]) == 1:  # one consumer: nothing to rotate
-            consumer = levels[0][0]
-            return consumer if consumer.can_take() else None
-        for level in levels:
+        only = self._only
+        if only is not None:  # one consumer: nothing to rotate
+            return only if only.can_take() else None
+        for level in self._levels:
             for _ in range(len(level)):
                 consumer = level[0]
                 level.rotate(-1)
@@ -540,11 +547,11 @@ class Queue:
         self._busy = True
         try:
             levels = self._levels
-            if len(levels) == 1 and len(levels[0]) == 1:
+            only = self._only
+            if only is not None:
                 # One consumer (the common case): no round-robin to keep, so skip the
                 # rotation and re-check only its credit; stop if a delivery changed the
                 # consumers (rebuilt levels) or deleted the queue.
-                only = levels[0][0]
                 deliver = only.deliver
                 can_take = only.can_take
                 while self.message_count and can_take():

@@ -127,6 +127,9 @@ def _key(method: type[methods.Method]) -> int:
 
 
 _PUBLISH = _key(methods.BasicPublish)
+_ACK = _key(methods.BasicAck)
+# basic.ack's arguments: delivery tag, then the multiple bit.
+_ACK_ARGS = struct.Struct(">QB")
 _START_OK = _key(methods.ConnectionStartOk)
 _SECURE_OK = _key(methods.ConnectionSecureOk)
 _TUNE_OK = _key(methods.ConnectionTuneOk)
@@ -382,6 +385,10 @@ class ServerConnection:
                 if len(_publish_cache) >= _CACHE_SIZE:
                     _publish_cache.clear()
                 _publish_cache[payload] = method
+        elif key == _ACK and end - start == 13:
+            # One per consumed message: decoded here, as its decoder would (same checks).
+            tag, bits = _ACK_ARGS.unpack_from(buf, start + 4)
+            method = methods.BasicAck(tag, bool(bits & 1))
         else:
             decoder = DECODERS.get(key)
             try:
@@ -420,24 +427,7 @@ class ServerConnection:
                     )
                 return events.Method(channel, method)
             if cstate is None:
-                # RabbitMQ limits how many channels are open at once, not their numbers:
-                # channel 65535 opens fine under channel_max 2047 (aiormq's own tests
-                # rely on it).
-                if self.channel_max and len(self._channels) >= self.channel_max:
-                    raise AMQPConnectionError(
-                        ReplyCode.NOT_ALLOWED,
-                        f"number of channels opened ({len(self._channels)}) has reached "
-                        f"the negotiated channel_max ({self.channel_max})",
-                    )
-                if key != _CHANNEL_OPEN:
-                    raise AMQPConnectionError(
-                        ReplyCode.CHANNEL_ERROR,
-                        "expected 'channel.open'",
-                        method.CLASS_ID,
-                        method.METHOD_ID,
-                    )
-                self._channels[channel] = _CH_OPEN
-                return events.Method(channel, method)
+                return self._open_channel(channel, key, method)
             # Closing: RabbitMQ drops everything but close / close-ok.
             if key == _CHANNEL_CLOSE_OK:
                 del self._channels[channel]
@@ -447,6 +437,26 @@ class ServerConnection:
                 return events.Method(channel, method)
             return None
         return self._on_method0(key, method)
+
+    def _open_channel(self, channel: int, key: int, method: methods.Method) -> Event:
+        """A method on a channel not open: only channel.open may come, within channel_max."""
+        # RabbitMQ limits how many channels are open at once, not their numbers:
+        # channel 65535 opens fine under channel_max 2047 (aiormq's own tests rely on it).
+        if self.channel_max and len(self._channels) >= self.channel_max:
+            raise AMQPConnectionError(
+                ReplyCode.NOT_ALLOWED,
+                f"number of channels opened ({len(self._channels)}) has reached "
+                f"the negotiated channel_max ({self.channel_max})",
+            )
+        if key != _CHANNEL_OPEN:
+            raise AMQPConnectionError(
+                ReplyCode.CHANNEL_ERROR,
+                "expected 'channel.open'",
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
+        self._channels[channel] = _CH_OPEN
+        return events.Method(channel, method)
 
     @staticmethod
     def _decode(key: int, buf: Buffer, start: int, end: int) -> methods.Method:
