@@ -133,29 +133,52 @@ async def _fill(conn: BenchConnection, queues: list[str], count: int, size: int)
         raise BenchError(f"{tracker.nacked} publishes were nacked")
 
 
-async def _probe(
-    conn: BenchConnection, queues: list[str], count: int, t0: float, timeout: float
-) -> tuple[float, float | None, int]:
-    """Consume every queue on its own channel: (first from every queue, all, delivered)."""
-    # All at once: set up one by one, the first queues would drain while the last ones
-    # are still being subscribed, and "first" would measure the drain.
+async def _subscribe(conn: BenchConnection, queues: list[str], prefetch: int) -> range:
+    """Consume every queue on its own channel (all at once: one by one, the first queues
+    would drain while the last are still being subscribed); returns the channel numbers."""
     numbered = list(enumerate(queues, start=2))
     await pipelined(conn.open_channel(i) for i, _ in numbered)
-    await pipelined(conn.qos(i, 1000) for i, _ in numbered)
+    await pipelined(conn.qos(i, prefetch) for i, _ in numbered)
     await pipelined(conn.consume(i, q, f"restart{i}", ack_every=0) for i, q in numbered)
-    receiver = conn.receiver
+    return range(2, len(queues) + 2)
+
+
+async def _probe(
+    conn: BenchConnection, url: str, queues: list[str], count: int, t0: float, timeout: float
+) -> tuple[float | None, float | None, int]:
+    """(first from every queue, all delivered, delivered) in seconds since ``t0``.
+
+    First: prefetch 1 on ``conn``, so no queue's first delivery waits behind another's
+    prefetch; then ``conn`` closes (its few unacked messages go back) and a second
+    connection drains everything at prefetch 1000 (a consumer's prefetch is fixed when it
+    subscribes, so the first one cannot simply be raised).
+    """
     deadline = t0 + timeout
-    first: float | None = None
-    channels = range(2, len(queues) + 2)
-    while time.monotonic() < deadline:
+    channels = await _subscribe(conn, queues, 1)
+    receiver = conn.receiver
+    while not all(receiver.channel(ch).tag > 0 for ch in channels):
         conn.check()
-        if first is None and all(receiver.channel(ch).tag > 0 for ch in channels):
-            first = time.monotonic() - t0
-        if receiver.delivered >= count:
-            done = time.monotonic() - t0
-            return first if first is not None else done, done, receiver.delivered
-        await asyncio.sleep(0.002)
-    return first if first is not None else float("nan"), None, receiver.delivered
+        if time.monotonic() > deadline:
+            return None, None, receiver.delivered
+        await asyncio.sleep(0.001)
+    first = time.monotonic() - t0
+    await conn.close()
+    drain = await connect(url, "amqplite-bench.restart.drain")
+    try:
+        await _subscribe(drain, queues, 1000)
+        await drain.open_channel(1)  # for the passive declares at the end
+        while time.monotonic() < deadline:
+            drain.check()
+            if receiver.delivered + drain.receiver.delivered >= count:
+                # Messages the first connection held unacked came back: done when no
+                # queue has any left.
+                ready = [(await drain.declare_queue(1, q, passive=True))[1] for q in queues]
+                if not any(ready):
+                    return first, time.monotonic() - t0, count
+            await asyncio.sleep(0.002)
+        return first, None, receiver.delivered + drain.receiver.delivered
+    finally:
+        await drain.close()
 
 
 async def run_restart(
@@ -186,8 +209,10 @@ async def run_restart(
             try:
                 conn = await broker.start(start_timeout)
                 result.ready_s = round(time.monotonic() - t0, 3)
-                first, everything, delivered = await _probe(conn, names, count, t0, drain_timeout)
-                result.first_s = round(first, 3)
+                first, everything, delivered = await _probe(
+                    conn, url, names, count, t0, drain_timeout
+                )
+                result.first_s = None if first is None else round(first, 3)
                 result.all_s = None if everything is None else round(everything, 3)
                 result.delivered = delivered
                 await conn.close()

@@ -11,7 +11,8 @@ both every second would ask for ten times the core -- messaging would stop.  Ins
   between is answered from it, so 20 pollers cost what one does.  How long it stays fresh
   follows what it cost to take (:class:`Freshness`): at most 1 % of the core goes into
   taking snapshots, and never longer than 5 s (RabbitMQ's statistics interval).  A broker
-  with a few hundred queues takes one in well under a millisecond, so its listings are live;
+  with a few hundred queues takes one in under a millisecond, and such a snapshot is not
+  kept at all (``Freshness.live_below``), so its listings are live, as before;
   with 10,000 queues a listing may be a second or two old.  A single object
   (``/api/queues/V/NAME``) is always read live, and a change made through the API drops
   the snapshots, so its author sees it at once.
