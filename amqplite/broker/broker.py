@@ -166,6 +166,9 @@ class Broker:
         #: Wire-format help for stream queues, lent by the server (the core never imports
         #: the protocol); without it streams keep delivered properties as Python values.
         self.stream_wire: StreamWire | None = None
+        #: Set by the server while it handles one receive buffer (see begin_batch).
+        self.batching = False
+        self._deferred: dict[Any, None] = {}
         #: Store writes that failed since start (publishes nacked, records not written).
         self.store_write_errors = 0
         #: True while recovery rebuilds entities: they are in the store already, so the
@@ -355,6 +358,30 @@ class Broker:
         for conn in self.connections_of(user):
             conn.force_close(ReplyCode.CONNECTION_FORCED, f"user '{name}' is deleted")
         return True
+
+    # -- input batches -------------------------------------------------------------------
+
+    def begin_batch(self) -> None:
+        """The server is about to handle one receive buffer of a connection.
+
+        Until :meth:`end_batch`, stream queues collect their dispatches instead of running
+        one per ack: a catch-up reader acking each message refills its credit once per
+        buffer, in one pass over its chunk, rather than once per ack.
+        """
+        self.batching = True
+
+    def defer_dispatch(self, queue: Any) -> None:
+        """``queue`` has work for its readers at the end of this batch."""
+        self._deferred[queue] = None
+
+    def end_batch(self) -> None:
+        """Run the dispatches deferred during the batch."""
+        self.batching = False
+        deferred = self._deferred
+        while deferred:
+            queue = next(iter(deferred))
+            del deferred[queue]
+            queue.dispatch()
 
     # -- time ----------------------------------------------------------------------------
 

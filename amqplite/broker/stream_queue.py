@@ -38,7 +38,7 @@ from amqplite.errors import not_implemented, precondition_failed
 from amqplite.message import BasicProperties, FieldTable, Message, with_stream_offset
 from amqplite.store import StoreWriteError
 from amqplite.store.streamchunks import filter_value
-from amqplite.store.streamlog import MemoryStreamLog, StreamLog, StreamRecord
+from amqplite.store.streamlog import ChunkMessages, MemoryStreamLog, StreamLog, StreamRecord
 
 if TYPE_CHECKING:
     from amqplite.broker.consumer import Consumer
@@ -49,8 +49,6 @@ log = logging.getLogger(__name__)
 
 #: Messages a dispatch may skip (filtered out) for one reader before yielding to others.
 SCAN_LIMIT = 20_000
-#: Records a reader reads at once when its credit is smaller.
-READ_AHEAD = 256
 
 
 @attrs.frozen
@@ -92,8 +90,7 @@ class Reader:
 
     __slots__ = (
         "acked",
-        "ahead",
-        "ahead_at",
+        "chunk",
         "consumer",
         "key",
         "next_offset",
@@ -109,26 +106,23 @@ class Reader:
         #: delivered and not yet acked offsets, in delivery order (tracking readers only)
         self.outstanding: deque[int] = deque()
         self.acked: set[int] = set()
-        #: Records read ahead of the credit (a catch-up reader acking one at a time then
-        #: costs no log read per ack), and the index of the next one to deliver.
-        self.ahead: list[StreamRecord] = []
-        self.ahead_at = 0
+        #: The decoded chunk the cursor is in (a catch-up reader acking one at a time then
+        #: costs no log lookup per ack).
+        self.chunk: ChunkMessages | None = None
 
-    def take(self, log: StreamLog, credit: int) -> list[StreamRecord]:
-        """Up to ``credit`` records from the cursor, from the read-ahead when it holds it."""
-        ahead, at = self.ahead, self.ahead_at
-        if at >= len(ahead) or ahead[at].offset != self.next_offset:
-            ahead = self.ahead = log.read(self.next_offset, max(credit, READ_AHEAD))
-            at = 0
-        out = ahead[at : at + credit]
-        self.ahead_at = at + len(out)
-        return out
+    def window(self, log: StreamLog) -> ChunkMessages | None:
+        """The decoded chunk holding the cursor (None: below the first kept offset)."""
+        chunk = self.chunk
+        offset = self.next_offset
+        if chunk is None or not 0 <= offset - chunk.first < len(chunk.messages):
+            chunk = self.chunk = log.chunk_at(offset)
+        return chunk
 
-    def matches(self, record: StreamRecord) -> bool:
+    def matches(self, value: str | None) -> bool:
+        """Whether a message with filter value ``value`` passes this reader's filter."""
         filters = self.spec.filters
         if filters is None:
             return True
-        value = record.filter_value
         if value is None:
             return self.spec.match_unfiltered
         return value in filters
@@ -374,8 +368,12 @@ class StreamQueue:
         """Stream deliveries are not recorded (they are never redelivered)."""
 
     def dispatch(self) -> None:
-        """Give each reader what its credit allows, from its cursor."""
+        """Give each reader what its credit allows, from its cursor (at the end of the
+        server's input batch when one is being handled: see ``Broker.begin_batch``)."""
         if self._busy or self.deleted or not self.readers:
+            return
+        if self._broker.batching:
+            self._broker.defer_dispatch(self)
             return
         self._busy = True
         try:
@@ -389,29 +387,37 @@ class StreamQueue:
     def _feed(self, reader: Reader) -> None:
         consumer = reader.consumer
         log_ = self.log
+        can_take = consumer.can_take
+        deliver = consumer.deliver
+        as_queue: Any = self  # channels take any queue-like entity
+        readers = self.readers
         scanned = 0
-        while reader.next_offset < log_.next_offset and consumer.can_take():
-            credit = consumer.prefetch - consumer.unacked
-            records = reader.take(log_, max(credit, 1))
-            if not records:
+        while reader.next_offset < log_.next_offset and can_take():
+            chunk = reader.window(log_)
+            if chunk is None:
                 # Below the first kept offset after retention: move up.
-                reader.next_offset = max(reader.next_offset, log_.first_offset)
-                if reader.next_offset >= log_.next_offset or not log_.read(reader.next_offset, 1):
+                if reader.next_offset >= log_.first_offset:
                     return
+                reader.next_offset = log_.first_offset
                 continue
-            deliver = consumer.deliver
-            as_queue: Any = self  # channels take any queue-like entity
-            for record in records:
-                if not consumer.can_take() or self.readers.get(consumer) is not reader:
-                    return
-                reader.next_offset = record.offset + 1
+            first, messages, filters, _stamps = chunk
+            if reader.spec.filters is None:
+                filters = None  # type: ignore[assignment]
+            key = reader.key
+            i = reader.next_offset - first
+            end = len(messages)
+            while i < end:
+                offset = first + i
+                reader.next_offset = offset + 1
                 scanned += 1
-                if not reader.matches(record):
-                    continue
-                if reader.key is not None:
-                    reader.outstanding.append(record.offset)
-                entry: Any = StreamEntry(record.message, record.offset, reader)
-                deliver(consumer, as_queue, entry)
+                if filters is None or reader.matches(filters[i]):
+                    if key is not None:
+                        reader.outstanding.append(offset)
+                    entry: Any = StreamEntry(messages[i], offset, reader)
+                    deliver(consumer, as_queue, entry)
+                    if not can_take() or readers.get(consumer) is not reader:
+                        return
+                i += 1
             if scanned >= SCAN_LIMIT:
                 self._broker.schedule(self, self._clock())  # type: ignore[arg-type]
                 return

@@ -38,13 +38,14 @@ from __future__ import annotations
 import bisect
 from array import array
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import attrs
 
 from amqplite.message import Message
 from amqplite.store.streamchunks import (
     ChunkInfo,
+    chunk_columns,
     chunk_messages,
     chunk_timestamps,
     encode_chunk,
@@ -70,6 +71,19 @@ class StreamRecord:
     #: The message's ``x-stream-filter-value`` header (kept beside a wire-form message,
     #: whose properties are not decoded).
     filter_value: str | None = None
+
+
+class ChunkMessages(NamedTuple):
+    """One decoded chunk (or the buffered, unwritten messages) as parallel lists: what a
+    reader delivers from.  Offsets are ``first + index``; nothing is made per message
+    besides its ``Message``, and decoded chunks are shared by every reader."""
+
+    first: int
+    messages: list[Message]
+    #: each message's ``x-stream-filter-value`` (None if absent)
+    filters: list[str | None]
+    #: each message's timestamp, in milliseconds
+    timestamps: list[int]
 
 
 class SyncSink(Protocol):
@@ -133,6 +147,8 @@ class StreamLog(Protocol):
     def append(self, entries: Sequence[tuple[float, Message]]) -> int: ...
 
     def read(self, offset: int, max_messages: int, *, cache: bool = True) -> list[StreamRecord]: ...
+
+    def chunk_at(self, offset: int) -> ChunkMessages | None: ...
 
     def offset_at(self, timestamp: float) -> int: ...
 
@@ -205,7 +221,7 @@ class SegmentedLog:
         #: the store position of the first buffered message (a sync may not pass it
         #: while that message is unwritten)
         self.pending_since: int | None = None
-        self._chunk_cache: dict[int, list[StreamRecord]] = {}
+        self._chunk_cache: dict[int, ChunkMessages] = {}
         self._written_cache: dict[int, list[tuple[int, Message]]] = {}
 
     # -- storage (subclasses) --------------------------------------------------------------
@@ -355,26 +371,52 @@ class SegmentedLog:
             si += 1
         return None
 
-    def _chunk_records(self, segment: Segment, ci: int) -> list[StreamRecord]:
+    def _decoded(self, segment: Segment, ci: int) -> ChunkMessages:
+        """Chunk ``ci`` of ``segment`` decoded (the last few are kept, for every reader)."""
         first = segment.offsets[ci]
         cached = self._chunk_cache.get(first)
         if cached is not None:
             return cached
         written = self._written_cache.pop(first, None)
         if written is not None:
-            records = [
-                StreamRecord(first + i, ts / 1000.0, message, filter_value(message))
-                for i, (ts, message) in enumerate(written)
-            ]
+            messages = [message for _ts, message in written]
+            chunk = ChunkMessages(
+                first, messages, [filter_value(m) for m in messages], [ts for ts, _ in written]
+            )
         else:
-            records = [
-                StreamRecord(first + i, ts / 1000.0, message, fv)
-                for i, (ts, message, fv) in enumerate(chunk_messages(self._read_chunk(segment, ci)))
-            ]
-        self._chunk_cache[first] = records
+            chunk = ChunkMessages(first, *chunk_columns(self._read_chunk(segment, ci)))
+        self._chunk_cache[first] = chunk
         while len(self._chunk_cache) > CHUNK_CACHE_SIZE:
             del self._chunk_cache[next(iter(self._chunk_cache))]
-        return records
+        return chunk
+
+    def _chunk_records(self, segment: Segment, ci: int) -> list[StreamRecord]:
+        first, messages, filters, stamps = self._decoded(segment, ci)
+        return [
+            StreamRecord(first + i, stamps[i] / 1000.0, message, filters[i])
+            for i, message in enumerate(messages)
+        ]
+
+    def chunk_at(self, offset: int) -> ChunkMessages | None:
+        """The decoded chunk holding ``offset`` -- or, past the written ones, the buffered
+        messages -- for a reader to deliver from; None below the first kept offset or at
+        the end."""
+        if offset < self._first_kept or offset >= self._next_offset:
+            return None
+        where = self._locate(offset)
+        if where is not None:
+            si, ci = where
+            return self._decoded(self.segments[si], ci)
+        pending = self._pending
+        if not pending or offset < self._written_next:
+            return None
+        messages = [message for _ts, message in pending]
+        return ChunkMessages(
+            self._written_next,
+            messages,
+            [filter_value(m) for m in messages],
+            [ts for ts, _ in pending],
+        )
 
     def read(self, offset: int, max_messages: int, *, cache: bool = True) -> list[StreamRecord]:
         """Up to ``max_messages`` from ``offset`` (clamped to the first kept offset).

@@ -154,7 +154,12 @@ class Session:
         except AMQPConnectionError as exc:
             self._protocol_failure(exc)
             return
-        self._process_events()
+        broker = self.broker
+        broker.begin_batch()
+        try:
+            self._process_events()
+        finally:
+            broker.end_batch()
 
     def body_received(self, size: int) -> None:
         """``size`` bytes arrived straight into the body view ``proto.next_read`` gave."""
