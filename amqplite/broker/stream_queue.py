@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 
 #: Messages a dispatch may skip (filtered out) for one reader before yielding to others.
 SCAN_LIMIT = 20_000
+#: Messages one dispatch delivers to one reader before it yields the event loop (the rest
+#: of its credit follows from the broker's ticker, after other connections had a turn):
+#: a catch-up reader with a large prefetch never holds the loop for more than a few ms.
+DELIVER_LIMIT = 256
 
 
 @attrs.frozen
@@ -391,8 +395,11 @@ class StreamQueue:
         deliver = consumer.deliver
         as_queue: Any = self  # channels take any queue-like entity
         readers = self.readers
-        scanned = 0
+        scanned = delivered = 0
         while reader.next_offset < log_.next_offset and can_take():
+            if delivered >= DELIVER_LIMIT:
+                self._broker.schedule(self, self._clock())  # type: ignore[arg-type]
+                return
             chunk = reader.window(log_)
             if chunk is None:
                 # Below the first kept offset after retention: move up.
@@ -415,8 +422,11 @@ class StreamQueue:
                         reader.outstanding.append(offset)
                     entry: Any = StreamEntry(messages[i], offset, reader)
                     deliver(consumer, as_queue, entry)
+                    delivered += 1
                     if not can_take() or readers.get(consumer) is not reader:
                         return
+                    if delivered >= DELIVER_LIMIT:
+                        break
                 i += 1
             if scanned >= SCAN_LIMIT:
                 self._broker.schedule(self, self._clock())  # type: ignore[arg-type]

@@ -268,8 +268,7 @@ class AmqpConnection:
                     await commit.wait_durable()
             session.sync_pending = False
             session.end_batch()
-            if ticker.idle:
-                ticker.poke()
+            ticker.poke()
             if outbox.buffer:
                 if outbox.sending:
                     outbox.wake()

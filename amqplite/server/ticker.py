@@ -46,8 +46,11 @@ class Ticker:
         self.idle = True
 
     def poke(self) -> None:
-        """Something may have created a deadline; wake the ticker if it sleeps without one."""
-        if self.idle and self._broker.next_deadline() is not None:
+        """Something may have created a deadline: wake the ticker if it sleeps without one,
+        or if that deadline is already due (a stream reader that yielded the event loop
+        in the middle of its credit goes on at once, not at the next 50 ms tick)."""
+        deadline = self._broker.next_deadline()
+        if deadline is not None and (self.idle or deadline <= self._clock()):
             self.idle = False
             self._wake.set()
 

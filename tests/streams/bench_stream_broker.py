@@ -11,6 +11,7 @@ Issue 11's scale items, measured on a real server on a real data directory::
     # RSS during the read, and the longest event-loop block (a trio instrument in the broker
     # timing every task step)
     python tests/streams/bench_stream_broker.py measure /tmp/sb --messages 5000000
+    # restart and seeks only (no catch-up read): --no-read
 
 ``serve DIR PORT`` is the child: it opens the store, recovers, serves, prints ``ready`` with
 the time that took, and on SIGTERM prints the longest task step and the step histogram.
@@ -202,7 +203,7 @@ async def _catch_up(url: str, total: int, pid: int) -> dict[str, Any]:
     }
 
 
-def measure(directory: str, n: int, port: int) -> None:
+def measure(directory: str, n: int, port: int, *, read: bool = True) -> None:
     url = f"amqp://guest:guest@127.0.0.1:{port}/"
     launched = time.perf_counter()
     child = subprocess.Popen(
@@ -212,25 +213,34 @@ def measure(directory: str, n: int, port: int) -> None:
     )
     assert child.stdout is not None
     try:
-        _measure(child, url, n, launched)
+        _measure(child, url, n, launched, read)
     finally:
         if child.poll() is None:
             child.kill()
 
 
-def _measure(child: subprocess.Popen[str], url: str, n: int, launched: float) -> None:
+def _measure(child: subprocess.Popen[str], url: str, n: int, launched: float, read: bool) -> None:
     assert child.stdout is not None
     out: dict[str, Any] = json.loads(child.stdout.readline())
     out["process_start_to_ready_s"] = round(time.perf_counter() - launched, 3)
     time.sleep(1)  # let the allocator settle before the idle figure
     out["rss_idle_mb"] = round(rss_mb(child.pid), 1)
     print(out, file=sys.stderr, flush=True)
+    if n:
+        _seeks(out, url, n)
+    _read_all(out, url, n if read else 0, child)
+
+
+def _seeks(out: dict[str, Any], url: str, n: int) -> None:
     out["seek_offset_middle_ms"] = asyncio.run(_first_delivery(url, {"x-stream-offset": n // 2}))
     middle = datetime.datetime.fromtimestamp(T0 + n / 2000.0 + 0.0005, datetime.UTC)
     out["seek_time_middle_ms"] = asyncio.run(
         _first_delivery(url, {"x-stream-offset": middle.isoformat(timespec="milliseconds")})
     )
     out["seek_last_ms"] = asyncio.run(_first_delivery(url, {"x-stream-offset": "last"}))
+
+
+def _read_all(out: dict[str, Any], url: str, n: int, child: subprocess.Popen[str]) -> None:
     if n:
         latency = subprocess.Popen(
             [
@@ -268,13 +278,16 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--size", type=int, default=16)
     parser.add_argument("--port", type=int, default=5795)
+    parser.add_argument(
+        "--no-read", action="store_true", help="measure: skip the catch-up read of everything"
+    )
     args = parser.parse_args()
     if args.command == "build":
         build(args.directory, args.messages, args.size)
     elif args.command == "serve":
         serve(args.directory, args.port)
     else:
-        measure(args.directory, args.messages, args.port)
+        measure(args.directory, args.messages, args.port, read=not args.no_read)
 
 
 if __name__ == "__main__":
