@@ -90,7 +90,8 @@ class Message:
     properties: BasicProperties
     body: Body
     raw_properties: bytes | None = None
-    id: int = attrs.field(factory=next_message_id)
+    # The counter's own __next__ (C), not next_message_id: one Python call less per message.
+    id: int = attrs.field(factory=_message_ids.__next__)
 
     @property
     def persistent(self) -> bool:

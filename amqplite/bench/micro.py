@@ -29,6 +29,7 @@ import gc
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,11 @@ BENCHMARKS: list[tuple[str, float, str]] = [
         "session_e2e_16b",
         0.5,
         "bytes in -> publish -> deliver bytes out -> ack bytes in (16 B, prefetch 100)",
+    ),
+    (
+        "session_e2e_backlog_16b",
+        0.5,
+        "the same with 1,000 messages queued: each ack dispatches one from the queue",
     ),
     ("session_publish_16b", 0.5, "publish bytes in -> queued, nobody consuming (16 B)"),
     ("store_append_1k", 0.2, "FileStore.append of a persistent 1 KiB message (no fsync)"),
@@ -381,9 +387,16 @@ def _batch(session: Any, data: bytes, flushes: Any) -> int:
     return _sent(session)
 
 
-def bench_session_e2e_16b(n: int) -> int:
+#: basic.ack on channel 1 (frame head, class/method, tag, multiple=0, frame end).
+_ACK_FRAME = struct.Struct(">BHIHHQBB")
+
+
+def _session_e2e(n: int, backlog: int) -> int:
     """A publisher and a consumer session (prefetch 100, one basic.ack per message, as
-    ampbench sends them), fed 50 messages per receive buffer."""
+    ampbench sends them), 50 messages per receive buffer each way.  With ``backlog`` the
+    queue first holds that many messages, so each ack dispatches one from the queue (the
+    steady state of ampbench's e2e, whose publisher runs ahead); without, each publish is
+    delivered at once."""
     from amqplite.protocol import methods
     from amqplite.protocol.frames import encode_method_frame
 
@@ -398,23 +411,34 @@ def bench_session_e2e_16b(n: int) -> int:
         + encode_method_frame(1, methods.BasicConsume(queue="bench", consumer_tag="ctag")),
         flushes,
     )
-    delivered = 0
     publishes = _publish_bytes(16) * batch
+    for _ in range(backlog // batch):
+        _batch(producer, publishes, flushes)
+    _sent(consumer)
+    pack = _ACK_FRAME.pack
     acks = [
-        b"".join(
-            encode_method_frame(1, methods.BasicAck(tag, False)) for tag in range(i, i + batch)
-        )
+        b"".join(pack(1, 1, 13, 60, 80, tag, 0, 0xCE) for tag in range(i, i + batch))
         for i in range(1, n + 1, batch)
     ]
+    delivered = 0
     start = time.perf_counter_ns()
     for ack in acks:
         _batch(producer, publishes, flushes)
         delivered += _batch(consumer, ack, flushes)  # deliveries, and what the acks freed
     elapsed = time.perf_counter_ns() - start
     one = len(encode_deliver_16b_frames())
-    if delivered != n * one or consumer.channels[1].broker.unacked:
-        raise RuntimeError(f"delivered {delivered // one} of {n}, or left unacked")
+    unacked = len(consumer.channels[1].broker.unacked)
+    if delivered != n * one or unacked != min(backlog, 100):
+        raise RuntimeError(f"delivered {delivered // one} of {n}, {unacked} left unacked")
     return elapsed
+
+
+def bench_session_e2e_16b(n: int) -> int:
+    return _session_e2e(n, 0)
+
+
+def bench_session_e2e_backlog_16b(n: int) -> int:
+    return _session_e2e(n, 1000)
 
 
 def encode_deliver_16b_frames() -> bytes:

@@ -63,14 +63,17 @@ class Consumer:
     def can_take(self) -> bool:
         """Whether one more delivery may go to this consumer right now."""
         channel = self.channel
-        if not channel.active or not channel.sink.writable:
-            return False
-        if self.no_ack:
-            return True
-        if self.prefetch and self.unacked >= self.prefetch:
-            return False
-        limit = channel.global_prefetch
-        return not (limit and channel.consumer_unacked >= limit)
+        # Credit first: a consumer with a backlog is asked after every publish and mostly
+        # has none, and this way the sink (whose ``writable`` is a property) is not asked.
+        # (A sink over its high-water mark then learns it only once credit frees up; it
+        # only needs to when a delivery could follow.)
+        if not self.no_ack:
+            if self.prefetch and self.unacked >= self.prefetch:
+                return False
+            limit = channel.global_prefetch
+            if limit and channel.consumer_unacked >= limit:
+                return False
+        return channel.active and channel.sink.writable
 
     def __repr__(self) -> str:
         return f"<Consumer {self.tag!r} on {self.queue.name!r}>"

@@ -416,7 +416,11 @@ class Queue:
         (damaged on disk) is dropped and logged, never delivered.
         """
         while self.message_count:
-            entry = self._pop_head()
+            # _pop_head() inlined: one delivery, one call less.
+            ready = self._ready0 if len(self._ready) == 1 else self._head_deque()
+            entry = ready.popleft()
+            self.message_count -= 1
+            self.message_bytes -= entry.size
             if entry.expires_at is not None and entry.expires_at <= self._clock():
                 self._expire(entry)
                 continue
