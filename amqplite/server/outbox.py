@@ -206,8 +206,9 @@ class Outbox:
                 for offset, piece in self._splices
             ]
 
-    def _take(self) -> list[Buffer]:
-        """Everything pending, in order, as one iovec; ``buffer`` starts afresh."""
+    def take(self) -> list[Buffer]:
+        """Everything pending, in order, as one iovec for a send (the caller owns it and
+        accounts for what it sends in ``in_flight``); ``buffer`` starts afresh."""
         iov = self._rest
         self._rest = []
         buffer = self.buffer
@@ -229,7 +230,7 @@ class Outbox:
         sock = self._sock
         if sock is None or self.sending or self.closed:
             return False
-        iov = self._take()
+        iov = self.take()
         try:
             while iov:
                 batch = iov[:IOV_MAX]
@@ -248,7 +249,7 @@ class Outbox:
         return not self.buffer
 
     async def _send_vectored(self) -> None:
-        iov = self._take()
+        iov = self.take()
         sock = self._tsock
         try:
             if sock is None:  # not a plain socket (TLS): one joined send
