@@ -28,7 +28,7 @@ import attrs
 from amqplite.broker.definitions import PlanItem, apply, plan, snapshot
 from amqplite.broker.definitions.records import RecordKey, from_records
 from amqplite.broker.queue import LAZY, QueueEntry
-from amqplite.message import Message, next_message_id
+from amqplite.message import Message, reserve_message_ids
 from amqplite.store import StoreError
 
 if TYPE_CHECKING:
@@ -175,35 +175,47 @@ def _refill(q: Queue, recovered: list[RecoveredMessage], now: float, report: Rec
     entry, read back on delivery: a million of them cost a queue entry each, not a decoded
     message.  Priority queues need each message's priority, so they read the rest whole.
     """
-    store = q.vhost.broker.store
-    assert store is not None
-    restore = q.restore
     ttl = q.args.message_ttl
     by_priority = q.args.max_priority is not None
-    restored = 0
-    for item in recovered:
-        message = item.message
-        enqueued_at = item.timestamp if item.timestamp is not None else now
+    entries: list[QueueEntry] = []
+    append = entries.append
+    for item, mid in zip(recovered, reserve_message_ids(len(recovered)), strict=True):
         properties = item.properties
-        if message is None and properties is not None and not by_priority:
+        if item.message is None and properties is not None and not by_priority:
             expires_at = None
             if ttl is not None or properties.expiration is not None:
+                enqueued_at = item.timestamp if item.timestamp is not None else now
                 expires_at = q.message_expiry(Message("", "", properties, b""), enqueued_at)
             entry = QueueEntry(LAZY, 0, expires_at, item.ref)
             entry.size = item.size
-            entry.mid = next_message_id()
+            entry.mid = mid
         else:
-            if message is None:
-                try:
-                    message = store.read_message(item.ref)
-                except StoreError as exc:
-                    log.warning("recovery: discarding an unreadable message: %s", exc)
-                    store.remove(q.key, item.ref)
-                    report.discarded_messages += 1
-                    continue
-            entry = QueueEntry(message, 0, q.message_expiry(message, enqueued_at), item.ref)
+            whole = _whole_entry(q, item, now, report)
+            if whole is None:
+                continue
+            entry = whole
         entry.redelivered = item.redelivered
         entry.deliveries = item.delivery_count
-        restore(entry)
-        restored += 1
-    return restored
+        append(entry)
+    q.restore(entries)
+    return len(entries)
+
+
+def _whole_entry(
+    q: Queue, item: RecoveredMessage, now: float, report: RecoveryReport
+) -> QueueEntry | None:
+    """A queue entry holding ``item``'s message (read from the store if it came without
+    it), or None when the store cannot read it back (then it is discarded)."""
+    store = q.vhost.broker.store
+    assert store is not None
+    message = item.message
+    if message is None:
+        try:
+            message = store.read_message(item.ref)
+        except StoreError as exc:
+            log.warning("recovery: discarding an unreadable message: %s", exc)
+            store.remove(q.key, item.ref)
+            report.discarded_messages += 1
+            return None
+    enqueued_at = item.timestamp if item.timestamp is not None else now
+    return QueueEntry(message, 0, q.message_expiry(message, enqueued_at), item.ref)

@@ -290,6 +290,9 @@ RESERVED = 18
 #: Set in a payload's queue count when an enqueue timestamp (f64 seconds) follows the queues.
 _HAS_TIMESTAMP = 0x8000
 MAX_QUEUES_PER_MESSAGE = _HAS_TIMESTAMP - 1
+#: The first u16 of a message payload for one queue with an enqueue time (the common case):
+#: the queue key, then the f64 time, then the head (exchange, key, properties), then the body.
+ONE_QUEUE_TIMED = _HAS_TIMESTAMP | 1
 
 
 def encode_queue_list(

@@ -68,6 +68,7 @@ from amqplite.store import (
     SyncPoint,
 )
 from amqplite.store.codec import (
+    ONE_QUEUE_TIMED,
     RESERVED,
     CodecError,
     decode_head,
@@ -447,7 +448,7 @@ class FileStore(SyncPositions):
     ) -> _Segment | None:
         """Read a segment: its live messages are appended to their queues' lists in
         ``into`` (latest copy by original ref, original by copy ref, queue lists)."""
-        latest, originals, ordered = into
+        ordered = into[2]
         path = self._path(number, "seg")
         file = self._opener(path, create=False)
         data = file.read_all()
@@ -465,52 +466,109 @@ class FileStore(SyncPositions):
             file.truncate(result.good_end)
         removed, delivered, acks = self._recover_acks(number, damage)
         base = number << OFFSET_BITS
-        view = memoryview(data)
+        u16 = _U16.unpack_from
+        f64 = _F64.unpack_from
+        #: encoded queue key -> (queue, head bytes, properties, the queue's list)
+        heads: dict[bytes, tuple[QueueKey, bytes, Any, list[RecoveredMessage]]] = {}
+        live = 0
+        for kind, offset, start, end in result.records:
+            ref = base | offset
+            if kind == MESSAGE and not load_bodies and u16(data, start)[0] == ONE_QUEUE_TIMED:
+                # The common record, inlined (see decode_stored_head for the layout): one
+                # queue, an enqueue time, and the head (exchange, key, properties) the last
+                # record for that queue in this segment had.
+                vlen = u16(data, start + 2)[0]
+                qend = start + 6 + vlen + u16(data, start + 4 + vlen)[0]
+                code = data[start:qend]
+                seen = heads.get(code)
+                if seen is not None:
+                    queue, head, properties, items = seen
+                    hend = qend + 8 + len(head)
+                    if hend <= end and data[qend + 8 : hend] == head:
+                        if removed and (queue, ref) in removed:
+                            continue
+                        count = delivered.get((queue, ref), 0) if delivered else 0
+                        items.append(
+                            RecoveredMessage(
+                                ref,
+                                None,
+                                count,
+                                count > 0 or unclean,
+                                f64(data, qend)[0],
+                                end - hend,
+                                properties,
+                            )
+                        )
+                        live += 1
+                        continue
+                head_at = (code, qend + 8)
+            else:
+                head_at = None
+            try:
+                live += self._load_record(
+                    kind, ref, data, start, end, load_bodies, unclean, (removed, delivered), into
+                )
+            except _DECODE_ERRORS:
+                self._note_damage(path, 1, end - start, damage)
+                continue
+            if head_at is not None:
+                _remember_head(heads, head_at, data, end, ordered)
+        segment = _Segment(number, file, acks)
+        segment.live = live
+        return segment
+
+    @staticmethod
+    def _load_record(
+        kind: int,
+        ref: int,
+        data: bytes,
+        start: int,
+        end: int,
+        load_bodies: bool,
+        unclean: bool,
+        acks: tuple[_Removed, _Delivered],
+        into: tuple[dict[int, int], dict[int, int], dict[QueueKey, list[RecoveredMessage]]],
+    ) -> int:
+        """Queue one segment record's message (see :meth:`_load_segment`); returns how many
+        queues got it.  Raises a decode error for a record that does not decode."""
+        latest, originals, ordered = into
+        removed, delivered = acks
+        view = memoryview(data)[start:end]
         message: Message | None = None
         properties: Any = None
         size = -1
         counts: list[int] | None = None
+        if kind == MESSAGE and not load_bodies:
+            # The body stays on disk, the broker gets what it needs to queue the message.
+            members, timestamp, properties, size = decode_stored_head(view)
+        elif kind in (MESSAGE, MOVED):
+            original, counts, payload = _split_record(kind, ref, view)
+            members, content, timestamp = decode_queue_list(payload)
+            if load_bodies:
+                message = decode_message(payload, content)
+            else:
+                properties, size = decode_head(payload, content)
+            if kind == MOVED:
+                latest[original] = ref
+                originals[ref] = original
+        else:
+            return 0
         live = 0
-        for kind, offset, start, end in result.records:
-            ref = base | offset
-            try:
-                if kind == MESSAGE and not load_bodies:
-                    # The common case, in one call: the body stays on disk, the broker gets
-                    # what it needs to queue the message (size, properties).
-                    members, timestamp, properties, size = decode_stored_head(view[start:end])
-                elif kind in (MESSAGE, MOVED):
-                    original, counts, payload = _split_record(kind, ref, view[start:end])
-                    members, content, timestamp = decode_queue_list(payload)
-                    if load_bodies:
-                        message = decode_message(payload, content)
-                    else:
-                        properties, size = decode_head(payload, content)
-                    if kind == MOVED:
-                        latest[original] = ref
-                        originals[ref] = original
-                else:
-                    continue
-            except _DECODE_ERRORS:
-                self._note_damage(path, 1, end - start, damage)
+        for i, queue in enumerate(members):
+            if removed and (queue, ref) in removed:
                 continue
-            for i, queue in enumerate(members):
-                if removed and (queue, ref) in removed:
-                    continue
-                count = delivered.get((queue, ref), 0) if delivered else 0
-                if counts:
-                    count += counts[i]
-                entry = RecoveredMessage(
-                    ref, message, count, count > 0 or unclean, timestamp, size, properties
-                )
-                items = ordered.get(queue)
-                if items is None:
-                    items = ordered[queue] = []
-                items.append(entry)
-                live += 1
-            counts = None
-        segment = _Segment(number, file, acks)
-        segment.live = live
-        return segment
+            count = delivered.get((queue, ref), 0) if delivered else 0
+            if counts:
+                count += counts[i]
+            entry = RecoveredMessage(
+                ref, message, count, count > 0 or unclean, timestamp, size, properties
+            )
+            items = ordered.get(queue)
+            if items is None:
+                items = ordered[queue] = []
+            items.append(entry)
+            live += 1
+        return live
 
     def _recover_acks(
         self, number: int, damage: list[int]
@@ -1150,6 +1208,30 @@ _Removed = set[tuple[QueueKey, int]]
 _Delivered = dict[tuple[QueueKey, int], int]
 _U64 = struct.Struct("<Q")
 _U16 = struct.Struct("<H")
+_F64 = struct.Struct("<d")
+
+
+def _remember_head(
+    heads: dict[bytes, tuple[QueueKey, bytes, Any, list[RecoveredMessage]]],
+    head_at: tuple[bytes, int],
+    data: bytes,
+    end: int,
+    ordered: dict[QueueKey, list[RecoveredMessage]],
+) -> None:
+    """Note the head of the one-queue record just queued (from ``head_at[1]`` to its
+    body), so the next records to that queue with the same head skip the decode.  Its
+    properties are shared by those messages, so only when they have no headers table
+    (the one mutable part), as in :func:`decode_stored_head`."""
+    code, head_start = head_at
+    queue = decode_queue(code, 2)[0]  # after the queue count
+    items = ordered.get(queue)
+    if not items:
+        return  # removed: nothing was queued
+    entry = items[-1]
+    properties = entry.properties
+    if properties is None or properties.headers is not None:
+        return
+    heads[code] = (queue, data[head_start : end - entry.size], properties, items)
 
 
 def _first(item: tuple[int, RecoveredMessage]) -> int:

@@ -263,6 +263,49 @@ def test_recovery_without_bodies_reads_them_on_demand(harness: StoreHarness) -> 
     assert [m.headers["i"] for m in got] == list(range(5))
 
 
+@pytest.mark.parametrize("clean", [True, False])
+def test_recovery_without_bodies_describes_messages_as_with_them(
+    harness: StoreHarness, clean: bool
+) -> None:
+    """Runs of one queue with the same head (which a store may decode once), then a head
+    that changes mid-run, headers, interleaved queues, a message in two queues, removals
+    and delivery marks: without bodies, each message is described exactly as with them."""
+    store = harness.store
+    refs = []
+    for i in range(40):
+        queue = Q1 if i % 3 else Q2
+        props: dict[str, Any] = {"priority": 1 if i < 20 else 2}
+        if i % 7 == 0:
+            props["headers"] = {"i": i}
+        if i % 11 == 0:
+            props["expiration"] = "60000"
+        queues = [Q1, Q2] if i % 13 == 0 else [queue]
+        refs.append(store.append(make_message(b"m" * i, **props), queues, 1000.0 + i))
+    for i in range(0, 40, 5):
+        store.remove(Q1 if i % 3 else Q2, refs[i])
+    for i in range(1, 40, 4):
+        if i % 5 == 0:
+            continue  # removed above
+        store.mark_delivered(Q1 if i % 3 else Q2, refs[i])
+    store.sync()
+    lazy = harness.restart(clean=clean, load_bodies=False)
+    whole = harness.restart(load_bodies=True)
+    assert lazy.queues.keys() == whole.queues.keys()
+    for queue, entries in whole.queues.items():
+        described = lazy.queues[queue]
+        assert [(e.ref, e.delivery_count, e.timestamp) for e in described] == [
+            (e.ref, e.delivery_count, e.timestamp) for e in entries
+        ]
+        assert all(e.redelivered == (e.delivery_count > 0 or not clean) for e in described)
+        for got, full in zip(described, entries, strict=True):
+            assert full.message is not None
+            if got.message is not None:
+                assert got.message.body == full.message.body
+            if got.properties is not None:  # a store that describes without the body
+                assert got.properties == full.message.properties
+                assert got.size == len(full.message.body)
+
+
 def test_read_message_returns_content_while_a_queue_holds_it(harness: StoreHarness) -> None:
     store = harness.store
     refs = [store.append(make_message(b"r%d" % i, priority=i), [Q1, Q2]) for i in range(3)]
