@@ -6,7 +6,10 @@ Server layer.  Each accepted socket gets one nursery with three tasks:
   handles every event in them synchronously (no await per message), then flushes: the
   output of one receive buffer goes out with a single ``send_all``, written inline when
   the writer is idle.  It stops reading while the outbox is over its high-water mark, so a
-  publisher that outruns its consumers feels TCP backpressure;
+  publisher that outruns its consumers feels TCP backpressure.  It does not wait for the
+  store sync that confirms of durable publishes need: the *confirmer*
+  (:class:`~amqplite.server.durability.ConfirmPipeline`) sends them once a sync covers
+  them, and the reader stops only while too much input waits for one;
 - the *writer* (:meth:`Outbox.writer`) sends output produced by other connections
   (deliveries), by the timer, or while the reader was busy;
 - the *timer* sends heartbeats at half the negotiated interval when nothing else went out,
@@ -26,12 +29,14 @@ from typing import TYPE_CHECKING
 import trio
 
 from amqplite.server import tls
+from amqplite.server.durability import ConfirmPipeline
 from amqplite.server.outbox import FlushQueue, Outbox
 from amqplite.server.session import Session
 
 if TYPE_CHECKING:
     from amqplite.broker.broker import Broker
     from amqplite.server.durability import GroupCommit
+    from amqplite.server.session.modes import Earned
     from amqplite.server.store_guard import StoreGuard
     from amqplite.server.ticker import Ticker
     from amqplite.settings import ServerSettings
@@ -70,7 +75,7 @@ class _Input:
     Other streams (TLS) go through ``receive_some``.
     """
 
-    __slots__ = ("_after", "_pending", "_reads", "_sock", "_stream", "size")
+    __slots__ = ("_after", "_pending", "_reads", "_sock", "_stream", "received", "size")
 
     def __init__(self, stream: trio.abc.Stream, size: int) -> None:
         self._stream = stream
@@ -80,6 +85,8 @@ class _Input:
         self._after = bytearray(8)  # frame end + the next frame's head
         self._pending = True  # more input may be waiting (the last read filled the buffer)
         self._reads = 0
+        #: Bytes received so far (the confirm pipeline bounds the unsynced part).
+        self.received = 0
 
     async def read(self, session: Session) -> bool:
         """Receive once and hand it to ``session``; False at EOF."""
@@ -88,6 +95,7 @@ class _Input:
             data = await self._stream.receive_some(self.size)
             if not data:
                 return False
+            self.received += len(data)
             session.data_received(data)
             return True
         want = session.proto.next_read(self.size)
@@ -100,6 +108,7 @@ class _Input:
             if not data:
                 return False
             self._pending = len(data) == want
+            self.received += len(data)
             session.data_received(data)
             return True
         assert isinstance(want, memoryview)
@@ -108,6 +117,7 @@ class _Input:
             got = await self._recv_into(sock, want)
         if not got:
             return False
+        self.received += got
         session.body_received(min(got, room))
         if got > room:
             session.data_received(bytes(self._after[: got - room]))
@@ -188,6 +198,10 @@ class AmqpConnection:
         self._timer_state: tuple[int, bool] = (0, False)
         self._scope: trio.CancelScope | None = None
         self._blocked_until: trio.Event | None = None
+        #: Confirms waiting for the store sync that covers their batch (None: no store).
+        self.confirms: ConfirmPipeline[Earned] | None = None
+        if commit is not None:
+            self.confirms = ConfirmPipeline(commit, self._emit_confirms)
         #: Set once the connection task has finished and cleaned up.
         self.finished = trio.Event()
 
@@ -198,6 +212,8 @@ class AmqpConnection:
                 self._scope = nursery.cancel_scope
                 nursery.start_soon(self.outbox.writer)
                 nursery.start_soon(self._timer)
+                if self.confirms is not None:
+                    nursery.start_soon(self.confirms.run)
                 eof = await self._reader()
                 # Let the last frames (close-ok, or our close) reach the peer.
                 with trio.move_on_after(self.settings.close_timeout):
@@ -242,10 +258,15 @@ class AmqpConnection:
         ticker = self.ticker
         commit = self.commit
         guard = self.guard
-        read = _Input(self.stream, self.settings.receive_size).read
+        confirms = self.confirms
+        source = _Input(self.stream, self.settings.receive_size)
+        read = source.read
+        mark = 0  # bytes received before this batch
         while not session.finished:
             if outbox.over_high_water:
                 await outbox.wait_drained()
+            if confirms is not None and confirms.full:
+                await confirms.wait_room()  # too much unsynced input: stop reading
             blocked = self._blocked_until
             if blocked is not None and session.publishing:
                 await blocked.wait()
@@ -261,13 +282,16 @@ class AmqpConnection:
                 commit.store.flush()  # acks reach the OS: a killed process loses none
                 if guard is not None:
                     guard.note_writes()  # the disk alarm trips on the batch that crosses the floor
-                if session.sync_pending:
-                    session.sync_pending = False
-                    if outbox.buffer and not outbox.sending and not outbox.send_now():
-                        outbox.wake()  # replies and deliveries need not wait for the fsync
-                    await commit.wait_durable()
+            earned = session.take_confirms()
+            size, mark = source.received - mark, source.received
+            if earned is not None:
+                if confirms is not None and (session.sync_pending or confirms.pending):
+                    # Confirmed once a sync covers this batch (or, without durable
+                    # writes, after the batches before it); meanwhile we read on.
+                    confirms.add(session.sync_pending, size, earned)
+                else:
+                    session.emit_confirms(earned)
             session.sync_pending = False
-            session.end_batch()
             ticker.poke()
             if outbox.buffer:
                 if outbox.sending:
@@ -277,6 +301,12 @@ class AmqpConnection:
                     await outbox.send_once()
             self._update_timer()
         return False
+
+    def _emit_confirms(self, earned: Earned) -> None:
+        """The pipeline's sync covered a batch: its confirms go out (by the writer)."""
+        self.session.emit_confirms(earned)
+        if self.outbox.buffer:
+            self.outbox.wake()
 
     def _update_timer(self) -> None:
         session = self.session

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from rawamqp import RawClient, body_frame, header_frame, method_frame
 
 from amqplite.app import add_default_user, serve
 from amqplite.broker.broker import Broker
 from amqplite.message import BasicProperties, Message
 from amqplite.protocol import methods as m
-from amqplite.server.durability import GroupCommit
-from amqplite.store import Store, open_store
+from amqplite.server.durability import UNSYNCED_BYTES_MAX, ConfirmPipeline, GroupCommit
+from amqplite.store import Store, SyncPoint, open_store
 
 
 @pytest.fixture
@@ -85,3 +87,111 @@ async def test_persistent_publishes_are_confirmed_only_once_synced(store: Store)
                 assert store.is_durable(store.position)
                 acked = ack.delivery_tag
             await client.aclose()
+
+
+class SlowDisk:
+    """An fsync that waits until the test opens the gate (the GroupCommit's sync seam);
+    the real fsync of the real file store then runs."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.calls = 0
+        self._started = threading.Semaphore(0)
+
+    def fsync(self, point: SyncPoint) -> None:
+        self.calls += 1
+        self._started.release()
+        self.gate.wait(timeout=30)  # bounded: a failing test must not hang in a shielded sync
+        point.fsync()
+
+    async def started(self) -> None:
+        """Until an fsync has begun (one per call)."""
+        await trio.to_thread.run_sync(self._started.acquire)
+
+
+PERSISTENT = b"\x10\x00\x02"  # property flags: delivery-mode present; 2
+
+
+def _publishes(count: int) -> bytes:
+    publish = method_frame(1, m.BasicPublish(0, "", "durable", False, False))
+    return (publish + header_frame(1, 5, PERSISTENT) + body_frame(1, b"hello")) * count
+
+
+async def test_publishes_are_read_while_an_fsync_is_in_flight_and_confirmed_after_it(
+    store: Store,
+) -> None:
+    broker = Broker(clock=time.time, store=store)
+    broker.recover()
+    broker.add_vhost("/")
+    add_default_user(broker)
+    disk = SlowDisk()
+    passive = method_frame(1, m.QueueDeclare(0, "durable", True, False, False, False, False, {}))
+    with trio.fail_after(10):
+        async with serve(broker=broker, shutdown_timeout=0.2) as running:
+            assert running.server.commit is not None
+            running.server.commit.fsync = disk.fsync
+            client = await RawClient.connect(running.port)
+            await client.handshake()
+            await client.open_channel(1)
+            await client.declare_queue(1, "durable", durable=True)
+            await client.send_method(1, m.ConfirmSelect(False))
+            await client.expect(m.ConfirmSelectOk)
+            # Batch A: one publish; its fsync starts and hangs.
+            await client.send(_publishes(1) + passive)
+            assert (await client.expect(m.QueueDeclareOk)).message_count == 1
+            await disk.started()
+            after_a = store.position
+            # Batch B is read and stored while A's fsync is still in flight (the declare-ok
+            # after it, with no confirm before it, proves both).
+            await client.send(_publishes(50) + passive)
+            assert (await client.expect(m.QueueDeclareOk)).message_count == 51
+            after_b = store.position
+            assert after_b > after_a and not store.is_durable(after_a)
+            disk.gate.set()
+            acked = 0
+            while acked < 51:
+                ack = await client.expect(m.BasicAck)
+                assert ack.delivery_tag > acked
+                acked = ack.delivery_tag
+                # No confirm before the fsync covering it: A's was begun before B was
+                # written, so B's confirms need a later one.
+                assert store.is_durable(after_a)
+                if acked > 1:
+                    assert store.is_durable(after_b)
+            assert disk.calls >= 2
+            await client.aclose()
+
+
+async def test_a_connection_stops_reading_while_too_much_waits_for_an_fsync(
+    store: Store,
+) -> None:
+    store.recover()
+    disk = SlowDisk()
+    commit = GroupCommit(store, fsync=disk.fsync)
+    emitted: list[int] = []
+    pipeline: ConfirmPipeline[int] = ConfirmPipeline(commit, emitted.append)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pipeline.run)
+            batch = 0
+            while not pipeline.full:
+                batch += 1
+                store.append(_persistent(b"m%d" % batch), [("/", "q")])
+                pipeline.add(True, UNSYNCED_BYTES_MAX // 8, batch)
+            assert batch == 8
+            room = trio.Event()
+
+            async def reader() -> None:
+                await pipeline.wait_room()
+                room.set()
+
+            nursery.start_soon(reader)
+            await disk.started()
+            await trio.testing.wait_all_tasks_blocked()
+            assert not room.is_set() and emitted == []  # the fsync has not finished
+            disk.gate.set()
+            await room.wait()
+            # One sync covered every batch (all written before it began): all out, in order.
+            assert emitted == list(range(1, batch + 1))
+            assert store.is_durable(store.position)
+            nursery.cancel_scope.cancel()

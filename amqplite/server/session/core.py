@@ -236,9 +236,17 @@ class Session:
         self.finished = True
 
     def end_batch(self) -> None:
-        """Emit the confirms collected while handling the last receive buffer."""
-        if not self.sync_pending:
-            modes.emit_confirms(self)
+        """Emit the confirms the last receive buffer earned, now (no sync to wait for)."""
+        earned = modes.take_confirms(self)
+        if earned is not None:
+            modes.emit_confirms(self, earned)
+
+    def take_confirms(self) -> modes.Earned | None:
+        """The confirms (and tx.commit-oks) the last receive buffer earned, if any."""
+        return modes.take_confirms(self)
+
+    def emit_confirms(self, earned: modes.Earned) -> None:
+        modes.emit_confirms(self, earned)
 
     def send_heartbeat(self) -> None:
         self.outbox.buffer += HEARTBEAT_FRAME

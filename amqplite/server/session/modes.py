@@ -2,10 +2,11 @@
 
 The broker channel holds the mode (confirm or tx, and refuses switching between them);
 the session numbers confirms and sends them.  Confirms are emitted once per receive
-buffer by :func:`emit_confirms`, consecutive acks folded into one ``multiple=True`` ack.
-When a publish in the batch was written to the store, the whole batch's confirms (and
-the tx.commit-oks of durable commits) wait until the connection task has awaited the
-store sync (:mod:`amqplite.server.durability`: group commit).
+buffer: :func:`take_confirms` notes what the batch earned (each channel's last sequence
+number, the tx.commit-oks) and :func:`emit_confirms` sends it, consecutive acks folded
+into one ``multiple=True`` ack.  When a publish in the batch was written to the store, the
+connection task emits them only once a store sync covers the batch, while it goes on
+reading (:class:`amqplite.server.durability.ConfirmPipeline`).
 """
 
 from __future__ import annotations
@@ -54,32 +55,46 @@ def tx_rollback(session: Session, ch: SessionChannel, method: m.TxRollback) -> N
     session.send(ch.number, m.TxRollbackOk())
 
 
-def emit_confirms(session: Session) -> None:
-    """The tx.commit-oks and publisher confirms the last batch earned (after its sync)."""
-    if session.tx_commits:
-        for ch in session.tx_commits:
-            if ch.is_open:
-                session.send(ch.number, m.TxCommitOk())
-        session.tx_commits.clear()
-    if not session.confirming:
-        return
+#: What a batch earned: channels owed a tx.commit-ok, and (channel, last sequence number
+#: to confirm) per channel that published in confirm mode.
+Earned = tuple[list["SessionChannel"], list[tuple["SessionChannel", int]]]
+
+
+def take_confirms(session: Session) -> Earned | None:
+    """The tx.commit-oks and confirms the last batch earned, to emit now or after its sync."""
+    commits = session.tx_commits
     channels = session.confirming
+    if not commits and not channels:
+        return None
+    session.tx_commits = []
     session.confirming = []
+    upto = []
     for ch in channels:
         ch.queued = False
+        upto.append((ch, ch.published))
+    return commits, upto
+
+
+def emit_confirms(session: Session, earned: Earned) -> None:
+    """Send what :func:`take_confirms` noted (a closed channel's are dropped)."""
+    commits, upto = earned
+    for ch in commits:
         if ch.is_open:
-            _confirm(session, ch)
+            session.send(ch.number, m.TxCommitOk())
+    for ch, last in upto:
+        if ch.is_open:
+            _confirm(session, ch, last)
 
 
-def _confirm(session: Session, ch: SessionChannel) -> None:
+def _confirm(session: Session, ch: SessionChannel, last: int) -> None:
     confirmed = ch.confirmed
-    for seq in ch.nacks:
+    nacks = ch.nacks
+    while nacks and nacks[0] <= last:
+        seq = nacks.pop(0)
         if seq - 1 > confirmed:
             session.send(ch.number, m.BasicAck(seq - 1, seq - 1 > confirmed + 1))
         session.send(ch.number, m.BasicNack(seq, False, False))
         confirmed = seq
-    ch.nacks.clear()
-    last = ch.published
     if last > confirmed:
         session.send(ch.number, m.BasicAck(last, last > confirmed + 1))
         confirmed = last
