@@ -12,7 +12,7 @@ import trio
 import trio.testing
 from rawamqp import RawClient, body_frame, header_frame, method_frame
 
-from amqplite.app import add_default_user, serve
+from amqplite.app import RunningBroker, add_default_user, serve
 from amqplite.broker.broker import Broker
 from amqplite.message import BasicProperties, Message
 from amqplite.protocol import methods as m
@@ -120,12 +120,9 @@ def _publishes(count: int) -> bytes:
 async def test_publishes_are_read_while_an_fsync_is_in_flight_and_confirmed_after_it(
     store: Store,
 ) -> None:
-    broker = Broker(clock=time.time, store=store)
-    broker.recover()
-    broker.add_vhost("/")
-    add_default_user(broker)
+    broker = _served(store)
     disk = SlowDisk()
-    passive = method_frame(1, m.QueueDeclare(0, "durable", True, False, False, False, False, {}))
+    passive = _passive(1)
     with trio.fail_after(10):
         async with serve(broker=broker, shutdown_timeout=0.2) as running:
             assert running.server.commit is not None
@@ -195,3 +192,69 @@ async def test_a_connection_stops_reading_while_too_much_waits_for_an_fsync(
             assert emitted == list(range(1, batch + 1))
             assert store.is_durable(store.position)
             nursery.cancel_scope.cancel()
+
+
+async def _slow_disk_client(broker: Broker, running: RunningBroker, disk: SlowDisk) -> RawClient:
+    assert running.server.commit is not None
+    running.server.commit.fsync = disk.fsync
+    client = await RawClient.connect(running.port)
+    await client.handshake()
+    await client.open_channel(1)
+    await client.open_channel(2)
+    await client.declare_queue(2, "durable", durable=True)
+    return client
+
+
+def _passive(channel: int) -> bytes:
+    return method_frame(channel, m.QueueDeclare(0, "durable", True, False, False, False, False, {}))
+
+
+def _served(store: Store) -> Broker:
+    broker = Broker(clock=time.time, store=store)
+    broker.recover()
+    broker.add_vhost("/")
+    add_default_user(broker)
+    return broker
+
+
+async def test_a_durable_tx_commit_is_answered_only_after_its_fsync(store: Store) -> None:
+    broker = _served(store)
+    disk = SlowDisk()
+    with trio.fail_after(10):
+        async with serve(broker=broker, shutdown_timeout=0.2) as running:
+            client = await _slow_disk_client(broker, running, disk)
+            await client.send_method(1, m.TxSelect())
+            await client.expect(m.TxSelectOk)
+            await client.send(_publishes(3) + method_frame(1, m.TxCommit()))
+            await disk.started()
+            position = store.position
+            # Another channel is served meanwhile; the commit-ok is not sent before the fsync.
+            await client.send(_passive(2))
+            assert (await client.expect(m.QueueDeclareOk)).message_count == 3
+            disk.gate.set()
+            await client.expect(m.TxCommitOk)
+            assert store.is_durable(position)
+            await client.aclose()
+
+
+async def test_a_closed_channel_gets_no_confirms_from_an_fsync_in_flight(store: Store) -> None:
+    broker = _served(store)
+    disk = SlowDisk()
+    with trio.fail_after(10):
+        async with serve(broker=broker, shutdown_timeout=0.2) as running:
+            client = await _slow_disk_client(broker, running, disk)
+            await client.send_method(1, m.ConfirmSelect(False))
+            await client.expect(m.ConfirmSelectOk)
+            await client.send(_publishes(3))
+            await disk.started()
+            position = store.position
+            await client.send_method(1, m.ChannelClose(200, "bye", 0, 0))
+            await client.expect(m.ChannelCloseOk)
+            disk.gate.set()
+            assert running.server.commit is not None
+            await running.server.commit.wait_durable(position)
+            await trio.testing.wait_all_tasks_blocked()  # the connection's confirmer has run
+            # Nothing for the closed channel comes before this reply.
+            await client.send(_passive(2))
+            assert (await client.expect(m.QueueDeclareOk)).message_count == 3
+            await client.aclose()
