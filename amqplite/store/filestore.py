@@ -501,7 +501,7 @@ class FileStore(SyncPositions):
                         )
                         live += 1
                         continue
-                head_at = (code, qend + 8)
+                head_at = (code, qend + 8, ref)
             else:
                 head_at = None
             try:
@@ -1213,20 +1213,20 @@ _F64 = struct.Struct("<d")
 
 def _remember_head(
     heads: dict[bytes, tuple[QueueKey, bytes, Any, list[RecoveredMessage]]],
-    head_at: tuple[bytes, int],
+    head_at: tuple[bytes, int, int],
     data: bytes,
     end: int,
     ordered: dict[QueueKey, list[RecoveredMessage]],
 ) -> None:
-    """Note the head of the one-queue record just queued (from ``head_at[1]`` to its
-    body), so the next records to that queue with the same head skip the decode.  Its
-    properties are shared by those messages, so only when they have no headers table
-    (the one mutable part), as in :func:`decode_stored_head`."""
-    code, head_start = head_at
+    """Note the head of the one-queue record just queued (``head_at``: its queue code,
+    where its head starts, its ref), so the next records to that queue with the same head
+    skip the decode.  Its properties are shared by those messages, so only when they have
+    no headers table (the one mutable part), as in :func:`decode_stored_head`."""
+    code, head_start, ref = head_at
     queue = decode_queue(code, 2)[0]  # after the queue count
     items = ordered.get(queue)
-    if not items:
-        return  # removed: nothing was queued
+    if not items or items[-1].ref != ref:
+        return  # removed: the last entry is another message's
     entry = items[-1]
     properties = entry.properties
     if properties is None or properties.headers is not None:

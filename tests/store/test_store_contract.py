@@ -306,6 +306,25 @@ def test_recovery_without_bodies_describes_messages_as_with_them(
                 assert got.size == len(full.message.body)
 
 
+def test_recovery_without_bodies_after_a_removed_message_with_a_new_head(
+    harness: StoreHarness,
+) -> None:
+    """A removed message whose head differs from its predecessor's, then one more with
+    that head: the last must come back with its own properties, not the predecessor's."""
+    store = harness.store
+    store.append(make_message(b"xx", priority=1), [Q1], 1000.0)
+    removed = store.append(make_message(b"yy", priority=2), [Q1], 1001.0)
+    store.append(make_message(b"zz", priority=2), [Q1], 1002.0)
+    store.remove(Q1, removed)
+    store.sync()
+    lazy = harness.restart(load_bodies=False)
+    whole = harness.restart(load_bodies=True)
+    for got, full in zip(lazy.queues[Q1], whole.queues[Q1], strict=True):
+        assert full.message is not None
+        if got.properties is not None:
+            assert (got.properties, got.size) == (full.message.properties, len(full.message.body))
+
+
 def test_read_message_returns_content_while_a_queue_holds_it(harness: StoreHarness) -> None:
     store = harness.store
     refs = [store.append(make_message(b"r%d" % i, priority=i), [Q1, Q2]) for i in range(3)]
