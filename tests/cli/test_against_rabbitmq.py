@@ -8,33 +8,15 @@ run and deleted afterwards.
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ops_support import Cli, Stack, rabbitmq_urls
+from ops_support import Cli, Stack
 
 from amqplite.client import ApiError, ChannelClosed, connect
 from amqplite.client.http import ApiClient, quote
 
 pytestmark = pytest.mark.rabbitmq
-
-
-@pytest.fixture
-def rabbit() -> Iterator[tuple[str, str, str]]:
-    """(amqp url, api url, unique prefix); deletes everything named with the prefix."""
-    url, api = rabbitmq_urls()
-    prefix = f"amqplite-test-{secrets.token_hex(3)}"
-    yield url, api, prefix
-    client = ApiClient(api)
-    for kind in ("queues", "exchanges"):
-        for item in client.get(f"/api/{kind}/%2F?columns=name"):
-            if item["name"].startswith(prefix):
-                try:
-                    client.delete(f"/api/{kind}/%2F/{quote(item['name'])}")
-                except ApiError:
-                    pass
 
 
 def _yaml(prefix: str, ttl: str = "60s") -> str:

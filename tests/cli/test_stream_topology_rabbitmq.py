@@ -6,32 +6,14 @@ deleted afterwards.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ops_support import Cli, rabbitmq_urls
+from ops_support import Cli
 
-from amqplite.client import ApiError
 from amqplite.client.http import ApiClient, quote
 
 pytestmark = pytest.mark.rabbitmq
-
-
-@pytest.fixture
-def rabbit() -> Iterator[tuple[str, str, str]]:
-    url, api = rabbitmq_urls()
-    prefix = f"amqplite-test-{secrets.token_hex(3)}"
-    yield url, api, prefix
-    client = ApiClient(api)
-    for kind in ("queues", "exchanges"):
-        for item in client.get(f"/api/{kind}/%2F"):
-            if item["name"].startswith(prefix):
-                try:
-                    client.delete(f"/api/{kind}/%2F/{quote(item['name'])}")
-                except ApiError:
-                    pass
 
 
 def _yaml(prefix: str, age: str = "7D") -> str:
