@@ -11,7 +11,13 @@ pair gives the ratio with ÷ without; the report is their median, so the machine
 The pollers run in their own process (``python -m amqplite.bench.mgmt --poll ...``), so
 they never take the bench client's loop; they send ``Accept-Encoding: gzip`` as browsers,
 Prometheus and ``requests`` do (``--no-gzip`` to ask for plain bodies), and read every
-body to its end without parsing it.
+body to its end without parsing it (parsing is the client's CPU, not the broker's, and on
+a 2-core machine it would compete with the load generator).
+
+Where the CPU went, per half: the broker's (``--broker-pid``), the load generator's (this
+process), the pollers' process and the whole machine's (``/proc/stat``: busy, of which
+system and softirq -- the kernel's loopback work -- and steal), all in % of one core over
+the run, so that a slower half can be told apart from a busier machine.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import random
 import statistics
 import sys
@@ -30,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from amqplite.bench.client import BenchError, connect, parse_url, pipelined
+from amqplite.bench.procstat import cpu_seconds
 from amqplite.bench.scenarios import RunConfig, RunResult, run_scenario
 
 POLLED = ("/api/queues", "/metrics")
@@ -185,6 +193,10 @@ class Pollers:
             self.argv.append("--no-gzip")
         self.proc: asyncio.subprocess.Process | None = None
 
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
     async def start(self, warmup: float) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
@@ -202,6 +214,67 @@ class Pollers:
         except ValueError:
             summary = {"failure": f"pollers printed {out[:200]!r}"}
         return summary
+
+
+def machine_ticks() -> tuple[int, ...] | None:
+    """The first line of ``/proc/stat``: user nice system idle iowait irq softirq steal."""
+    try:
+        with open("/proc/stat") as f:
+            return tuple(int(x) for x in f.readline().split()[1:9])
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(slots=True)
+class CpuShare:
+    """What used the CPU during one half, in % of one core (None where unknown)."""
+
+    load_generator: float | None = None
+    pollers: float | None = None
+    machine_busy: float | None = None  # all processes, user + system + irq + steal
+    machine_system: float | None = None  # system + irq + softirq: the kernel
+    machine_steal: float | None = None
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {
+            "load_generator": self.load_generator,
+            "pollers": self.pollers,
+            "machine_busy": self.machine_busy,
+            "machine_system": self.machine_system,
+            "machine_steal": self.machine_steal,
+        }
+
+
+class _Watch:
+    """CPU used by the pollers' process and the machine between start and stop."""
+
+    def __init__(self, pollers_pid: int | None) -> None:
+        self.pid = pollers_pid
+        self.t0 = time.monotonic()
+        self.ticks0 = machine_ticks()
+        self.pollers0 = cpu_seconds(pollers_pid) if pollers_pid else None
+
+    def stop(self, result: RunResult) -> CpuShare:
+        elapsed = max(time.monotonic() - self.t0, 1e-9)
+        share = CpuShare(load_generator=result.client_cpu_pct)
+        if self.pid and self.pollers0 is not None:
+            now = cpu_seconds(self.pid)
+            if now is not None:
+                share.pollers = round(100 * (now - self.pollers0) / elapsed, 1)
+        ticks = machine_ticks()
+        if self.ticks0 is not None and ticks is not None:
+            d = [b - a for a, b in zip(self.ticks0, ticks, strict=True)]
+            cores = os.cpu_count() or 1
+            total = sum(d) or 1
+            _user, _nice, system, idle, iowait, irq, softirq, steal = d
+
+            def pct(n: int) -> float:
+                return round(100 * cores * n / total, 1)
+
+            share.machine_busy = pct(total - idle - iowait)
+            share.machine_system = pct(system + irq + softirq)
+            share.machine_steal = pct(steal)
+        return share
 
 
 async def _declare_idle(url: str, count: int, prefix: str) -> list[str]:
@@ -227,6 +300,8 @@ class MgmtPair:
     without: RunResult
     with_pollers: RunResult
     polls: dict[str, Any]
+    cpu_without: CpuShare = field(default_factory=CpuShare)
+    cpu_with: CpuShare = field(default_factory=CpuShare)
 
     @property
     def ratio(self) -> float | None:
@@ -255,23 +330,28 @@ async def run_mgmt(
     try:
         for i in range(runs):
             halves: dict[bool, RunResult] = {}
+            shares: dict[bool, CpuShare] = {}
             polls: dict[str, Any] = {}
             for polled in (False, True) if i % 2 == 0 else (True, False):
                 if polled:
                     poll = Pollers(http_url, pollers, gzip)
                     await poll.start(warmup)
                     try:
+                        watch = _Watch(poll.pid)
                         halves[True] = await run_scenario(
                             url, config, target=target, broker_pid=broker_pid
                         )
+                        shares[True] = watch.stop(halves[True])
                     finally:
                         polls = await poll.stop()
                 else:
+                    watch = _Watch(None)
                     halves[False] = await run_scenario(
                         url, config, target=target, broker_pid=broker_pid
                     )
+                    shares[False] = watch.stop(halves[False])
                 await asyncio.sleep(0.5)
-            pairs.append(MgmtPair(halves[False], halves[True], polls))
+            pairs.append(MgmtPair(halves[False], halves[True], polls, shares[False], shares[True]))
     finally:
         await _delete_idle(url, names, prefix)
     return pairs
@@ -298,6 +378,8 @@ def summarise(pairs: list[MgmtPair]) -> dict[str, Any]:
                 "with_cpu_pct": p.with_pollers.broker_cpu_pct,
                 "errors": [e for e in (p.without.error, p.with_pollers.error) if e],
                 "polls": p.polls,
+                "cpu_pct_without": p.cpu_without.as_dict(),
+                "cpu_pct_with": p.cpu_with.as_dict(),
             }
             for p in pairs
         ],
@@ -314,6 +396,14 @@ def format_summary(target: str, summary: dict[str, Any]) -> str:
             f"  polls {polls.get('requests')} (errors {polls.get('errors')}, p50 {polls.get('p50_ms')} ms,"
             f" p99 {polls.get('p99_ms')} ms, {polls.get('bytes', 0) // 1024} KiB)"
             + (f"  errors: {p['errors']}" if p["errors"] else "")
+        )
+        w, wo = p["cpu_pct_with"], p["cpu_pct_without"]
+        lines.append(
+            f"          CPU % of a core, with / without: broker {p['with_cpu_pct']} /"
+            f" {p['without_cpu_pct']}, load generator {w['load_generator']} /"
+            f" {wo['load_generator']}, pollers {w['pollers']}; machine busy"
+            f" {w['machine_busy']} / {wo['machine_busy']} (kernel {w['machine_system']} /"
+            f" {wo['machine_system']}, steal {w['machine_steal']} / {wo['machine_steal']})"
         )
     lines.append(
         f"  median ratio {summary['median_ratio']}  (broker CPU per message ratio {summary['cpu_per_msg_ratio']})"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import operator
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from amqplite.broker.stream_queue import StreamQueue
@@ -48,6 +48,12 @@ class _Writer:
         for labels, value in samples:
             self.lines.append(f"{name}{labels} {value}")
 
+    def flush(self, out: list[bytes]) -> None:
+        """Move the lines written so far to ``out`` as one encoded piece."""
+        if self.lines:
+            out.append(("\n".join(self.lines) + "\n").encode())
+            self.lines.clear()
+
 
 def labels(pairs: Sequence[tuple[str, str]]) -> str:
     return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in pairs) + "}"
@@ -61,12 +67,29 @@ def resident_memory_bytes() -> int | None:
         return None
 
 
+#: Lines per encoded piece of :func:`render_parts` (about 400 KB, well under a millisecond).
+_PIECE_LINES = 4096
+
+
 def render(broker: Broker, cache: QueueLines | None = None) -> bytes:
     """The exposition text; ``cache`` keeps each queue's lines while the queue is unchanged
     (:class:`QueueLines`), so a broker with many idle queues is cheap to scrape again."""
+    out: list[bytes] = []
+    for _ in render_parts(broker, cache or QueueLines(), out):
+        pass
+    return b"".join(out)
+
+
+def render_parts(broker: Broker, cache: QueueLines, out: list[bytes]) -> Iterator[None]:
+    """:func:`render` in pieces appended to ``out``, yielding every few dozen queues or
+    lines: the text of 10,000 queues is tens of milliseconds of work, and the caller
+    (:mod:`amqplite.http.snapshot`) lets the AMQP connections run between the pieces."""
     w = _Writer()
     queues = [q for v in list(broker.vhosts.values()) for q in list(v.queues.values())]
-    (cache or QueueLines()).write(w, queues)
+    for _ in cache.write(w, queues):
+        if len(w.lines) >= _PIECE_LINES:
+            w.flush(out)
+        yield
     _broker_metrics(w, broker, len(queues))
     streams: list[tuple[StreamQueue, str]] = []
     for q in queues:
@@ -74,8 +97,7 @@ def render(broker: Broker, cache: QueueLines | None = None) -> bytes:
             streams.append((q, labels((("vhost", q.vhost.name), ("queue", q.name)))))
     _stream_metrics(w, streams)
     _store_metrics(w, broker)
-    w.lines.append("")
-    return "\n".join(w.lines).encode()
+    w.flush(out)
 
 
 # Per-queue families: (name, type, help, how to read the value from the queue).
@@ -144,6 +166,10 @@ _BY_REASON = (
 )
 
 
+#: Queues between two yields of :meth:`QueueLines.write` (a few hundred microseconds).
+_SLICE = 64
+
+
 class QueueLines:
     """Each queue's sample lines, one string per per-queue family ("" when it has none),
     kept with the queue's :func:`~amqplite.http.render.queue_signature` and reused while
@@ -154,22 +180,27 @@ class QueueLines:
     def __init__(self) -> None:
         self._rows: dict[Any, tuple[Any, tuple[str, ...]]] = {}
 
-    def write(self, w: _Writer, queues: list[Any]) -> None:
+    def write(self, w: _Writer, queues: list[Any]) -> Iterator[None]:
+        """Write every per-queue family, yielding every :data:`_SLICE` queues or lines."""
         old = self._rows
         rows: dict[Any, tuple[Any, tuple[str, ...]]] = {}
-        for q in queues:
+        for n, q in enumerate(queues, 1):
             sig = queue_signature(q)
             cached = old.get(q)
             if sig is None or cached is None or cached[0] != sig:
                 cached = (sig, _queue_lines(q))
             rows[q] = cached
+            if n % _SLICE == 0:
+                yield
         self._rows = rows
         lines = [row for _, row in rows.values()]
         families = [(n, k, h) for n, k, h, _ in _QUEUE_FAMILIES]
         families.extend((n, "counter", h) for n, h, _ in _BY_REASON)
         for i, (name, kind, help_text) in enumerate(families):
             w.family(name, kind, help_text, ())
-            w.lines.extend(row[i] for row in lines if row[i])
+            for start in range(0, len(lines), 16 * _SLICE):
+                w.lines.extend(row[i] for row in lines[start : start + 16 * _SLICE] if row[i])
+                yield
 
 
 def _queue_lines(q: Any) -> tuple[str, ...]:

@@ -26,14 +26,21 @@ both every second would ask for ten times the core -- messaging would stop.  Ins
   vhost set and sent as they are to every poller that asks.  Clients that accept gzip
   (browsers, Prometheus, ``requests``) get about 1 % of the bytes.
 * **Pages** (RabbitMQ's ``?page=&page_size=``) slice the snapshot's fragments.
+* **In slices of about a millisecond.**  Taking a snapshot of 10,000 queues is tens of
+  milliseconds of work; done in one go it would hold up every AMQP connection that long.
+  :func:`drive` runs it in pieces and lets the other tasks run whenever a piece has held
+  the event loop for :data:`STEP`.  While the next snapshot is being taken, other
+  requests are answered from the previous one (unless a change made through the API came
+  after it).  What a snapshot cost, for :class:`Freshness`, is the CPU time of its own
+  pieces (``time.thread_time``), not the wall time it took among the other tasks.
 """
 
 from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 import trio
@@ -49,32 +56,81 @@ if TYPE_CHECKING:
 
 #: Bodies at least this long are gzipped for clients that accept it.
 GZIP_MIN = 4096
+#: The longest a piece of snapshot work holds the event loop before the other tasks run.
+STEP = 0.001
+#: Queues rendered between two checks of :data:`STEP`, fragments joined into one piece.
+_SLICE = 64
+_PIECE = 512
 
 _DETAILS = ("messages_details", "messages_ready_details", "messages_unacknowledged_details")
+
+T = TypeVar("T")
+
+
+Pause = Callable[[], Awaitable[None]]
+
+
+async def drive(
+    work: Iterator[None], step: float = STEP, pause: Pause = trio.lowlevel.checkpoint
+) -> float:
+    """Run ``work`` (a generator that yields between small pieces) to its end, letting the
+    other tasks run (``pause``: a trio checkpoint) whenever it has held the loop for
+    ``step`` seconds; return its own CPU seconds.  Work that ends within one step never
+    gives the loop away (so a small broker's snapshot is taken atomically, as before)."""
+    cpu = 0.0
+    cpu0 = time.thread_time()
+    wall0 = time.perf_counter()
+    for _ in work:
+        if time.perf_counter() - wall0 >= step:
+            cpu += time.thread_time() - cpu0
+            await pause()
+            cpu0 = time.thread_time()
+            wall0 = time.perf_counter()
+    return cpu + time.thread_time() - cpu0
 
 
 @attrs.define(eq=False)
 class Body:
-    """One encoded response body of a snapshot, and its gzip once somebody asked for it."""
+    """One encoded response body of a snapshot (in pieces, so that making it never holds
+    the event loop long), and its gzip once somebody asked for it."""
 
-    raw: bytes
+    parts: list[bytes]
     content_type: str = JSON_TYPE
     gzipped: bytes | None = None
     _lock: trio.Lock = attrs.Factory(trio.Lock)
 
+    @property
+    def length(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    @property
+    def raw(self) -> bytes:
+        return b"".join(self.parts)
+
     async def response(self, accept_encoding: str) -> Response:
-        if len(self.raw) < GZIP_MIN or "gzip" not in accept_encoding:
-            return Response(200, self.raw, self.content_type, (("vary", "accept-encoding"),))
+        length = self.length
+        if length < GZIP_MIN or "gzip" not in accept_encoding:
+            vary = ("vary", "accept-encoding")
+            if len(self.parts) == 1:
+                return Response(200, self.parts[0], self.content_type, (vary,))
+            # Sent as they are (the server coalesces them into large writes).
+            headers = (("content-length", str(length)), vary)
+            return Response(200, iter(self.parts), self.content_type, headers)
         async with self._lock:  # one compression per body, however many ask at once
             if self.gzipped is None:
-                self.gzipped = await trio.to_thread.run_sync(_gzip, self.raw)
+                self.gzipped = await trio.to_thread.run_sync(_gzip, self.parts)
         headers = (("content-encoding", "gzip"), ("vary", "accept-encoding"))
         return Response(200, self.gzipped, self.content_type, headers)
 
 
-def _gzip(data: bytes) -> bytes:
-    # Level 1: listings are repetitive (about 100:1 even at level 1) and this is per snapshot.
-    return zlib.compress(data, 1, wbits=31)
+def _gzip(parts: list[bytes]) -> bytes:
+    # Level 1: listings are repetitive (about 100:1 even at level 1) and this is per
+    # snapshot.  zlib releases the GIL while it compresses, so this thread runs beside the
+    # event loop.
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+    out = [packer.compress(p) for p in parts]
+    out.append(packer.flush())
+    return b"".join(out)
 
 
 @attrs.define(eq=False)
@@ -90,13 +146,34 @@ class QueueListing:
             out.extend(self.by_vhost.get(name, ()))
         return out
 
-    def body(self, vhosts: Sequence[str]) -> Body:
+    async def body(self, vhosts: Sequence[str]) -> Body:
         """The whole listing of ``vhosts`` as one JSON array (made once per snapshot)."""
+        return (await self.make_body(vhosts))[0]
+
+    async def make_body(
+        self, vhosts: Sequence[str], step: float = STEP, pause: Pause = trio.lowlevel.checkpoint
+    ) -> tuple[Body, float]:
+        """:meth:`body` and the CPU seconds it took to make (0 when it was made before)."""
         key = tuple(vhosts)
         body = self._bodies.get(key)
-        if body is None:
-            body = self._bodies[key] = Body(join(fragment for _, fragment in self.items(key)))
-        return body
+        if body is not None:
+            return body, 0.0
+        parts: list[bytes] = []
+        cost = await drive(array_parts([f for _, f in self.items(key)], parts), step, pause)
+        body = self._bodies.setdefault(key, Body(parts))
+        return body, cost
+
+
+def array_parts(fragments: Sequence[bytes], out: list[bytes]) -> Iterator[None]:
+    """A JSON array of already-encoded items, appended to ``out`` in pieces of
+    :data:`_PIECE` items (yielding after each)."""
+    out.append(b"[")
+    for start in range(0, len(fragments), _PIECE):
+        if start:
+            out.append(b",")
+        out.append(b",".join(fragments[start : start + _PIECE]))
+        yield
+    out.append(b"]")
 
 
 def join(fragments: Iterable[bytes]) -> bytes:
@@ -115,10 +192,10 @@ def _quiet(item: dict[str, Any]) -> bool:
 @attrs.frozen(slots=True)
 class Freshness:
     """How long a snapshot is served: long enough that taking snapshots costs at most
-    ``budget`` of the core (a snapshot that took 20 ms is kept 2 s at 1 %), never less than
-    ``min_period`` nor more than ``max_period`` seconds (RabbitMQ's statistics interval,
-    5 s).  A snapshot that took less than ``live_below`` seconds is not kept at all: a
-    broker with a few hundred queues answers every request live, as before."""
+    ``budget`` of the core (a snapshot that took 20 ms of CPU is kept 2 s at 1 %), never
+    less than ``min_period`` nor more than ``max_period`` seconds (RabbitMQ's statistics
+    interval, 5 s).  A snapshot that took less than ``live_below`` seconds is not kept at
+    all: a broker with a few hundred queues answers every request live, as before."""
 
     min_period: float = 0.0
     max_period: float = 5.0
@@ -132,24 +209,49 @@ class Freshness:
 
 @attrs.define(eq=False, slots=True)
 class _Taken:
-    """When a snapshot was taken (broker clock) and for how long it is served."""
+    """When a snapshot was taken (broker clock), for how long it is served, and the
+    :attr:`Snapshots.generation` it was started in."""
 
     at: float
     period: float
+    generation: int
 
     def fresh(self, now: float) -> bool:
         # A clock that went backwards makes the snapshot stale, never eternal.
         return 0 <= now - self.at < self.period
 
 
+@attrs.define(eq=False, slots=True)
+class _Slot(Generic[T]):
+    """One kind of snapshot: the one kept, and the taking of the next one (at most one at
+    a time)."""
+
+    kept: tuple[_Taken, T] | None = None
+    taking: trio.Event | None = None
+
+
 class Snapshots:
     """The shared snapshots of one management app: the queue listing and ``/metrics``."""
 
-    def __init__(self, clock: Callable[[], float], freshness: Freshness = Freshness()) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        freshness: Freshness = Freshness(),
+        *,
+        step: float = STEP,
+        pause: Pause = trio.lowlevel.checkpoint,
+    ) -> None:
         self.clock = clock
         self.freshness = freshness
-        self._queues: tuple[_Taken, QueueListing] | None = None
-        self._metrics: tuple[_Taken, Body] | None = None
+        #: How long a piece of snapshot work may hold the loop, and how it lets the others
+        #: run (:func:`drive`; tests pass a pause that stops mid-snapshot).
+        self.step = step
+        self.pause = pause
+        #: Bumped by :meth:`invalidate`: a request is never answered from a snapshot
+        #: started before the last change made through the API.
+        self.generation = 0
+        self._queues: _Slot[QueueListing] = _Slot()
+        self._metrics: _Slot[Body] = _Slot()
         # queue -> (signature, fragment, quiet); rebuilt with every snapshot, so it holds
         # only queues that still exist.
         self._fragments: dict[Queue | StreamQueue, tuple[Any, bytes, bool]] = {}
@@ -157,26 +259,66 @@ class Snapshots:
 
     def invalidate(self) -> None:
         """Forget the snapshots (the app calls it after a change made through the API)."""
-        self._queues = None
-        self._metrics = None
+        self.generation += 1
 
-    def _taken(self, started: float, at: float) -> _Taken:
-        return _Taken(at, self.freshness.period(time.perf_counter() - started))
-
-    def queues(self, broker: Broker, rates: RateTracker, now: float) -> QueueListing:
-        """The current queue listing; ``now`` is the rates' clock (monotonic seconds)."""
+    async def _current(self, slot: _Slot[T], take: Callable[[], Awaitable[tuple[T, float]]]) -> T:
+        """The kept snapshot while it is fresh; else the next one, taken by this request
+        (other requests meanwhile get the kept one, if it is not older than a change made
+        through the API before they came)."""
+        wanted = self.generation
+        while True:
+            kept = slot.kept
+            if (
+                kept is not None
+                and kept[0].generation >= wanted
+                and (slot.taking is not None or kept[0].fresh(self.clock()))
+            ):
+                return kept[1]
+            if slot.taking is None:
+                break
+            await slot.taking.wait()
+        slot.taking = done = trio.Event()
         at = self.clock()
-        current = self._queues
-        if current is not None and current[0].fresh(at):
-            return current[1]
-        started = time.perf_counter()
-        old = self._fragments
+        generation = self.generation
+        try:
+            value, cost = await take()
+            slot.kept = (_Taken(at, self.freshness.period(cost), generation), value)
+        finally:
+            slot.taking = None
+            done.set()
+        return value
+
+    async def queues(self, broker: Broker, rates: RateTracker, now: float) -> QueueListing:
+        """The current queue listing; ``now`` is the rates' clock (monotonic seconds)."""
+        return await self._current(self._queues, lambda: self._take_queues(broker, rates, now))
+
+    async def _take_queues(
+        self, broker: Broker, rates: RateTracker, now: float
+    ) -> tuple[QueueListing, float]:
         fragments: dict[Queue | StreamQueue, tuple[Any, bytes, bool]] = {}
         by_vhost: dict[str, list[tuple[str, bytes]]] = {}
+        work = self._render_queues(broker, rates, now, fragments, by_vhost)
+        cost = await drive(work, self.step, self.pause)
+        self._fragments = fragments
+        listing = QueueListing(by_vhost)
+        # The common request (everything) is made now, in the cost.
+        cost += (await listing.make_body(list(by_vhost), self.step, self.pause))[1]
+        return listing, cost
+
+    def _render_queues(
+        self,
+        broker: Broker,
+        rates: RateTracker,
+        now: float,
+        fragments: dict[Queue | StreamQueue, tuple[Any, bytes, bool]],
+        by_vhost: dict[str, list[tuple[str, bytes]]],
+    ) -> Iterator[None]:
+        old = self._fragments
         signature = render.queue_signature
         for vhost in list(broker.vhosts.values()):
             items: list[tuple[str, bytes]] = []
-            for queue in list(vhost.queues.values()):
+            by_vhost[vhost.name] = items
+            for n, queue in enumerate(list(vhost.queues.values()), 1):
                 sig = signature(queue)
                 cached = old.get(queue)
                 if sig is None or cached is None or cached[0] != sig or not cached[2]:
@@ -184,20 +326,15 @@ class Snapshots:
                     cached = (sig, dumps(item), _quiet(item))
                 fragments[queue] = cached
                 items.append((queue.name, cached[1]))
-            by_vhost[vhost.name] = items
-        self._fragments = fragments
-        listing = QueueListing(by_vhost)
-        listing.body(list(by_vhost))  # the common request (everything), in the cost
-        self._queues = (self._taken(started, at), listing)
-        return listing
+                if n % _SLICE == 0:
+                    yield
 
-    def metrics(self, broker: Broker) -> Body:
+    async def metrics(self, broker: Broker) -> Body:
         """The current ``/metrics`` text."""
-        at = self.clock()
-        current = self._metrics
-        if current is not None and current[0].fresh(at):
-            return current[1]
-        started = time.perf_counter()
-        body = Body(metrics.render(broker, self._metric_lines), metrics.CONTENT_TYPE)
-        self._metrics = (self._taken(started, at), body)
-        return body
+        return await self._current(self._metrics, lambda: self._take_metrics(broker))
+
+    async def _take_metrics(self, broker: Broker) -> tuple[Body, float]:
+        parts: list[bytes] = []
+        work = metrics.render_parts(broker, self._metric_lines, parts)
+        cost = await drive(work, self.step, self.pause)
+        return Body(parts, metrics.CONTENT_TYPE), cost

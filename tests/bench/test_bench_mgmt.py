@@ -28,5 +28,10 @@ def test_one_pair_runs_with_and_without_pollers_and_cleans_up(
     polls = pair["polls"]
     # Two pollers and the dashboard each made at least one round of two requests.
     assert polls["requests"] >= 6 and polls["errors"] == 0 and polls["failed_clients"] == 0
+    # Where the CPU went: the pollers' process (with them only) and the machine, per half.
+    assert pair["cpu_pct_with"]["pollers"] is not None
+    assert pair["cpu_pct_without"]["pollers"] is None
+    assert pair["cpu_pct_with"]["machine_busy"] is not None
+    assert pair["cpu_pct_with"]["load_generator"] is not None
     queues = amqplite_broker.call(lambda: list(amqplite_broker.broker.vhosts["/"].queues))
     assert not [q for q in queues if ".idle" in q]

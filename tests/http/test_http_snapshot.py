@@ -7,16 +7,19 @@ sees before and after the period is deterministic (no sleeping: the clock is mov
 from __future__ import annotations
 
 import gzip
+import json
 from collections.abc import AsyncIterator
 
 import pytest
 import trio
+import trio.testing
 from http_support import Channel, Stack
 
 from amqplite.app import build_broker, serve
 from amqplite.broker import FakeClock
+from amqplite.http.rates import RateTracker
 from amqplite.http.server import serve_http
-from amqplite.http.snapshot import Freshness
+from amqplite.http.snapshot import Freshness, QueueListing, Snapshots
 
 PERIOD = 1.0
 
@@ -65,6 +68,55 @@ async def test_a_declared_queue_is_listed_once_the_snapshot_period_has_passed(
     assert "late" in _names(await fixed.get_json("/api/queues"))
 
 
+async def test_while_a_listing_is_taken_in_slices_the_previous_one_is_served(
+    clock: FakeClock,
+) -> None:
+    """A snapshot of many queues is taken in slices with the loop given away in between
+    (here: a pause after every slice, held until the test lets it go).  A request that comes
+    meanwhile is answered from the previous snapshot at once; one that comes after a change
+    made through the API waits for a snapshot started after the change."""
+    broker = build_broker(None, clock=clock)
+    vhost = broker.vhosts["/"]
+    for i in range(300):
+        vhost.declare_queue(f"q{i}")
+    gate: trio.Event | None = None
+    paused = trio.Event()
+
+    async def pause() -> None:
+        if gate is not None:
+            paused.set()
+            await gate.wait()
+
+    freshness = Freshness(min_period=PERIOD, max_period=PERIOD)
+    snapshots = Snapshots(clock, freshness, step=0.0, pause=pause)
+    rates = RateTracker()
+    first = await snapshots.queues(broker, rates, 0.0)
+    vhost.declare_queue("late")
+    clock.advance(PERIOD)
+    got: dict[str, QueueListing] = {}
+
+    async def ask(label: str) -> None:
+        got[label] = await snapshots.queues(broker, rates, 0.0)
+
+    def names(listing: QueueListing) -> set[str]:
+        return {name for name, _ in listing.items(["/"])}
+
+    gate = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ask, "next")
+        await paused.wait()  # the next snapshot is being taken, stopped after a slice
+        assert await snapshots.queues(broker, rates, 0.0) is first
+        snapshots.invalidate()  # what the app does after a change made through the API
+        vhost.declare_queue("after")
+        nursery.start_soon(ask, "after the change")
+        await trio.testing.wait_all_tasks_blocked()
+        assert "after the change" not in got  # it does not get the one in progress
+        gate.set()
+    assert "late" in names(got["next"]) and "after" not in names(got["next"])
+    assert "after" in names(got["after the change"])
+    assert "late" not in names(first)
+
+
 async def test_a_change_made_through_the_api_shows_at_once(fixed: Stack) -> None:
     await fixed.get_json("/api/queues")
     assert (await fixed.request("PUT", "/api/queues/%2F/mine", {"durable": False})).status == 201
@@ -95,17 +147,33 @@ async def test_counts_and_metrics_follow_the_queue_after_the_period(
     assert 'amqplite_queue_messages_published_total{vhost="/",queue="work"} 3' in text
 
 
-async def test_listings_and_metrics_are_gzipped_for_clients_that_accept_it(stack: Stack) -> None:
+async def test_listings_and_metrics_are_gzipped_for_clients_that_accept_it(fixed: Stack) -> None:
+    # ``fixed``: both requests are answered from one snapshot (a live /metrics shows the
+    # process's memory, which may change between two requests).
     for i in range(40):
-        stack.broker.vhosts["/"].declare_queue(f"many-{i:02d}")
+        fixed.broker.vhosts["/"].declare_queue(f"many-{i:02d}")
     for path, auth in (("/api/queues", True), ("/metrics", None)):
-        plain = await stack.request("GET", path, auth=auth)
-        packed = await stack.request("GET", path, auth=auth, headers={"Accept-Encoding": "gzip"})
+        plain = await fixed.request("GET", path, auth=auth)
+        packed = await fixed.request("GET", path, auth=auth, headers={"Accept-Encoding": "gzip"})
         assert "content-encoding" not in plain.headers
         assert packed.headers["content-encoding"] == "gzip"
         assert packed.headers["vary"] == "accept-encoding"
         assert len(packed.body) < len(plain.body) // 4
         assert gzip.decompress(packed.body) == plain.body
+
+
+async def test_a_long_listing_made_in_pieces_is_sent_whole(stack: Stack) -> None:
+    """1,100 queues: the listing body is made in pieces of 512 fragments and sent as one
+    response with its Content-Length (not chunked), plain and gzipped alike."""
+    for i in range(1100):
+        stack.broker.vhosts["/"].declare_queue(f"long-{i:04d}")
+    plain = await stack.request("GET", "/api/queues")
+    assert int(plain.headers["content-length"]) == len(plain.body)
+    assert [q["name"] for q in plain.json()] == [f"long-{i:04d}" for i in range(1100)]
+    packed = await stack.request("GET", "/api/queues", headers={"Accept-Encoding": "gzip"})
+    assert [q["name"] for q in json.loads(gzip.decompress(packed.body))] == [
+        f"long-{i:04d}" for i in range(1100)
+    ]
 
 
 async def test_pages_as_rabbitmq_answers_them(stack: Stack) -> None:
