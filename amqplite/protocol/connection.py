@@ -95,6 +95,12 @@ NEED_DATA: Final = _NeedData()
 
 #: Body frames at least this long are received in place when they arrive in pieces.
 DIRECT_MIN = 8192
+#: After a content header announcing a body at least this long, reads are short
+#: (``PEEK``): the next message's method, header and first body frame head, so that its
+#: body too is received in place rather than mostly within one large read and copied out.
+PEEK_MIN = 65536
+#: The short read's size: a publish method and content header fit many times over.
+PEEK = 4096
 
 #: Bytes of body buffers a connection may reserve before their data has arrived.  Within
 #: it a body is allocated whole at its first frame (no regrowth, no copy); beyond it, it
@@ -237,6 +243,7 @@ class ServerConnection:
         "_expect",
         "_frame_left",
         "_frame_limit",
+        "_peek",
         "_pos",
         "_reserve_budget",
         "channel_max",
@@ -279,6 +286,8 @@ class ServerConnection:
         self._direct_channel = 0
         self._frame_left = 0
         self._reserve_budget = RESERVE_BUDGET
+        # The last content header announced a large body: read short (see ``next_read``).
+        self._peek = False
 
     # -- input ------------------------------------------------------------------------
 
@@ -335,7 +344,13 @@ class ServerConnection:
                 check_frame_head(ftype, size, self._frame_limit)
             end = pos + 7 + size
             if end >= len(buf):
-                if ftype == FRAME_BODY and size >= DIRECT_MIN and self._start_direct(channel, size):
+                # (Within a large body its short last frame too, to receive it together
+                # with the next message's start.)
+                if (
+                    ftype == FRAME_BODY
+                    and (size >= DIRECT_MIN or self._peek)
+                    and self._start_direct(channel, size)
+                ):
                     continue
                 return EOF_EVENT if self._eof else NEED_DATA
             if not 0 < ftype < 4 and ftype != FRAME_HEARTBEAT:
@@ -583,6 +598,7 @@ class ServerConnection:
                     _properties_cache.clear()
                 _properties_cache[raw] = properties
         self._pos = bend + 1
+        self._peek = False
         return events.Content(channel, method, properties, raw, body)
 
     def _content_interrupted(self, channel: int) -> None:
@@ -672,6 +688,7 @@ class ServerConnection:
                 if len(_properties_cache) >= _CACHE_SIZE:
                     _properties_cache.clear()
                 _properties_cache[raw] = properties
+        self._peek = body_size >= PEEK_MIN
         if not body_size:
             del self._assembling[channel]
             return events.Content(channel, method, properties, raw, b"")
@@ -786,22 +803,29 @@ class ServerConnection:
         self._direct = None
         return self._body_done(self._direct_channel, asm)
 
-    def next_read(self, size: int) -> int | memoryview:
+    def next_read(self, size: int) -> int | tuple[memoryview, int]:
         """What the server should receive next: a byte count (then ``receive_data``), or,
         in the middle of a large body frame with nothing else buffered, the part of the
-        body's own buffer its payload goes to (receive into it, then ``body_received``).
+        body's own buffer its payload goes to, and how many bytes to receive after it
+        (receive into both, then ``body_received`` and ``receive_data`` with the rest).
 
         Between two frames of a large body it asks for just the frame end and the next
-        frame head, so the next payload also lands in place.
+        frame head, so the next payload also lands in place.  While the last content header
+        announced a large body, it asks for at most ``PEEK`` bytes after that body
+        (received with its last frame): enough for the next message's method, header and
+        body frame head, not for most of its body, which then goes in place too.
         """
         asm = self._direct
         if asm is None or self._pos != len(self._buf):
-            return size
+            return PEEK if self._peek and size > PEEK else size
         left = self._frame_left
         if not left:
-            return 8 if asm.remaining else size
+            if asm.remaining:
+                return 8
+            return PEEK if size > PEEK else size
         filled = asm.filled
-        return memoryview(asm.body)[filled : filled + left]
+        after = PEEK if self._peek and not asm.remaining else 8
+        return memoryview(asm.body)[filled : filled + left], after
 
     def body_received(self, size: int) -> None:
         """``size`` bytes were received into the view :meth:`next_read` gave."""

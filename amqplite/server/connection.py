@@ -69,27 +69,31 @@ class _Input:
       each sending a message now and then), it waits for the socket to be readable before
       reading, instead of trying first and failing with EAGAIN as ``receive_some`` does: one
       system call and one exception less per wake-up;
-    - a large body frame arriving in pieces is received straight into the body's buffer
-      (``proto.next_read``), together with the next frame's head.
+    - a large body is received straight into the body's buffer (``proto.next_read``),
+      frame after frame, each payload together with the next frame's head, the last one
+      with the start of the next message; one ``read`` takes the whole body, or what the
+      socket holds of it.
 
     Other streams (TLS) go through ``receive_some``.
     """
 
-    __slots__ = ("_after", "_pending", "_reads", "_sock", "_stream", "received", "size")
+    __slots__ = ("_after", "_pending", "_sock", "_stream", "received", "size")
 
     def __init__(self, stream: trio.abc.Stream, size: int) -> None:
         self._stream = stream
         self.size = size
         raw = getattr(getattr(stream, "socket", None), "_sock", None)
         self._sock: socket.socket | None = raw if isinstance(raw, socket.socket) else None
-        self._after = bytearray(8)  # frame end + the next frame's head
+        # What follows a body frame's payload: its frame end and the next frame's head,
+        # or after the last frame the start of the next message.
+        self._after = bytearray(8)  # grown to what the protocol asks for
         self._pending = True  # more input may be waiting (the last read filled the buffer)
-        self._reads = 0
         #: Bytes received so far (the confirm pipeline bounds the unsynced part).
         self.received = 0
 
     async def read(self, session: Session) -> bool:
-        """Receive once and hand it to ``session``; False at EOF."""
+        """Receive once (a large body: as much of it as has arrived) and hand it to
+        ``session``; False at EOF."""
         sock = self._sock
         if sock is None:
             data = await self._stream.receive_some(self.size)
@@ -98,50 +102,59 @@ class _Input:
             self.received += len(data)
             session.data_received(data)
             return True
-        want = session.proto.next_read(self.size)
-        if type(want) is int:
-            if self._pending:
-                await trio.lowlevel.checkpoint()  # one yield per batch, as receive_some
-            else:
+        if self._pending:
+            await trio.lowlevel.checkpoint()  # one yield per batch, as receive_some
+        else:
+            await trio.lowlevel.wait_readable(sock)
+        proto = session.proto
+        after = self._after
+        progress = False
+        while True:
+            want = proto.next_read(self.size)
+            if type(want) is int:
+                if progress:
+                    return True
+                data = await self._recv(sock, want)
+                if not data:
+                    return False
+                self._pending = len(data) == want
+                self.received += len(data)
+                session.data_received(data)
+                return True
+            view, more = want  # type: ignore[misc]
+            room = len(view)
+            if more > len(after):
+                after = self._after = bytearray(more)
+            with view, memoryview(after) as tail:
+                try:
+                    got = sock.recvmsg_into((view, tail[:more]))[0]
+                except BlockingIOError:
+                    got = -1
+                except OSError as exc:
+                    raise trio.BrokenResourceError(str(exc)) from exc
+            if got < 0:
+                if progress:  # what has arrived is in; the reader goes on from here
+                    self._pending = False
+                    return True
                 await trio.lowlevel.wait_readable(sock)
-            data = await self._recv(sock, want)
-            if not data:
+                continue
+            if not got:
                 return False
-            self._pending = len(data) == want
-            self.received += len(data)
-            session.data_received(data)
-            return True
-        assert isinstance(want, memoryview)
-        room = len(want)
-        with want:
-            got = await self._recv_into(sock, want)
-        if not got:
-            return False
-        self.received += got
-        session.body_received(min(got, room))
-        if got > room:
-            session.data_received(bytes(self._after[: got - room]))
-        self._pending = True
-        self._reads += 1
-        if not self._reads % 16:
-            await trio.lowlevel.checkpoint()  # a long body read without waiting
-        return True
+            self.received += got
+            session.body_received(min(got, room))
+            if got > room:
+                session.data_received(bytes(after[: got - room]))
+            if got < room + more or more > 8 or session.finished:
+                # The socket is drained for now, or the body is complete.
+                self._pending = got == room + more
+                return True
+            progress = True
 
     @staticmethod
     async def _recv(sock: socket.socket, size: int) -> bytes:
         while True:
             try:
                 return sock.recv(size)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(sock)
-            except OSError as exc:
-                raise trio.BrokenResourceError(str(exc)) from exc
-
-    async def _recv_into(self, sock: socket.socket, target: memoryview) -> int:
-        """Into ``target`` and, once it is full, on into the next frame's head."""
-        while True:
-            try:
-                return sock.recvmsg_into((target, self._after))[0]
             except BlockingIOError:
                 await trio.lowlevel.wait_readable(sock)
             except OSError as exc:

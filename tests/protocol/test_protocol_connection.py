@@ -33,6 +33,7 @@ from amqplite.protocol import (
     events,
     methods,
 )
+from amqplite.protocol.connection import PEEK
 
 PUBLISH = methods.BasicPublish(exchange="ex", routing_key="rk", mandatory=True)
 PROPS = BasicProperties(content_type="text/plain", delivery_mode=2, headers={"k": "v"})
@@ -191,12 +192,19 @@ def _receive_like_a_server(
             pos += len(piece)
             proto.receive_data(piece)
         else:
-            with want:
-                n = min(len(want), len(wire) - pos, chunk)
-                want[:n] = wire[pos : pos + n]
+            view, after = want
+            room = len(view)
+            with view:
+                n = min(room, len(wire) - pos, chunk)
+                view[:n] = wire[pos : pos + n]
             pos += n
             in_place += n
             proto.body_received(n)
+            if n == room:  # what follows the payload, in the same receive
+                out += drain(proto)
+                piece = wire[pos : pos + after]
+                pos += len(piece)
+                proto.receive_data(piece)
         out += drain(proto)
     return out, in_place
 
@@ -213,6 +221,23 @@ def test_a_large_body_arriving_in_pieces_is_received_in_place() -> None:
     assert in_place > len(body) * 0.9
     # The header's properties and the method come through unchanged.
     assert contents[0].properties == PROPS and contents[0].method == PUBLISH
+
+
+def test_large_bodies_back_to_back_are_received_in_place_not_within_large_reads() -> None:
+    proto = running(channels=(1, 2))
+    body = bytes(range(256)) * 1024  # 256 KiB: two frames of 128 KiB and a short one
+    big = encode_content(1, PUBLISH, PROPS, body, proto.frame_max)
+    small = encode_content(2, PUBLISH, PROPS, b"small", proto.frame_max)
+    size = 256 << 10  # the server's read size, which would hold most of a body
+    evs, in_place = _receive_like_a_server(proto, big * 4 + small, size)
+    bodies = [e.body for e in evs if isinstance(e, events.Content)]
+    assert bodies == [body] * 4 + [b"small"]
+    # Nothing announced the first body, so one large read took most of it; once its
+    # header was seen, reads are short and the next three bodies go in place, all but
+    # what each short read took after its header.
+    assert in_place > 3 * (len(body) - PEEK)
+    # A small body ends the short reads.
+    assert proto.next_read(size) == size
 
 
 def test_a_large_body_fed_in_pieces_without_next_read_assembles_the_same() -> None:
