@@ -4,7 +4,8 @@ Layer: ``amqplite/bench`` (stdlib only).  The question (issue 13): does manageme
 messaging?  The broker gets ``--queues`` extra idle queues (default 10,000), then the e2e
 scenario runs in alternating pairs: once alone, once while ``--pollers`` HTTP clients
 (default 20) each GET ``/api/queues`` and ``/metrics`` every second and one dashboard GETs
-``/api/overview`` and ``/api/queues`` every second (its overview and queues tabs).  Each
+``/api/overview`` and ``/api/queues`` every second (its overview and queues tabs) and,
+as Chromium does for the dashboard, revalidates them with ``If-None-Match``.  Each
 pair gives the ratio with ÷ without; the report is their median, so the machine's load
 (which both halves of a pair share) cancels out.
 
@@ -48,6 +49,7 @@ DASHBOARD = ("/api/overview", "/api/queues")
 class PollStats:
     requests: int = 0
     errors: int = 0
+    not_modified: int = 0
     bytes: int = 0
     seconds: list[float] = field(default_factory=list)
 
@@ -64,24 +66,27 @@ class PollStats:
         return {
             "requests": self.requests,
             "errors": self.errors,
+            "not_modified": self.not_modified,
             "bytes": self.bytes,
             "p50_ms": at(0.5),
             "p99_ms": at(0.99),
         }
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, int]:
-    """(status, body bytes) of one HTTP/1.1 response, read to its end."""
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, int, dict[str, str]]:
+    """(status, body bytes, headers) of one HTTP/1.1 response, read to its end."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
     headers = {
         k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)
     }
+    if status == 304 or status == 204:
+        return status, 0, headers
     if "content-length" in headers:
         length = int(headers["content-length"])
         await reader.readexactly(length)
-        return status, length
+        return status, length, headers
     total = 0
     if headers.get("transfer-encoding", "").lower() == "chunked":
         while True:
@@ -89,7 +94,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, int]:
             await reader.readexactly(size + 2)
             total += size
             if size == 0:
-                return status, total
+                return status, total, headers
     raise BenchError("response without a length")
 
 
@@ -101,8 +106,11 @@ async def _poller(
     gzip: bool,
     stop: asyncio.Event,
     stats: PollStats,
+    revalidate: bool = False,
 ) -> None:
-    """One client: every second, GET each of ``paths`` on one keep-alive connection."""
+    """One client: every second, GET each of ``paths`` on one keep-alive connection;
+    ``revalidate``: send the last ETag of each path as ``If-None-Match``, as a browser
+    does for the dashboard's requests (Chromium does: see docs/performance.md)."""
     try:
         await asyncio.wait_for(stop.wait(), random.random())  # spread the clients over a second
         return
@@ -110,21 +118,26 @@ async def _poller(
         pass
     reader, writer = await asyncio.open_connection(host, port)
     extra = "Accept-Encoding: gzip\r\n" if gzip else ""
-    requests = [
-        f"GET {p} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\n{extra}\r\n".encode()
-        for p in paths
+    heads = [
+        f"GET {p} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\n{extra}" for p in paths
     ]
+    tags: dict[int, str] = {}
     try:
         next_at = time.monotonic()
         while not stop.is_set():
-            for request in requests:
+            for i, head in enumerate(heads):
                 t0 = time.monotonic()
-                writer.write(request)
-                status, size = await _read_response(reader)
+                condition = f"If-None-Match: {tags[i]}\r\n" if i in tags else ""
+                writer.write(f"{head}{condition}\r\n".encode())
+                status, size, headers = await _read_response(reader)
                 stats.requests += 1
                 stats.bytes += size
                 stats.seconds.append(time.monotonic() - t0)
-                if status != 200:
+                if revalidate and "etag" in headers:
+                    tags[i] = headers["etag"]
+                if status == 304:
+                    stats.not_modified += 1
+                elif status != 200:
                     stats.errors += 1
             next_at += 1.0
             try:
@@ -146,7 +159,9 @@ async def _poll(
     stats = PollStats()
     tasks = [_poller(host, port, auth, POLLED, gzip, stop, stats) for _ in range(clients)]
     if dashboard:
-        tasks.append(_poller(host, port, auth, DASHBOARD, gzip, stop, stats))
+        # A browser revalidates what it fetched before (the 20 pollers stand for
+        # Prometheus and scripts, which do not).
+        tasks.append(_poller(host, port, auth, DASHBOARD, gzip, stop, stats, revalidate=True))
     results = await asyncio.gather(*tasks, return_exceptions=True)
     failures = [r for r in results if isinstance(r, BaseException)]
     out = stats.summary()
@@ -393,7 +408,8 @@ def format_summary(target: str, summary: dict[str, Any]) -> str:
         lines.append(
             f"  pair {i + 1}: {p['with_msg_per_s']} / {p['without_msg_per_s']} msg/s"
             f"  broker CPU {p['with_cpu_us']} / {p['without_cpu_us']} us/msg"
-            f"  polls {polls.get('requests')} (errors {polls.get('errors')}, p50 {polls.get('p50_ms')} ms,"
+            f"  polls {polls.get('requests')} (errors {polls.get('errors')},"
+            f" 304 {polls.get('not_modified')}, p50 {polls.get('p50_ms')} ms,"
             f" p99 {polls.get('p99_ms')} ms, {polls.get('bytes', 0) // 1024} KiB)"
             + (f"  errors: {p['errors']}" if p["errors"] else "")
         )

@@ -349,7 +349,10 @@ class ManagementApp:
 
     async def metrics(self, call: Call) -> Response:
         body = await self.snapshots.metrics(self.broker)
-        return await body.response(call.request.headers.get("accept-encoding", ""))
+        headers = call.request.headers
+        return await body.response(
+            headers.get("accept-encoding", ""), headers.get("if-none-match", "")
+        )
 
     # -- overview, vhosts, users ---------------------------------------------------------
 
@@ -610,7 +613,10 @@ class ManagementApp:
         page = paging.requested(request)
         if page is None and not dict(request.query).get("name"):
             body = await listing.body(vhosts)
-            return await body.response(request.headers.get("accept-encoding", ""))
+            headers = request.headers
+            return await body.response(
+                headers.get("accept-encoding", ""), headers.get("if-none-match", "")
+            )
         items = listing.items(vhosts)
         total = len(items)
         fragments = [f for _, f in name_filter.by_name(request, items, _first)]

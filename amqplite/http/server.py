@@ -300,7 +300,8 @@ async def _send_response(
         headers.append(("content-type", response.content_type))
     headers.extend(response.headers)
     body = response.body
-    if isinstance(body, bytes):
+    if isinstance(body, bytes) and response.status != 304:
+        # A 304 has no body; its Content-Length would have to be the 200's (RFC 9110).
         headers.append(("content-length", str(len(body))))
     reason = _REASONS.get(response.status, "")
     with trio.move_on_after(limits.write_timeout) as scope:

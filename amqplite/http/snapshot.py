@@ -26,6 +26,9 @@ both every second would ask for ten times the core -- messaging would stop.  Ins
   vhost set and sent as they are to every poller that asks.  Clients that accept gzip
   (browsers, Prometheus, ``requests``) get about 1 % of the bytes.
 * **Pages** (RabbitMQ's ``?page=&page_size=``) slice the snapshot's fragments.
+* **Entity tags.**  Each body carries an ``ETag`` (its CRC-32 and length); a client that
+  revalidates with ``If-None-Match`` -- a browser does, for the dashboard's requests --
+  gets a 304 without a body while the listing is unchanged.
 * **In slices of about a millisecond.**  Taking a snapshot of 10,000 queues is tens of
   milliseconds of work; done in one go it would hold up every AMQP connection that long.
   :func:`drive` runs it in pieces and lets the other tasks run whenever a piece has held
@@ -92,10 +95,14 @@ async def drive(
 @attrs.define(eq=False)
 class Body:
     """One encoded response body of a snapshot (in pieces, so that making it never holds
-    the event loop long), and its gzip once somebody asked for it."""
+    the event loop long), its entity tag, and its gzip once somebody asked for it."""
 
     parts: list[bytes]
     content_type: str = JSON_TYPE
+    #: The body's checksum and length (:func:`entity_tag`): the same bytes in the next
+    #: snapshot (idle queues) have the same tag, so a client that revalidates (a browser:
+    #: ``If-None-Match``) gets a 304 without a body.
+    etag: str = ""
     gzipped: bytes | None = None
     _lock: trio.Lock = attrs.Factory(trio.Lock)
 
@@ -107,20 +114,52 @@ class Body:
     def raw(self) -> bytes:
         return b"".join(self.parts)
 
-    async def response(self, accept_encoding: str) -> Response:
+    async def response(self, accept_encoding: str, if_none_match: str = "") -> Response:
         length = self.length
-        if length < GZIP_MIN or "gzip" not in accept_encoding:
-            vary = ("vary", "accept-encoding")
+        packed = length >= GZIP_MIN and "gzip" in accept_encoding
+        vary = ("vary", "accept-encoding")
+        # Each encoding is its own representation, with its own tag.
+        tag = f"{self.etag[:-1]}-gzip{self.etag[-1:]}" if packed and self.etag else self.etag
+        if tag and if_none_match and _matches(if_none_match, tag):
+            return Response(304, b"", None, (("etag", tag), vary))
+        headers: tuple[tuple[str, str], ...] = (("etag", tag), vary) if tag else (vary,)
+        if not packed:
             if len(self.parts) == 1:
-                return Response(200, self.parts[0], self.content_type, (vary,))
+                return Response(200, self.parts[0], self.content_type, headers)
             # Sent as they are (the server coalesces them into large writes).
-            headers = (("content-length", str(length)), vary)
+            headers = (("content-length", str(length)), *headers)
             return Response(200, iter(self.parts), self.content_type, headers)
         async with self._lock:  # one compression per body, however many ask at once
             if self.gzipped is None:
                 self.gzipped = await trio.to_thread.run_sync(_gzip, self.parts)
-        headers = (("content-encoding", "gzip"), ("vary", "accept-encoding"))
+        headers = (("content-encoding", "gzip"), *headers)
         return Response(200, self.gzipped, self.content_type, headers)
+
+
+def _matches(if_none_match: str, tag: str) -> bool:
+    """``If-None-Match`` names ``tag`` or is ``*`` (weak comparison: a ``W/`` is ignored)."""
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == tag:
+            return True
+    return False
+
+
+def entity_tag(parts: list[bytes], out: list[str]) -> Iterator[None]:
+    """Appends to ``out`` the entity tag of the body in ``parts`` (CRC-32 and length),
+    yielding after each piece."""
+    crc = 0
+    length = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+        length += len(part)
+        yield
+    out.append(f'"{crc:08x}{length:x}"')
+
+
+def _chain(*works: Iterator[None]) -> Iterator[None]:
+    for work in works:
+        yield from work
 
 
 def _gzip(parts: list[bytes]) -> bytes:
@@ -159,8 +198,10 @@ class QueueListing:
         if body is not None:
             return body, 0.0
         parts: list[bytes] = []
-        cost = await drive(array_parts([f for _, f in self.items(key)], parts), step, pause)
-        body = self._bodies.setdefault(key, Body(parts))
+        tag: list[str] = []
+        work = _chain(array_parts([f for _, f in self.items(key)], parts), entity_tag(parts, tag))
+        cost = await drive(work, step, pause)
+        body = self._bodies.setdefault(key, Body(parts, etag=tag[0]))
         return body, cost
 
 
@@ -335,6 +376,9 @@ class Snapshots:
 
     async def _take_metrics(self, broker: Broker) -> tuple[Body, float]:
         parts: list[bytes] = []
-        work = metrics.render_parts(broker, self._metric_lines, parts)
+        tag: list[str] = []
+        work = _chain(
+            metrics.render_parts(broker, self._metric_lines, parts), entity_tag(parts, tag)
+        )
         cost = await drive(work, self.step, self.pause)
-        return Body(parts, metrics.CONTENT_TYPE), cost
+        return Body(parts, metrics.CONTENT_TYPE, etag=tag[0]), cost

@@ -162,6 +162,42 @@ async def test_listings_and_metrics_are_gzipped_for_clients_that_accept_it(fixed
         assert gzip.decompress(packed.body) == plain.body
 
 
+async def test_a_client_that_revalidates_gets_304_while_the_body_is_unchanged(
+    fixed: Stack, clock: FakeClock
+) -> None:
+    """Listings and /metrics carry an ETag per representation (plain, gzip); If-None-Match
+    with it is answered 304 without a body.  An unchanged listing keeps its tag in the next
+    snapshot; a changed one gets a new tag and a 200."""
+    for i in range(40):
+        fixed.broker.vhosts["/"].declare_queue(f"many-{i:02d}")
+    gz = {"Accept-Encoding": "gzip"}
+    for path, auth in (("/api/queues", True), ("/metrics", None)):
+        first = await fixed.request("GET", path, auth=auth, headers=gz)
+        tag = first.headers["etag"]
+        again = await fixed.request("GET", path, auth=auth, headers={**gz, "If-None-Match": tag})
+        assert (again.status, again.body, again.headers["etag"]) == (304, b"", tag)
+        assert "content-length" not in again.headers
+        weak = await fixed.request(
+            "GET", path, auth=auth, headers={**gz, "If-None-Match": f"W/{tag}"}
+        )
+        assert weak.status == 304
+        plain = await fixed.request("GET", path, auth=auth, headers={"If-None-Match": tag})
+        assert plain.status == 200 and plain.headers["etag"] != tag  # another representation
+    listing = await fixed.request("GET", "/api/queues", headers=gz)
+    clock.advance(PERIOD)  # a new snapshot, the same queues
+    same = await fixed.request(
+        "GET", "/api/queues", headers={**gz, "If-None-Match": listing.headers["etag"]}
+    )
+    assert same.status == 304
+    await fixed.amqp(lambda ch: ch.queue_declare("new"))
+    clock.advance(PERIOD)
+    changed = await fixed.request(
+        "GET", "/api/queues", headers={**gz, "If-None-Match": listing.headers["etag"]}
+    )
+    assert changed.status == 200 and changed.headers["etag"] != listing.headers["etag"]
+    assert "new" in _names(json.loads(gzip.decompress(changed.body)))
+
+
 async def test_a_long_listing_made_in_pieces_is_sent_whole(stack: Stack) -> None:
     """1,100 queues: the listing body is made in pieces of 512 fragments and sent as one
     response with its Content-Length (not chunked), plain and gzipped alike."""
