@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import itertools
 import logging
+import operator
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterator
 from contextlib import aclosing, contextmanager
@@ -362,27 +364,24 @@ class ManagementApp:
         user = call.user
         assert user is not None
         every = auth.sees_all_vhosts(user)
-        # One pass over the queues (the dashboard asks every second; with 10,000 queues
-        # each pass is milliseconds).
-        count = ready = unacked = consumers = redelivered = published = delivered = acked = 0
-        for v in vhosts:
-            for q in list(v.queues.values()):
-                count += 1
-                ready += q.message_count
-                unacked += q.unacked_count
-                consumers += q.consumer_count
-                stats = q.stats
-                redelivered += stats.redelivered
-                if not every:
-                    published += stats.published
-                    delivered += stats.delivered
-                    acked += stats.acked
+        # Summed with map(attrgetter) over the queues: the dashboard asks every second,
+        # and a Python loop over 10,000 queues is milliseconds (C-level sums are a tenth).
+        queues = list(itertools.chain.from_iterable(list(v.queues.values()) for v in vhosts))
+        count = len(queues)
+        ready = sum(map(_READY, queues))
+        unacked = sum(map(_UNACKED, queues))
+        consumers = sum(map(len, map(_CONSUMERS, queues)))
+        redelivered = sum(map(_REDELIVERED, queues))
         if every:
             # Broker-wide counters count a fanout publish once, not once per queue.
             broker_stats = self.broker.stats
             published = broker_stats.published
             delivered = broker_stats.delivered
             acked = broker_stats.acked
+        else:
+            published = sum(map(_PUBLISHED, queues))
+            delivered = sum(map(_DELIVERED, queues))
+            acked = sum(map(_ACKED, queues))
         totals = {
             "publish": published,
             "deliver_get": delivered,
@@ -995,6 +994,17 @@ def _query_int(value: str | None, name: str) -> int | None:
     if number < 0:
         raise bad_request(f"{name} must not be negative")
     return number
+
+
+_READY = operator.attrgetter("message_count")
+_UNACKED = operator.attrgetter("unacked_count")
+# ``consumers`` (a list on both queue kinds) rather than the ``consumer_count`` property:
+# a property is a Python call per queue.
+_CONSUMERS = operator.attrgetter("consumers")
+_REDELIVERED = operator.attrgetter("stats.redelivered")
+_PUBLISHED = operator.attrgetter("stats.published")
+_DELIVERED = operator.attrgetter("stats.delivered")
+_ACKED = operator.attrgetter("stats.acked")
 
 
 @functools.cache
