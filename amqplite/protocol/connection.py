@@ -32,9 +32,11 @@ What this layer checks, following RabbitMQ's reader and command assembler:
 
 Speed: the input is one bytearray parsed at an offset and compacted once per
 ``receive_data``; a publish whose header and single body frame are already buffered is
-assembled in one step (``_whole_content``); publish payloads and header property blocks
-(without a headers table) repeat from message to message and are decoded once, through
-small process-wide memo tables of frozen values.
+checked and decoded in one step of :meth:`~ServerConnection.next_event` into the
+:class:`~amqplite.message.Message` the broker takes (the Content event carries it, so a
+publish costs two objects here); publish payloads and header property blocks (without a
+headers table) repeat from message to message and are decoded once, through small
+process-wide memo tables of frozen values.
 
 The session reads the states this layer keeps (:attr:`~ServerConnection.handshaking`,
 :attr:`~ServerConnection.closing`, the negotiated values, which channels are open) instead
@@ -51,10 +53,11 @@ a timeout.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any, Final
 
 from amqplite.errors import AMQPConnectionError, ChannelError, ReplyCode
-from amqplite.message import BasicProperties, Message
+from amqplite.message import BasicProperties, Body, Message
 from amqplite.protocol import events, methods
 from amqplite.protocol.events import EOF_EVENT, HEARTBEAT, PROTOCOL_HEADER, Event
 from amqplite.protocol.fields import DECODE_ERRORS, Buffer
@@ -120,12 +123,21 @@ _U32 = struct.Struct(">I")
 # Process-wide memo tables for values that repeat message after message (pure functions
 # of their keys, so sharing them between connections is safe); bounded by clearing.
 _CACHE_SIZE = 4096
-_publish_cache: dict[bytes, methods.Method] = {}
+_publish_cache: dict[bytes, methods.BasicPublish] = {}
 _properties_cache: dict[bytes, BasicProperties] = {}
 _HEADERS_HIGH_BIT = 0x20  # the headers flag (bit 13) within the first flag octet
 _HEADER_FIELDS = struct.Struct(">HHQ")
-# A content header frame's head (type, channel, size) and its class, weight and body size.
-_HEADER_START = struct.Struct(">BHIHHQ")
+# The hot path's unpacks.  A method frame's head and its class/method key; then, from
+# that frame's end octet on, the end octet, the next frame's type and channel as one word
+# (so one comparison checks all three), its size, and for a content header its class and
+# weight as one word and the body size; the same word and size for the body frame.
+_METHOD_START = struct.Struct(">BHII")
+_END_HEADER = struct.Struct(">IIIQ")
+_END_BODY = struct.Struct(">II")
+_HEADER_WORD = FRAME_END << 24 | FRAME_HEADER << 16
+_BODY_WORD = FRAME_END << 24 | FRAME_BODY << 16
+_BASIC_WEIGHT_0 = 60 << 16  # a content header of class basic, weight 0
+_tuple_new = tuple.__new__
 
 
 def _key(method: type[methods.Method]) -> int:
@@ -163,6 +175,47 @@ _HANDSHAKE_STATES = frozenset({AWAITING_HEADER, STARTING, SECURING, TUNING, OPEN
 # Channel states.
 _CH_OPEN = 1
 _CH_CLOSING = 2  # the server sent channel.close
+
+
+def _decode_publish(payload: bytes) -> methods.BasicPublish:
+    """Decode a basic.publish frame's payload (key included) and remember it: publishers
+    repeat the same exchange and routing key, and the method object is immutable."""
+    method = ServerConnection._decode(_PUBLISH, payload, 4, len(payload))
+    assert isinstance(method, methods.BasicPublish)
+    if len(_publish_cache) >= _CACHE_SIZE:
+        _publish_cache.clear()
+    _publish_cache[payload] = method
+    return method
+
+
+def _decode_properties(raw: bytes, class_id: int = 60, method_id: int = 40) -> BasicProperties:
+    """Decode a basic.publish's content header property flags and list (501 if malformed).
+
+    Property sets repeat across messages: the frozen value is remembered and shared,
+    except when it holds a headers table (a mutable dict better not shared between
+    messages)."""
+    try:
+        properties = decode_property_list(raw, 0, len(raw))
+    except DECODE_ERRORS as exc:
+        raise AMQPConnectionError(
+            ReplyCode.FRAME_ERROR, f"malformed content header: {exc}", class_id, method_id
+        ) from None
+    if not raw[0] & _HEADERS_HIGH_BIT and len(raw) <= 512:
+        if len(_properties_cache) >= _CACHE_SIZE:
+            _properties_cache.clear()
+        _properties_cache[raw] = properties
+    return properties
+
+
+def _content(
+    channel: int, method: methods.Method, properties: BasicProperties, raw: bytes, body: Body
+) -> events.Content:
+    """The Content event of an assembled publish (the general path's).  (A client may send
+    only basic.publish with content; any other is refused by the session.)"""
+    exchange: str = method.exchange  # type: ignore[attr-defined]
+    routing_key: str = method.routing_key  # type: ignore[attr-defined]
+    message = Message(exchange, routing_key, properties, body, raw)
+    return events.Content(channel, method, message)  # type: ignore[arg-type]
 
 
 class _Assembly:
@@ -327,51 +380,100 @@ class ServerConnection:
         """The next event, or :data:`NEED_DATA`; raises AMQPConnectionError on bad input."""
         buf = self._buf
         while True:
-            if self._broken or self.state == CLOSED:
-                return EOF_EVENT if self._eof else NEED_DATA
-            if self._direct is not None:
-                ev = self._continue_direct()
+            if self._broken or self._direct is not None or self.state != RUNNING:
+                ev = self._before_frame()
                 if ev is not None:
                     return ev
             pos = self._pos
-            if self.state == AWAITING_HEADER:
-                return self._read_protocol_header()
-            if len(buf) - pos < 7:
+            n = len(buf)
+            if n - pos > 10:  # the frame head and, for a method frame, its class/method key
+                ftype, channel, size, key = _METHOD_START.unpack_from(buf, pos)
+                limit = self._frame_limit
+                # The hot path: a basic.publish on an open channel, its content header and its
+                # whole body in one frame right behind it, checked with three unpacks and a few
+                # comparisons and handed on as the Message the broker takes.  Anything else is
+                # left to the general path below, which gives the right error.
+                if (
+                    key == _PUBLISH
+                    and ftype == FRAME_METHOD
+                    and self.state == RUNNING
+                    and 8 < size <= limit
+                    and self._channels.get(channel) == _CH_OPEN
+                    and channel not in self._assembling
+                    and (end := pos + 7 + size) + 20 <= n
+                ):
+                    word, hsize, weight, body_size = _END_HEADER.unpack_from(buf, end)
+                    hend = end + 8 + hsize
+                    if (
+                        word == _HEADER_WORD | channel
+                        and weight == _BASIC_WEIGHT_0
+                        and 13 < hsize <= limit
+                        and 0 < body_size <= self.max_message_size
+                        and hend + 8 <= n
+                    ):
+                        word, bsize = _END_BODY.unpack_from(buf, hend)
+                        bend = hend + 8 + bsize
+                        if (
+                            word == _BODY_WORD | channel
+                            and bsize == body_size
+                            and bend < n
+                            and bsize <= limit
+                            and buf[bend] == FRAME_END
+                        ):
+                            # Decoded in the general path's order, for the same errors.
+                            payload = bytes(buf[pos + 7 : end])
+                            method = _publish_cache.get(payload) or _decode_publish(payload)
+                            raw = bytes(buf[end + 20 : hend])
+                            props = _properties_cache.get(raw) or _decode_properties(raw)
+                            self._pos, self._peek = bend + 1, False
+                            hend += 8
+                            body = (
+                                bytes(buf[hend:bend])
+                                if bsize < 4096
+                                else _copy_out(buf, hend, bend)
+                            )
+                            message = Message(method.exchange, method.routing_key, props, body, raw)
+                            return _tuple_new(events.Content, (channel, method, message))
+            elif n - pos < 7:
                 return EOF_EVENT if self._eof else NEED_DATA
-            ftype, channel, size = FRAME_HEAD.unpack_from(buf, pos)
+            else:
+                ftype, channel, size = FRAME_HEAD.unpack_from(buf, pos)
             if size > self._frame_limit:
                 self._broken = True
                 check_frame_head(ftype, size, self._frame_limit)
             end = pos + 7 + size
             if end >= len(buf):
-                # (Within a large body its short last frame too, to receive it together
-                # with the next message's start.)
-                if (
-                    ftype == FRAME_BODY
-                    and (size >= DIRECT_MIN or self._peek)
-                    and self._start_direct(channel, size)
-                ):
+                if ftype == FRAME_BODY and self._start_direct(channel, size):
                     continue
                 return EOF_EVENT if self._eof else NEED_DATA
-            if not 0 < ftype < 4 and ftype != FRAME_HEARTBEAT:
-                # Read whole first: RabbitMQ quotes the payload in its reply text.
-                self._broken = True
-                raise unknown_frame(ftype, buf[pos + 7 : end])
-            if buf[end] != FRAME_END:
-                self._broken = True
-                raise bad_frame_end(buf[end])
+            on_frame = _ON_FRAME.get(ftype)
+            if on_frame is None or buf[end] != FRAME_END:
+                raise self._bad_frame(ftype, pos + 7, end)
             self._pos = end + 1
-            start = pos + 7
-            if ftype == FRAME_METHOD:
-                ev = self._on_method(channel, start, end)
-            elif ftype == FRAME_BODY:
-                ev = self._on_body(channel, start, end)
-            elif ftype == FRAME_HEADER:
-                ev = self._on_header(channel, start, end)
-            else:
-                ev = self._on_heartbeat(channel, start, end)
+            ev = on_frame(self, channel, pos + 7, end)
             if ev is not None:
                 return ev
+
+    def _bad_frame(self, ftype: int, start: int, end: int) -> AMQPConnectionError:
+        """501 for an unknown frame type (read whole first: RabbitMQ quotes its payload) or
+        a bad frame end; the input is abandoned."""
+        self._broken = True
+        if ftype in _ON_FRAME:
+            return bad_frame_end(self._buf[end])
+        return unknown_frame(ftype, self._buf[start:end])
+
+    def _before_frame(self) -> Event | _NeedData | None:
+        """What comes before the next frame when the connection is not simply running:
+        None to go on parsing frames at ``_pos``."""
+        if self._broken or self.state == CLOSED:
+            return EOF_EVENT if self._eof else NEED_DATA
+        if self._direct is not None:
+            ev = self._continue_direct()
+            if ev is not None:
+                return ev
+        if self.state == AWAITING_HEADER:
+            return self._read_protocol_header()
+        return None
 
     def _read_protocol_header(self) -> Event | _NeedData:
         data = bytes(self._buf[self._pos : self._pos + 8])
@@ -390,16 +492,12 @@ class ServerConnection:
         if end - start < 4:  # RabbitMQ: an unknown frame, quoted
             raise unknown_frame(FRAME_METHOD, buf[start:end])
         (key,) = _U32.unpack_from(buf, start)
+        method: methods.Method
         if key == _PUBLISH:
             # Publishers repeat the same exchange / routing key, and the method object is
             # immutable: decode each distinct payload once.
             payload = bytes(buf[start:end])
-            method = _publish_cache.get(payload)
-            if method is None:
-                method = self._decode(key, payload, 4, len(payload))
-                if len(_publish_cache) >= _CACHE_SIZE:
-                    _publish_cache.clear()
-                _publish_cache[payload] = method
+            method = _publish_cache.get(payload) or _decode_publish(payload)
         elif key == _ACK and end - start == 13:
             # One per consumed message: decoded here, as its decoder would (same checks).
             tag, bits = _ACK_ARGS.unpack_from(buf, start + 4)
@@ -423,10 +521,10 @@ class ServerConnection:
                 if channel in self._assembling:
                     self._content_interrupted(channel)
                 if method.HAS_CONTENT:
-                    ev = self._whole_content(channel, method, end + 1)
-                    if ev is None:
-                        self._assembling[channel] = _Assembly(method)
-                    return ev
+                    # (A whole publish was taken by next_event's hot path: this one is
+                    # still arriving, or has several body frames or none.)
+                    self._assembling[channel] = _Assembly(method)
+                    return None
                 if key == _CHANNEL_CLOSE_OK:
                     # Only an answer to our channel.close; RabbitMQ's reply otherwise.
                     raise AMQPConnectionError(
@@ -540,67 +638,6 @@ class ServerConnection:
         self.heartbeat = tune_ok.heartbeat
         self._frame_limit = self.frame_max or 0xFFFFFFFF
 
-    def _whole_content(
-        self, channel: int, method: methods.Method, pos: int
-    ) -> events.Content | None:
-        """The hot path: header and single body frame already buffered right after the method.
-
-        Returns None whenever anything is unusual, leaving the frames to the general
-        (checking) path.
-        """
-        buf = self._buf
-        size = len(buf)
-        if size - pos < 21:
-            return None
-        # The header frame's head and fixed fields in one unpack (they are checked below).
-        ftype, hchannel, hsize, class_id, weight, body_size = _HEADER_START.unpack_from(buf, pos)
-        hend = pos + 7 + hsize
-        if (
-            ftype != FRAME_HEADER
-            or hchannel != channel
-            or hsize < 14
-            or hsize > self._frame_limit
-            or hend >= size
-            or buf[hend] != FRAME_END
-            or class_id != method.CLASS_ID
-            or weight
-            or body_size > self.max_message_size
-        ):
-            return None
-        if body_size:
-            bpos = hend + 1
-            # Where the body frame ends if it holds the whole body (checked just after).
-            bend = bpos + 7 + body_size
-            if bend >= size:
-                return None
-            ftype, bchannel, bsize = FRAME_HEAD.unpack_from(buf, bpos)
-            if (
-                ftype != FRAME_BODY
-                or bchannel != channel
-                or bsize != body_size
-                or bsize > self._frame_limit
-                or buf[bend] != FRAME_END
-            ):
-                return None
-            body = bytes(buf[bpos + 7 : bend]) if bsize < 4096 else _copy_out(buf, bpos + 7, bend)
-        else:
-            body = b""
-            bend = hend
-        raw = bytes(buf[pos + 19 : hend])
-        properties = _properties_cache.get(raw)
-        if properties is None:
-            try:
-                properties = decode_property_list(raw, 0, len(raw))
-            except DECODE_ERRORS:
-                return None
-            if not raw[0] & _HEADERS_HIGH_BIT and len(raw) <= 512:
-                if len(_properties_cache) >= _CACHE_SIZE:
-                    _properties_cache.clear()
-                _properties_cache[raw] = properties
-        self._pos = bend + 1
-        self._peek = False
-        return events.Content(channel, method, properties, raw, body)
-
     def _content_interrupted(self, channel: int) -> None:
         asm = self._assembling.pop(channel)
         if asm.remaining < 0:
@@ -671,27 +708,13 @@ class ServerConnection:
                 method.METHOD_ID,
             )
         raw = bytes(buf[start + 12 : end])
-        properties = _properties_cache.get(raw)
-        if properties is None:
-            try:
-                properties = decode_property_list(raw, 0, len(raw))
-            except DECODE_ERRORS as exc:
-                raise AMQPConnectionError(
-                    ReplyCode.FRAME_ERROR,
-                    f"malformed content header: {exc}",
-                    method.CLASS_ID,
-                    method.METHOD_ID,
-                ) from None
-            # Property sets repeat across messages; share the frozen value, except when it
-            # holds a headers table (a mutable dict better not shared between messages).
-            if not raw[0] & _HEADERS_HIGH_BIT and len(raw) <= 512:
-                if len(_properties_cache) >= _CACHE_SIZE:
-                    _properties_cache.clear()
-                _properties_cache[raw] = properties
+        properties = _properties_cache.get(raw) or _decode_properties(
+            raw, method.CLASS_ID, method.METHOD_ID
+        )
         self._peek = body_size >= PEEK_MIN
         if not body_size:
             del self._assembling[channel]
-            return events.Content(channel, method, properties, raw, b"")
+            return _content(channel, method, properties, raw, b"")
         asm.remaining = asm.size = body_size
         asm.properties = properties
         asm.raw = raw
@@ -730,7 +753,7 @@ class ServerConnection:
             del self._assembling[channel]
             assert asm.properties is not None
             body = _copy_out(self._buf, start, end)
-            return events.Content(channel, asm.method, asm.properties, asm.raw, body)
+            return _content(channel, asm.method, asm.properties, asm.raw, body)
         if end > start:
             self._reserve(asm, end - start)
             asm.copy_in(self._buf, start, end)
@@ -759,7 +782,7 @@ class ServerConnection:
             return None
         del self._assembling[channel]
         assert asm.properties is not None
-        return events.Content(channel, asm.method, asm.properties, asm.raw, asm.body)
+        return _content(channel, asm.method, asm.properties, asm.raw, asm.body)
 
     # -- large body frames, received in place ---------------------------------------------
 
@@ -768,6 +791,10 @@ class ServerConnection:
         into the body's buffer, from the socket if the server uses :meth:`next_read`.
 
         Errors in the frame head are raised now; a frame to drop waits to be whole."""
+        if size < DIRECT_MIN and not self._peek:
+            # (Within a large body its short last frame too, to receive it together with
+            # the next message's start.)
+            return False
         asm = self._body_frame(channel, size)
         if asm is None:
             return False
@@ -964,3 +991,12 @@ class ServerConnection:
     def __repr__(self) -> str:
         info: dict[str, Any] = {"state": self.state, "channels": len(self._channels)}
         return f"<ServerConnection {info}>"
+
+
+# What handles each frame type in ServerConnection.next_event's general path.
+_ON_FRAME: dict[int, Callable[[ServerConnection, int, int, int], Event | None]] = {
+    FRAME_METHOD: ServerConnection._on_method,
+    FRAME_HEADER: ServerConnection._on_header,
+    FRAME_BODY: ServerConnection._on_body,
+    FRAME_HEARTBEAT: ServerConnection._on_heartbeat,
+}

@@ -3,17 +3,20 @@
 Events are values: treat them as read-only.  The ones without fields are singletons
 (``PROTOCOL_HEADER``, ``HEARTBEAT``, ``EOF``) so the hot path allocates nothing for them;
 compare with ``isinstance`` or ``is``.  :class:`Method` and :class:`Content`, one of which
-is built per received message, are plain slotted classes rather than frozen ones: a frozen
-attrs class sets each field through ``object.__setattr__``, which made building a Content
-about three times as slow (``make bench-micro``: ``decode_publish_16b``).
+is built per received message, are the cheapest to build: Method a plain slotted class (a
+frozen attrs class sets each field through ``object.__setattr__``, three times as slow),
+Content a named tuple built in C (``make bench-micro``: ``decode_publish_16b``).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import attrs
 
-from amqplite.message import BasicProperties, Body
+from amqplite.message import Message
 from amqplite.protocol.frames import PROTOCOL_HEADER as _OUR_HEADER
+from amqplite.protocol.methods import BasicPublish
 from amqplite.protocol.methods import Method as _Method
 
 
@@ -42,19 +45,19 @@ class Method:
     method: _Method
 
 
-@attrs.define(slots=True)
-class Content:
-    """A content-carrying method (basic.publish) assembled with its header and body frames.
+class Content(NamedTuple):
+    """A content-carrying method (basic.publish) assembled with its header and body frames
+    into the :class:`~amqplite.message.Message` the broker takes as it is.
 
-    ``raw_properties`` holds the property flags and list exactly as received, for
-    ``Message.raw_properties``.
+    A named tuple, so the hot path builds it with one C call (``tuple.__new__(Content,
+    (channel, method, message))``) instead of a Python ``__init__``; with the Message it
+    is one of the two objects a publish costs here.  The message's ``raw_properties`` are
+    the property flags and list exactly as received.
     """
 
     channel: int
-    method: _Method
-    properties: BasicProperties
-    raw_properties: bytes
-    body: Body
+    method: BasicPublish
+    message: Message
 
 
 @attrs.frozen(slots=True)

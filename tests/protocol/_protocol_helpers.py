@@ -34,6 +34,25 @@ def feed(proto: ServerConnection, data: bytes) -> list[Event]:
     return drain(proto)
 
 
+def comparable(evs: list[Event]) -> list[object]:
+    """``evs`` with each Content as a tuple of what it carries: the Message inside compares
+    by identity, the tuple by value."""
+    return [
+        (
+            ev.channel,
+            ev.method,
+            ev.message.exchange,
+            ev.message.routing_key,
+            ev.message.properties,
+            ev.message.raw_properties,
+            bytes(ev.message.body),
+        )
+        if isinstance(ev, events.Content)
+        else ev
+        for ev in evs
+    ]
+
+
 def handshake_bytes(
     frame_max: int = 131072, channel_max: int = 2047, heartbeat: int = 0
 ) -> list[bytes]:

@@ -1,8 +1,8 @@
 """basic.* methods and publishes: the messaging path through the session (server layer, session package).
 
-:func:`publish` is the hot path: one call per basic.publish, which numbers the confirm,
-builds the :class:`~amqplite.message.Message` (sharing the received property bytes) and
-hands it to the broker channel.  Deliveries go out through
+:func:`publish` is the hot path: one call per basic.publish, which numbers the confirm and
+hands the :class:`~amqplite.message.Message` the protocol assembled (with the received
+property bytes) to the broker channel.  Deliveries go out through
 :meth:`SessionChannel.deliver <amqplite.server.session.channel.SessionChannel.deliver>`.
 """
 
@@ -19,13 +19,12 @@ from amqplite.protocol import methods as m
 from amqplite.server.session import reply_to
 
 if TYPE_CHECKING:
-    from amqplite.protocol import events
     from amqplite.server.session.channel import ChannelHandler, SessionChannel
     from amqplite.server.session.core import Session
 
 
-def publish(session: Session, ch: SessionChannel, event: events.Content) -> None:
-    method: m.BasicPublish = event.method  # type: ignore[assignment]
+def publish(session: Session, ch: SessionChannel, method: m.BasicPublish, message: Message) -> None:
+    """A basic.publish with its content, assembled by the protocol into ``message``."""
     if method.immediate:
         raise AMQPConnectionError(
             ReplyCode.NOT_IMPLEMENTED, "immediate=true", method.CLASS_ID, method.METHOD_ID
@@ -38,18 +37,16 @@ def publish(session: Session, ch: SessionChannel, event: events.Content) -> None
         if not ch.queued:
             ch.queued = True
             session.confirming.append(ch)
-    properties = event.properties
-    raw_properties: bytes | None = event.raw_properties
+    properties = message.properties
     if properties.reply_to == reply_to.DIRECT_REPLY_TO:
+        # Re-encoded with the new reply_to (no raw properties).
         properties = attrs.evolve(properties, reply_to=reply_to.reply_queue_of(ch))
-        raw_properties = None  # re-encoded with the new reply_to
-    message = Message(method.exchange, method.routing_key, properties, event.body, raw_properties)
-    result = channel.publish(
-        method.exchange, method.routing_key, message, mandatory=method.mandatory
-    )
+        message = Message(message.exchange, message.routing_key, properties, message.body)
+    mandatory = method.mandatory
+    result = channel.publish(method.exchange, method.routing_key, message, mandatory=mandatory)
     if result is TX_BUFFERED:
-        ch.tx_publishes.append((method.mandatory, message))
-    elif method.mandatory and not result.routed:
+        ch.tx_publishes.append((mandatory, message))
+    elif mandatory and not result.routed:
         return_unroutable(session, ch.number, message)
     if seq:
         if result.rejected:

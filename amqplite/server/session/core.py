@@ -170,6 +170,9 @@ class Session:
 
     def _process_events(self) -> None:
         proto = self.proto
+        channels = self.channels
+        publish = basic.publish
+        Content = events.Content
         while not self.finished and self.auth_pending is None:
             try:
                 event = proto.next_event()
@@ -190,7 +193,17 @@ class Session:
             if event is NEED_DATA:
                 return
             try:
-                self._handle_event(event)
+                if type(event) is Content:
+                    # The common case, without _handle_event: a publish on an open channel
+                    # (the protocol passes content only for those).
+                    channel, method, message = event
+                    ch = channels[channel]
+                    try:
+                        publish(self, ch, method, message)
+                    except ChannelError as exc:
+                        self._channel_failed(ch, exc, method)
+                else:
+                    self._handle_event(event)
             except AMQPConnectionError as exc:
                 self._close_connection(exc, getattr(event, "method", None))
             except Exception:
@@ -370,13 +383,6 @@ class Session:
                 handler(self, ch, method)
             except ChannelError as exc:
                 self._channel_failed(ch, exc, method)
-        elif kind is events.Content:
-            content: events.Content = event  # type: ignore[assignment]
-            ch = self.channels[content.channel]  # the protocol passes only open channels
-            try:
-                basic.publish(self, ch, content)
-            except ChannelError as exc:
-                self._channel_failed(ch, exc, content.method)
         elif kind is events.Heartbeat:
             pass
         elif kind is events.ProtocolHeader:
