@@ -350,9 +350,9 @@ class Channel:
             raise precondition_failed(
                 f"invalid expiration '{props.expiration}': {_expiration_error(props.expiration)}"
             )
-        if props.user_id is not None and self.user is not None and props.user_id != self.user.name:
+        if props.user_id is not None and user is not None and props.user_id != user.name:
             raise precondition_failed(
-                f"user_id property set to '{props.user_id}' but authenticated user was '{self.user.name}'"
+                f"user_id property set to '{props.user_id}' but authenticated user was '{user.name}'"
             )
         if message.routing_key != routing_key or message.exchange != exchange:
             message = Message(exchange, routing_key, props, message.body, message.raw_properties)

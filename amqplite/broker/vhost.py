@@ -616,7 +616,8 @@ class VHost:
         x.stats.publish_in += 1
         broker = self.broker
         broker.stats.published += 1
-        headers = message.properties.headers
+        props = message.properties
+        headers = props.headers
         if headers or x.e2e_bindings or x.alternate is not None:
             queues = self.route(x, message)
         else:  # route()'s common case, without the call: one exchange, no CC/BCC
@@ -636,7 +637,7 @@ class VHost:
             )
         now = broker.clock()
         ref: MessageRef | None = None
-        if broker.store is not None and message.persistent:
+        if broker.store is not None and props.delivery_mode == 2:  # message.persistent
             ref = self._store_message(message, queues, now)
             if ref == -1:
                 return STORE_FAILED

@@ -128,14 +128,15 @@ _properties_cache: dict[bytes, BasicProperties] = {}
 _HEADERS_HIGH_BIT = 0x20  # the headers flag (bit 13) within the first flag octet
 _HEADER_FIELDS = struct.Struct(">HHQ")
 # The hot path's unpacks.  A method frame's head and its class/method key; then, from
-# that frame's end octet on, the end octet, the next frame's type and channel as one word
-# (so one comparison checks all three), its size, and for a content header its class and
-# weight as one word and the body size; the same word and size for the body frame.
+# that frame's end octet on, the end octet and the next frame's type as one short, its
+# channel, its size, and for a content header its class and weight as one word and the
+# body size; the same for the body frame up to its size.
 _METHOD_START = struct.Struct(">BHII")
-_END_HEADER = struct.Struct(">IIIQ")
-_END_BODY = struct.Struct(">II")
-_HEADER_WORD = FRAME_END << 24 | FRAME_HEADER << 16
-_BODY_WORD = FRAME_END << 24 | FRAME_BODY << 16
+_END_HEADER = struct.Struct(">HHIIQ")
+_END_BODY = struct.Struct(">HHI")
+# (Small ints: Python compares those fastest.)
+_END_HEADER_TYPE = FRAME_END << 8 | FRAME_HEADER
+_END_BODY_TYPE = FRAME_END << 8 | FRAME_BODY
 _BASIC_WEIGHT_0 = 60 << 16  # a content header of class basic, weight 0
 _tuple_new = tuple.__new__
 
@@ -397,24 +398,26 @@ class ServerConnection:
                     key == _PUBLISH
                     and ftype == FRAME_METHOD
                     and self.state == RUNNING
-                    and 8 < size <= limit
+                    and size <= limit  # (a publish too short fails to decode, as below)
                     and self._channels.get(channel) == _CH_OPEN
                     and channel not in self._assembling
                     and (end := pos + 7 + size) + 20 <= n
                 ):
-                    word, hsize, weight, body_size = _END_HEADER.unpack_from(buf, end)
+                    end_type, hchannel, hsize, weight, body_size = _END_HEADER.unpack_from(buf, end)
                     hend = end + 8 + hsize
                     if (
-                        word == _HEADER_WORD | channel
+                        end_type == _END_HEADER_TYPE
+                        and hchannel == channel
                         and weight == _BASIC_WEIGHT_0
                         and 13 < hsize <= limit
                         and 0 < body_size <= self.max_message_size
                         and hend + 8 <= n
                     ):
-                        word, bsize = _END_BODY.unpack_from(buf, hend)
+                        end_type, bchannel, bsize = _END_BODY.unpack_from(buf, hend)
                         bend = hend + 8 + bsize
                         if (
-                            word == _BODY_WORD | channel
+                            end_type == _END_BODY_TYPE
+                            and bchannel == channel
                             and bsize == body_size
                             and bend < n
                             and bsize <= limit

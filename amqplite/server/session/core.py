@@ -169,13 +169,13 @@ class Session:
         self._process_events()
 
     def _process_events(self) -> None:
-        proto = self.proto
+        next_event = self.proto.next_event
         channels = self.channels
         publish = basic.publish
         Content = events.Content
         while not self.finished and self.auth_pending is None:
             try:
-                event = proto.next_event()
+                event = next_event()
             except AMQPConnectionError as exc:
                 self._protocol_failure(exc)
                 return
