@@ -26,6 +26,29 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+def group_cpu_seconds(pgid: int) -> float | None:
+    """User + system CPU seconds used so far by the live processes of process group ``pgid``
+    (a broker started through a shell or a wrapper script is several processes)."""
+    total = 0.0
+    found = False
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return None
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid:
+            total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+            found = True
+    return total if found else None
+
+
 def rss_kb(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as f:

@@ -11,7 +11,9 @@ RabbitMQ node's ``rabbitmq-server``), so it can stop and restart it:
    (``kill -9``: no shutdown at all);
 4. start it again and time, from the moment the command is started: ``ready`` (an AMQP
    connection opens), ``first`` (every queue has delivered its first message to a consumer)
-   and ``all`` (every message has been delivered: every body was readable);
+   and ``all`` (every message has been delivered: every body was readable); and the CPU
+   seconds the restarted broker (its process group) had used at ``first``, which unlike the
+   times does not grow with the machine's load;
 5. delete the queues and stop the broker.
 
 ``--runs N`` repeats 2-4 (clean and kill alternate with ``--mode both``).  The report prints
@@ -30,6 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from amqplite.bench.client import BenchConnection, BenchError, connect, pipelined
+from amqplite.bench.procstat import group_cpu_seconds
 from amqplite.bench.wire import BenchProtocolError, ConfirmTracker, PublishTemplate
 
 PREFIX = "amqplite-bench.restart.q"
@@ -46,6 +49,8 @@ class RestartResult:
     ready_s: float | None = None
     first_s: float | None = None
     all_s: float | None = None
+    #: CPU seconds (user + system) of the broker's process group at ``first``
+    first_cpu_s: float | None = None
     delivered: int = 0
     error: str | None = None
 
@@ -144,9 +149,16 @@ async def _subscribe(conn: BenchConnection, queues: list[str], prefetch: int) ->
 
 
 async def _probe(
-    conn: BenchConnection, url: str, queues: list[str], count: int, t0: float, timeout: float
-) -> tuple[float | None, float | None, int]:
-    """(first from every queue, all delivered, delivered) in seconds since ``t0``.
+    conn: BenchConnection,
+    url: str,
+    queues: list[str],
+    count: int,
+    t0: float,
+    timeout: float,
+    pgid: int | None,
+) -> tuple[float | None, float | None, int, float | None]:
+    """(first from every queue, all delivered) in seconds since ``t0``, how many were
+    delivered, and the CPU seconds process group ``pgid`` (the broker) had used at first.
 
     First: prefetch 1 on ``conn``, so no queue's first delivery waits behind another's
     prefetch; then ``conn`` closes (its few unacked messages go back) and a second
@@ -159,9 +171,10 @@ async def _probe(
     while not all(receiver.channel(ch).tag > 0 for ch in channels):
         conn.check()
         if time.monotonic() > deadline:
-            return None, None, receiver.delivered
+            return None, None, receiver.delivered, None
         await asyncio.sleep(0.001)
     first = time.monotonic() - t0
+    cpu = None if pgid is None else group_cpu_seconds(pgid)
     await conn.close()
     drain = await connect(url, "amqplite-bench.restart.drain")
     try:
@@ -174,9 +187,9 @@ async def _probe(
                 # queue has any left.
                 ready = [(await drain.declare_queue(1, q, passive=True))[1] for q in queues]
                 if not any(ready):
-                    return first, time.monotonic() - t0, count
+                    return first, time.monotonic() - t0, count, cpu
             await asyncio.sleep(0.002)
-        return first, None, receiver.delivered + drain.receiver.delivered
+        return first, None, receiver.delivered + drain.receiver.delivered, cpu
     finally:
         await drain.close()
 
@@ -209,10 +222,12 @@ async def run_restart(
             try:
                 conn = await broker.start(start_timeout)
                 result.ready_s = round(time.monotonic() - t0, 3)
-                first, everything, delivered = await _probe(
-                    conn, url, names, count, t0, drain_timeout
+                pgid = broker.proc.pid if broker.proc is not None else None
+                first, everything, delivered, cpu = await _probe(
+                    conn, url, names, count, t0, drain_timeout, pgid
                 )
                 result.first_s = None if first is None else round(first, 3)
+                result.first_cpu_s = None if cpu is None else round(cpu, 2)
                 result.all_s = None if everything is None else round(everything, 3)
                 result.delivered = delivered
                 await conn.close()
@@ -231,12 +246,14 @@ async def run_restart(
 
 def format_results(results: list[RestartResult]) -> str:
     lines = [
-        "mode   messages  queues  fill s  stop s  ready s  first s  all s   delivered  error",
+        "mode   messages  queues  fill s  stop s  ready s  first s  all s   delivered  "
+        "CPU s at first  error",
     ]
     for r in results:
         lines.append(
             f"{r.mode:<6} {r.messages:>8}  {r.queues:>6}  {r.fill_s:>6}  {r.stop_s:>6}  "
-            f"{r.ready_s!s:>7}  {r.first_s!s:>7}  {r.all_s!s:>6}  {r.delivered:>9}  {r.error or ''}"
+            f"{r.ready_s!s:>7}  {r.first_s!s:>7}  {r.all_s!s:>6}  {r.delivered:>9}  "
+            f"{r.first_cpu_s!s:>14}  {r.error or ''}"
         )
     return "\n".join(lines)
 

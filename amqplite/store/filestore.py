@@ -110,6 +110,7 @@ from amqplite.store.records import (
     scan,
     seal_record,
 )
+from amqplite.store.segindex import IndexBuilder, SegmentIndex, read_index
 from amqplite.store.streamfile import FileStreamLog, stream_dir
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,10 @@ class _Segment:
     count: int = 0
     #: (record type, encoded queue) -> refs, written to the ack file at the next sync
     pending: dict[tuple[int, bytes], array[int]] = attrs.Factory(dict)
+    #: the summary being built while this is the active segment (written when sealed)
+    index: IndexBuilder | None = None
+    #: recovered from its summary rather than by a scan (for the recovery log)
+    summarised: bool = False
 
 
 class FsyncHistogram:
@@ -314,11 +319,13 @@ class FileStore(SyncPositions):
                 damage[1],
             )
         logger.info(
-            "store recovered %d topology record(s), %d message(s) in %d queue(s) from %d segment(s)%s",
+            "store recovered %d topology record(s), %d message(s) in %d queue(s) from %d "
+            "segment(s), %d of them from their summaries%s",
             len(records),
             sum(len(entries) for entries in queues.values()),
             len(queues),
             len(self._segments) - 1,
+            sum(segment.summarised for segment in self._segments.values()),
             "" if clean else " after an unclean shutdown",
         )
         return RecoveredState(records, queues, clean, damage[0], damage[1])
@@ -382,7 +389,7 @@ class FileStore(SyncPositions):
         numbers = []
         for name in os.listdir(self.messages_dir):
             stem, _, ext = name.partition(".")
-            if stem.isdigit() and ext in ("seg", "ack"):
+            if stem.isdigit() and ext in ("seg", "ack", "idx"):
                 numbers.append((int(stem), ext))
             elif name.endswith(".tmp"):
                 os.unlink(os.path.join(self.messages_dir, name))
@@ -390,9 +397,9 @@ class FileStore(SyncPositions):
         segment_numbers = sorted(segment_set)
         self._highest_segment = max(segment_numbers, default=0)
         for number, ext in numbers:
-            if ext == "ack" and number not in segment_set:
-                # The segment was deleted and the crash came before its ack file went too.
-                os.unlink(self._path(number, "ack"))
+            if ext != "seg" and number not in segment_set:
+                # The segment was deleted and the crash came before its other files went too.
+                os.unlink(self._path(number, ext))
         loaded: list[_Segment] = []
         latest: dict[int, int] = {}  # original ref -> ref of its newest compaction copy
         originals: dict[int, int] = {}  # ref of a compaction copy -> its original ref
@@ -447,8 +454,8 @@ class FileStore(SyncPositions):
         into: tuple[dict[int, int], dict[int, int], dict[QueueKey, list[RecoveredMessage]]],
     ) -> _Segment | None:
         """Read a segment: its live messages are appended to their queues' lists in
-        ``into`` (latest copy by original ref, original by copy ref, queue lists)."""
-        ordered = into[2]
+        ``into`` (latest copy by original ref, original by copy ref, queue lists).  A
+        segment with a summary that matches it is not scanned (see ``segindex``)."""
         path = self._path(number, "seg")
         file = self._opener(path, create=False)
         data = file.read_all()
@@ -460,18 +467,134 @@ class FileStore(SyncPositions):
             if len(data) <= FILE_HEADER_SIZE:
                 self._unlink_segment_files(number)
             return None
-        result = scan(data, number)
-        self._note_damage(path, result.damaged_regions, result.damaged_bytes, damage)
-        if result.good_end < len(data):
-            file.truncate(result.good_end)
+        summary = self._read_index(number, data)
+        records: list[tuple[int, int, int, int]] = []
+        if summary is None:
+            result = scan(data, number)
+            records = result.records
+            self._note_damage(path, result.damaged_regions, result.damaged_bytes, damage)
+            if result.good_end < len(data):
+                file.truncate(result.good_end)
         removed, delivered, acks = self._recover_acks(number, damage)
+        context = (load_bodies, unclean, (removed, delivered), into, path, damage)
+        if summary is None:
+            live = self._load_scanned(number, data, records, context)
+        else:
+            live = self._load_indexed(number, data, summary, context)
+        segment = _Segment(number, file, acks)
+        segment.live = live
+        segment.summarised = summary is not None
+        return segment
+
+    def _read_index(
+        self, number: int, data: bytes
+    ) -> tuple[SegmentIndex, list[tuple[QueueKey, Any]]] | None:
+        """Segment ``number``'s summary and its heads decoded (queue, properties), if it has
+        one that describes ``data`` as it is; else None, and a summary that does not is
+        deleted (the segment is then scanned)."""
+        path = self._path(number, "idx")
+        if not os.path.exists(path):
+            return None
+        file = self._opener(path, create=False)
+        try:
+            index = read_index(file.read_all(), number, data)
+        finally:
+            file.close()
+        heads: list[tuple[QueueKey, Any]] = []
+        try:
+            for code, head in index.heads if index is not None else ():
+                queue, stop = decode_queue(code, 0)
+                properties, rest = decode_head(head, 0)
+                if stop != len(code) or rest or properties.headers is not None:
+                    raise CodecError("not a summary head")
+                heads.append((queue, properties))
+        except _DECODE_ERRORS:
+            index = None
+        if index is None:
+            logger.info("store: segment %d's summary does not describe it; scanning it", number)
+            os.unlink(path)
+            return None
+        return index, heads
+
+    def _load_indexed(
+        self,
+        number: int,
+        data: bytes,
+        summary: tuple[SegmentIndex, list[tuple[QueueKey, Any]]],
+        context: _LoadContext,
+    ) -> int:
+        """Queue the live messages of a segment its summary describes (see
+        :meth:`_load_segment`); returns how many memberships are alive."""
+        load_bodies, unclean, acks, into, path, damage = context
+        removed, delivered = acks
+        ordered = into[2]
+        index, decoded = summary
+        base = number << OFFSET_BITS
+        # head id -> (queue, properties, the queue's list, record bytes before the body);
+        # id 0 is "decode the record"
+        table: list[Any] = [None]
+        created = []
+        for (queue, properties), (code, head) in zip(decoded, index.heads, strict=True):
+            items = ordered.get(queue)
+            if items is None:
+                items = ordered[queue] = []
+                created.append(queue)
+            table.append((queue, properties, items, RESERVED + 10 + len(code) + len(head)))
+        lazy = not load_bodies
+        live = 0
+        for offset, length, head_id, timestamp in zip(
+            index.offsets, index.lengths, index.head_ids, index.times, strict=True
+        ):
+            ref = base | offset
+            if head_id and lazy:
+                queue, properties, items, before_body = table[head_id]
+                if removed and (queue, ref) in removed:
+                    continue
+                count = delivered.get((queue, ref), 0) if delivered else 0
+                items.append(
+                    RecoveredMessage(
+                        ref,
+                        None,
+                        count,
+                        count > 0 or unclean,
+                        timestamp,
+                        length - before_body,
+                        properties,
+                    )
+                )
+                live += 1
+                continue
+            start = offset + RECORD_HEADER_SIZE
+            end = offset + length
+            try:
+                live += self._load_record(
+                    data[offset + 1], ref, data, start, end, load_bodies, unclean, acks, into
+                )
+            except _DECODE_ERRORS:
+                self._note_damage(path, 1, end - start, damage)
+        for queue in created:  # queues whose messages here were all removed
+            if not ordered[queue]:
+                del ordered[queue]
+        return live
+
+    def _load_scanned(
+        self,
+        number: int,
+        data: bytes,
+        records: list[tuple[int, int, int, int]],
+        context: _LoadContext,
+    ) -> int:
+        """Queue the live messages of a scanned segment (see :meth:`_load_segment`);
+        returns how many memberships are alive."""
+        load_bodies, unclean, (removed, delivered), into, path, damage = context
+        ordered = into[2]
         base = number << OFFSET_BITS
         u16 = _U16.unpack_from
         f64 = _F64.unpack_from
         #: encoded queue key -> (queue, head bytes, properties, the queue's list)
         heads: dict[bytes, tuple[QueueKey, bytes, Any, list[RecoveredMessage]]] = {}
         live = 0
-        for kind, offset, start, end in result.records:
+        for kind, offset, start, end in records:
             ref = base | offset
             if kind == MESSAGE and not load_bodies and u16(data, start)[0] == ONE_QUEUE_TIMED:
                 # The common record, inlined (see decode_stored_head for the layout): one
@@ -513,9 +636,7 @@ class FileStore(SyncPositions):
                 continue
             if head_at is not None:
                 _remember_head(heads, head_at, data, end, ordered)
-        segment = _Segment(number, file, acks)
-        segment.live = live
-        return segment
+        return live
 
     @staticmethod
     def _load_record(
@@ -686,6 +807,23 @@ class FileStore(SyncPositions):
             file = segment.file
         ref = (segment.number << OFFSET_BITS) | file.size
         self._write_record(file, seal_record(record, MESSAGE, ref))
+        index = segment.index
+        if index is not None:  # the segment's summary (segindex), inline: a publish path
+            index.lengths.append(len(record))
+            if timestamp is not None and message.properties.headers is None and len(encoded) == 1:
+                # The head (what follows the queue and the enqueue time, up to the body) is
+                # usually the one the last record to this queue had: compared, not hashed.
+                code = encoded[0]
+                head = record[RESERVED + 10 + len(code) : len(record) - len(message.body)]
+                last = index.last.get(code)
+                if last is not None and last[0] == head:
+                    index.head_ids.append(last[1])
+                else:
+                    index.head_ids.append(index.new_head(code, bytes(head)))
+                index.times.append(timestamp)
+            else:
+                index.head_ids.append(0)
+                index.times.append(0.0)
         segment.live += len(queues)
         segment.count += len(queues)
         return ref
@@ -783,6 +921,7 @@ class FileStore(SyncPositions):
             raise StoreWriteError(f"cannot start segment {path}: {exc}") from exc
         self._dirty.add(file)
         segment = self._active = self._segments[number] = _Segment(number, file)
+        segment.index = IndexBuilder()
         return segment
 
     def _create_file(self, path: str, magic: bytes, number: int) -> StoreFile:
@@ -803,9 +942,42 @@ class FileStore(SyncPositions):
         new = self._start_segment(old.number + 1)
         if old.live <= 0:
             self._delete_segment(old)
-        elif old.live * _COMPACT_LIVE_FRACTION <= old.count:
+            return new
+        self._write_index(old)
+        if old.live * _COMPACT_LIVE_FRACTION <= old.count:
             self._compact_candidates.add(old)
         return new
+
+    def _write_index(self, segment: _Segment) -> None:
+        """Write the summary of ``segment``, sealed now (see :mod:`amqplite.store.segindex`).
+
+        Best effort, and never fsync'd: recovery checks a summary against its segment and
+        scans the segment instead when the summary is missing or does not match.
+        """
+        index, segment.index = segment.index, None
+        if index is None:
+            return
+        path = self._path(segment.number, "idx")
+        file = None
+        try:
+            image = index.encode(segment.number, segment.file.read(segment.file.size, 0))
+            if image is None:
+                logger.warning("store: segment %d is not as written; no summary", segment.number)
+                return
+            if os.path.exists(path):
+                os.unlink(path)
+            file = self._opener(path, create=True)
+            file.write(image)
+            self._bytes_written += len(image)
+        except OSError as exc:
+            logger.warning("store: cannot write the summary of segment %d: %s", segment.number, exc)
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        finally:
+            if file is not None:
+                file.close()
 
     def _delete_segment(self, segment: _Segment) -> None:
         del self._segments[segment.number]
@@ -821,7 +993,7 @@ class FileStore(SyncPositions):
         self._dirs_dirty.add(self.messages_dir)
 
     def _unlink_segment_files(self, number: int) -> None:
-        for ext in ("seg", "ack"):  # the segment first: an ack file alone is ignored
+        for ext in ("seg", "ack", "idx"):  # the segment first: an ack file alone is ignored
             try:
                 os.unlink(self._path(number, ext))
             except FileNotFoundError:
@@ -924,6 +1096,10 @@ class FileStore(SyncPositions):
                     active = self._roll()
                 new_ref = (active.number << OFFSET_BITS) | active.file.size
                 self._write_record(active.file, seal_record(record, MOVED, new_ref))
+                if active.index is not None:
+                    active.index.lengths.append(len(record))
+                    active.index.head_ids.append(0)
+                    active.index.times.append(0.0)
             except StoreWriteError as exc:
                 logger.warning("store: compaction of segment %d stopped: %s", segment.number, exc)
                 segment.live -= moved
@@ -1126,6 +1302,8 @@ class FileStore(SyncPositions):
         try:
             if self._recovered and self._topology is not None:
                 self.sync()
+                if self._active is not None:
+                    self._write_index(self._active)  # sealed: the next open starts a new one
                 self._write(self._topology, CLEAN, b"")
                 self._topology.fsync()
         finally:
@@ -1206,6 +1384,16 @@ def _decode_record_id(data: memoryview) -> tuple[RecordId, int]:
 
 _Removed = set[tuple[QueueKey, int]]
 _Delivered = dict[tuple[QueueKey, int], int]
+#: How to load a segment: load_bodies, unclean, (removed, delivered), (latest copy by
+#: original ref, original by copy ref, queue lists), the segment's path, damage counts.
+_LoadContext = tuple[
+    bool,
+    bool,
+    tuple[_Removed, _Delivered],
+    tuple[dict[int, int], dict[int, int], dict[QueueKey, list[RecoveredMessage]]],
+    str,
+    list[int],
+]
 _U64 = struct.Struct("<Q")
 _U16 = struct.Struct("<H")
 _F64 = struct.Struct("<d")

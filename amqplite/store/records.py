@@ -49,7 +49,7 @@ OFFSET_BITS = 40
 OFFSET_MASK = (1 << OFFSET_BITS) - 1
 
 # Record types.  Segment files hold MESSAGE and MOVED; ack files REMOVE and DELIVERED;
-# the topology journal PUT, DELETE, OPENED and CLEAN.
+# the topology journal PUT, DELETE, OPENED and CLEAN; segment summaries INDEX.
 MESSAGE = 1
 REMOVE = 2
 DELIVERED = 3
@@ -58,7 +58,8 @@ DELETE = 5
 OPENED = 6
 CLEAN = 7
 MOVED = 8  # a message copied by compaction: original ref + delivery counts + MESSAGE payload
-RECORD_TYPES = frozenset({MESSAGE, REMOVE, DELIVERED, PUT, DELETE, OPENED, CLEAN, MOVED})
+INDEX = 9  # the one record of a segment summary file (see amqplite.store.segindex)
+RECORD_TYPES = frozenset({MESSAGE, REMOVE, DELIVERED, PUT, DELETE, OPENED, CLEAN, MOVED, INDEX})
 
 _pack_header = RECORD_HEADER.pack
 _pack_header_into = RECORD_HEADER.pack_into

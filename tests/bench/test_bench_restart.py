@@ -42,3 +42,5 @@ def test_every_message_comes_back_after_a_clean_stop_and_after_kill_9(tmp_path: 
         assert result.delivered == 3000
         assert result.ready_s is not None and result.first_s is not None
         assert result.all_s is not None and result.ready_s <= result.first_s <= result.all_s
+        # the restarted broker's CPU (its process group): it started an interpreter at least
+        assert result.first_cpu_s is not None and result.first_cpu_s > 0
