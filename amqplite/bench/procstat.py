@@ -26,10 +26,10 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
-def group_cpu_seconds(pgid: int) -> float | None:
-    """User + system CPU seconds used so far by the live processes of process group ``pgid``
-    (a broker started through a shell or a wrapper script is several processes)."""
-    total = 0.0
+def group_cpu_seconds(pgid: int) -> tuple[float, float] | None:
+    """(user, system) CPU seconds used so far by the live processes of process group
+    ``pgid`` (a broker started through a shell or a wrapper script is several processes)."""
+    user = system = 0.0
     found = False
     try:
         names = os.listdir("/proc")
@@ -44,9 +44,10 @@ def group_cpu_seconds(pgid: int) -> float | None:
         except (OSError, IndexError):
             continue  # gone meanwhile
         if int(fields[2]) == pgid:
-            total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+            user += int(fields[11]) / _CLOCK_TICKS
+            system += int(fields[12]) / _CLOCK_TICKS
             found = True
-    return total if found else None
+    return (user, system) if found else None
 
 
 def rss_kb(pid: int) -> int | None:

@@ -49,8 +49,10 @@ class RestartResult:
     ready_s: float | None = None
     first_s: float | None = None
     all_s: float | None = None
-    #: CPU seconds (user + system) of the broker's process group at ``first``
+    #: CPU seconds (user + system) of the broker's process group at ``first``, and of
+    #: them the system's (the kernel's work for it: page faults, reads)
     first_cpu_s: float | None = None
+    first_sys_s: float | None = None
     delivered: int = 0
     error: str | None = None
 
@@ -156,7 +158,7 @@ async def _probe(
     t0: float,
     timeout: float,
     pgid: int | None,
-) -> tuple[float | None, float | None, int, float | None]:
+) -> tuple[float | None, float | None, int, tuple[float, float] | None]:
     """(first from every queue, all delivered) in seconds since ``t0``, how many were
     delivered, and the CPU seconds process group ``pgid`` (the broker) had used at first.
 
@@ -227,7 +229,9 @@ async def run_restart(
                     conn, url, names, count, t0, drain_timeout, pgid
                 )
                 result.first_s = None if first is None else round(first, 3)
-                result.first_cpu_s = None if cpu is None else round(cpu, 2)
+                if cpu is not None:
+                    result.first_cpu_s = round(cpu[0] + cpu[1], 2)
+                    result.first_sys_s = round(cpu[1], 2)
                 result.all_s = None if everything is None else round(everything, 3)
                 result.delivered = delivered
                 await conn.close()
@@ -247,13 +251,13 @@ async def run_restart(
 def format_results(results: list[RestartResult]) -> str:
     lines = [
         "mode   messages  queues  fill s  stop s  ready s  first s  all s   delivered  "
-        "CPU s at first  error",
+        "CPU s at first (sys)  error",
     ]
     for r in results:
         lines.append(
             f"{r.mode:<6} {r.messages:>8}  {r.queues:>6}  {r.fill_s:>6}  {r.stop_s:>6}  "
             f"{r.ready_s!s:>7}  {r.first_s!s:>7}  {r.all_s!s:>6}  {r.delivered:>9}  "
-            f"{r.first_cpu_s!s:>14}  {r.error or ''}"
+            f"{r.first_cpu_s!s:>14} ({r.first_sys_s!s:>4})  {r.error or ''}"
         )
     return "\n".join(lines)
 

@@ -8,6 +8,8 @@ Data directory layout::
     topology.log            journal of topology PUT/DELETE records, plus OPENED/CLEAN marks
     messages/N.seg          message records, append-only, rolled at ``segment_size``
     messages/N.ack          REMOVE and DELIVERED records for the messages of N.seg
+    messages/N.idx          summary of N.seg once sealed, so recovery need not scan it
+                            (optional; see :mod:`amqplite.store.segindex`)
 
 Every file starts with a magic number and format version, every record carries its length,
 its own address and a CRC32 (see :mod:`amqplite.store.records`).

@@ -44,3 +44,4 @@ def test_every_message_comes_back_after_a_clean_stop_and_after_kill_9(tmp_path: 
         assert result.all_s is not None and result.ready_s <= result.first_s <= result.all_s
         # the restarted broker's CPU (its process group): it started an interpreter at least
         assert result.first_cpu_s is not None and result.first_cpu_s > 0
+        assert result.first_sys_s is not None and result.first_sys_s <= result.first_cpu_s
