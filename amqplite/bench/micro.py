@@ -64,6 +64,11 @@ BENCHMARKS: list[tuple[str, float, str]] = [
         "the same with 1,000 messages queued: each ack dispatches one from the queue",
     ),
     ("session_publish_16b", 0.5, "publish bytes in -> queued, nobody consuming (16 B)"),
+    (
+        "session_stream_publish_16b",
+        0.5,
+        "publish bytes in, confirm mode -> appended to a stream, confirmed (16 B, runs)",
+    ),
     ("store_append_1k", 0.2, "FileStore.append of a persistent 1 KiB message (no fsync)"),
     ("store_remove", 0.2, "FileStore.remove of an appended message (no fsync)"),
     (
@@ -504,6 +509,37 @@ def bench_session_publish_16b(n: int) -> int:
     queued = broker.get_vhost("/").queues["bench"].message_count
     if queued != rounds * batch:
         raise RuntimeError(f"queued {queued} of {rounds * batch}")
+    return elapsed * n // (rounds * batch)
+
+
+def bench_session_stream_publish_16b(n: int) -> int:
+    """Publishes with confirms to a stream (in memory), 500 per receive buffer: guards the
+    run path (``repeated_contents`` -> ``StreamQueue.publish_repeated``), one chunk per
+    buffer, one multiple ack per buffer."""
+    from amqplite.protocol import methods
+    from amqplite.protocol.frames import encode_method_frame
+
+    batch = 500
+    rounds = max(1, n // batch)
+    broker, flushes = _session_broker()
+    producer = _session(broker, flushes)
+    _batch(
+        producer,
+        encode_method_frame(
+            1,
+            methods.QueueDeclare(queue="bench", durable=True, arguments={"x-queue-type": "stream"}),
+        )
+        + encode_method_frame(1, methods.ConfirmSelect()),
+        flushes,
+    )
+    publishes = _publish_bytes(16) * batch
+    start = time.perf_counter_ns()
+    for _ in range(rounds):
+        _batch(producer, publishes, flushes)
+    elapsed = time.perf_counter_ns() - start
+    stored = broker.get_vhost("/").queues["bench"].message_count
+    if stored != rounds * batch or producer.channels[1].confirmed != rounds * batch:
+        raise RuntimeError(f"stored {stored} of {rounds * batch}")
     return elapsed * n // (rounds * batch)
 
 

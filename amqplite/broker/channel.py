@@ -364,6 +364,13 @@ class Channel:
             self._unroutable(mandatory)
         return result
 
+    def publish_repeated(self, message: Message, bodies: list[bytes]) -> list[int]:
+        """Publishes repeating ``message`` (same exchange, routing key and properties) with
+        these bodies, right after :meth:`publish` returned ``ROUTED_STREAM`` for it: its
+        checks hold for them too, and the stream appends them at once.  The indices of
+        those refused (disk full: nack them)."""
+        return self.vhost.publish_repeated(self.vhost.exchanges[message.exchange], message, bodies)
+
     def _check_publish_topic(self, exchange: str, routing_key: str, message: Message) -> None:
         """Topic write permission for the routing key and every ``CC``/``BCC`` key."""
         for key in routing_keys(routing_key, message.properties.headers):

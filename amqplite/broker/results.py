@@ -24,6 +24,11 @@ class PublishResult:
     durable_write: bool = False
 
 
+#: What ``Channel.publish`` returns when the message went to one stream queue and nothing
+#: else: publishes repeating it (same exchange, routing key and properties) may follow
+#: through ``Channel.publish_repeated``.  Compare with ``is``.
+ROUTED_STREAM = PublishResult(routed=True, queues=1, durable_write=True)
+
 #: What ``Channel.publish`` returns in tx mode: the publish waits for tx.commit, whose
 #: results say where it went.  Compare with ``is``.
 TX_BUFFERED = PublishResult(routed=True, queues=0)

@@ -26,6 +26,7 @@ are raised here with RabbitMQ's codes and texts.
 from __future__ import annotations
 
 import logging
+import struct
 from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
@@ -46,6 +47,12 @@ if TYPE_CHECKING:
     from amqplite.broker.vhost import VHost
 
 log = logging.getLogger(__name__)
+
+#: A run of repeated publishes is made into stored messages this many at a time (a full
+#: chunk buffer takes fewer; the rest are made again with their new offsets).
+RUN_STEP = 256
+#: The ``x-stream-offset`` value as the wire encodes it (a signed 64-bit long).
+_OFFSET = struct.Struct(">q")
 
 #: Messages a dispatch may skip (filtered out) for one reader before yielding to others.
 SCAN_LIMIT = 20_000
@@ -285,6 +292,73 @@ class StreamQueue:
             self._deliver_new(stored, offset)
         return True
 
+    def publish_repeated(self, message: Message, bodies: list[bytes], now: float) -> list[int]:
+        """Append messages like ``message`` with these bodies (a run of publishes repeating
+        its exchange, routing key and properties), each with its own offset; the
+        ``x-stream-offset`` splice is worked out once for the run.  The indices of those
+        the log could not take (disk full: nack them)."""
+        log_ = self.log
+        rejected: list[int] = []
+        added: list[Message] = []
+        i = 0
+        while i < len(bodies):
+            # Offsets are given as the messages are made: a refused one takes none.
+            batch = self._stored_run(message, bodies[i : i + RUN_STEP], log_.next_offset)
+            try:
+                count = log_.add_many(now, batch)
+            except StoreWriteError as exc:
+                self.stats.rejected_publishes += 1
+                self._broker.store_write_failed(exc)
+                rejected.append(i)
+                i += 1
+                continue
+            if self.readers:
+                added.extend(batch[:count])
+            i += count
+        if self._store is None:
+            log_.flush()
+        self.stats.published += len(bodies) - len(rejected)
+        if log_.segment_count != self._segments_seen:
+            self._retain(now)
+        if self.due is None and self.args.max_age is not None:
+            self._broker.watch_queue(self)  # type: ignore[arg-type]
+        if added:
+            first = log_.next_offset - len(added)
+            for k, stored in enumerate(added):
+                self._deliver_new(stored, first + k)
+                if self.deleted:
+                    break
+        return rejected
+
+    def _stored_run(self, message: Message, bodies: list[bytes], offset: int) -> list[Message]:
+        """Messages as stored (``x-stream-offset`` header from ``offset`` on) for a run
+        like ``message`` with these bodies."""
+        exchange, routing_key, properties = (
+            message.exchange,
+            message.routing_key,
+            message.properties,
+        )
+        wire = self._broker.stream_wire
+        if wire is None:
+            return [
+                Message(exchange, routing_key, with_stream_offset(properties, offset + i), body)
+                for i, body in enumerate(bodies)
+            ]
+        parts = wire.offset_parts(message)
+        if parts is None:
+            return [
+                Message(
+                    exchange, routing_key, properties, body, wire.with_offset(message, offset + i)
+                )
+                for i, body in enumerate(bodies)
+            ]
+        head, tail = parts
+        pack = _OFFSET.pack
+        return [
+            Message(exchange, routing_key, properties, body, head + pack(offset + i) + tail)
+            for i, body in enumerate(bodies)
+        ]
+
     def _deliver_new(self, stored: Message, offset: int) -> None:
         """The live tail: readers waiting at ``offset`` get the new message as it is (no
         log read); others catch up through :meth:`dispatch`."""
@@ -508,6 +582,8 @@ class StreamWire(Protocol):
     """What the protocol layer lends the core for streams (see protocol.properties)."""
 
     def with_offset(self, message: Message, offset: int) -> bytes: ...
+
+    def offset_parts(self, message: Message) -> tuple[bytes, bytes] | None: ...
 
     def decode(self, raw: bytes) -> BasicProperties: ...
 

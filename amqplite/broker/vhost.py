@@ -43,7 +43,7 @@ from amqplite.broker.dead_letter import REJECTED, dead_lettered_copy, is_cycle
 from amqplite.broker.exchange import Binding, Exchange
 from amqplite.broker.exchanges import ROUTERS, DefaultRouter
 from amqplite.broker.queue import Queue
-from amqplite.broker.results import DeclareOk, PublishResult
+from amqplite.broker.results import ROUTED_STREAM, DeclareOk, PublishResult
 from amqplite.broker.routing import RouteWalk, routing_keys
 from amqplite.broker.stream_args import (
     EQUIVALENT_STREAM_ARGS,
@@ -653,6 +653,8 @@ class VHost:
         if self.streams and ref is None and any(is_stream(q) for q in queues):
             # A stream message is confirmed once its chunk is fsynced, like a stored one.
             ref = 0
+            if accepted == 1 and len(queues) == 1 and not (headers and "BCC" in headers):
+                return ROUTED_STREAM  # publishes repeating it may follow: publish_repeated
         if rejected:
             return PublishResult(
                 routed=True, queues=accepted, rejected=True, durable_write=ref is not None
@@ -664,6 +666,23 @@ class VHost:
                 else PublishResult(routed=True, queues=accepted, durable_write=True)
             )
         return _ROUTED[accepted] if accepted < 16 else PublishResult(routed=True, queues=accepted)
+
+    def publish_repeated(self, x: Exchange, message: Message, bodies: list[bytes]) -> list[int]:
+        """Publishes that repeat ``message`` but for their bodies, right after :meth:`publish`
+        sent it to one stream queue (``ROUTED_STREAM``): the same route, so the stream
+        appends them at once.  The indices of those it refused (disk full: nack them)."""
+        n = len(bodies)
+        x.stats.publish_in += n
+        self.broker.stats.published += n
+        queues = self.route(x, message)
+        if len(queues) != 1:  # cannot happen: nothing ran since the route was taken
+            return list(range(n))
+        x.stats.publish_out += n
+        (q,) = queues
+        if not is_stream(q):
+            return list(range(n))
+        stream: StreamQueue = q  # type: ignore[assignment]
+        return stream.publish_repeated(message, bodies, self.broker.clock())
 
     def _store_message(self, message: Message, queues: Collection[Queue], now: float) -> int | None:
         """Append ``message`` once for its durable queues: its ref, None, or -1 if it failed."""

@@ -119,6 +119,9 @@ MAX_MESSAGE_SIZE = 536_870_912
 _ACCEPTED_HEADERS = (OUR_PROTOCOL_HEADER, b"AMQP\x01\x01\x00\x09")
 
 _U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+# A content header frame's head (type, channel, size) and its class, weight and body size.
+_HEADER_START = struct.Struct(">BHIHHQ")
 
 # Process-wide memo tables for values that repeat message after message (pure functions
 # of their keys, so sharing them between connections is safe); bounded by clearing.
@@ -300,6 +303,7 @@ class ServerConnection:
         "_peek",
         "_pos",
         "_reserve_budget",
+        "_run_at",
         "channel_max",
         "frame_max",
         "heartbeat",
@@ -342,6 +346,9 @@ class ServerConnection:
         self._reserve_budget = RESERVE_BUDGET
         # The last content header announced a large body: read short (see ``next_read``).
         self._peek = False
+        #: Where the method frame of the last basic.publish began (-1: none usable), for
+        #: :meth:`repeated_contents`.
+        self._run_at = -1
 
     # -- input ------------------------------------------------------------------------
 
@@ -357,6 +364,7 @@ class ServerConnection:
             # Compact once per receive, not per frame.
             del buf[: self._pos]
             self._pos = 0
+            self._run_at = -1
         buf += data
 
     @property
@@ -428,7 +436,7 @@ class ServerConnection:
                             method = _publish_cache.get(payload) or _decode_publish(payload)
                             raw = bytes(buf[end + 20 : hend])
                             props = _properties_cache.get(raw) or _decode_properties(raw)
-                            self._pos, self._peek = bend + 1, False
+                            self._pos, self._peek, self._run_at = bend + 1, False, pos
                             hend += 8
                             body = (
                                 bytes(buf[hend:bend])
@@ -497,6 +505,7 @@ class ServerConnection:
         (key,) = _U32.unpack_from(buf, start)
         method: methods.Method
         if key == _PUBLISH:
+            self._run_at = start - 7
             # Publishers repeat the same exchange / routing key, and the method object is
             # immutable: decode each distinct payload once.
             payload = bytes(buf[start:end])
@@ -640,6 +649,101 @@ class ServerConnection:
         # RabbitMQ takes the client's heartbeat as is; 0 disables heartbeats.
         self.heartbeat = tune_ok.heartbeat
         self._frame_limit = self.frame_max or 0xFFFFFFFF
+
+    def repeated_contents(self, channel: int, limit: int) -> list[bytes]:
+        """The bodies of the publishes that follow the content just returned and repeat it
+        (same channel, byte-identical method frame and properties), each whole in the
+        buffer; at most ``limit``.  They are consumed, as :meth:`next_event` would have
+        returned them one by one, with the same checks; the first frame that differs is left
+        to it.  (A publisher mostly sends such runs; the session hands one that goes to a
+        stream to the broker at once instead of as separate events.)
+        """
+        at = self._run_at
+        self._run_at = -1
+        if at < 0 or self._direct is not None or limit <= 0:
+            return []
+        template = self._run_template(at, channel)
+        if template is None:
+            return []
+        method_frame, header_head, properties = template
+        buf = self._buf
+        size = len(buf)
+        pos = self._pos
+        step = len(method_frame)
+        props_at = step + 19
+        body_at = props_at + len(properties)
+        max_size = self.max_message_size
+        frame_limit = self._frame_limit
+        starts = buf.startswith
+        unpack_size = _U64.unpack_from
+        unpack_head = FRAME_HEAD.unpack_from
+        bodies: list[bytes] = []
+        append = bodies.append
+        # Every frame byte but the body's, for publishes whose body is as long as the last
+        # one's (a publisher's usual run): one comparison then checks the whole publish.
+        same = b""
+        same_size = -1
+        while len(bodies) < limit:
+            if same and starts(same, pos):
+                bpos = pos + len(same)
+                bend = bpos + same_size
+                if bend < size and buf[bend] == FRAME_END:
+                    append(
+                        bytes(buf[bpos:bend]) if same_size < 4096 else _copy_out(buf, bpos, bend)
+                    )
+                    pos = bend + 1
+                    continue
+                break
+            if not (
+                starts(method_frame, pos)
+                and starts(header_head, pos + step)
+                and starts(properties, pos + props_at)
+                and pos + body_at <= size
+            ):
+                break
+            (body_size,) = unpack_size(buf, pos + step + 11)
+            if body_size > max_size:
+                break  # the general path raises the channel error
+            bpos = pos + body_at
+            if not body_size:
+                append(b"")
+                pos = bpos
+                continue
+            bend = bpos + 7 + body_size
+            if bend >= size:
+                break
+            ftype, bchannel, bsize = unpack_head(buf, bpos)
+            if (
+                ftype != FRAME_BODY
+                or bchannel != channel
+                or bsize != body_size
+                or bsize > frame_limit
+                or buf[bend] != FRAME_END
+            ):
+                break
+            append(bytes(buf[bpos + 7 : bend]) if bsize < 4096 else _copy_out(buf, bpos + 7, bend))
+            if body_size != same_size:
+                same_size = body_size
+                same = bytes(buf[pos : bpos + 7])
+            pos = bend + 1
+        self._pos = pos
+        return bodies
+
+    def _run_template(self, at: int, channel: int) -> tuple[bytes, bytes, bytes] | None:
+        """The bytes a publish repeating the content whose method frame began at ``at``
+        repeats: its method frame, its header frame's head (type, channel, size, class,
+        weight) and its property bytes with the frame end; None unless that content came
+        whole through the buffer and was the last thing returned."""
+        buf = self._buf
+        (msize,) = _U32.unpack_from(buf, at + 3)
+        hpos = at + 8 + msize
+        if hpos + 21 > len(buf):
+            return None
+        _, hchannel, hsize, _, _, body_size = _HEADER_START.unpack_from(buf, hpos)
+        hend = hpos + 7 + hsize
+        if hend + 1 + (8 + body_size if body_size else 0) != self._pos or hchannel != channel:
+            return None
+        return bytes(buf[at:hpos]), bytes(buf[hpos : hpos + 11]), bytes(buf[hpos + 19 : hend + 1])
 
     def _content_interrupted(self, channel: int) -> None:
         asm = self._assembling.pop(channel)

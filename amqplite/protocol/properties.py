@@ -198,6 +198,32 @@ _U32 = struct.Struct(">I")
 _STREAM_OFFSET_KEY = b"\x0fx-stream-offset" + b"l"
 
 
+_MISSING = object()
+#: Wire properties -> their offset_parts (a pure function of the bytes; bounded by clearing).
+_offset_parts_cache: dict[bytes, tuple[bytes, bytes] | None] = {}
+
+
+def _split_for_offset(raw: bytes, properties: BasicProperties) -> tuple[bytes, bytes] | None:
+    (flags,) = _U16.unpack_from(raw, 0)
+    if flags & _CONTINUATION or (
+        flags & HEADERS and "x-stream-offset" in (properties.headers or {})
+    ):
+        return None
+    entry_size = len(_STREAM_OFFSET_KEY) + _I64.size
+    pos = 2
+    if flags & CONTENT_TYPE:
+        pos += 1 + raw[pos]
+    if flags & CONTENT_ENCODING:
+        pos += 1 + raw[pos]
+    if flags & HEADERS:
+        (length,) = _U32.unpack_from(raw, pos)
+        end = pos + 4 + length
+        head = raw[:pos] + _U32.pack(length + entry_size) + raw[pos + 4 : end]
+        return head + _STREAM_OFFSET_KEY, raw[end:]
+    head = _U16.pack(flags | HEADERS) + raw[2:pos] + _U32.pack(entry_size)
+    return head + _STREAM_OFFSET_KEY, raw[pos:]
+
+
 class StreamWire:
     """Wire-format help for stream queues, handed to the broker core (which never imports
     the protocol): every delivery of a stream message carries an ``x-stream-offset`` long
@@ -207,41 +233,31 @@ class StreamWire:
     @staticmethod
     def with_offset(message: Message, offset: int) -> bytes:
         """``message``'s wire properties with an ``x-stream-offset`` long header added."""
-        raw = message.raw_properties
-        if raw is None:
-            raw = encode_properties(message.properties)
-        (flags,) = _U16.unpack_from(raw, 0)
-        entry = _STREAM_OFFSET_KEY + _I64.pack(offset)
-        if flags & _CONTINUATION or (
-            flags & HEADERS and "x-stream-offset" in (message.properties.headers or {})
-        ):
+        parts = StreamWire.offset_parts(message)
+        if parts is None:
             return encode_properties(with_stream_offset(message.properties, offset))
-        pos = 2
-        if flags & CONTENT_TYPE:
-            pos += 1 + raw[pos]
-        if flags & CONTENT_ENCODING:
-            pos += 1 + raw[pos]
-        if flags & HEADERS:
-            (length,) = _U32.unpack_from(raw, pos)
-            end = pos + 4 + length
-            return b"".join(
-                (
-                    raw[:pos],
-                    _U32.pack(length + len(entry)),
-                    raw[pos + 4 : end],
-                    entry,
-                    raw[end:],
-                )
-            )
-        return b"".join(
-            (
-                _U16.pack(flags | HEADERS),
-                raw[2:pos],
-                _U32.pack(len(entry)),
-                entry,
-                raw[pos:],
-            )
-        )
+        head, tail = parts
+        return head + _I64.pack(offset) + tail
+
+    @staticmethod
+    def offset_parts(message: Message) -> tuple[bytes, bytes] | None:
+        """``message``'s wire properties with an ``x-stream-offset`` long header added, in
+        two parts: the 8-byte offset goes between them.  None when the bytes cannot be
+        spliced (a continuation flag, or the header already there): then re-encode them.
+        Publishers repeat their properties, so each distinct set is split once."""
+        raw = message.raw_properties
+        if raw is not None:
+            parts = _offset_parts_cache.get(raw, _MISSING)
+            if parts is not _MISSING:
+                return parts  # type: ignore[return-value]
+        else:
+            raw = encode_properties(message.properties)
+        parts = _split_for_offset(raw, message.properties)
+        if message.raw_properties is not None:
+            if len(_offset_parts_cache) >= 4096:
+                _offset_parts_cache.clear()
+            _offset_parts_cache[raw] = parts
+        return parts
 
     @staticmethod
     def decode(raw: bytes) -> BasicProperties:

@@ -42,6 +42,7 @@ INDEX_ENTRY_SIZE = INDEX_ENTRY.size + 4  # 48 with the CRC
 _U32 = struct.Struct("<I")
 
 _crc32 = zlib.crc32
+_BLANK_HEADER = bytes(CHUNK_HEADER_SIZE)
 
 
 @attrs.frozen(slots=True)
@@ -93,26 +94,58 @@ def _encode_one(message: Message) -> bytes:
 
 def encode_chunk(
     first_offset: int, entries: Sequence[tuple[int, Message]]
-) -> tuple[bytes, ChunkInfo]:
+) -> tuple[bytearray, ChunkInfo]:
     """A chunk holding ``entries`` (``(timestamp_ms, message)``), and its index info.
 
     A message with ``raw_properties`` is kept in wire form (exchange, routing key, filter
     value, property bytes, body), else in the store codec's encoding.
     """
-    parts: list[bytes] = []
+    parts: list[bytes | bytearray] = []
+    append, extend = parts.append, parts.extend
     pack = _MESSAGE_HEAD.pack
+    # Consecutive wire-form messages sharing exchange, routing key and properties (a run
+    # of one publisher's messages) share the record's head: made once, for the first.
+    props: object = None
+    exchange = routing_key = ""
+    raw_size = -1
+    prefix = b""
+    fixed = 0
     for ts_ms, message in entries:
+        raw = message.raw_properties
+        if (
+            message.properties is props
+            and raw is not None
+            and len(raw) == raw_size
+            and message.exchange is exchange
+            and message.routing_key is routing_key
+        ):
+            body = message.body
+            extend((pack(ts_ms, fixed + len(body)), prefix, raw, body))
+            continue
         data = _encode_one(message)
-        parts.append(pack(ts_ms, len(data)))
-        parts.append(data)
-    payload = b"".join(parts)
+        append(pack(ts_ms, len(data)))
+        append(data)
+        if raw is not None:
+            props, exchange, routing_key = message.properties, message.exchange, message.routing_key
+            raw_size = len(raw)
+            prefix = data[: len(data) - raw_size - len(message.body)]
+            fixed = len(prefix) + raw_size
+        else:
+            props = None
     first_ts, last_ts = entries[0][0], entries[-1][0]
-    head = CHUNK_HEADER.pack(
-        CHUNK_MAGIC, len(entries), first_offset, first_ts, last_ts, len(payload), 0, 0
+    # One copy: the header goes in front of the records in the same join, and its CRC is
+    # filled in afterwards (the payload is not copied a second time).
+    parts.insert(0, _BLANK_HEADER)
+    chunk = bytearray().join(parts)
+    payload_length = len(chunk) - CHUNK_HEADER_SIZE
+    CHUNK_HEADER.pack_into(
+        chunk, 0, CHUNK_MAGIC, len(entries), first_offset, first_ts, last_ts, payload_length, 0, 0
     )
-    crc = _crc32(payload, _crc32(head[:_CHUNK_CRC_COVERED]))
-    data = b"".join((head[:_CHUNK_CRC_COVERED], _U32.pack(crc), head[37:], payload))
-    return data, ChunkInfo(first_offset, len(entries), first_ts, last_ts, 0, len(data))
+    view = memoryview(chunk)
+    crc = _crc32(view[CHUNK_HEADER_SIZE:], _crc32(view[:_CHUNK_CRC_COVERED]))
+    view.release()
+    _U32.pack_into(chunk, _CHUNK_CRC_COVERED, crc)
+    return chunk, ChunkInfo(first_offset, len(entries), first_ts, last_ts, 0, len(chunk))
 
 
 def chunk_at(data: bytes | memoryview, pos: int) -> ChunkInfo | None:

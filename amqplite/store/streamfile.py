@@ -191,7 +191,7 @@ class FileStreamLog(SegmentedLog):
         segment.size = seg.size
         return segment
 
-    def _write_chunk(self, segment: Segment, data: bytes, info: ChunkInfo) -> ChunkInfo:
+    def _write_chunk(self, segment: Segment, data: bytes | bytearray, info: ChunkInfo) -> ChunkInfo:
         seg, idx = segment.handle
         seg_size, idx_size = seg.size, idx.size
         info = ChunkInfo(

@@ -36,8 +36,10 @@ Durability: appends are written through to the OS at once (a failed write raises
 from __future__ import annotations
 
 import bisect
+import operator
 from array import array
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any, NamedTuple, Protocol
 
 import attrs
@@ -57,6 +59,8 @@ DEFAULT_SEGMENT_BYTES = 500_000_000
 #: A chunk is written once this many messages or bytes are buffered (or at flush).
 MAX_CHUNK_MESSAGES = 4096
 MAX_CHUNK_BYTES = 1 << 20
+_body = operator.attrgetter("body")
+
 #: Decoded chunks kept for readers near each other and for the live tail.
 CHUNK_CACHE_SIZE = 8
 
@@ -136,6 +140,8 @@ class StreamLog(Protocol):
     def size_bytes(self) -> int: ...
 
     def add(self, timestamp: float, message: Message) -> int: ...
+
+    def add_many(self, timestamp: float, messages: list[Message]) -> int: ...
 
     def flush(self) -> None: ...
 
@@ -229,7 +235,7 @@ class SegmentedLog:
     def _new_segment(self, first_offset: int) -> Segment:
         raise NotImplementedError
 
-    def _write_chunk(self, segment: Segment, data: bytes, info: ChunkInfo) -> ChunkInfo:
+    def _write_chunk(self, segment: Segment, data: bytes | bytearray, info: ChunkInfo) -> ChunkInfo:
         """Write ``data`` at the end of ``segment``; the info with its position."""
         raise NotImplementedError
 
@@ -302,6 +308,38 @@ class SegmentedLog:
         offset = self._next_offset
         self._next_offset = offset + 1
         return offset
+
+    def add_many(self, timestamp: float, messages: list[Message]) -> int:
+        """:meth:`add` for a run of messages with one timestamp, until the chunk buffer is
+        full: how many were added (at least one).  A full buffer is flushed first, so this
+        may raise ``StoreWriteError`` (then none was added)."""
+        if len(self._pending) >= MAX_CHUNK_MESSAGES or self._pending_bytes >= MAX_CHUNK_BYTES:
+            self.flush()
+        pending = self._pending
+        ms = max(round(timestamp * 1000), self._last_ts_ms)
+        self._last_ts_ms = ms
+        if not pending and self._sink is not None:
+            self.pending_since = self._sink.stream_buffered(self)
+        room = MAX_CHUNK_MESSAGES - len(pending)
+        size = self._pending_bytes
+        n = len(messages)
+        total = sum(map(len, map(_body, messages))) + 64 * n
+        if n <= room and size + total <= MAX_CHUNK_BYTES:  # the usual case: all of them
+            pending.extend(zip(repeat(ms, n), messages, strict=True))
+            self._pending_bytes = size + total
+            self._next_offset += n
+            return n
+        count = 0
+        append = pending.append
+        for message in messages:
+            if count >= room or size >= MAX_CHUNK_BYTES:
+                break
+            append((ms, message))
+            size += len(message.body) + 64
+            count += 1
+        self._pending_bytes = size
+        self._next_offset += count
+        return count
 
     def flush(self) -> None:
         """Write the buffered messages as one chunk (nothing to do when none are buffered).
@@ -565,9 +603,9 @@ class MemoryStreamLog(SegmentedLog):
     def _new_segment(self, first_offset: int) -> Segment:
         return Segment(first_offset, handle=[])
 
-    def _write_chunk(self, segment: Segment, data: bytes, info: ChunkInfo) -> ChunkInfo:
+    def _write_chunk(self, segment: Segment, data: bytes | bytearray, info: ChunkInfo) -> ChunkInfo:
         chunks: list[bytes] = segment.handle
-        chunks.append(data)
+        chunks.append(bytes(data))
         return attrs.evolve(info, position=segment.size)
 
     def _read_chunk(self, segment: Segment, index: int) -> bytes:

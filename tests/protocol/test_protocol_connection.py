@@ -606,3 +606,113 @@ def test_close_ok_on_an_open_channel_is_503_unimplemented_method() -> None:
         ReplyCode.COMMAND_INVALID,
         "unimplemented method",
     )
+
+
+# -- runs of repeated publishes (repeated_contents) ------------------------------------
+
+
+def _events_taking_runs(proto: ServerConnection, limit: int) -> tuple[list[object], object]:
+    """The events, with each run ``repeated_contents`` takes after a content expanded into
+    the content events it stands for; and the error that ended them, if any."""
+    out: list[object] = []
+    try:
+        while (ev := proto.next_event()) is not NEED_DATA:
+            out.append(ev)
+            if isinstance(ev, events.EOF):
+                break
+            if isinstance(ev, events.Content):
+                m = ev.message
+                head = (ev.channel, ev.method, m.exchange, m.routing_key, m.properties)
+                for body in proto.repeated_contents(ev.channel, limit):
+                    out.append((*head, m.raw_properties, body))
+    except AMQPError as exc:
+        return comparable(out), (type(exc), exc.reply_code)  # type: ignore[arg-type]
+    return comparable(out), None  # type: ignore[arg-type]
+
+
+def _events_one_by_one(proto: ServerConnection) -> tuple[list[object], object]:
+    out: list[object] = []
+    try:
+        while (ev := proto.next_event()) is not NEED_DATA:
+            out.append(ev)
+            if isinstance(ev, events.EOF):
+                break
+    except AMQPError as exc:
+        return comparable(out), (type(exc), exc.reply_code)  # type: ignore[arg-type]
+    return comparable(out), None  # type: ignore[arg-type]
+
+
+def _runs(spec: list[tuple[int, int, int]]) -> bytes:
+    """Runs of publishes: (count, body size, kind) each; kinds vary channel, routing key
+    and properties, so that runs end where a publish differs."""
+    parts = []
+    seq = 0
+    for count, size, kind in spec:
+        channel = 1 + kind % 2
+        publish = methods.BasicPublish(exchange="ex", routing_key=f"rk{kind % 3}")
+        props = PROPS if kind % 4 else BasicProperties(delivery_mode=2)
+        for _ in range(count):
+            seq += 1
+            parts.append(encode_content(channel, publish, props, bytes([seq % 256]) * size, 4096))
+        if kind % 5 == 0:
+            parts.append(encode_method_frame(channel, methods.BasicAck(seq, False)))
+    return b"".join(parts)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spec=st.lists(
+        st.tuples(st.integers(1, 6), st.sampled_from([0, 1, 16, 5000]), st.integers(0, 20)),
+        min_size=1,
+        max_size=6,
+    ),
+    cuts=st.lists(st.integers(0, 80_000), max_size=6),
+    flips=st.lists(st.tuples(st.integers(0, 80_000), st.integers(0, 255)), max_size=2),
+    limit=st.integers(1, 5),
+)
+def test_taking_runs_of_repeated_publishes_yields_the_same_events(
+    spec: list[tuple[int, int, int]],
+    cuts: list[int],
+    flips: list[tuple[int, int]],
+    limit: int,
+) -> None:
+    data = bytearray(_runs(spec))
+    for position, value in flips:
+        data[position % len(data)] = value
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    one_by_one, runs = _fresh(), _fresh()
+    expected: list[object] = []
+    got: list[object] = []
+    for start, end in itertools.pairwise(points):
+        one_by_one.receive_data(bytes(data[start:end]))
+        runs.receive_data(bytes(data[start:end]))
+        evs, error = _events_one_by_one(one_by_one)
+        expected += evs
+        evs2, error2 = _events_taking_runs(runs, limit)
+        got += evs2
+        assert error2 == error
+        if error is not None:
+            break
+    assert got == expected
+
+
+def test_a_run_stops_at_the_limit_and_at_the_first_publish_that_differs() -> None:
+    proto = _fresh()
+    one = encode_content(1, PUBLISH, PROPS, b"a", 4096)
+    other = encode_content(1, PUBLISH, BasicProperties(delivery_mode=2), b"b", 4096)
+    proto.receive_data(one * 5 + other + one)
+
+    def body() -> bytes:
+        ev = proto.next_event()
+        assert isinstance(ev, events.Content)
+        return bytes(ev.message.body)
+
+    assert body() == b"a"
+    assert proto.repeated_contents(1, 3) == [b"a"] * 3
+    assert proto.repeated_contents(1, 3) == []  # only right after a content
+    assert body() == b"a"
+    assert proto.repeated_contents(1, 10) == []  # the next one differs
+    assert body() == b"b"
+    assert proto.repeated_contents(1, 10) == []
+    assert body() == b"a"
+    assert proto.next_event() is NEED_DATA

@@ -15,6 +15,7 @@ from rawamqp import RawClient, body_frame, header_frame, method_frame
 from amqplite.app import RunningBroker, add_default_user, serve
 from amqplite.broker.broker import Broker
 from amqplite.message import BasicProperties, Message
+from amqplite.protocol import encode_properties
 from amqplite.protocol import methods as m
 from amqplite.server.durability import UNSYNCED_BYTES_MAX, ConfirmPipeline, GroupCommit
 from amqplite.store import Store, SyncPoint, open_store
@@ -258,3 +259,54 @@ async def test_a_closed_channel_gets_no_confirms_from_an_fsync_in_flight(store: 
             await client.send(_passive(2))
             assert (await client.expect(m.QueueDeclareOk)).message_count == 3
             await client.aclose()
+
+
+async def test_a_burst_of_stream_publishes_is_confirmed_after_its_fsync_one_offset_each(
+    store: Store,
+) -> None:
+    """Publishes that repeat exchange, routing key and properties go to a stream as one run
+    (``repeated_contents``): each still gets its own offset, header, body and filter value,
+    a run ends where a publish differs (another queue, other properties), and the acks
+    covering them come only after the fsync that covers their chunk."""
+    broker = _served(store)
+    filtered = encode_properties(
+        BasicProperties(delivery_mode=2, headers={"x-stream-filter-value": "b"})
+    )
+    stream_publish = method_frame(1, m.BasicPublish(0, "", "s", False, False))
+    plan = [(PERSISTENT, 300), (filtered, 250), (PERSISTENT, 1)]
+    data = []
+    n = 0
+    for raw, count in plan:
+        for _ in range(count):
+            body = b"m%d" % n
+            data.append(stream_publish + header_frame(1, len(body), raw) + body_frame(1, body))
+            n += 1
+        data.append(_publishes(1))  # to the classic queue "durable": ends the run
+    with trio.fail_after(10):
+        async with serve(broker=broker, shutdown_timeout=0.2) as running:
+            client = await RawClient.connect(running.port)
+            await client.handshake()
+            await client.open_channel(1)
+            await client.declare_queue(1, "durable", durable=True)
+            await client.declare_queue(1, "s", durable=True, arguments={"x-queue-type": "stream"})
+            await client.send_method(1, m.ConfirmSelect(False))
+            await client.expect(m.ConfirmSelectOk)
+            await client.send(b"".join(data))
+            total = n + len(plan)
+            acked = 0
+            while acked < total:
+                ack = await client.expect(m.BasicAck)
+                assert store.is_durable(store.position)
+                acked = ack.delivery_tag
+            assert acked == total
+            await client.aclose()
+    stream = broker.get_vhost("/").queues["s"]
+    records = stream.read(0, n + 10)  # type: ignore[union-attr]
+    values = [None] * 300 + ["b"] * 250 + [None]
+    assert [r.offset for r in records] == list(range(n))
+    assert [r.message.body for r in records] == [b"m%d" % i for i in range(n)]
+    assert [r.message.properties.headers["x-stream-offset"] for r in records] == list(range(n))
+    assert [r.filter_value for r in records] == values
+    stamps = [r.timestamp for r in records]
+    assert stamps == sorted(stamps)
+    assert broker.get_vhost("/").queues["durable"].message_count == len(plan)

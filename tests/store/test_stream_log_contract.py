@@ -257,3 +257,33 @@ def test_a_failed_write_keeps_the_chunk_buffered_and_unconfirmed(fast_tmp: Path)
     assert [r.message.body[:2] for r in reopened.read(0, 10)] == [b"m0", b"m1", b"m2"]
     assert reopened.truncated_bytes == 0
     reopened.close()
+
+
+def test_a_run_added_at_once_gets_an_offset_each_and_splits_at_the_chunk_limit(
+    h: StoreHarness,
+) -> None:
+    """add_many (a run of publishes): one timestamp, an offset per message, at most a
+    chunk's worth per call; messages sharing their properties (wire form) are stored
+    and read back as when added one by one, also after a restart."""
+    from amqplite.message import BasicProperties
+    from amqplite.protocol import encode_properties
+    from amqplite.store.streamlog import MAX_CHUNK_MESSAGES
+
+    log = open_log(h, segment_bytes=10_000_000)
+    props = BasicProperties(delivery_mode=2, headers={"x-stream-filter-value": "v"})
+    raw = encode_properties(props)
+    run = [Message("", "events", props, b"r%d" % i, raw) for i in range(MAX_CHUNK_MESSAGES + 10)]
+    log.add(T0, msg(0))
+    assert log.add_many(T0 + 1, run) == MAX_CHUNK_MESSAGES - 1  # the chunk buffer is full
+    assert log.add_many(T0 + 1, run[MAX_CHUNK_MESSAGES - 1 :]) == 11  # flushed, then the rest
+    log.flush()
+    assert log.next_offset == MAX_CHUNK_MESSAGES + 11
+    for restarted in (False, True):
+        if restarted:
+            log = restart(h)
+        records = log.read(0, 10_000)
+        assert [r.offset for r in records] == list(range(MAX_CHUNK_MESSAGES + 11))
+        assert [r.message.body for r in records[1:]] == [m.body for m in run]
+        assert {r.filter_value for r in records[1:]} == {"v"}
+        assert {r.timestamp for r in records[1:]} == {T0 + 1}
+        assert log.offset_at(T0 + 0.5) == 1

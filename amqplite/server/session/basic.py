@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from amqplite.broker.results import TX_BUFFERED
+from amqplite.broker.results import ROUTED_STREAM, TX_BUFFERED
 from amqplite.errors import AMQPConnectionError, ReplyCode
 from amqplite.message import Message
 from amqplite.protocol import methods as m
@@ -21,6 +21,10 @@ from amqplite.server.session import reply_to
 if TYPE_CHECKING:
     from amqplite.server.session.channel import ChannelHandler, SessionChannel
     from amqplite.server.session.core import Session
+
+#: At most this many repeated publishes are taken from the input at once (the stream
+#: buffers up to 4,096 messages per chunk).
+RUN_MAX = 1024
 
 
 def publish(session: Session, ch: SessionChannel, method: m.BasicPublish, message: Message) -> None:
@@ -53,6 +57,23 @@ def publish(session: Session, ch: SessionChannel, method: m.BasicPublish, messag
             ch.nacks.append(seq)
         if result.durable_write:
             session.sync_pending = True
+    if result is ROUTED_STREAM and message.raw_properties is not None:
+        _publish_run(session, ch, message)
+
+
+def _publish_run(session: Session, ch: SessionChannel, message: Message) -> None:
+    """The publishes right behind one that went to a stream, repeating it but for the
+    body (a publisher's usual stream), go to the stream together: one call appends them
+    all, instead of an event, a ``Message`` routed and checked, and an append each."""
+    bodies = session.proto.repeated_contents(ch.number, RUN_MAX)
+    if not bodies:
+        return
+    rejected = ch.broker.publish_repeated(message, bodies)
+    if ch.broker.confirm:
+        first = ch.published + 1
+        ch.published += len(bodies)
+        ch.nacks.extend(first + i for i in rejected)
+        session.sync_pending = True
 
 
 def return_unroutable(session: Session, channel: int, message: Message) -> None:
