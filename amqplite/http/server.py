@@ -305,9 +305,22 @@ async def _send_response(
         headers.append(("content-length", str(len(body))))
     reason = _REASONS.get(response.status, "")
     with trio.move_on_after(limits.write_timeout) as scope:
-        await stream.send_all(
-            conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
-        )
+        head = conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
+        if isinstance(body, bytes):
+            # One write for a whole response when it is small (every send_all is a trip
+            # through the scheduler, and pollers ask dozens of times a second); a large
+            # body goes as it is rather than copied behind its head.
+            data = conn.send(h11.Data(data=body)) if body and method != "HEAD" else b""
+            end = conn.send(h11.EndOfMessage())
+            if len(data) <= _WRITE_COALESCE:
+                await stream.send_all(head + data + end)
+            else:
+                await stream.send_all(head)
+                await stream.send_all(data)
+                if end:
+                    await stream.send_all(end)
+            return True
+        await stream.send_all(head)
         if isinstance(body, AsyncGenerator):
             try:
                 if method != "HEAD":
@@ -318,23 +331,21 @@ async def _send_response(
             finally:
                 with trio.CancelScope(shield=True):
                     await body.aclose()  # its cleanup runs even if the client went away
-        elif method != "HEAD":
-            if isinstance(body, bytes):
-                if body:
-                    await stream.send_all(conn.send(h11.Data(data=body)))
-            else:
-                pending: list[bytes] = []
-                size = 0
-                for chunk in body:
-                    pending.append(chunk)
-                    size += len(chunk)
-                    if size >= _WRITE_COALESCE:
-                        await stream.send_all(conn.send(h11.Data(data=b"".join(pending))))
-                        pending.clear()
-                        size = 0
-                if pending:
+        elif method != "HEAD":  # an iterable of chunks
+            pending: list[bytes] = []
+            size = 0
+            for chunk in body:
+                pending.append(chunk)
+                size += len(chunk)
+                if size >= _WRITE_COALESCE:
                     await stream.send_all(conn.send(h11.Data(data=b"".join(pending))))
-        await stream.send_all(conn.send(h11.EndOfMessage()))
+                    pending.clear()
+                    size = 0
+            if pending:
+                await stream.send_all(conn.send(h11.Data(data=b"".join(pending))))
+        end = conn.send(h11.EndOfMessage())
+        if end:  # empty with a Content-Length
+            await stream.send_all(end)
         return True
     return False
 
