@@ -357,11 +357,18 @@ class Snapshots:
         cost = await drive(work, self.step, self.pause)
         self._fragments = fragments
         listing = QueueListing(by_vhost)
-        # The common request (everything) is made now, gzip included (nearly every poller
-        # accepts it), and all of it is in the cost that sets how long the snapshot is kept.
+        # The common request (everything) is made now, and if the snapshot is worth keeping
+        # its gzip too (nearly every poller accepts it): all of it is in the cost that sets
+        # how long the snapshot is kept.
         body, made = await listing.make_body(list(by_vhost), self.step, self.pause)
-        cost += made + await body.pack()
-        return listing, cost
+        return listing, await self._packed(body, cost + made)
+
+    async def _packed(self, body: Body, cost: float) -> float:
+        """``cost`` plus ``body``'s gzip, made now unless the snapshot is too cheap to keep
+        (answered live: its gzip waits for a client that asks for one)."""
+        if self.freshness.period(cost) <= 0:
+            return cost
+        return cost + await body.pack()
 
     def _render_queues(
         self,
@@ -399,4 +406,4 @@ class Snapshots:
         )
         cost = await drive(work, self.step, self.pause)
         body = Body(parts, metrics.CONTENT_TYPE, etag=tag[0])
-        return body, cost + await body.pack()  # as for the listing: gzip in the cost
+        return body, await self._packed(body, cost)  # as for the listing
