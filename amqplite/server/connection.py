@@ -77,7 +77,7 @@ class _Input:
     Other streams (TLS) go through ``receive_some``.
     """
 
-    __slots__ = ("_after", "_pending", "_sock", "_stream", "received", "size")
+    __slots__ = ("_after", "_pending", "_reads", "_sock", "_stream", "received", "size")
 
     def __init__(self, stream: trio.abc.Stream, size: int) -> None:
         self._stream = stream
@@ -88,6 +88,7 @@ class _Input:
         # or after the last frame the start of the next message.
         self._after = bytearray(8)  # grown to what the protocol asks for
         self._pending = True  # more input may be waiting (the last read filled the buffer)
+        self._reads = 0  # body reads
         #: Bytes received so far (the confirm pipeline bounds the unsynced part).
         self.received = 0
 
@@ -102,15 +103,22 @@ class _Input:
             self.received += len(data)
             session.data_received(data)
             return True
-        if self._pending:
-            await trio.lowlevel.checkpoint()  # one yield per batch, as receive_some
-        else:
-            await trio.lowlevel.wait_readable(sock)
         proto = session.proto
+        want = proto.next_read(self.size)
+        if type(want) is int:
+            if self._pending:
+                await trio.lowlevel.checkpoint()  # one yield per batch, as receive_some
+            else:
+                await trio.lowlevel.wait_readable(sock)
+        else:
+            self._reads += 1
+            if not self._reads % 16:
+                await trio.lowlevel.checkpoint()  # long body reads without waiting
         after = self._after
         progress = False
         while True:
-            want = proto.next_read(self.size)
+            if progress:
+                want = proto.next_read(self.size)
             if type(want) is int:
                 if progress:
                     return True
@@ -137,6 +145,7 @@ class _Input:
                     self._pending = False
                     return True
                 await trio.lowlevel.wait_readable(sock)
+                want = proto.next_read(self.size)  # (the view was released)
                 continue
             if not got:
                 return False
@@ -146,7 +155,7 @@ class _Input:
                 session.data_received(bytes(after[: got - room]))
             if got < room + more or more > 8 or session.finished:
                 # The socket is drained for now, or the body is complete.
-                self._pending = got == room + more
+                self._pending = True  # (what follows is likely on its way)
                 return True
             progress = True
 
