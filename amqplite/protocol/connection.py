@@ -100,9 +100,10 @@ NEED_DATA: Final = _NeedData()
 
 #: Body frames at least this long are received in place when they arrive in pieces.
 DIRECT_MIN = 8192
-#: After a content header announcing a body at least this long, reads are short
-#: (``PEEK``): the next message's method, header and first body frame head, so that its
-#: body too is received in place rather than mostly within one large read and copied out.
+#: Once a body at least this long is received in place, reads are short (``PEEK``) until
+#: a smaller body comes: the next message's method, header and first body frame head, so
+#: that its body too is received in place rather than mostly within one large read and
+#: copied out.
 PEEK_MIN = 65536
 #: The short read's size: a publish method and content header fit many times over.
 PEEK = 4096
@@ -373,7 +374,7 @@ class ServerConnection:
         self._direct_channel = 0
         self._frame_left = 0
         self._reserve_budget = RESERVE_BUDGET
-        # The last content header announced a large body: read short (see ``next_read``).
+        # Large bodies are being received in place: read short (see ``next_read``).
         self._peek = False
         #: Where the method frame of the last basic.publish began (-1: none usable), for
         #: :meth:`repeated_contents`.
@@ -847,7 +848,8 @@ class ServerConnection:
         properties = _properties_cache.get(raw) or _decode_properties(
             raw, method.CLASS_ID, method.METHOD_ID
         )
-        self._peek = body_size >= PEEK_MIN
+        if body_size < PEEK_MIN:
+            self._peek = False
         if not body_size:
             del self._assembling[channel]
             return _content(channel, method, properties, raw, b"")
@@ -927,13 +929,18 @@ class ServerConnection:
         into the body's buffer, from the socket if the server uses :meth:`next_read`.
 
         Errors in the frame head are raised now; a frame to drop waits to be whole."""
-        if size < DIRECT_MIN and not self._peek:
-            # (Within a large body its short last frame too, to receive it together with
-            # the next message's start.)
-            return False
+        if size < DIRECT_MIN:
+            # Within a large body received in place, its short last frame too, to receive
+            # it together with the next message's start; other small frames are parsed
+            # from the buffer (a peer with a small frame_max sends many).
+            asm = self._assembling.get(channel) if self._peek else None
+            if asm is None or asm.remaining != size:
+                return False
         asm = self._body_frame(channel, size)
         if asm is None:
             return False
+        if asm.size >= PEEK_MIN:
+            self._peek = True
         self._reserve(asm, size)
         self._direct = asm
         self._direct_channel = channel
@@ -973,8 +980,8 @@ class ServerConnection:
         (receive into both, then ``body_received`` and ``receive_data`` with the rest).
 
         Between two frames of a large body it asks for just the frame end and the next
-        frame head, so the next payload also lands in place.  While the last content header
-        announced a large body, it asks for at most ``PEEK`` bytes after that body
+        frame head, so the next payload also lands in place.  Once large bodies are received
+        in place (until a small one comes), it asks for at most ``PEEK`` bytes after each
         (received with its last frame): enough for the next message's method, header and
         body frame head, not for most of its body, which then goes in place too.
         """

@@ -240,6 +240,28 @@ def test_large_bodies_back_to_back_are_received_in_place_not_within_large_reads(
     assert proto.next_read(size) == size
 
 
+def test_large_bodies_in_small_frames_are_read_in_large_reads() -> None:
+    proto = ServerConnection(frame_max=4096)
+    open_connection(proto, frame_max=4096)
+    open_channel(proto, 1)
+    body = bytes(range(256)) * 1024  # 256 KiB in 64 frames, each too small to go in place
+    wire = encode_content(1, PUBLISH, PROPS, body, 4096) * 3
+    size = 256 << 10
+    reads: list[int | tuple[memoryview, int]] = []
+    pos = 0
+    received = []
+    while pos < len(wire):
+        want = proto.next_read(size)
+        reads.append(want)
+        assert isinstance(want, int)
+        proto.receive_data(wire[pos : pos + want])
+        pos += want
+        received += drain(proto)
+    assert [e.message.body for e in received if isinstance(e, events.Content)] == [body] * 3
+    # No short reads: 3 bodies of 64 frames each in 4 reads, not 200.
+    assert len(reads) == 4
+
+
 def test_a_large_body_fed_in_pieces_without_next_read_assembles_the_same() -> None:
     proto = running()
     body = bytes(range(256)) * 3000  # frames of 128 KiB, the last one shorter
