@@ -9,17 +9,20 @@ Directory of one stream (``<data_dir>/streams/<vhost>/<queue>/``, names percent-
     tracking                   tracked offsets (key -> next offset), rewritten atomically
 
 Writes: a chunk is written through (``pwrite``) to the segment, then its index entry to the
-index; both files are handed to the store's next sync (one fsync per dirty file per group
-commit).  A failed write truncates both files back to their last good size and raises
+index.  The segment is handed to the store's next sync (a confirm waits for that fsync); the
+index is not fsynced per chunk but once its segment is sealed, because it can be rebuilt
+from the segment (below): one fsync per group commit instead of two.  A failed write
+truncates both files back to their last good size and raises
 :class:`~amqplite.store.StoreWriteError`, so nothing half-written is ever counted.
 
-Startup never scans segments: every sealed segment's index is read as is (they were fsynced
-when the next segment started being written and synced), and only the newest segment is
-verified -- its index entries must lie inside the file and the last indexed chunk must pass
-its CRC (else the entry is dropped and the previous one checked), then chunks written after
-the last index entry are re-indexed, and whatever follows the last whole chunk (a torn,
-zero-filled or bit-flipped tail) is truncated away.  So restart costs one index read per
-segment plus one chunk check, whatever the stream's length.
+Startup never scans segments: a sealed segment's index is read as is when its last entry
+ends where the segment does, and otherwise (the newest segment, or a crash before the sync
+after a seal) the segment is verified -- its index entries must lie inside the file and the
+last indexed chunk must pass its CRC (else the entry is dropped and the previous one
+checked), then chunks written after the last index entry are re-indexed, and whatever
+follows the last whole chunk (a torn, zero-filled or bit-flipped tail) is truncated away.
+So restart costs one index read per segment plus one chunk check, whatever the stream's
+length.
 """
 
 from __future__ import annotations
@@ -117,7 +120,10 @@ class FileStreamLog(SegmentedLog):
             return None
         entries, end = decode_index(idx.read_all(), FILE_HEADER_SIZE)
         segment = Segment(first, handle=(seg, idx), sealed=not newest)
-        if newest or not entries:
+        # The newest segment's index may lag its chunks or hold entries for chunks that
+        # never reached the disk; so may a sealed one's, after a crash before the sync
+        # that follows the seal (indexes are not fsynced per chunk): check where it ends.
+        if newest or not entries or entries[-1].position + entries[-1].length != seg.size:
             entries = self._verify_tail(seg, entries)
             idx.truncate(FILE_HEADER_SIZE)
             idx.write(b"".join(encode_index_entry(e) for e in entries))
@@ -205,10 +211,17 @@ class FileStreamLog(SegmentedLog):
             _truncate_quietly(idx, idx_size)
             raise StoreWriteError(f"stream write failed: {exc}") from exc
         if self._sink is not None:
-            self._sink.stream_wrote(seg, len(data))
-            self._sink.stream_wrote(idx, INDEX_ENTRY_SIZE)
+            # Only the segment is fsynced per group commit: the index is rebuilt from the
+            # segment wherever it ends short of it (``_open_segment``), and is fsynced once
+            # its segment is sealed (``_seal``).  One fsync per commit instead of two.
+            self._sink.stream_wrote(seg, len(data) + INDEX_ENTRY_SIZE)
         segment.size = seg_size  # SegmentedLog.append adds the chunk's length
         return info
+
+    def _seal(self, segment: Segment) -> None:
+        super()._seal(segment)
+        if self._sink is not None:
+            self._sink.stream_wrote(segment.handle[1], 0)  # its index, with the next sync
 
     def _read_chunk(self, segment: Segment, index: int) -> bytes:
         seg, _idx = segment.handle

@@ -287,3 +287,50 @@ def test_a_run_added_at_once_gets_an_offset_each_and_splits_at_the_chunk_limit(
         assert {r.filter_value for r in records[1:]} == {"v"}
         assert {r.timestamp for r in records[1:]} == {T0 + 1}
         assert log.offset_at(T0 + 0.5) == 1
+
+
+def test_a_sealed_segment_whose_index_lags_its_chunks_is_re_indexed(fast_tmp: Path) -> None:
+    """Indexes are fsynced when their segment is sealed, not per chunk: after a crash the
+    index of a sealed segment may miss its last entries (or hold some for chunks that did
+    not reach the disk); the chunks in the segment are what counts."""
+    h = StoreHarness("file", fast_tmp / "data")
+    log = open_log(h, segment_bytes=4_000)
+    fill(log, chunks=40, per_chunk=3)
+    h.store.sync()
+    h.store.abandon()
+    segments = _segment_files(fast_tmp / "data")
+    assert len(segments) >= 3
+    first_index = segments[0][:-4] + ".idx"
+    size = os.path.getsize(first_index)
+    with open(first_index, "r+b") as f:
+        f.truncate(size - 2 * 48)  # its last two entries never reached the disk
+    second_index = segments[1][:-4] + ".idx"
+    with open(second_index, "ab") as f:
+        f.write(b"\0" * 48)  # a zero-filled entry past its end
+    h.start()
+    log = open_log(h)
+    assert [r.offset for r in log.read(0, 1000)] == list(range(120))
+    assert log.truncated_bytes == 0  # type: ignore[attr-defined]
+    log = restart(h)
+    assert [r.offset for r in log.read(0, 1000)] == list(range(120))
+    h.close()
+
+
+def test_only_segments_are_fsynced_per_chunk_and_an_index_once_sealed(fast_tmp: Path) -> None:
+    h = StoreHarness("file", fast_tmp / "data")
+    log = open_log(h, segment_bytes=4_000)
+    fill(log, chunks=1, per_chunk=3)
+    h.store.sync()
+    fill(log, chunks=1, per_chunk=3)
+    point = h.store.prepare_sync()
+    assert [os.path.basename(f.path)[-4:] for f in point.files] == [".seg"]  # type: ignore[attr-defined]
+    point.fsync()
+    h.store.complete_sync(point)
+    fill(log, chunks=30, per_chunk=3)  # rolls: the sealed segments' indexes go with the sync
+    point = h.store.prepare_sync()
+    synced = {os.path.basename(f.path) for f in point.files}  # type: ignore[attr-defined]
+    point.fsync()
+    h.store.complete_sync(point)
+    sealed = [os.path.basename(p)[:-4] for p in _segment_files(fast_tmp / "data")][:-1]
+    assert sealed and all(name + ".idx" in synced for name in sealed)
+    h.close()
