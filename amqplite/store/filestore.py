@@ -433,9 +433,17 @@ class FileStore(SyncPositions):
         loaded: list[_Segment],
     ) -> None:
         """Keep only the newest copy of each compacted message (a crash can come before
-        compaction retired the old one), at the queue position of its original."""
+        compaction retired the old one), at the queue position of its original.
+
+        Only queues holding a copy or an original are walked: a queue without either is
+        already in order, and copies whose every membership was removed since (the usual
+        case once a backlog is consumed) are in no queue.  Walking every queue cost 1.7 s
+        of a million-message recovery for 26k such dead copies."""
         segments = {segment.number: segment for segment in loaded}
+        involved = latest.keys() | originals.keys()
         for queue, items in ordered.items():
+            if involved.isdisjoint([entry.ref for entry in items]):
+                continue
             kept: list[tuple[int, RecoveredMessage]] = []
             for entry in items:
                 ref = entry.ref
