@@ -375,9 +375,10 @@ class Broker:
     def begin_batch(self) -> None:
         """The server is about to handle one receive buffer of a connection.
 
-        Until :meth:`end_batch`, stream queues collect their dispatches instead of running
-        one per ack: a catch-up reader acking each message refills its credit once per
-        buffer, in one pass over its chunk, rather than once per ack.
+        Until :meth:`end_batch`, queues (classic and stream) collect their dispatches
+        instead of running one per ack or publish: a consumer acking each message gets the
+        messages its freed credit allows once per buffer, in one pass, rather than once per
+        ack (a stream reader in one pass over its chunk).
         """
         self.batching = True
 

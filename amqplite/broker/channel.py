@@ -577,6 +577,51 @@ class Channel:
         else:
             self._settle(taken)
 
+    def ack_tags(self, tags: list[int]) -> None:
+        """Acknowledge each of ``tags`` (``multiple`` false), in order: a run of basic.ack
+        frames from one receive buffer.  The deliveries of one queue settle in one call,
+        and the queue dispatches once after them, so the messages the freed credit lets
+        through go out as one batch.  An unknown tag fails (406) after the acks before it
+        took effect, as one basic.ack after another would."""
+        if self._tx is not None:
+            for tag in tags:
+                self.ack(tag)
+            return
+        pop = self.unacked.pop
+        queue: Any = None  # the queue of the deliveries in ``entries``
+        entries: list[QueueEntry] = []
+        held = 0  # deliveries that held a consumer's credit
+        bad = None
+        for tag in tags:
+            delivery = pop(tag, None)
+            if delivery is None:
+                bad = tag
+                break
+            if delivery.queue is not queue:
+                if entries:
+                    self._settle_entries(queue, entries)
+                    entries = []
+                queue = delivery.queue
+            entries.append(delivery.entry)
+            consumer = delivery.consumer
+            if consumer is not None:
+                consumer.unacked -= 1
+                held += 1
+        if held:
+            self.consumer_unacked -= held
+        if entries:
+            self._settle_entries(queue, entries)
+        if held and self.global_prefetch:
+            self._dispatch_all()
+        if bad is not None:
+            raise self._unknown(bad)
+
+    def _settle_entries(self, queue: Queue, entries: list[QueueEntry]) -> None:
+        queue.unacked_count -= len(entries)
+        queue.settle_many(entries)
+        if queue.message_count and not self.global_prefetch:
+            queue.dispatch()
+
     def nack(self, delivery_tag: int, *, multiple: bool = False, requeue: bool = True) -> None:
         taken = self._take(delivery_tag, multiple)
         if self._tx is not None:

@@ -173,6 +173,7 @@ class Queue:
 
     __slots__ = (
         "__weakref__",
+        "_broker",
         "_bstats",
         "_busy",
         "_clock",
@@ -246,6 +247,7 @@ class Queue:
         self.message_bytes = 0
         self.unacked_count = 0
         broker = vhost.broker
+        self._broker = broker
         self._clock = broker.clock
         self._bstats = broker.stats
         #: Seconds a manual-ack delivery may stay unacked before its channel is closed.
@@ -545,8 +547,15 @@ class Queue:
         return None
 
     def dispatch(self) -> None:
-        """Deliver ready entries while some consumer has credit."""
+        """Deliver ready entries while some consumer has credit (at the end of the server's
+        input batch when one is being handled: see ``Broker.begin_batch``)."""
         if self._busy or not self._levels or self.deleted:
+            return
+        broker = self._broker
+        if broker.batching:
+            # A buffer of acks frees credit ack by ack, and with a backlog every publish
+            # asks: dispatching once, at the end, delivers what they allow as one batch.
+            broker.defer_dispatch(self)
             return
         self._busy = True
         try:
@@ -607,6 +616,16 @@ class Queue:
         self._bstats.acked += 1
         if entry.ref is not None:  # else leave() has nothing to do: save the call
             self.leave(entry)
+
+    def settle_many(self, entries: list[QueueEntry]) -> None:
+        """:meth:`settle` for each of ``entries`` (a run of acks), counted at once."""
+        count = len(entries)
+        self.stats.acked += count
+        self._bstats.acked += count
+        if self.persistent:  # only a stored queue's entries have refs
+            for entry in entries:
+                if entry.ref is not None:
+                    self.leave(entry)
 
     def leave(self, entry: QueueEntry) -> None:
         """The entry leaves this queue for good: the store forgets it for this queue."""

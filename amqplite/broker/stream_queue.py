@@ -525,6 +525,11 @@ class StreamQueue:
             reader.acked.add(entry.offset)
         self.log.set_tracking(reader.key, reader.committed())
 
+    def settle_many(self, entries: list[StreamEntry]) -> None:
+        """:meth:`settle` for each of ``entries`` (a run of acks)."""
+        for entry in entries:
+            self.settle(entry)
+
     def requeue(self, entries: list[Any]) -> None:
         """A nack/reject with requeue, or a closed channel: the credit is back, nothing else."""
 

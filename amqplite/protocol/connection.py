@@ -155,6 +155,10 @@ _PUBLISH = _key(methods.BasicPublish)
 _ACK = _key(methods.BasicAck)
 # basic.ack's arguments: delivery tag, then the multiple bit.
 _ACK_ARGS = struct.Struct(">QB")
+# A whole basic.ack frame after its first 11 bytes (frame type, channel, size 13, class
+# 60, method 80): the tag, the bits, the frame end; and those 11 bytes after the channel.
+_ACK_TAIL = struct.Struct(">QBB")
+_ACK_HEAD_REST = b"\x00\x00\x00\x0d\x00\x3c\x00\x50"
 _START_OK = _key(methods.ConnectionStartOk)
 _SECURE_OK = _key(methods.ConnectionSecureOk)
 _TUNE_OK = _key(methods.ConnectionTuneOk)
@@ -543,6 +547,13 @@ class ServerConnection:
         elif key == _ACK and end - start == 13:
             # One per consumed message: decoded here, as its decoder would (same checks).
             tag, bits = _ACK_ARGS.unpack_from(buf, start + 4)
+            if (
+                not bits & 1
+                and self.state == RUNNING
+                and self._channels.get(channel) == _CH_OPEN
+                and channel not in self._assembling
+            ):
+                return self._ack_run(channel, tag)
             method = methods.BasicAck(tag, bool(bits & 1))
         else:
             decoder = DECODERS.get(key)
@@ -592,6 +603,28 @@ class ServerConnection:
                 return events.Method(channel, method)
             return None
         return self._on_method0(key, method)
+
+    def _ack_run(self, channel: int, tag: int) -> events.Acks:
+        """A single basic.ack on an open channel, and the single acks on the same channel
+        that follow it in the buffer: one event for the run (a consumer acking each message
+        sends a receive buffer of them).  A frame that is anything else (another channel,
+        ``multiple``, a bad frame end) ends the run and is read as usual."""
+        buf = self._buf
+        pos = self._pos
+        tags = [tag]
+        append = tags.append
+        head = b"\x01" + channel.to_bytes(2, "big") + _ACK_HEAD_REST
+        last = len(buf) - 21  # where the last whole ack frame could start
+        startswith = buf.startswith
+        unpack = _ACK_TAIL.unpack_from
+        while pos <= last and startswith(head, pos):
+            tag, bits, frame_end = unpack(buf, pos + 11)
+            if bits or frame_end != FRAME_END:
+                break
+            append(tag)
+            pos += 21
+        self._pos = pos
+        return events.Acks(channel, tags)
 
     def _open_channel(self, channel: int, key: int, method: methods.Method) -> Event:
         """A method on a channel not open: only channel.open may come, within channel_max."""

@@ -45,6 +45,17 @@ class Method:
     method: _Method
 
 
+@attrs.define(slots=True)
+class Acks:
+    """basic.ack with ``multiple`` false, once per tag in ``tags``, in order, on an open
+    ``channel``: a run of such frames in one receive buffer is one event (see
+    ``ServerConnection._ack_run``), so a consumer acking each message costs one event per
+    buffer instead of one per message."""
+
+    channel: int
+    tags: list[int]
+
+
 class Content(NamedTuple):
     """A content-carrying method (basic.publish) assembled with its header and body frames
     into the :class:`~amqplite.message.Message` the broker takes as it is.
@@ -70,7 +81,7 @@ class EOF:
     """The peer closed its side of the socket (``receive_data(b"")``)."""
 
 
-Event = ProtocolHeader | ProtocolHeaderMismatch | Method | Content | Heartbeat | EOF
+Event = ProtocolHeader | ProtocolHeaderMismatch | Method | Acks | Content | Heartbeat | EOF
 
 PROTOCOL_HEADER = ProtocolHeader()
 HEARTBEAT = Heartbeat()

@@ -513,15 +513,73 @@ def test_eof_is_an_event() -> None:
     proto = running()
     proto.receive_data(encode_method_frame(1, methods.BasicAck(1)) + b"\x01\x00")
     proto.receive_data(b"")
-    assert proto.next_events() == [events.Method(1, methods.BasicAck(1)), events.EOF()]
+    assert proto.next_events() == [events.Acks(1, [1]), events.EOF()]
 
 
 def test_next_events_drains_everything_buffered() -> None:
     proto = running()
     proto.receive_data(b"".join(encode_method_frame(1, methods.BasicAck(i)) for i in range(1, 101)))
     evs = proto.next_events()
-    assert evs == [events.Method(1, methods.BasicAck(i)) for i in range(1, 101)]
+    assert evs == [events.Acks(1, list(range(1, 101)))]
     assert proto.next_event() is NEED_DATA and proto.buffered == 0
+
+
+# -- runs of basic.ack ---------------------------------------------------------------
+
+
+def _acks(channel: int, *tags: int, multiple: bool = False) -> bytes:
+    return b"".join(encode_method_frame(channel, methods.BasicAck(t, multiple)) for t in tags)
+
+
+def _flat(evs: list[events.Event]) -> list[events.Event]:
+    """Events with each run of acks as the one basic.ack per tag it stands for."""
+    out: list[events.Event] = []
+    for ev in evs:
+        if isinstance(ev, events.Acks):
+            out += [events.Method(ev.channel, methods.BasicAck(t)) for t in ev.tags]
+        else:
+            out.append(ev)
+    return out
+
+
+def test_an_ack_run_ends_at_another_channel_a_multiple_ack_or_another_method() -> None:
+    proto = running(channels=(1, 2))
+    data = (
+        _acks(1, 1, 2, 3)
+        + _acks(2, 1)
+        + _acks(1, 4)
+        + _acks(1, 6, multiple=True)
+        + _acks(1, 7, 8)
+        + encode_method_frame(1, methods.BasicQos(0, 10, False))
+        + _acks(1, 9)
+    )
+    assert feed(proto, data) == [
+        events.Acks(1, [1, 2, 3]),
+        events.Acks(2, [1]),
+        events.Acks(1, [4]),
+        events.Method(1, methods.BasicAck(6, True)),
+        events.Acks(1, [7, 8]),
+        events.Method(1, methods.BasicQos(0, 10, False)),
+        events.Acks(1, [9]),
+    ]
+
+
+def test_an_ack_run_stops_at_an_incomplete_frame_and_goes_on_with_the_next_data() -> None:
+    proto = running()
+    data = _acks(1, 1, 2, 3)
+    assert feed(proto, data[:50]) == [events.Acks(1, [1, 2])]
+    assert feed(proto, data[50:]) == [events.Acks(1, [3])]
+
+
+def test_a_bad_frame_end_inside_an_ack_run_is_a_frame_error_after_the_acks_before_it() -> None:
+    proto = running()
+    bad = bytearray(_acks(1, 3))
+    bad[-1] = 0
+    proto.receive_data(_acks(1, 1, 2) + bytes(bad))
+    assert proto.next_event() == events.Acks(1, [1, 2])
+    with pytest.raises(AMQPConnectionError) as info:
+        proto.next_event()
+    assert info.value.reply_code == ReplyCode.FRAME_ERROR
 
 
 def test_send_content_uses_the_negotiated_frame_max() -> None:
@@ -573,7 +631,7 @@ def test_any_split_of_a_valid_stream_yields_the_same_events(
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
     for start, end in itertools.pairwise(points):
         chunked += feed(proto, data[start:end])
-    assert comparable(chunked) == comparable(whole)
+    assert comparable(_flat(chunked)) == comparable(_flat(whole))
     assert sum(isinstance(e, events.Content) for e in whole) == len(bodies)
 
 

@@ -188,3 +188,33 @@ async def test_consumer_timeout_closes_the_channel_with_406() -> None:
             ok = await client.declare_queue(1, "slowpoke", passive=True)
             assert ok.message_count == 1  # the unacked delivery went back to the queue
             await client.aclose()
+
+
+async def test_acks_sent_together_settle_up_to_an_unknown_tag_which_closes_the_channel(
+    running: RunningBroker,
+) -> None:
+    # The three acks arrive in one write, so the session gets them as one run of acks.
+    with trio.fail_after(5):
+        client = await _client(running)
+        await client.declare_queue(1, "run")
+        await client.send(publish_frames(1, "", "run", b"m") * 4)
+        await client.send_method(1, m.BasicQos(0, 2, False))
+        await client.expect(m.BasicQosOk)
+        await client.send_method(1, m.BasicConsume(0, "run", "c", False, False, False, False, {}))
+        await client.expect(m.BasicConsumeOk)
+        tags = [(await client.expect(m.BasicDeliver)).delivery_tag for _ in range(2)]
+        assert tags == [1, 2]
+        await client.send(
+            method_frame(1, m.BasicAck(1))
+            + method_frame(1, m.BasicAck(99))
+            + method_frame(1, m.BasicAck(2))
+        )
+        while not isinstance(method := (await client.read_method())[1], m.ChannelClose):
+            assert isinstance(method, m.BasicDeliver)
+        assert (method.reply_code, method.class_id, method.method_id) == (406, 60, 80)
+        assert method.reply_text == "PRECONDITION_FAILED - unknown delivery tag 99"
+        await client.send_method(1, m.ChannelCloseOk())
+        await client.open_channel(1)
+        # Message 1 was acked; 2 (its ack came after the unknown tag) and 3, 4 are back.
+        ok = await client.declare_queue(1, "run", passive=True)
+        assert ok.message_count == 3

@@ -55,6 +55,8 @@ def _error_ids(exc: AMQPError, method: m.Method | None) -> tuple[int, int]:
 
 
 STREAM_WIRE = StreamWire()
+#: Names basic.ack (class 60, method 80) in the channel.close of a failed ack run.
+_BASIC_ACK = m.BasicAck(0)
 
 
 class Session:
@@ -363,7 +365,17 @@ class Session:
 
     def _handle_event(self, event: object) -> None:
         kind = type(event)
-        if kind is events.Method:
+        if kind is events.Acks:
+            # A run of single basic.acks (the consumer's hot path): the protocol passes
+            # them only on channels open on both sides.
+            acks: events.Acks = event  # type: ignore[assignment]
+            acking = self.channels.get(acks.channel)
+            if acking is not None:
+                try:
+                    acking.broker.ack_tags(acks.tags)
+                except ChannelError as exc:
+                    self._channel_failed(acking, exc, _BASIC_ACK)
+        elif kind is events.Method:
             method = event.method  # type: ignore[attr-defined]
             ch = self.channels.get(event.channel)  # type: ignore[attr-defined]
             if ch is None:
