@@ -423,6 +423,7 @@ class Channel:
             arguments=dict(arguments) if arguments else {},
             seq=0,
             deliver=self._deliver,
+            deliver_many=self._deliver_many,
         )
         q.add_consumer(consumer)
         self.consumers[consumer_tag] = consumer
@@ -492,6 +493,41 @@ class Channel:
         self.sink.deliver(
             consumer.tag, tag, entry.redelivered, message.exchange, message.routing_key, message
         )
+
+    def _deliver_many(self, consumer: Consumer, queue: Queue, entries: list[QueueEntry]) -> None:
+        """Called by the queue: :meth:`_deliver` for each of ``entries``, in order, with
+        the bookkeeping they share (counters, the consumer timeout's clock) done once."""
+        if consumer.no_ack or queue.counts_deliveries:
+            for entry in entries:
+                self._deliver(consumer, queue, entry)
+            return
+        count = len(entries)
+        first = tag = self._next_tag
+        self._next_tag = tag + count
+        self._bstats.delivered += count
+        stats = queue.stats
+        stats.deliver += count
+        at = None
+        timeout = queue.consumer_timeout
+        if timeout is not None:
+            at = self._clock()
+            if timeout != self._timeout:
+                self._new_timeout(timeout)
+            due = self.due
+            if due is None or at + timeout < due:
+                self._broker.schedule(self, at + timeout)
+        unacked = self.unacked
+        for entry in entries:
+            unacked[tag] = Delivery(tag, queue, entry, consumer, at)
+            tag += 1
+            if entry.redelivered:
+                stats.redelivered += 1
+            if entry.ref is not None:  # so that a crash now brings it back redelivered
+                queue.mark_delivered(entry)
+        consumer.unacked += count
+        self.consumer_unacked += count
+        queue.unacked_count += count
+        self.sink.deliver_many(consumer.tag, first, entries)
 
     def get(self, queue: str, *, no_ack: bool = False) -> GetResult | None:
         queue = self._queue_name(queue)

@@ -17,11 +17,18 @@ if TYPE_CHECKING:
     from amqplite.broker.queue import Queue, QueueEntry
 
 
+#: The most deliveries :meth:`Consumer.credit` grants at once: the sink's ``writable`` is
+#: asked once per batch, so a batch may take the output this far past its high-water mark
+#: (and ``Queue.BATCH_BYTES`` of bodies at most).
+BATCH = 256
+
+
 class Consumer:
     __slots__ = (
         "arguments",
         "channel",
         "deliver",
+        "deliver_many",
         "exclusive",
         "no_ack",
         "prefetch",
@@ -45,6 +52,7 @@ class Consumer:
         arguments: FieldTable,
         seq: int,
         deliver: Callable[[Consumer, Queue, QueueEntry], None],
+        deliver_many: Callable[[Consumer, Queue, list[QueueEntry]], None],
     ) -> None:
         self.tag = tag
         self.channel = channel
@@ -59,6 +67,8 @@ class Consumer:
         #: Hands an entry to this consumer (its channel numbers it and calls the sink);
         #: the queue calls ``consumer.deliver(consumer, queue, entry)`` when it dispatches.
         self.deliver = deliver
+        #: The same for a batch of entries, in order (``Queue.dispatch`` with one consumer).
+        self.deliver_many = deliver_many
 
     def can_take(self) -> bool:
         """Whether one more delivery may go to this consumer right now."""
@@ -74,6 +84,24 @@ class Consumer:
             if limit and channel.consumer_unacked >= limit:
                 return False
         return channel.active and channel.sink.writable
+
+    def credit(self) -> int:
+        """How many deliveries may go to this consumer right now, at most ``BATCH``
+        (what :meth:`can_take` says, for a batch: the sink is asked once)."""
+        channel = self.channel
+        n = BATCH
+        if not self.no_ack:
+            prefetch = self.prefetch
+            if prefetch:
+                n = prefetch - self.unacked
+                if n > BATCH:
+                    n = BATCH
+            limit = channel.global_prefetch
+            if limit and limit - channel.consumer_unacked < n:
+                n = limit - channel.consumer_unacked
+            if n <= 0:
+                return 0
+        return n if channel.active and channel.sink.writable else 0
 
     def __repr__(self) -> str:
         return f"<Consumer {self.tag!r} on {self.queue.name!r}>"

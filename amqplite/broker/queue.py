@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Bodies in one dispatch batch at most (see ``Consumer.credit``): past them the queue
+#: asks the consumer again, and so whether its sink is still writable.
+BATCH_BYTES = 128 * 1024
+
 #: Stands in for the body of a lazy entry (kept on disk; read back on delivery).
 LAZY = Message("", "", EMPTY_PROPERTIES, b"", id=0)
 
@@ -436,6 +440,37 @@ class Queue:
             return entry
         return None
 
+    def _pop_many(self, n: int) -> list[QueueEntry]:
+        """Up to ``n`` next live entries (:meth:`_pop_live` for each), fewer once they
+        hold ``BATCH_BYTES`` of bodies (the sink was asked whether it is writable once)."""
+        taken: list[QueueEntry] = []
+        append = taken.append
+        single = len(self._ready) == 1
+        ready = self._ready0
+        popleft = ready.popleft
+        clock = self._clock
+        size = 0
+        while self.message_count:
+            entry = popleft() if single else self._head_deque().popleft()
+            self.message_count -= 1
+            self.message_bytes -= entry.size
+            if entry.expires_at is not None and entry.expires_at <= clock():
+                self._expire(entry)
+                continue
+            if entry.message is LAZY:
+                message = self._load(entry)
+                if message is None:
+                    self.leave(entry)
+                    self._count_dropped("unreadable")
+                    continue
+                entry.message = message
+            append(entry)
+            size += entry.size
+            n -= 1
+            if not n or size >= BATCH_BYTES:
+                break
+        return taken
+
     def _load(self, entry: QueueEntry) -> Message | None:
         """A lazy entry's message, read back from the store (None if it cannot be)."""
         from amqplite.store import StoreError
@@ -562,16 +597,19 @@ class Queue:
             levels = self._levels
             only = self._only
             if only is not None:
-                # One consumer (the common case): no round-robin to keep, so skip the
-                # rotation and re-check only its credit; stop if a delivery changed the
-                # consumers (rebuilt levels) or deleted the queue.
-                deliver = only.deliver
-                can_take = only.can_take
-                while self.message_count and can_take():
-                    entry = self._pop_live()
-                    if entry is None:
+                # One consumer (the common case): no round-robin to keep, so it gets
+                # batches, as many entries as its credit allows each; stop if a delivery
+                # changed the consumers (rebuilt levels) or deleted the queue.
+                deliver_many = only.deliver_many
+                credit = only.credit
+                while self.message_count:
+                    n = credit()
+                    if not n:
                         return
-                    deliver(only, self, entry)
+                    entries = self._pop_many(n)
+                    if not entries:
+                        return
+                    deliver_many(only, self, entries)
                     if self._levels is not levels or self.deleted:
                         break
                 else:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
 from amqplite.message import Message
+
+if TYPE_CHECKING:
+    from amqplite.broker.queue import QueueEntry
 
 
 @attrs.frozen(slots=True)
@@ -67,6 +70,11 @@ class DeliverySink(Protocol):
         routing_key: str,
         message: Message,
     ) -> None: ...
+
+    def deliver_many(self, consumer_tag: str, delivery_tag: int, entries: list[QueueEntry]) -> None:
+        """:meth:`deliver` for each of ``entries`` in order, tagged ``delivery_tag``,
+        ``delivery_tag + 1``... (a queue's batch for one consumer; each entry's message
+        is delivered with its own exchange and routing key)."""
 
     def cancel_consumer(self, consumer_tag: str) -> None:
         """Server-side cancel (the queue went away): send basic.cancel to the client."""

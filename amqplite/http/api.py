@@ -71,6 +71,7 @@ if TYPE_CHECKING:
         User,
         VHost,
     )
+    from amqplite.broker.queue import QueueEntry
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,11 @@ class _NullSink:
         exchange: str,
         routing_key: str,
         message: Message,
+    ) -> None:  # pragma: no cover - internal channels never consume
+        pass
+
+    def deliver_many(
+        self, consumer_tag: str, delivery_tag: int, entries: list[QueueEntry]
     ) -> None:  # pragma: no cover - internal channels never consume
         pass
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from amqplite.broker.queue import QueueEntry
 from amqplite.message import Message
 
 Delivery = tuple[str, int, bool, str, str, Message]
@@ -27,6 +28,19 @@ class RecordingSink:
         self.deliveries.append(
             (consumer_tag, delivery_tag, redelivered, exchange, routing_key, message)
         )
+
+    def deliver_many(self, consumer_tag: str, delivery_tag: int, entries: list[QueueEntry]) -> None:
+        for entry in entries:
+            message = entry.message
+            self.deliver(
+                consumer_tag,
+                delivery_tag,
+                entry.redelivered,
+                message.exchange,
+                message.routing_key,
+                message,
+            )
+            delivery_tag += 1
 
     def cancel_consumer(self, consumer_tag: str) -> None:
         self.cancelled.append(consumer_tag)

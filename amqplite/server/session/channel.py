@@ -26,6 +26,7 @@ from amqplite.server.outbox import SPLICE_MIN
 
 if TYPE_CHECKING:
     from amqplite.broker.channel import Channel as BrokerChannel
+    from amqplite.broker.queue import QueueEntry
     from amqplite.server.session.core import Session
 
 
@@ -115,6 +116,48 @@ class SessionChannel:
                     self.proto.frame_max,
                 )
             )
+        if not outbox.dirty:
+            self.session.flushes.mark(outbox)
+
+    def deliver_many(self, consumer_tag: str, delivery_tag: int, entries: list[QueueEntry]) -> None:
+        """:meth:`deliver` for each entry: small ones joined into one write."""
+        outbox = self.outbox
+        encode = self.encoder.encode
+        frame_max = self.proto.frame_max
+        parts: list[bytes] = []
+        for entry in entries:
+            message = entry.message
+            if len(message.body) < SPLICE_MIN:
+                parts.append(
+                    encode(
+                        consumer_tag,
+                        delivery_tag,
+                        entry.redelivered,
+                        message.exchange,
+                        message.routing_key,
+                        message,
+                        frame_max,
+                    )
+                )
+            else:  # sent from the body's own buffer, not copied (see outbox.py)
+                if parts:
+                    outbox.buffer += b"".join(parts)
+                    parts.clear()
+                outbox.write(
+                    deliver_parts(
+                        self.number,
+                        consumer_tag,
+                        delivery_tag,
+                        entry.redelivered,
+                        message.exchange,
+                        message.routing_key,
+                        message,
+                        frame_max,
+                    )
+                )
+            delivery_tag += 1
+        if parts:
+            outbox.buffer += b"".join(parts)
         if not outbox.dirty:
             self.session.flushes.mark(outbox)
 
