@@ -13,8 +13,10 @@ the same bytes.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
+from typing import Protocol
 
-from amqplite.message import Message
+from amqplite.message import Body, Message
 from amqplite.protocol.frames import (
     FRAME_BODY,
     FRAME_END,
@@ -32,6 +34,17 @@ _END = bytes((FRAME_END,))
 #: Distinct (consumer tag, exchange, routing key) kept per channel; cleared when full, so
 #: a publisher cycling through many routing keys cannot grow it without bound.
 TEMPLATES_MAX = 256
+
+
+class Deliverable(Protocol):
+    """What :meth:`DeliverEncoder.encode_many` reads of each delivery (the broker's queue
+    entries have both)."""
+
+    @property
+    def message(self) -> Message: ...
+
+    @property
+    def redelivered(self) -> bool: ...
 
 
 class DeliverEncoder:
@@ -114,3 +127,79 @@ class DeliverEncoder:
                 _END,
             )
         )
+
+    def encode_many(
+        self,
+        consumer_tag: str,
+        delivery_tag: int,
+        entries: Sequence[Deliverable],
+        start: int,
+        max_body: int,
+        frame_max: int,
+        out: list[Body],
+    ) -> int:
+        """Append to ``out`` the bytes of :meth:`encode` for ``entries[start:]``, tagged
+        ``delivery_tag`` + their index, up to the first whose body is ``max_body`` bytes or
+        more (the caller sends that one otherwise); the index it stopped at.
+
+        The loop of :meth:`encode`, with the template of the last (exchange, routing key)
+        kept at hand: a run of deliveries from one publisher looks it up once."""
+        templates = self._templates
+        channel = self.channel
+        limit = frame_max - 8 if frame_max else max_body
+        body_head = _BODY.pack
+        last_exchange = last_key = None
+        pack = None
+        head = tail = b""
+        for i in range(start, len(entries)):
+            entry = entries[i]
+            message = entry.message
+            body = message.body
+            size = len(body)
+            if size >= max_body:
+                return i
+            raw = message.raw_properties
+            exchange = message.exchange
+            routing_key = message.routing_key
+            if raw is None or not size or size > limit:
+                out.append(
+                    encode_deliver(
+                        channel,
+                        consumer_tag,
+                        delivery_tag + i,
+                        entry.redelivered,
+                        exchange,
+                        routing_key,
+                        message,
+                        frame_max,
+                    )
+                )
+                continue
+            if exchange is not last_exchange or routing_key is not last_key or pack is None:
+                template = templates.get((consumer_tag, exchange, routing_key))
+                if template is None:
+                    template = self._template(consumer_tag, exchange, routing_key)
+                packer, head, tail = template
+                pack = packer.pack
+                last_exchange = exchange
+                last_key = routing_key
+            out += (
+                pack(
+                    head,
+                    delivery_tag + i,
+                    entry.redelivered,
+                    tail,
+                    FRAME_END,
+                    FRAME_HEADER,
+                    channel,
+                    12 + len(raw),
+                    60,
+                    0,
+                    size,
+                ),
+                raw,
+                body_head(FRAME_END, FRAME_BODY, channel, size),
+                body,
+                _END,
+            )
+        return len(entries)

@@ -53,3 +53,40 @@ def test_templates_are_per_consumer_exchange_and_key_and_bounded(
             got = encoder.encode(ctag, i + 1, False, "ex", key, msg, 131072)
             assert got == encode_deliver(1, ctag, i + 1, False, "ex", key, msg, 131072)
     assert len(encoder._templates) <= 4
+
+
+class _Entry:
+    def __init__(self, message: Message, redelivered: bool = False) -> None:
+        self.message = message
+        self.redelivered = redelivered
+
+
+def test_encode_many_writes_each_delivery_as_encode_deliver_and_stops_at_a_large_body() -> None:
+    entries = [
+        _Entry(_message(b"a" * 16)),
+        _Entry(_message(b"b" * 16), redelivered=True),
+        _Entry(_message(b"c" * 16, routing_key="other")),
+        _Entry(_message(b"d" * 16)),
+        _Entry(_message(b"")),  # no body frame
+        _Entry(_message(b"e" * 20, raw=False)),  # properties not yet encoded
+        _Entry(_message(b"f" * 5000)),  # several body frames (frame_max 4096)
+        _Entry(_message(b"g" * 16)),
+        _Entry(_message(b"h" * 9000)),  # at max_body: the caller sends it
+        _Entry(_message(b"i" * 16)),
+    ]
+    encoder = DeliverEncoder(3)
+
+    def expected(i: int) -> bytes:
+        entry = entries[i]
+        message = entry.message
+        return encode_deliver(
+            3, "ctag", 10 + i, entry.redelivered, "ex", message.routing_key, message, 4096
+        )
+
+    out: list[bytes | bytearray] = []
+    stop = encoder.encode_many("ctag", 10, entries, 0, 9000, 4096, out)
+    assert stop == 8
+    assert b"".join(out) == b"".join(expected(i) for i in range(8))
+    out.clear()
+    assert encoder.encode_many("ctag", 10, entries, 9, 9000, 4096, out) == 10
+    assert b"".join(out) == expected(9)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from amqplite.errors import ChannelError
-from amqplite.message import Message
+from amqplite.message import Body, Message
 from amqplite.protocol import methods as m
 from amqplite.protocol.deliver import DeliverEncoder
 from amqplite.protocol.frames import deliver_parts
@@ -120,44 +120,36 @@ class SessionChannel:
             self.session.flushes.mark(outbox)
 
     def deliver_many(self, consumer_tag: str, delivery_tag: int, entries: list[QueueEntry]) -> None:
-        """:meth:`deliver` for each entry: small ones joined into one write."""
+        """:meth:`deliver` for each entry: small ones encoded into one write."""
         outbox = self.outbox
-        encode = self.encoder.encode
+        encode_many = self.encoder.encode_many
         frame_max = self.proto.frame_max
-        parts: list[bytes] = []
-        for entry in entries:
+        parts: list[Body] = []
+        i = 0
+        count = len(entries)
+        while True:
+            i = encode_many(consumer_tag, delivery_tag, entries, i, SPLICE_MIN, frame_max, parts)
+            if parts:
+                outbox.buffer += b"".join(parts)
+                parts.clear()
+            if i == count:
+                break
+            # A large body: sent from its own buffer, not copied (see outbox.py).
+            entry = entries[i]
             message = entry.message
-            if len(message.body) < SPLICE_MIN:
-                parts.append(
-                    encode(
-                        consumer_tag,
-                        delivery_tag,
-                        entry.redelivered,
-                        message.exchange,
-                        message.routing_key,
-                        message,
-                        frame_max,
-                    )
+            outbox.write(
+                deliver_parts(
+                    self.number,
+                    consumer_tag,
+                    delivery_tag + i,
+                    entry.redelivered,
+                    message.exchange,
+                    message.routing_key,
+                    message,
+                    frame_max,
                 )
-            else:  # sent from the body's own buffer, not copied (see outbox.py)
-                if parts:
-                    outbox.buffer += b"".join(parts)
-                    parts.clear()
-                outbox.write(
-                    deliver_parts(
-                        self.number,
-                        consumer_tag,
-                        delivery_tag,
-                        entry.redelivered,
-                        message.exchange,
-                        message.routing_key,
-                        message,
-                        frame_max,
-                    )
-                )
-            delivery_tag += 1
-        if parts:
-            outbox.buffer += b"".join(parts)
+            )
+            i += 1
         if not outbox.dirty:
             self.session.flushes.mark(outbox)
 
