@@ -42,15 +42,17 @@ from typing import Any
 BENCHMARKS: list[tuple[str, float, str]] = [
     ("decode_publish_16b", 1.0, "publish+header+body frames -> Content event (16 B body)"),
     ("decode_publish_1k", 1.0, "publish+header+body frames -> Content event (1 KiB body)"),
-    ("decode_ack", 2.0, "basic.ack frame -> event"),
+    ("decode_ack", 2.0, "basic.ack frame -> event (a buffer of them: one Acks event per run)"),
     ("route_direct", 4.0, "direct exchange route, 1,000 keys bound"),
     ("route_topic_1000_cached", 4.0, "topic route, 1,000 wildcard bindings, key cached"),
     ("route_topic_1000_uncached", 0.5, "topic route, 1,000 wildcard bindings, trie walk"),
     ("route_fanout_10", 4.0, "fanout exchange route to 10 queues"),
     ("publish_enqueue_dispatch", 1.0, "channel.publish -> route -> enqueue -> deliver"),
     ("ack", 1.0, "channel.ack of one delivery (single, not multiple)"),
+    ("ack_run_50", 1.0, "one ack of channel.ack_tags over runs of 50 (a buffer of acks)"),
     ("encode_deliver_16b", 2.0, "basic.deliver + header + body frames (16 B body)"),
     ("encode_deliver_1k", 2.0, "basic.deliver + header + body frames (1 KiB body)"),
+    ("encode_deliver_many_16b", 2.0, "one delivery of DeliverEncoder.encode_many over 50 (16 B)"),
     ("decode_publish_1m", 0.002, "publish+header+8 body frames -> Content event (1 MiB body)"),
     ("deliver_1m", 0.02, "basic.deliver of a 1 MiB body into an outbox (spliced) + its iovec"),
     (
@@ -61,7 +63,7 @@ BENCHMARKS: list[tuple[str, float, str]] = [
     (
         "session_e2e_backlog_16b",
         0.5,
-        "the same with 1,000 messages queued: each ack dispatches one from the queue",
+        "the same with 1,000 messages queued: each buffer of acks dispatches a batch",
     ),
     ("session_publish_16b", 0.5, "publish bytes in -> queued, nobody consuming (16 B)"),
     (
@@ -317,6 +319,44 @@ def bench_ack(n: int) -> int:
     if channel.unacked:
         raise RuntimeError("acks left deliveries unacked")
     return elapsed
+
+
+def bench_ack_run_50(n: int) -> int:
+    _broker, channel, sink = _consuming_world()
+    msg = _message("bench")
+    n = max(50, n - n % 50)
+    for _ in range(n):
+        channel.publish("", "bench", msg)
+    first = sink.last_tag - n + 1
+    runs = [list(range(t, t + 50)) for t in range(first, first + n, 50)]
+    ack_tags = channel.ack_tags
+    start = time.perf_counter_ns()
+    for tags in runs:
+        ack_tags(tags)
+    elapsed = time.perf_counter_ns() - start
+    if channel.unacked:
+        raise RuntimeError("acks left deliveries unacked")
+    return elapsed
+
+
+def bench_encode_deliver_many_16b(n: int) -> int:
+    from amqplite.broker.queue import QueueEntry
+    from amqplite.message import BasicProperties, Message
+    from amqplite.protocol.deliver import DeliverEncoder
+    from amqplite.protocol.properties import encode_properties
+
+    props = BasicProperties(delivery_mode=1)
+    raw = encode_properties(props)  # as received: the encoder's template path
+    entries = [
+        QueueEntry(Message("", "bench", props, b"x" * 16, raw), seq, None) for seq in range(50)
+    ]
+    encoder = DeliverEncoder(1)
+    out: list[Any] = []
+    start = time.perf_counter_ns()
+    for tag in range(1, n + 1, 50):
+        encoder.encode_many("amq.ctag-1", tag, entries, 0, 1 << 20, FRAME_MAX, out)
+        out.clear()
+    return time.perf_counter_ns() - start
 
 
 def _encode_deliver(n: int, size: int) -> int:

@@ -159,6 +159,9 @@ _ACK_ARGS = struct.Struct(">QB")
 # 60, method 80): the tag, the bits, the frame end; and those 11 bytes after the channel.
 _ACK_TAIL = struct.Struct(">QBB")
 _ACK_HEAD_REST = b"\x00\x00\x00\x0d\x00\x3c\x00\x50"
+# Sixteen whole basic.ack frames: (first 11 bytes, tag, bits and frame end) each.
+_ACK_BLOCK_FRAMES = 16
+_ACK_BLOCK = struct.Struct(">" + "11sQH" * _ACK_BLOCK_FRAMES)
 _START_OK = _key(methods.ConnectionStartOk)
 _SECURE_OK = _key(methods.ConnectionSecureOk)
 _TUNE_OK = _key(methods.ConnectionTuneOk)
@@ -615,6 +618,18 @@ class ServerConnection:
         append = tags.append
         head = b"\x01" + channel.to_bytes(2, "big") + _ACK_HEAD_REST
         last = len(buf) - 21  # where the last whole ack frame could start
+        # Sixteen frames at a time while they are all single acks on this channel, in one
+        # unpack; what is left (or a block with anything else in it) frame by frame.
+        block_last = len(buf) - _ACK_BLOCK.size
+        while pos <= block_last:
+            fields = _ACK_BLOCK.unpack_from(buf, pos)
+            if fields[0::3].count(head) != _ACK_BLOCK_FRAMES:
+                break
+            # bits << 8 | frame end: the bits must be 0 (not multiple).
+            if fields[2::3].count(FRAME_END) != _ACK_BLOCK_FRAMES:
+                break
+            tags += fields[1::3]
+            pos += _ACK_BLOCK.size
         startswith = buf.startswith
         unpack = _ACK_TAIL.unpack_from
         while pos <= last and startswith(head, pos):

@@ -564,6 +564,32 @@ def test_an_ack_run_ends_at_another_channel_a_multiple_ack_or_another_method() -
     ]
 
 
+def test_long_ack_runs_end_where_the_first_other_frame_is() -> None:
+    # Longer than the blocks of frames the protocol reads at once.
+    proto = running(channels=(1, 2))
+    data = (
+        _acks(1, *range(1, 25))
+        + _acks(1, 25, multiple=True)
+        + _acks(1, *range(26, 60))
+        + _acks(2, 1)
+        + _acks(1, *range(60, 100))
+    )
+    assert feed(proto, data) == [
+        events.Acks(1, list(range(1, 25))),
+        events.Method(1, methods.BasicAck(25, True)),
+        events.Acks(1, list(range(26, 60))),
+        events.Acks(2, [1]),
+        events.Acks(1, list(range(60, 100))),
+    ]
+    bad = bytearray(_acks(1, *range(1, 40)))
+    bad[21 * 30 - 1] = 0  # the frame end of tag 30
+    proto.receive_data(bytes(bad))
+    assert proto.next_event() == events.Acks(1, list(range(1, 30)))
+    with pytest.raises(AMQPConnectionError) as info:
+        proto.next_event()
+    assert info.value.reply_code == ReplyCode.FRAME_ERROR
+
+
 def test_an_ack_run_stops_at_an_incomplete_frame_and_goes_on_with_the_next_data() -> None:
     proto = running()
     data = _acks(1, 1, 2, 3)
