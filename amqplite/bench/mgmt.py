@@ -32,7 +32,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,6 +43,8 @@ from amqplite.bench.scenarios import RunConfig, RunResult, run_scenario
 
 POLLED = ("/api/queues", "/metrics")
 DASHBOARD = ("/api/overview", "/api/queues")
+#: The line the pollers' process prints once every client has made a round.
+READY = "ready\n"
 
 
 @dataclass(slots=True)
@@ -106,11 +108,13 @@ async def _poller(
     gzip: bool,
     stop: asyncio.Event,
     stats: PollStats,
+    polled: Callable[[], None],
     revalidate: bool = False,
 ) -> None:
     """One client: every second, GET each of ``paths`` on one keep-alive connection;
-    ``revalidate``: send the last ETag of each path as ``If-None-Match``, as a browser
-    does for the dashboard's requests (Chromium does: see docs/performance.md)."""
+    ``polled()`` once its first round is done.  ``revalidate``: send the last ETag of
+    each path as ``If-None-Match``, as a browser does for the dashboard's requests
+    (Chromium does: see docs/performance.md)."""
     try:
         await asyncio.wait_for(stop.wait(), random.random())  # spread the clients over a second
         return
@@ -124,6 +128,7 @@ async def _poller(
     tags: dict[int, str] = {}
     try:
         next_at = time.monotonic()
+        first = True
         while not stop.is_set():
             for i, head in enumerate(heads):
                 t0 = time.monotonic()
@@ -139,6 +144,9 @@ async def _poller(
                     stats.not_modified += 1
                 elif status != 200:
                     stats.errors += 1
+            if first:
+                first = False
+                polled()
             next_at += 1.0
             try:
                 await asyncio.wait_for(stop.wait(), max(0.0, next_at - time.monotonic()))
@@ -157,11 +165,23 @@ async def _poll(
     ).decode()
     host, port = parts.hostname or "127.0.0.1", parts.port or 15672
     stats = PollStats()
-    tasks = [_poller(host, port, auth, POLLED, gzip, stop, stats) for _ in range(clients)]
+    waiting = clients + dashboard
+
+    def polled() -> None:
+        # Every client has made its first round: tell the parent (Pollers.start).
+        nonlocal waiting
+        waiting -= 1
+        if not waiting:
+            sys.stdout.write(READY)
+            sys.stdout.flush()
+
+    tasks = [_poller(host, port, auth, POLLED, gzip, stop, stats, polled) for _ in range(clients)]
     if dashboard:
         # A browser revalidates what it fetched before (the 20 pollers stand for
         # Prometheus and scripts, which do not).
-        tasks.append(_poller(host, port, auth, DASHBOARD, gzip, stop, stats, revalidate=True))
+        tasks.append(
+            _poller(host, port, auth, DASHBOARD, gzip, stop, stats, polled, revalidate=True)
+        )
     results = await asyncio.gather(*tasks, return_exceptions=True)
     failures = [r for r in results if isinstance(r, BaseException)]
     out = stats.summary()
@@ -216,7 +236,9 @@ class Pollers:
         self.proc = await asyncio.create_subprocess_exec(
             *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
         )
-        await asyncio.sleep(warmup)  # every client has connected and polled at least once
+        assert self.proc.stdout is not None
+        # Until every client has connected and polled once, and at least ``warmup``.
+        await asyncio.gather(self.proc.stdout.readline(), asyncio.sleep(warmup))
 
     async def stop(self) -> dict[str, Any]:
         proc = self.proc
