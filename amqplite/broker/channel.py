@@ -497,7 +497,7 @@ class Channel:
     def _deliver_many(self, consumer: Consumer, queue: Queue, entries: list[QueueEntry]) -> None:
         """Called by the queue: :meth:`_deliver` for each of ``entries``, in order, with
         the bookkeeping they share (counters, the consumer timeout's clock) done once."""
-        if consumer.no_ack or queue.counts_deliveries:
+        if consumer.no_ack or queue.counts_deliveries or len(entries) == 1:
             for entry in entries:
                 self._deliver(consumer, queue, entry)
             return
@@ -619,8 +619,8 @@ class Channel:
         and the queue dispatches once after them, so the messages the freed credit lets
         through go out as one batch.  An unknown tag fails (406) after the acks before it
         took effect, as one basic.ack after another would."""
-        if self._tx is not None:
-            for tag in tags:
+        if self._tx is not None or len(tags) == 1:
+            for tag in tags:  # (one ack: the single-ack path is the shorter one)
                 self.ack(tag)
             return
         pop = self.unacked.pop

@@ -89,18 +89,20 @@ class Consumer:
         """How many deliveries may go to this consumer right now, at most ``BATCH``
         (what :meth:`can_take` says, for a batch: the sink is asked once)."""
         channel = self.channel
-        n = BATCH
+        if self.no_ack or not self.prefetch:
+            n = BATCH
+        else:
+            n = self.prefetch - self.unacked
+            if n <= 0:
+                return 0
+            if n > BATCH:
+                n = BATCH
         if not self.no_ack:
-            prefetch = self.prefetch
-            if prefetch:
-                n = prefetch - self.unacked
-                if n > BATCH:
-                    n = BATCH
             limit = channel.global_prefetch
             if limit and limit - channel.consumer_unacked < n:
                 n = limit - channel.consumer_unacked
-            if n <= 0:
-                return 0
+                if n <= 0:
+                    return 0
         return n if channel.active and channel.sink.writable else 0
 
     def __repr__(self) -> str:

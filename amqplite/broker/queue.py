@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 
 from amqplite.broker.arguments import QueueArgs
-from amqplite.broker.consumer import Consumer
+from amqplite.broker.consumer import BATCH, Consumer
 from amqplite.broker.dead_letter import DELIVERY_LIMIT, EXPIRED, MAXLEN
 from amqplite.errors import access_refused
 from amqplite.message import EMPTY_PROPERTIES, FieldTable, Message
@@ -600,18 +600,27 @@ class Queue:
                 # One consumer (the common case): no round-robin to keep, so it gets
                 # batches, as many entries as its credit allows each; stop if a delivery
                 # changed the consumers (rebuilt levels) or deleted the queue.
-                deliver_many = only.deliver_many
                 credit = only.credit
                 while self.message_count:
                     n = credit()
                     if not n:
                         return
-                    entries = self._pop_many(n)
-                    if not entries:
-                        return
-                    deliver_many(only, self, entries)
+                    if n == 1:  # (prefetch 1: the single-entry path is the shorter one)
+                        entry = self._pop_live()
+                        if entry is None:
+                            return
+                        only.deliver(only, self, entry)
+                        taken = 1
+                    else:
+                        entries = self._pop_many(n)
+                        if not entries:
+                            return
+                        only.deliver_many(only, self, entries)
+                        taken = len(entries)
                     if self._levels is not levels or self.deleted:
                         break
+                    if taken == n < BATCH:
+                        return  # it took all the credit it had: no need to ask again
                 else:
                     return
             while self.message_count:

@@ -615,9 +615,11 @@ class ServerConnection:
         buf = self._buf
         pos = self._pos
         tags = [tag]
+        last = len(buf) - 21  # where the last whole ack frame could start
+        if pos > last:  # no frame after this one (a consumer acking one at a time)
+            return events.Acks(channel, tags)
         append = tags.append
         head = b"\x01" + channel.to_bytes(2, "big") + _ACK_HEAD_REST
-        last = len(buf) - 21  # where the last whole ack frame could start
         # Sixteen frames at a time while they are all single acks on this channel, in one
         # unpack; what is left (or a block with anything else in it) frame by frame.
         block_last = len(buf) - _ACK_BLOCK.size
