@@ -12,12 +12,15 @@ instructions by the difference in messages, so that start-up and setup cancel ou
 
 MODE: ``e2e`` (each publish delivered at once), ``backlog`` (1,000 queued first: each ack
 dispatches one from the queue, ampbench's steady state) or ``publish`` (nobody consumes).
+``PREFETCH`` and ``BATCH`` in the environment change the prefetch (100) and the messages
+per receive buffer (50).
 The micro module is loaded from this tree, amqplite from TREE (so an older commit can be
 measured with the same loop).
 """
 
 import gc
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -49,11 +52,12 @@ def _outbox() -> Outbox:
 micro._outbox = _outbox
 mode, k, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 gc.disable()  # collections would land at different points in the two runs
-batch = 50
+batch = int(os.environ.get("BATCH", "50"))
+prefetch = int(os.environ.get("PREFETCH", "100"))
 broker, flushes = micro._session_broker()
 producer, consumer = micro._session(broker, flushes), micro._session(broker, flushes)
 setup = encode_method_frame(1, methods.QueueDeclare(queue="bench")) + encode_method_frame(
-    1, methods.BasicQos(0, 100, False)
+    1, methods.BasicQos(0, prefetch, False)
 )
 if mode != "publish":
     setup += encode_method_frame(1, methods.BasicConsume(queue="bench", consumer_tag="ctag"))

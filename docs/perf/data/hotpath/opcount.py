@@ -49,6 +49,10 @@ def run(k: int) -> tuple[collections.Counter[str], collections.Counter[str]]:
 ops_a, calls_a = run(500)
 ops_b, calls_b = run(2500)
 rows = sorted(((ops_b[k] - ops_a[k]) / 2000, (calls_b[k] - calls_a[k]) / 2000, k) for k in ops_b)
+# The total leaves out negative differences (imports and caches filled in the first run only).
+total_ops = sum(row[0] for row in rows if row[0] > 0)
+total_calls = sum(row[1] for row in rows if row[1] > 0)
+print(f"{mode}: {total_ops:.0f} bytecodes, {total_calls:.1f} Python calls per message")
 for per_op, per_call, name in reversed(rows):
     if per_op >= 1:
         print(f"{per_op:7.1f} bytecodes {per_call:5.2f} calls  {name}")
