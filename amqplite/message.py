@@ -19,7 +19,8 @@ Python types listed in :mod:`amqplite.protocol.fields` (``Decimal``, ``datetime`
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -114,6 +115,62 @@ class Message:
     def size(self) -> int:
         """Body size in bytes: what ``x-max-length-bytes`` counts, as in RabbitMQ."""
         return len(self.body)
+
+
+class MessageRun(NamedTuple):
+    """Messages as parallel lists, one per field: what a stream reader delivers from (a
+    decoded chunk, or a slice of one), with no object per message.  ``raws[i]`` is None
+    when message ``i``'s properties exist only as values (``properties[i]``)."""
+
+    exchanges: list[str]
+    routing_keys: list[str]
+    properties: list[BasicProperties]
+    raws: list[bytes | None]
+    bodies: list[Body]
+
+    @classmethod
+    def of(cls, messages: Iterable[Message]) -> MessageRun:
+        run = cls([], [], [], [], [])
+        for message in messages:
+            run.append(message)
+        return run
+
+    def append(self, message: Message) -> None:
+        self.exchanges.append(message.exchange)
+        self.routing_keys.append(message.routing_key)
+        self.properties.append(message.properties)
+        self.raws.append(message.raw_properties)
+        self.bodies.append(message.body)
+
+    def message(self, i: int) -> Message:
+        """Message ``i`` as a :class:`Message` (made on demand)."""
+        return Message(
+            self.exchanges[i],
+            self.routing_keys[i],
+            self.properties[i],
+            self.bodies[i],
+            self.raws[i],
+        )
+
+    def slice(self, start: int, stop: int) -> MessageRun:
+        return MessageRun(
+            self.exchanges[start:stop],
+            self.routing_keys[start:stop],
+            self.properties[start:stop],
+            self.raws[start:stop],
+            self.bodies[start:stop],
+        )
+
+    def pick(self, indices: list[int]) -> MessageRun:
+        """The messages at ``indices``, in that order."""
+        exchanges, routing_keys, properties, raws, bodies = self
+        return MessageRun(
+            [exchanges[i] for i in indices],
+            [routing_keys[i] for i in indices],
+            [properties[i] for i in indices],
+            [raws[i] for i in indices],
+            [bodies[i] for i in indices],
+        )
 
 
 def with_stream_offset(props: BasicProperties, offset: int) -> BasicProperties:

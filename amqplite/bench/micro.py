@@ -71,6 +71,18 @@ BENCHMARKS: list[tuple[str, float, str]] = [
         0.5,
         "publish bytes in, confirm mode -> appended to a stream, confirmed (16 B, runs)",
     ),
+    (
+        "session_stream_catchup_16b",
+        1.0,
+        "stream read from 'first' (prefetch 1000): chunk decode -> deliver bytes out -> "
+        "multiple-ack bytes in (16 B)",
+    ),
+    (
+        "session_stream_tail_16b",
+        0.5,
+        "stream live tail (prefetch 1000): publish bytes in -> deliver bytes out -> "
+        "multiple-ack bytes in (16 B)",
+    ),
     ("store_append_1k", 0.2, "FileStore.append of a persistent 1 KiB message (no fsync)"),
     ("store_remove", 0.2, "FileStore.remove of an appended message (no fsync)"),
     (
@@ -167,6 +179,12 @@ class _NullSink:
     def deliver_many(self, consumer_tag: str, delivery_tag: int, entries: list[Any]) -> None:
         self.count += len(entries)
         self.last_tag = delivery_tag + len(entries) - 1
+
+    def deliver_batch(self, consumer_tag: str, delivery_tag: int, messages: Any) -> int:
+        count = len(messages.bodies)
+        self.count += count
+        self.last_tag = delivery_tag + count - 1
+        return count
 
     def cancel_consumer(self, consumer_tag: str) -> None:
         pass
@@ -445,12 +463,12 @@ def _session(broker: Any, flushes: Any) -> Any:
     return session
 
 
-def _session_broker() -> tuple[Any, Any]:
+def _session_broker(store: Any = None) -> tuple[Any, Any]:
     from amqplite.broker import Broker
     from amqplite.broker.passwords import hash_password
     from amqplite.server.outbox import FlushQueue
 
-    broker = Broker(clock=time.time)
+    broker = Broker(clock=time.time, store=store)
     broker.add_vhost("/")
     broker.users.add_user("guest", hash_password("guest"), ("administrator",))
     broker.users.set_permissions("guest", "/", ".*", ".*", ".*")
@@ -587,6 +605,121 @@ def bench_session_stream_publish_16b(n: int) -> int:
     if stored != rounds * batch or producer.channels[1].confirmed != rounds * batch:
         raise RuntimeError(f"stored {stored} of {rounds * batch}")
     return elapsed * n // (rounds * batch)
+
+
+def _stream_session(broker: Any, flushes: Any, offset: str) -> Any:
+    """A consumer session on stream 'bench' (declared here), prefetch 1000, reading from
+    ``offset``."""
+    from amqplite.protocol import methods
+    from amqplite.protocol.frames import encode_method_frame
+
+    consumer = _session(broker, flushes)
+    declare = methods.QueueDeclare(
+        queue="bench", durable=True, arguments={"x-queue-type": "stream"}
+    )
+    consume = methods.BasicConsume(
+        queue="bench", consumer_tag="ctag", arguments={"x-stream-offset": offset}
+    )
+    _batch(
+        consumer,
+        encode_method_frame(1, declare) + encode_method_frame(1, methods.BasicQos(0, 1000, False)),
+        flushes,
+    )
+    _batch(consumer, encode_method_frame(1, consume), flushes)
+    return consumer
+
+
+def _stream_ack(tag: int) -> bytes:
+    """basic.ack multiple=1 of ``tag`` on channel 1 (one per receive buffer, as the bench)."""
+    return _ACK_FRAME.pack(1, 1, 13, 60, 80, tag, 1, 0xCE)
+
+
+def _stream_drain(broker: Any, consumer: Any, flushes: Any) -> int:
+    """Ack what the consumer was given until nothing more comes (the broker's ticker runs
+    when a reader yielded); how many deliveries there were."""
+    stats = broker.stats  # only this consumer is given anything: its tags are 1..delivered
+    acked = 0
+    while True:
+        delivered = stats.delivered
+        if delivered != acked:
+            _batch(consumer, _stream_ack(delivered), flushes)
+            acked = delivered
+        deadline = broker.next_deadline()
+        while deadline is not None and deadline <= broker.clock():
+            broker.tick()
+            deadline = broker.next_deadline()
+        _sent(consumer)
+        if stats.delivered == acked:
+            return acked
+
+
+def bench_session_stream_catchup_16b(n: int) -> int:
+    """A consumer reads ``n`` messages of a stream (on a FileStore) from ``first``: chunks
+    of 1,000 as the group commit writes them, read from the file and decoded (more chunks
+    than the log keeps decoded), delivered, and acked with one multiple-ack per batch."""
+    return _with_file_store(lambda store: _stream_catchup(n, store))
+
+
+def _stream_catchup(n: int, store: Any, read: bool = True) -> int:
+    """(``read=False``: only the fill, for instruction counts of the read by difference.)"""
+    from amqplite.message import BasicProperties, Message
+    from amqplite.protocol import methods
+    from amqplite.protocol.frames import encode_method_frame
+    from amqplite.protocol.properties import encode_properties
+
+    broker, flushes = _session_broker(store)
+    consumer = _stream_session(broker, flushes, "next")
+    _batch(consumer, encode_method_frame(1, methods.BasicCancel("ctag")), flushes)
+    queue = broker.get_vhost("/").queues["bench"]
+    props = BasicProperties(delivery_mode=1)
+    message = Message("", "bench", props, b"x" * 16, encode_properties(props))
+    log, wire, now = queue.log, broker.stream_wire, time.time()
+    for offset in range(n):
+        stored = Message("", "bench", props, message.body, wire.with_offset(message, offset))
+        log.add(now, stored)
+        if offset % 1000 == 999:
+            log.flush()
+    log.flush()
+    if not read:
+        return 0
+    consume = methods.BasicConsume(
+        queue="bench", consumer_tag="c2", arguments={"x-stream-offset": "first"}
+    )
+    start = time.perf_counter_ns()
+    _batch(consumer, encode_method_frame(1, consume), flushes)
+    total = _stream_drain(broker, consumer, flushes)
+    elapsed = time.perf_counter_ns() - start
+    if total != n:
+        raise RuntimeError(f"delivered {total} of {n}")
+    return elapsed
+
+
+def bench_session_stream_tail_16b(n: int) -> int:
+    """A publisher session publishes to a stream (on a FileStore, written at the end of
+    each batch as the server does), 100 per receive buffer, while a consumer at the end
+    (prefetch 1000) receives and acks each batch."""
+    return _with_file_store(lambda store: _stream_tail(n, store))
+
+
+def _stream_tail(n: int, store: Any) -> int:
+    batch = 100
+    n = max(batch, n - n % batch)
+    broker, flushes = _session_broker(store)
+    consumer = _stream_session(broker, flushes, "next")
+    producer = _session(broker, flushes)
+    channel = consumer.channels[1].broker
+    stats = broker.stats  # only this consumer is given anything: its tags are 1..delivered
+    publishes = _publish_bytes(16) * batch
+    start = time.perf_counter_ns()
+    for _ in range(n // batch):
+        _batch(producer, publishes, flushes)
+        store.flush()
+        _sent(consumer)
+        _batch(consumer, _stream_ack(stats.delivered), flushes)
+    elapsed = time.perf_counter_ns() - start
+    if stats.delivered != n or channel.unacked:
+        raise RuntimeError(f"delivered {stats.delivered} of {n}")
+    return elapsed
 
 
 def _with_file_store(run: Callable[[Any], int]) -> int:

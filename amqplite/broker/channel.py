@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import re
+from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from amqplite.broker.arguments import wire_type
@@ -35,7 +38,7 @@ from amqplite.errors import (
     not_implemented,
     precondition_failed,
 )
-from amqplite.message import FieldTable, Message
+from amqplite.message import FieldTable, Message, MessageRun
 
 if TYPE_CHECKING:
     from amqplite.broker.auth import User
@@ -79,6 +82,7 @@ class Channel:
         "_clock",
         "_last_queue",
         "_next_tag",
+        "_runs",
         "_timeout",
         "_tx",
         "_write_epoch",
@@ -117,6 +121,9 @@ class Channel:
         self.closed = False
         self.confirm = False
         self._next_tag = 1
+        #: Whether a stream run was ever delivered here: then a settle of many
+        #: deliveries counts the ones a run's tags share before settling them.
+        self._runs = False
         self._tx: list[tuple[Any, ...]] | None = None
         self._last_queue = ""
         self._write_ok: dict[str, bool] = {}
@@ -529,6 +536,36 @@ class Channel:
         queue.unacked_count += count
         self.sink.deliver_many(consumer.tag, first, entries)
 
+    def deliver_batch(
+        self,
+        consumer: Consumer,
+        queue: Queue,
+        messages: MessageRun,
+        entries: Any,
+    ) -> int:
+        """Called by a stream queue: hand ``messages`` (none redelivered, manual ack, no
+        consumer timeout) to ``consumer`` in one go while its connection takes them; how
+        many went.  ``entries`` is one entry per message, or one entry that stands for
+        every message of the run (its queue needs nothing per message to settle them):
+        then one :class:`Delivery` is shared by all their tags."""
+        tag = self._next_tag
+        sent = self.sink.deliver_batch(consumer.tag, tag, messages)
+        self._next_tag = tag + sent
+        self._bstats.delivered += sent
+        queue.stats.deliver += sent
+        consumer.unacked += sent
+        self.consumer_unacked += sent
+        queue.unacked_count += sent
+        unacked = self.unacked
+        if type(entries) is list:
+            for i in range(sent):
+                unacked[tag + i] = Delivery(tag + i, queue, entries[i], consumer, None)
+        else:
+            delivery = Delivery(tag, queue, entries, consumer, None)
+            unacked.update(dict.fromkeys(range(tag, tag + sent), delivery))
+            self._runs = True
+        return sent
+
     def get(self, queue: str, *, no_ack: bool = False) -> GetResult | None:
         queue = self._queue_name(queue)
         self._check("read", "queue", queue)
@@ -579,14 +616,33 @@ class Channel:
             taken = list(unacked.values())
             unacked.clear()
             return taken
+        return list(map(unacked.pop, self._tags_upto(tag)))
+
+    def _tags_upto(self, tag: int) -> list[int]:
+        """The unacked tags a multiple settle of ``tag`` covers (404-style error if unknown)."""
+        unacked = self.unacked
         if tag not in unacked:
             raise self._unknown(tag)
-        tags = []
-        for t in unacked:  # insertion order is tag order
-            if t > tag:
-                break
-            tags.append(t)
-        return [unacked.pop(t) for t in tags]
+        # Insertion order is tag order, and tags are distinct integers: the ones up to
+        # ``tag`` are among the first ``tag - first + 1`` (all of them, without gaps).
+        tags = list(islice(unacked, tag - next(iter(unacked)) + 1))
+        if tags[-1] != tag:
+            del tags[bisect_right(tags, tag) :]
+        return tags
+
+    def _take_tagged(self, tag: int, multiple: bool) -> list[tuple[int, Delivery]]:
+        """:meth:`_take` with each delivery's tag, for a transaction to keep (a stream
+        run's deliveries share one :class:`Delivery`, so its ``tag`` is not theirs)."""
+        unacked = self.unacked
+        if not multiple:
+            if tag not in unacked:
+                raise self._unknown(tag)
+            tags = [tag]
+        elif tag == 0:
+            tags = list(unacked)
+        else:
+            tags = self._tags_upto(tag)
+        return [(t, unacked.pop(t)) for t in tags]
 
     def ack(self, delivery_tag: int, *, multiple: bool = False) -> None:
         unacked = self.unacked
@@ -607,11 +663,10 @@ class Channel:
                 elif q.message_count:
                     q.dispatch()
             return
-        taken = self._take(delivery_tag, multiple)
         if self._tx is not None:
-            self._tx.append(("ack", taken))
+            self._tx.append(("ack", self._take_tagged(delivery_tag, multiple)))
         else:
-            self._settle(taken)
+            self._settle(self._take(delivery_tag, multiple))
 
     def ack_tags(self, tags: list[int]) -> None:
         """Acknowledge each of ``tags`` (``multiple`` false), in order: a run of basic.ack
@@ -659,17 +714,18 @@ class Channel:
             queue.dispatch()
 
     def nack(self, delivery_tag: int, *, multiple: bool = False, requeue: bool = True) -> None:
-        taken = self._take(delivery_tag, multiple)
         if self._tx is not None:
-            self._tx.append(("nack", taken, requeue))
+            self._tx.append(("nack", self._take_tagged(delivery_tag, multiple), requeue))
         else:
-            self._return(taken, requeue)
+            self._return(self._take(delivery_tag, multiple), requeue)
 
     def reject(self, delivery_tag: int, *, requeue: bool = True) -> None:
         self.nack(delivery_tag, requeue=requeue)
 
     def _release(self, deliveries: list[Delivery]) -> set[Queue]:
         """Free the credit the deliveries held; the queues that may now dispatch more."""
+        if self._runs and len(deliveries) > 1:
+            return self._release_counted(Counter(deliveries))
         queues: set[Queue] = set()
         for delivery in deliveries:
             delivery.queue.unacked_count -= 1
@@ -680,10 +736,34 @@ class Channel:
                 queues.add(delivery.queue)
         return queues
 
+    def _release_counted(self, counts: dict[Delivery, int]) -> set[Queue]:
+        """:meth:`_release` of ``count`` deliveries each (a stream run's tags share one
+        Delivery)."""
+        queues: set[Queue] = set()
+        for delivery, count in counts.items():
+            delivery.queue.unacked_count -= count
+            consumer = delivery.consumer
+            if consumer is not None:
+                consumer.unacked -= count
+                self.consumer_unacked -= count
+                queues.add(delivery.queue)
+        return queues
+
     def _settle(self, deliveries: list[Delivery]) -> None:
-        queues = self._release(deliveries)
-        for delivery in deliveries:
-            delivery.queue.settle(delivery.entry)
+        if self._runs and len(deliveries) > 1:
+            # A stream run's tags share one Delivery: settled once, with their count.
+            counts = Counter(deliveries)
+            queues = self._release_counted(counts)
+            for delivery, count in counts.items():
+                if count == 1:
+                    delivery.queue.settle(delivery.entry)
+                else:
+                    run_queue: Any = delivery.queue
+                    run_queue.settle_run(delivery.entry, count)
+        else:
+            queues = self._release(deliveries)
+            for delivery in deliveries:
+                delivery.queue.settle(delivery.entry)
         self._redispatch(queues)
 
     def _return(self, deliveries: list[Delivery], requeue: bool) -> None:
@@ -751,9 +831,9 @@ class Channel:
                     self._unroutable(op[3])
                 results.append(result)
             elif op[0] == "ack":
-                self._settle(op[1])
+                self._settle([d for _tag, d in op[1]])
             else:
-                self._return(op[1], op[2])
+                self._return([d for _tag, d in op[1]], op[2])
         return results
 
     def tx_rollback(self) -> None:
@@ -761,11 +841,11 @@ class Channel:
         if self._tx is None:
             raise precondition_failed("channel is not transactional")
         ops, self._tx = self._tx, []
-        restored = [d for op in ops if op[0] != "publish" for d in op[1]]
+        restored = [pair for op in ops if op[0] != "publish" for pair in op[1]]
         if restored:
-            merged = list(self.unacked.values()) + restored
+            merged = list(self.unacked.items()) + restored
             merged.sort(key=_by_tag)
-            self.unacked = {d.tag: d for d in merged}
+            self.unacked = dict(merged)
             # Restored deliveries are older: the deadline may now be earlier.
             at = self.timeout_deadline()
             if at is not None:
@@ -861,5 +941,5 @@ def _expiration_error(value: str) -> str:
     return f"{{value_negative,{int(match.group())}}}"
 
 
-def _by_tag(delivery: Delivery) -> int:
-    return delivery.tag
+def _by_tag(pair: tuple[int, Delivery]) -> int:
+    return pair[0]

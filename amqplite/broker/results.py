@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
-from amqplite.message import Message
+from amqplite.message import Message, MessageRun
 
 if TYPE_CHECKING:
     from amqplite.broker.queue import QueueEntry
@@ -75,6 +75,12 @@ class DeliverySink(Protocol):
         """:meth:`deliver` for each of ``entries`` in order, tagged ``delivery_tag``,
         ``delivery_tag + 1``... (a queue's batch for one consumer; each entry's message
         is delivered with its own exchange and routing key)."""
+
+    def deliver_batch(self, consumer_tag: str, delivery_tag: int, messages: MessageRun) -> int:
+        """Deliver ``messages`` to one consumer, tags from ``delivery_tag`` up, none
+        redelivered (a stream reader's run), as :meth:`deliver` would one by one while
+        :attr:`writable` stays true -- the first always goes.  Returns how many went."""
+        ...
 
     def cancel_consumer(self, consumer_tag: str) -> None:
         """Server-side cancel (the queue went away): send basic.cancel to the client."""

@@ -36,7 +36,7 @@ import attrs
 from amqplite.broker.queue import QueueStats
 from amqplite.broker.stream_args import ConsumerSpec, StreamArgs, parse_consumer_args
 from amqplite.errors import not_implemented, precondition_failed
-from amqplite.message import BasicProperties, FieldTable, Message, with_stream_offset
+from amqplite.message import BasicProperties, FieldTable, Message, MessageRun, with_stream_offset
 from amqplite.store import StoreWriteError
 from amqplite.store.streamchunks import filter_value
 from amqplite.store.streamlog import ChunkMessages, MemoryStreamLog, StreamLog, StreamRecord
@@ -77,23 +77,33 @@ class StreamInfo:
     tracking: dict[str, int]
 
 
-class StreamEntry:
-    """One delivery of a stream message (what a channel holds until the ack)."""
+class StreamRun:
+    """What a channel holds, until the acks, for a run of deliveries of one reader that
+    keeps no tracking key: one object for the whole run (acking needs no offset)."""
 
-    __slots__ = ("message", "offset", "reader")
+    __slots__ = ("reader",)
 
     redelivered = False
     ref = None
     deliveries = 0
 
-    def __init__(self, message: Message, offset: int, reader: Reader) -> None:
-        self.message = message
-        self.offset = offset
+    def __init__(self, reader: Reader) -> None:
         self.reader = reader
 
-    @property
-    def size(self) -> int:
-        return len(self.message.body)
+
+class StreamEntry:
+    """One delivery of a stream message to a tracking reader (what a channel holds until
+    the ack: acking it may move the reader's tracked offset)."""
+
+    __slots__ = ("offset", "reader")
+
+    redelivered = False
+    ref = None
+    deliveries = 0
+
+    def __init__(self, offset: int, reader: Reader) -> None:
+        self.offset = offset
+        self.reader = reader
 
 
 class Reader:
@@ -125,7 +135,7 @@ class Reader:
         """The decoded chunk holding the cursor (None: below the first kept offset)."""
         chunk = self.chunk
         offset = self.next_offset
-        if chunk is None or not 0 <= offset - chunk.first < len(chunk.messages):
+        if chunk is None or not 0 <= offset - chunk.first < len(chunk.messages.bodies):
             chunk = self.chunk = log.chunk_at(offset)
         return chunk
 
@@ -289,7 +299,12 @@ class StreamQueue:
         if self.due is None and self.args.max_age is not None:
             self._broker.watch_queue(self)  # type: ignore[arg-type]
         if self.readers:
-            self._deliver_new(stored, offset)
+            if self._broker.batching:
+                # The live tail: readers get this input buffer's messages in one run
+                # each, at the end of the buffer (see Broker.begin_batch).
+                self._broker.defer_dispatch(self)
+            else:
+                self._deliver_new(stored, offset)
         return True
 
     def publish_repeated(self, message: Message, bodies: list[bytes], now: float) -> list[int]:
@@ -323,6 +338,9 @@ class StreamQueue:
         if self.due is None and self.args.max_age is not None:
             self._broker.watch_queue(self)  # type: ignore[arg-type]
         if added:
+            if self._broker.batching:
+                self._broker.defer_dispatch(self)  # the live tail: one run at the buffer's end
+                return rejected
             first = log_.next_offset - len(added)
             for k, stored in enumerate(added):
                 self._deliver_new(stored, first + k)
@@ -378,11 +396,12 @@ class StreamQueue:
                 value = filter_value(stored)
                 if not (value in spec.filters if value is not None else spec.match_unfiltered):
                     continue
+            entry: Any = StreamRun(reader)
             if reader.key is not None:
                 reader.outstanding.append(offset)
-            entry: Any = StreamEntry(stored, offset, reader)
+                entry = [StreamEntry(offset, reader)]
             as_queue: Any = self
-            consumer.deliver(consumer, as_queue, entry)
+            consumer.channel.deliver_batch(consumer, as_queue, MessageRun.of((stored,)), entry)
             if self.deleted:
                 return
         if behind:
@@ -463,15 +482,21 @@ class StreamQueue:
             self._busy = False
 
     def _feed(self, reader: Reader) -> None:
+        """Deliver from ``reader``'s cursor up to its credit, a run per chunk slice."""
         consumer = reader.consumer
+        channel = consumer.channel
         log_ = self.log
-        can_take = consumer.can_take
-        deliver = consumer.deliver
         as_queue: Any = self  # channels take any queue-like entity
         readers = self.readers
+        key = reader.key
+        run: Any = StreamRun(reader) if key is None else None
         scanned = delivered = 0
-        while reader.next_offset < log_.next_offset and can_take():
-            if delivered >= DELIVER_LIMIT:
+        while reader.next_offset < log_.next_offset:
+            credit = consumer.credit()
+            if not credit:
+                return
+            if delivered >= DELIVER_LIMIT or scanned >= SCAN_LIMIT:
+                # Yield the event loop; the ticker goes on with the rest.
                 self._broker.schedule(self, self._clock())  # type: ignore[arg-type]
                 return
             chunk = reader.window(log_)
@@ -482,28 +507,50 @@ class StreamQueue:
                 reader.next_offset = log_.first_offset
                 continue
             first, messages, filters, _stamps = chunk
-            if reader.spec.filters is None:
-                filters = None  # type: ignore[assignment]
-            key = reader.key
             i = reader.next_offset - first
-            end = len(messages)
-            while i < end:
-                offset = first + i
-                reader.next_offset = offset + 1
-                scanned += 1
-                if filters is None or reader.matches(filters[i]):
-                    if key is not None:
-                        reader.outstanding.append(offset)
-                    entry: Any = StreamEntry(messages[i], offset, reader)
-                    deliver(consumer, as_queue, entry)
-                    delivered += 1
-                    if not can_take() or readers.get(consumer) is not reader:
-                        return
-                    if delivered >= DELIVER_LIMIT:
-                        break
-                i += 1
-            if scanned >= SCAN_LIMIT:
-                self._broker.schedule(self, self._clock())  # type: ignore[arg-type]
+            room = min(credit, DELIVER_LIMIT - delivered)
+            offsets: list[int] | None = None
+            if reader.spec.filters is None:
+                end = min(len(messages.bodies), i + room)
+                batch = messages.slice(i, end)
+                count = end - i
+            else:
+                # Exact filtering: pick the matching messages, at most SCAN_LIMIT looked at.
+                picked: list[int] = []
+                matches = reader.matches
+                end = min(len(messages.bodies), i + SCAN_LIMIT - scanned)
+                while i < end:
+                    if matches(filters[i]):
+                        picked.append(i)
+                        if len(picked) >= room:
+                            i += 1
+                            break
+                    i += 1
+                end = i
+                i = reader.next_offset - first
+                batch = messages.pick(picked)
+                offsets = [first + k for k in picked]
+                count = len(picked)
+            scanned += end - i
+            if not count:
+                reader.next_offset = first + end
+                continue
+            if key is None:
+                entries = run
+            else:
+                if offsets is None:
+                    offsets = list(range(first + i, first + end))
+                entries = [StreamEntry(offset, reader) for offset in offsets]
+            sent = channel.deliver_batch(consumer, as_queue, batch, entries)
+            if sent < count:
+                # The connection's output is full: go on from the first one not sent.
+                reader.next_offset = first + i + sent if offsets is None else offsets[sent]
+            else:
+                reader.next_offset = first + end
+            if key is not None:
+                reader.outstanding.extend(offsets[:sent])  # type: ignore[index]
+            delivered += sent
+            if sent < count or readers.get(consumer) is not reader:
                 return
 
     # -- settling (credit only) ---------------------------------------------------------
@@ -529,6 +576,11 @@ class StreamQueue:
         """:meth:`settle` for each of ``entries`` (a run of acks)."""
         for entry in entries:
             self.settle(entry)
+
+    def settle_run(self, entry: StreamRun, count: int) -> None:
+        """Acks of ``count`` deliveries of one run (they share ``entry``): only counted."""
+        self.stats.acked += count
+        self._bstats.acked += count
 
     def requeue(self, entries: list[Any]) -> None:
         """A nack/reject with requeue, or a closed channel: the credit is back, nothing else."""

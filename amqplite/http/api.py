@@ -58,7 +58,7 @@ from amqplite.http.request import (
 )
 from amqplite.http.routing import Params, Router
 from amqplite.http.snapshot import Freshness, Snapshots, join
-from amqplite.message import Message
+from amqplite.message import Message, MessageRun
 
 if TYPE_CHECKING:
     from amqplite.broker import (
@@ -144,6 +144,11 @@ class _NullSink:
         self, consumer_tag: str, delivery_tag: int, entries: list[QueueEntry]
     ) -> None:  # pragma: no cover - internal channels never consume
         pass
+
+    def deliver_batch(
+        self, consumer_tag: str, delivery_tag: int, messages: MessageRun
+    ) -> int:  # pragma: no cover - internal channels never consume
+        return len(messages.bodies)
 
     def cancel_consumer(self, consumer_tag: str) -> None:  # pragma: no cover
         pass

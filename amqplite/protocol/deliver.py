@@ -8,6 +8,10 @@ is one dict lookup, two ``struct`` packs and one join.  Messages it cannot take 
 single body frame with their wire properties at hand (re-encoded properties, large or
 empty bodies) go through :func:`~amqplite.protocol.frames.encode_deliver`, which produces
 the same bytes.
+
+:meth:`DeliverEncoder.encode_batch` does the same for a stream reader's run (a
+:class:`~amqplite.message.MessageRun`, consecutive tags, none redelivered), in one loop
+straight into the caller's output buffer, stopping at a byte limit.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import struct
 from collections.abc import Sequence
 from typing import Protocol
 
-from amqplite.message import Body, Message
+from amqplite.message import Body, Message, MessageRun
 from amqplite.protocol.frames import (
     FRAME_BODY,
     FRAME_END,
@@ -203,3 +207,71 @@ class DeliverEncoder:
                 _END,
             )
         return len(entries)
+
+    def encode_batch(
+        self,
+        out: bytearray,
+        consumer_tag: str,
+        delivery_tag: int,
+        messages: MessageRun,
+        start: int,
+        body_max: int,
+        limit: int,
+    ) -> int:
+        """Append to ``out`` the frames of ``messages`` from ``start`` (not redelivered), tags
+        from ``delivery_tag`` up, as :meth:`encode` gives them; how many were encoded.
+
+        Stops before the first message the templates cannot take (no wire properties, an
+        empty body or one over ``body_max`` bytes: the caller sends it another way) and
+        after the message that took ``out`` to ``limit`` bytes or more.
+        """
+        channel = self.channel
+        templates = self._templates
+        pack_body = _BODY.pack
+        exchange: str | None = None
+        routing_key: str | None = None
+        packer = head = tail = None
+        last_size = -1
+        body_head = b""
+        exchanges, routing_keys, _properties, raws, bodies = messages
+        i = start
+        end = len(bodies)
+        while i < end:
+            raw = raws[i]
+            body = bodies[i]
+            size = len(body)
+            if raw is None or not size or size > body_max:
+                break
+            # Consecutive messages of a chunk share their exchange and routing-key strings.
+            if exchanges[i] is not exchange or routing_keys[i] is not routing_key:
+                exchange = exchanges[i]
+                routing_key = routing_keys[i]
+                template = templates.get((consumer_tag, exchange, routing_key))
+                if template is None:
+                    template = self._template(consumer_tag, exchange, routing_key)
+                packer, head, tail = template
+            if size != last_size:
+                last_size = size
+                body_head = pack_body(FRAME_END, FRAME_BODY, channel, size)
+            out += packer.pack(  # type: ignore[union-attr]
+                head,
+                delivery_tag,
+                False,
+                tail,
+                FRAME_END,
+                FRAME_HEADER,
+                channel,
+                12 + len(raw),
+                60,
+                0,
+                size,
+            )
+            out += raw
+            out += body_head
+            out += body
+            out += _END
+            delivery_tag += 1
+            i += 1
+            if len(out) >= limit:
+                break
+        return i - start

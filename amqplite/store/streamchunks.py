@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 
 import attrs
 
-from amqplite.message import BasicProperties, Message
+from amqplite.message import BasicProperties, Message, MessageRun
 from amqplite.store.codec import RESERVED, decode_message, encode_message
 
 SEGMENT_MAGIC = b"AMQLSTR\n"
@@ -201,15 +201,21 @@ def chunk_messages(
         pos = stop
 
 
-def chunk_columns(data: bytes) -> tuple[list[Message], list[str | None], list[int]]:
-    """A whole chunk decoded at once into parallel lists: messages, filter values and
-    timestamps (ms).  The readers' path: one loop, no generator, no object per message
-    besides its ``Message``; exchange and routing-key strings are shared between the
+def chunk_columns(data: bytes) -> tuple[MessageRun, list[str | None], list[int]]:
+    """A whole chunk decoded at once into parallel lists: the messages (a
+    :class:`~amqplite.message.MessageRun`), filter values and timestamps (ms).  The
+    readers' path: one loop, no generator and no object per message (wire-form messages
+    become two slices); exchange and routing-key strings are shared between the
     consecutive messages that repeat them."""
-    messages: list[Message] = []
+    run = MessageRun([], [], [], [], [])
     filters: list[str | None] = []
     stamps: list[int] = []
-    add_message, add_filter, add_stamp = messages.append, filters.append, stamps.append
+    add_exchange = run.exchanges.append
+    add_key = run.routing_keys.append
+    add_props = run.properties.append
+    add_raw = run.raws.append
+    add_body = run.bodies.append
+    add_filter, add_stamp = filters.append, stamps.append
     pos = CHUNK_HEADER_SIZE
     end = len(data)
     unpack_head = _MESSAGE_HEAD.unpack_from
@@ -231,18 +237,18 @@ def chunk_columns(data: bytes) -> tuple[list[Message], list[str | None], list[in
             at += nx + nr
             add_filter(data[at : at + nf].decode() if nf else None)
             at += nf
-            add_message(
-                Message(
-                    exchange, routing_key, WIRE_PROPERTIES, data[at + np : stop], data[at : at + np]
-                )
-            )
+            add_exchange(exchange)
+            add_key(routing_key)
+            add_props(WIRE_PROPERTIES)
+            add_raw(data[at : at + np])
+            add_body(data[at + np : stop])
         else:
             message = decode_message(memoryview(data)[pos + 1 : stop], 2)
-            add_message(message)
+            run.append(message)
             add_filter(filter_value(message))
         add_stamp(ts_ms)
         pos = stop
-    return messages, filters, stamps
+    return run, filters, stamps
 
 
 def chunk_timestamps(data: bytes) -> list[int]:

@@ -44,7 +44,7 @@ from typing import Any, NamedTuple, Protocol
 
 import attrs
 
-from amqplite.message import Message
+from amqplite.message import Message, MessageRun
 from amqplite.store.streamchunks import (
     ChunkInfo,
     chunk_columns,
@@ -80,10 +80,11 @@ class StreamRecord:
 class ChunkMessages(NamedTuple):
     """One decoded chunk (or the buffered, unwritten messages) as parallel lists: what a
     reader delivers from.  Offsets are ``first + index``; nothing is made per message
-    besides its ``Message``, and decoded chunks are shared by every reader."""
+    (the messages are a :class:`~amqplite.message.MessageRun`), and decoded chunks are
+    shared by every reader."""
 
     first: int
-    messages: list[Message]
+    messages: MessageRun
     #: each message's ``x-stream-filter-value`` (None if absent)
     filters: list[str | None]
     #: each message's timestamp, in milliseconds
@@ -229,6 +230,10 @@ class SegmentedLog:
         self.pending_since: int | None = None
         self._chunk_cache: dict[int, ChunkMessages] = {}
         self._written_cache: dict[int, list[tuple[int, Message]]] = {}
+        #: The buffered messages as a reader delivers them, made when a reader first
+        #: asks (the live tail) and extended by each add until the flush: a reader at
+        #: the end takes each input buffer's messages in one run, without rebuilding it.
+        self._pending_chunk: ChunkMessages | None = None
 
     # -- storage (subclasses) --------------------------------------------------------------
 
@@ -305,6 +310,11 @@ class SegmentedLog:
             self.pending_since = self._sink.stream_buffered(self)
         self._pending.append((ms, message))
         self._pending_bytes += len(message.body) + 64
+        tail = self._pending_chunk
+        if tail is not None:
+            tail.messages.append(message)  # a MessageRun: one append per field
+            tail.filters.append(filter_value(message))
+            tail.timestamps.append(ms)
         offset = self._next_offset
         self._next_offset = offset + 1
         return offset
@@ -328,6 +338,8 @@ class SegmentedLog:
             pending.extend(zip(repeat(ms, n), messages, strict=True))
             self._pending_bytes = size + total
             self._next_offset += n
+            if self._pending_chunk is not None:
+                self._extend_tail(ms, messages)
             return n
         count = 0
         append = pending.append
@@ -339,7 +351,18 @@ class SegmentedLog:
             count += 1
         self._pending_bytes = size
         self._next_offset += count
+        if self._pending_chunk is not None:
+            self._extend_tail(ms, messages[:count])
         return count
+
+    def _extend_tail(self, ms: int, messages: list[Message]) -> None:
+        """Keep the buffered messages' run form (a reader at the end uses it) whole."""
+        tail = self._pending_chunk
+        assert tail is not None
+        for message in messages:
+            tail.messages.append(message)
+            tail.filters.append(filter_value(message))
+        tail.timestamps.extend(repeat(ms, len(messages)))
 
     def flush(self) -> None:
         """Write the buffered messages as one chunk (nothing to do when none are buffered).
@@ -357,7 +380,13 @@ class SegmentedLog:
         segment.add(info)
         segment.size += len(data)
         self._written_next = first + len(pending)
-        self._cache_chunk(first, pending)
+        tail = self._pending_chunk
+        if tail is not None:
+            # Already in the form readers use: keep it decoded.
+            self._pending_chunk = None
+            self._keep_decoded(tail)
+        else:
+            self._cache_chunk(first, pending)
         self._pending = []
         self._pending_bytes = 0
         self.pending_since = None
@@ -419,17 +448,25 @@ class SegmentedLog:
         if written is not None:
             messages = [message for _ts, message in written]
             chunk = ChunkMessages(
-                first, messages, [filter_value(m) for m in messages], [ts for ts, _ in written]
+                first,
+                MessageRun.of(messages),
+                [filter_value(m) for m in messages],
+                [ts for ts, _ in written],
             )
         else:
             chunk = ChunkMessages(first, *chunk_columns(self._read_chunk(segment, ci)))
-        self._chunk_cache[first] = chunk
-        while len(self._chunk_cache) > CHUNK_CACHE_SIZE:
-            del self._chunk_cache[next(iter(self._chunk_cache))]
+        self._keep_decoded(chunk)
         return chunk
 
+    def _keep_decoded(self, chunk: ChunkMessages) -> None:
+        cache = self._chunk_cache
+        cache[chunk.first] = chunk
+        while len(cache) > CHUNK_CACHE_SIZE:
+            del cache[next(iter(cache))]
+
     def _chunk_records(self, segment: Segment, ci: int) -> list[StreamRecord]:
-        first, messages, filters, stamps = self._decoded(segment, ci)
+        first, run, filters, stamps = self._decoded(segment, ci)
+        messages = [run.message(i) for i in range(len(run.bodies))]
         return [
             StreamRecord(first + i, stamps[i] / 1000.0, message, filters[i])
             for i, message in enumerate(messages)
@@ -448,13 +485,16 @@ class SegmentedLog:
         pending = self._pending
         if not pending or offset < self._written_next:
             return None
-        messages = [message for _ts, message in pending]
-        return ChunkMessages(
-            self._written_next,
-            messages,
-            [filter_value(m) for m in messages],
-            [ts for ts, _ in pending],
-        )
+        tail = self._pending_chunk
+        if tail is None:
+            messages = [message for _ts, message in pending]
+            tail = self._pending_chunk = ChunkMessages(
+                self._written_next,
+                MessageRun.of(messages),
+                [filter_value(m) for m in messages],
+                [ts for ts, _ in pending],
+            )
+        return tail
 
     def read(self, offset: int, max_messages: int, *, cache: bool = True) -> list[StreamRecord]:
         """Up to ``max_messages`` from ``offset`` (clamped to the first kept offset).

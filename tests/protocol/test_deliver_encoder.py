@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from amqplite.message import BasicProperties, Message
+from amqplite.message import BasicProperties, Message, MessageRun
 from amqplite.protocol import deliver
 from amqplite.protocol.deliver import DeliverEncoder
 from amqplite.protocol.frames import encode_deliver
@@ -90,3 +90,35 @@ def test_encode_many_writes_each_delivery_as_encode_deliver_and_stops_at_a_large
     out.clear()
     assert encoder.encode_many("ctag", 10, entries, 9, 9000, 4096, out) == 10
     assert b"".join(out) == expected(9)
+
+
+def test_batch_writes_the_bytes_of_one_encode_per_message_and_stops_where_told() -> None:
+    messages = [
+        _message(b"a" * 16),
+        _message(b"b" * 300, routing_key="other"),  # a new template mid-run
+        Message("ex", "other", PROPS, b"c", encode_properties(PROPS)),  # equal, not same str
+        _message(b"d" * 16),
+        _message(b"", raw=True),  # no body frame: the templates do not take it
+        _message(b"e" * 16),
+    ]
+    run = MessageRun.of(messages)
+    expected = [
+        encode_deliver(3, "ct", 10 + i, False, m.exchange, m.routing_key, m, 131072)
+        for i, m in enumerate(messages)
+    ]
+    encoder = DeliverEncoder(3)
+    out = bytearray(b"before")
+    assert encoder.encode_batch(out, "ct", 10, run, 0, 8191, 1 << 20) == 4
+    assert out == b"before" + b"".join(expected[:4])
+    out = bytearray()
+    assert encoder.encode_batch(out, "ct", 15, run, 5, 8191, 1 << 20) == 1
+    assert out == expected[5]
+    # Over body_max: not taken; the limit stops after the message that reached it.
+    out = bytearray()
+    assert encoder.encode_batch(out, "ct", 11, run, 1, 299, 1 << 20) == 0
+    assert encoder.encode_batch(out, "ct", 10, run, 0, 8191, 1) == 1
+    assert out == expected[0]
+    out = bytearray()
+    no_raw = MessageRun.of([_message(b"x", raw=False)])
+    assert encoder.encode_batch(out, "ct", 1, no_raw, 0, 8191, 1 << 20) == 0
+    assert out == b""

@@ -332,6 +332,103 @@ def test_acks_nacks_rejects_only_return_credit(node: Node) -> None:
     assert offsets(again) == list(range(10))  # nothing was removed or dead-lettered
 
 
+def test_a_run_of_deliveries_is_acked_by_tag_and_unknown_tags_are_refused(node: Node) -> None:
+    node.declare()
+    node.publish(10)
+    ch, sink = node.consume(prefetch=4, **{"x-stream-offset": "first"})
+    assert sink.tags == [1, 2, 3, 4] and offsets(sink) == [0, 1, 2, 3]
+    ch.ack(3)  # out of order, in the middle of the run
+    ch.ack(2, multiple=True)
+    assert offsets(sink) == [0, 1, 2, 3, 4, 5, 6]
+    assert list(ch.unacked) == [4, 5, 6, 7]
+    ch.ack(5)
+    ch.ack(6, multiple=True)  # over a gap: 4 and 6
+    assert list(ch.unacked) == [7, 8, 9, 10]
+    assert offsets(sink) == list(range(10))
+    for tag in (2, 3):
+        with pytest.raises(ChannelError) as exc:
+            ch.ack(tag)
+        assert reply(exc) == (ReplyCode.PRECONDITION_FAILED, f"unknown delivery tag {tag}")
+
+
+def test_a_rolled_back_transaction_gives_a_run_s_tags_back(node: Node) -> None:
+    node.declare()
+    node.publish(10)
+    ch, sink = node.consume(prefetch=5, **{"x-stream-offset": "first"})
+    ch.tx_select()
+    ch.ack(3, multiple=True)
+    ch.nack(5)
+    assert list(ch.unacked) == [4]
+    ch.tx_rollback()
+    assert list(ch.unacked) == [1, 2, 3, 4, 5]
+    assert offsets(sink) == [0, 1, 2, 3, 4]  # no credit came back
+    ch.ack(2, multiple=True)
+    ch.tx_commit()
+    assert list(ch.unacked) == [3, 4, 5, 6, 7]
+    assert offsets(sink) == list(range(7))
+
+
+class FillingSink(RecordingSink):
+    """A connection whose output is full after ``room`` more deliveries."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.room = room
+
+    def deliver(self, *args: Any) -> None:
+        super().deliver(*args)
+        self.room -= 1
+        self.writable = self.room > 0
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_a_reader_stopped_by_a_full_connection_goes_on_where_it_stopped(
+    node: Node, filtered: bool
+) -> None:
+    node.declare()
+    ch, _ = node.channel()
+    for i in range(30):
+        headers = {"x-stream-filter-value": "odd" if i % 2 else "even"}
+        ch.publish("", "s", Message("", "s", BasicProperties(headers=headers), f"{i}".encode()))
+    sink = FillingSink(3)
+    consumer_ch = node.broker.open_connection("/").open_channel(99, sink)
+    consumer_ch.qos(100)
+    args: dict[str, Any] = {"x-stream-offset": "first"}
+    if filtered:
+        args["x-stream-filter"] = "odd"
+    consumer_ch.consume("s", "c", arguments=args)
+    expected = list(range(1, 30, 2)) if filtered else list(range(30))
+    assert offsets(sink) == expected[:3]
+    sink.room = 4
+    sink.writable = True
+    consumer_ch.resume()
+    assert offsets(sink) == expected[:7]
+    sink.room = 100
+    sink.writable = True
+    consumer_ch.resume()
+    assert offsets(sink) == expected
+    assert sink.tags == list(range(1, len(expected) + 1))
+
+
+def test_a_reader_at_the_end_gets_an_input_buffer_s_publishes_as_one_run(disk_node: Node) -> None:
+    node = disk_node
+    node.declare()
+    _, sink = node.consume()  # at the end
+    broker = node.broker
+    q: Any = broker.vhosts["/"].queues["s"]
+    like = Message("", "s", BasicProperties(), b"")
+    for round_ in range(3):
+        broker.begin_batch()  # what the server does around one receive buffer
+        q.publish(Message("", "s", BasicProperties(), b"one"), node.clock())
+        q.publish_repeated(like, [b"a", b"b", b"c"], node.clock())
+        assert len(sink.deliveries) == 4 * round_  # nothing before the buffer's end
+        broker.end_batch()
+        assert offsets(sink) == list(range(4 * (round_ + 1)))
+        assert sink.bodies[-4:] == [b"one", b"a", b"b", b"c"]
+        if round_ == 1:
+            node.store.flush()  # the next buffer starts a new chunk
+
+
 def test_readers_are_independent_and_wait_at_the_end(node: Node) -> None:
     node.declare()
     node.publish(5)

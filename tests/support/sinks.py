@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from amqplite.broker.queue import QueueEntry
-from amqplite.message import Message
+from amqplite.message import Message, MessageRun
 
 Delivery = tuple[str, int, bool, str, str, Message]
 
@@ -41,6 +41,21 @@ class RecordingSink:
                 message,
             )
             delivery_tag += 1
+
+    def deliver_batch(self, consumer_tag: str, delivery_tag: int, messages: MessageRun) -> int:
+        for i in range(len(messages.bodies)):
+            if i and not self.writable:
+                return i
+            message = messages.message(i)
+            self.deliver(
+                consumer_tag,
+                delivery_tag + i,
+                False,
+                message.exchange,
+                message.routing_key,
+                message,
+            )
+        return len(messages.bodies)
 
     def cancel_consumer(self, consumer_tag: str) -> None:
         self.cancelled.append(consumer_tag)
