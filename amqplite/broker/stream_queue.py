@@ -56,10 +56,15 @@ _OFFSET = struct.Struct(">q")
 
 #: Messages a dispatch may skip (filtered out) for one reader before yielding to others.
 SCAN_LIMIT = 20_000
-#: Messages one dispatch delivers to one reader before it yields the event loop (the rest
-#: of its credit follows from the broker's ticker, after other connections had a turn):
-#: a catch-up reader with a large prefetch never holds the loop for more than a few ms.
-DELIVER_LIMIT = 256
+#: Messages, and bytes of bodies, one dispatch delivers to one reader before it yields the
+#: event loop (the rest of its credit follows from the broker's ticker, after other
+#: connections had a turn): a catch-up reader with a large prefetch never holds the loop
+#: for more than a few ms. The count lets small messages go a prefetch of 1,000 at a time
+#: (256 made a 16 B catch-up read 1.4x slower: the broker idled between steps); the bytes
+#: keep larger ones at about 256 KiB a step, as before. The byte budget is checked between
+#: chunk slices, so a step may pass it by one slice.
+DELIVER_LIMIT = 1024
+DELIVER_BYTES = 256 * 1024
 
 
 @attrs.frozen
@@ -490,12 +495,16 @@ class StreamQueue:
         readers = self.readers
         key = reader.key
         run: Any = StreamRun(reader) if key is None else None
-        scanned = delivered = 0
+        scanned = delivered = delivered_bytes = 0
         while reader.next_offset < log_.next_offset:
             credit = consumer.credit()
             if not credit:
                 return
-            if delivered >= DELIVER_LIMIT or scanned >= SCAN_LIMIT:
+            if (
+                delivered >= DELIVER_LIMIT
+                or delivered_bytes >= DELIVER_BYTES
+                or scanned >= SCAN_LIMIT
+            ):
                 # Yield the event loop; the ticker goes on with the rest.
                 self._broker.schedule(self, self._clock())  # type: ignore[arg-type]
                 return
@@ -550,6 +559,7 @@ class StreamQueue:
             if key is not None:
                 reader.outstanding.extend(offsets[:sent])  # type: ignore[index]
             delivered += sent
+            delivered_bytes += sum(map(len, batch.bodies[:sent]))
             if sent < count or readers.get(consumer) is not reader:
                 return
 

@@ -577,6 +577,15 @@ class ServerConnection:
                 if channel in self._assembling:
                     self._content_interrupted(channel)
                 if method.HAS_CONTENT:
+                    if key != _PUBLISH:
+                        # deliver / get-ok / return go from server to client only:
+                        # RabbitMQ refuses them at the method, before any content.
+                        raise AMQPConnectionError(
+                            ReplyCode.COMMAND_INVALID,
+                            "unimplemented method",
+                            method.CLASS_ID,
+                            method.METHOD_ID,
+                        )
                     # (A whole publish was taken by next_event's hot path: this one is
                     # still arriving, or has several body frames or none.)
                     self._assembling[channel] = _Assembly(method)

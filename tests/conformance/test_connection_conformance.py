@@ -212,6 +212,30 @@ def test_a_method_only_the_server_may_send_is_503(wire: WireClient, method: m.Me
     assert (close.class_id, close.method_id) == (method.CLASS_ID, method.METHOD_ID)
 
 
+@pytest.mark.parametrize(
+    "method",
+    [
+        m.BasicDeliver("ctag", 1, False, "", "q"),
+        m.BasicReturn(312, "NO_ROUTE", "", "q"),
+        m.BasicGetOk(1, False, "", "q", 0),
+    ],
+    ids=lambda method: method.NAME,
+)
+def test_a_content_method_only_the_server_may_send_is_503(
+    wire: WireClient, method: m.Method
+) -> None:
+    # With its header and body after it, as a confused client would send it: refused at
+    # the method, with the method named, not taken for a publish.
+    _opened(wire)
+    header = struct.pack(">HHQ", 60, 0, 3) + b"\x00\x00"
+    wire.send(
+        encode_method_frame(1, method) + encode_frame(2, 1, header) + encode_frame(3, 1, b"abc")
+    )
+    close = wire.expect(m.ConnectionClose)
+    assert (close.reply_code, close.reply_text) == (503, "COMMAND_INVALID - unimplemented method")
+    assert (close.class_id, close.method_id) == (60, method.METHOD_ID)
+
+
 def test_a_content_header_without_a_publish_is_505(wire: WireClient) -> None:
     _opened(wire)
     wire.send(encode_frame(2, 1, struct.pack(">HHQ", 60, 0, 1) + b"\x00\x00"))
