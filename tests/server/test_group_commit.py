@@ -65,22 +65,11 @@ async def test_concurrent_waiters_share_syncs_and_all_become_durable(store: Stor
 
 
 async def test_persistent_publishes_are_confirmed_only_once_synced(store: Store) -> None:
-    broker = Broker(clock=time.time, store=store)
-    broker.recover()
-    broker.add_vhost("/")
-    add_default_user(broker)
+    broker = _served(store)
     with trio.fail_after(5):
         async with serve(broker=broker, shutdown_timeout=0.2) as running:
-            client = await RawClient.connect(running.port)
-            await client.handshake()
-            await client.open_channel(1)
-            await client.declare_queue(1, "durable", durable=True)
-            await client.send_method(1, m.ConfirmSelect(False))
-            await client.expect(m.ConfirmSelectOk)
-            persistent = b"\x10\x00\x02"  # property flags: delivery-mode present; 2
-            publish = method_frame(1, m.BasicPublish(0, "", "durable", False, False))
-            one = publish + header_frame(1, 5, persistent) + body_frame(1, b"hello")
-            await client.send(one * 50)
+            client = await _confirming_client(running)
+            await client.send(_publishes(50))
             acked = 0
             while acked < 50:
                 ack = await client.expect(m.BasicAck)
@@ -128,12 +117,7 @@ async def test_publishes_are_read_while_an_fsync_is_in_flight_and_confirmed_afte
         async with serve(broker=broker, shutdown_timeout=0.2) as running:
             assert running.server.commit is not None
             running.server.commit.fsync = disk.fsync
-            client = await RawClient.connect(running.port)
-            await client.handshake()
-            await client.open_channel(1)
-            await client.declare_queue(1, "durable", durable=True)
-            await client.send_method(1, m.ConfirmSelect(False))
-            await client.expect(m.ConfirmSelectOk)
+            client = await _confirming_client(running)
             # Batch A: one publish; its fsync starts and hangs.
             await client.send(_publishes(1) + passive)
             assert (await client.expect(m.QueueDeclareOk)).message_count == 1
@@ -203,6 +187,17 @@ async def _slow_disk_client(broker: Broker, running: RunningBroker, disk: SlowDi
     await client.open_channel(1)
     await client.open_channel(2)
     await client.declare_queue(2, "durable", durable=True)
+    return client
+
+
+async def _confirming_client(running: RunningBroker) -> RawClient:
+    """A client with channel 1 open in confirm mode and the durable queue "durable"."""
+    client = await RawClient.connect(running.port)
+    await client.handshake()
+    await client.open_channel(1)
+    await client.declare_queue(1, "durable", durable=True)
+    await client.send_method(1, m.ConfirmSelect(False))
+    await client.expect(m.ConfirmSelectOk)
     return client
 
 
@@ -284,13 +279,8 @@ async def test_a_burst_of_stream_publishes_is_confirmed_after_its_fsync_one_offs
         data.append(_publishes(1))  # to the classic queue "durable": ends the run
     with trio.fail_after(10):
         async with serve(broker=broker, shutdown_timeout=0.2) as running:
-            client = await RawClient.connect(running.port)
-            await client.handshake()
-            await client.open_channel(1)
-            await client.declare_queue(1, "durable", durable=True)
+            client = await _confirming_client(running)
             await client.declare_queue(1, "s", durable=True, arguments={"x-queue-type": "stream"})
-            await client.send_method(1, m.ConfirmSelect(False))
-            await client.expect(m.ConfirmSelectOk)
             await client.send(b"".join(data))
             total = n + len(plan)
             acked = 0
