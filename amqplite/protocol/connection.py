@@ -107,6 +107,9 @@ DIRECT_MIN = 8192
 PEEK_MIN = 65536
 #: The short read's size: a publish method and content header fit many times over.
 PEEK = 4096
+#: Most body frames one read takes in place beyond the current one (``next_read``): with
+#: 128 KiB frames, 4 MiB; each costs two iovec entries (its 8-byte gap and its payload).
+SCATTER_FRAMES = 32
 
 #: Bytes of body buffers a connection may reserve before their data has arrived.  Within
 #: it a body is allocated whole at its first frame (no regrowth, no copy); beyond it, it
@@ -337,7 +340,10 @@ class ServerConnection:
         "_expect",
         "_frame_left",
         "_frame_limit",
+        "_frame_size",
+        "_gaps",
         "_peek",
+        "_plan",
         "_pos",
         "_reserve_budget",
         "_run_at",
@@ -380,6 +386,14 @@ class ServerConnection:
         self._direct: _Assembly | None = None
         self._direct_channel = 0
         self._frame_left = 0
+        # Scatter reads (see ``next_read``): the payload size of the body frame received in
+        # place, taken as the size of the ones after it; the gaps between the payloads
+        # (each the frame end and the next frame's head); the sizes the last offer
+        # assumed.  ``_frame_size`` 0: the peer's frames did not follow that pattern once,
+        # so this connection reads one frame at a time.
+        self._frame_size = -1
+        self._gaps = bytearray(8 * SCATTER_FRAMES)
+        self._plan: list[int] = []
         self._reserve_budget = RESERVE_BUDGET
         # Large bodies are being received in place: read short (see ``next_read``).
         self._peek = False
@@ -1004,6 +1018,8 @@ class ServerConnection:
         self._direct = asm
         self._direct_channel = channel
         self._frame_left = size
+        if self._frame_size:
+            self._frame_size = size
         self._pos += 7
         return True
 
@@ -1032,11 +1048,19 @@ class ServerConnection:
         self._direct = None
         return self._body_done(self._direct_channel, asm)
 
-    def next_read(self, size: int) -> int | tuple[memoryview, int]:
+    def next_read(self, size: int) -> int | tuple[list[memoryview], int]:
         """What the server should receive next: a byte count (then ``receive_data``), or,
-        in the middle of a large body frame with nothing else buffered, the part of the
-        body's own buffer its payload goes to, and how many bytes to receive after it
-        (receive into both, then ``body_received`` and ``receive_data`` with the rest).
+        in the middle of a large body frame with nothing else buffered, the parts of
+        buffers to receive into, in order, and how many bytes to receive after them
+        (receive into all, then ``body_received`` and ``receive_data`` with the rest).
+
+        The first part is where the rest of this frame's payload goes in the body's own
+        buffer.  When more frames of the body are to come, they are assumed to be the
+        size of this one (peers split a body at their frame_max), and the same read
+        takes them too: per frame an 8-byte gap (the frame end and the next frame's
+        head, checked by ``body_received``) and the frame's payload, in place after
+        the one before, up to ``SCATTER_FRAMES`` frames.  A whole 1 MiB body is then
+        one system call and one pass through here, not eight.
 
         Between two frames of a large body it asks for just the frame end and the next
         frame head, so the next payload also lands in place.  Once large bodies are received
@@ -1053,16 +1077,97 @@ class ServerConnection:
                 return 8
             return PEEK if size > PEEK else size
         filled = asm.filled
-        after = PEEK if self._peek and not asm.remaining else 8
-        return memoryview(asm.body)[filled : filled + left], after
+        remaining = asm.remaining
+        with memoryview(asm.body) as body:
+            parts = [body[filled : filled + left]]
+            plan = self._plan = []
+            frame = self._frame_size
+            if remaining and frame >= DIRECT_MIN:
+                at = filled + left
+                room = len(body)
+                with memoryview(self._gaps) as gaps:
+                    while remaining and len(plan) < SCATTER_FRAMES:
+                        n = frame if frame < remaining else remaining
+                        # A short last frame goes in place only in peek mode (as in
+                        # ``_start_direct``), and nothing beyond the room reserved.
+                        if (n < DIRECT_MIN and not self._peek) or at + n > room:
+                            break
+                        g = 8 * len(plan)
+                        parts.append(gaps[g : g + 8])
+                        parts.append(body[at : at + n])
+                        plan.append(n)
+                        at += n
+                        remaining -= n
+        after = PEEK if self._peek and not remaining else 8
+        return parts, after
 
-    def body_received(self, size: int) -> None:
-        """``size`` bytes were received into the view :meth:`next_read` gave."""
+    def body_received(self, size: int) -> bytes:
+        """``size`` bytes were received into the parts :meth:`next_read` gave, in order.
+
+        Returns what is to be parsed as ordinary input (``receive_data``) before anything
+        received after these bytes: nothing when every gap held the expected frame end and
+        body frame head; otherwise the bytes from the first gap that did not (or that was
+        cut short) on, in the order they arrived, and this connection stops assuming frame
+        sizes.  A gap that checks out goes through the parser's own steps for a frame end
+        and a body frame head, so errors and accounting are those of ``receive_data``."""
         asm = self._direct
-        if asm is None or size > self._frame_left:
+        left = self._frame_left
+        if asm is None or size < 0 or (size > left and not self._plan):
             raise ValueError("no body frame payload expected")
-        asm.filled += size
-        self._frame_left -= size
+        if size <= left:
+            asm.filled += size
+            self._frame_left = left - size
+            return b""
+        asm.filled += left
+        self._frame_left = 0
+        size -= left
+        plan = self._plan
+        self._plan = []
+        channel = self._direct_channel
+        gaps = self._gaps
+        for i, n in enumerate(plan):
+            g = 8 * i
+            if size < 8:  # the read ended within this gap: the parser takes it from here
+                return self._unplanned(asm, plan[i:], i, False, size)
+            if _END_BODY.unpack_from(gaps, g) != (_END_BODY_TYPE, channel, n):
+                self._frame_size = 0  # not the frames assumed (or bad input): stop assuming
+                return self._unplanned(asm, plan[i:], i, False, size)
+            # The frame end (checked above), then the head as if parsed from the buffer.
+            self._direct = None
+            self.receive_data(gaps[g + 1 : g + 8])
+            if not self._start_direct(channel, n):
+                self._frame_size = 0
+                return self._unplanned(asm, plan[i:], i, True, size - 8)
+            size -= 8
+            take = n if n < size else size
+            asm.filled += take
+            self._frame_left = n - take
+            size -= take
+            if not size:
+                return b""
+        raise ValueError("more received than offered")
+
+    def _unplanned(
+        self, asm: _Assembly, plan: list[int], first: int, gap_done: bool, size: int
+    ) -> bytes:
+        """The last ``size`` bytes of a scatter read, as they arrived, from gap ``first``
+        on (from its payload when ``gap_done``): each gap and then that frame's payload,
+        which went to the body after what ``asm`` has of it."""
+        out = bytearray()
+        at = asm.filled
+        gaps = self._gaps
+        for k, n in enumerate(plan, first):
+            if not (gap_done and k == first):
+                take = min(size, 8)
+                out += gaps[8 * k : 8 * k + take]
+                size -= take
+            take = min(size, n)
+            out += asm.body[at : at + take]
+            at += n
+            size -= take
+            if size <= 0:
+                break
+        return bytes(out)
 
     def _on_heartbeat(self, channel: int, start: int, end: int) -> Event | None:
         if end != start:

@@ -21,6 +21,7 @@ Nothing here raises out of the task: any error ends only this connection.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import socket
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 #: Longest wait for the peer to hang up after our last frame (see ``_linger``).
 LINGER_SECONDS = 1.0
+#: Linux's option bounding the unsent bytes a socket's buffer takes (None elsewhere).
+_NOTSENT_LOWAT: int | None = getattr(socket, "TCP_NOTSENT_LOWAT", None)
 
 
 def _address(sockaddr: object) -> tuple[str, int]:
@@ -69,10 +72,10 @@ class _Input:
       each sending a message now and then), it waits for the socket to be readable before
       reading, instead of trying first and failing with EAGAIN as ``receive_some`` does: one
       system call and one exception less per wake-up;
-    - a large body is received straight into the body's buffer (``proto.next_read``),
-      frame after frame, each payload together with the next frame's head, the last one
-      with the start of the next message; one ``read`` takes the whole body, or what the
-      socket holds of it.
+    - a large body is received straight into the body's buffer (``proto.next_read``):
+      one ``recvmsg_into`` scatters the frames' payloads into place and their heads into
+      gaps beside them, the last one with the start of the next message; one ``read``
+      takes the whole body, or what the socket holds of it.
 
     Other streams (TLS) go through ``receive_some``.
     """
@@ -129,17 +132,21 @@ class _Input:
                 self.received += len(data)
                 session.data_received(data)
                 return True
-            view, more = want  # type: ignore[misc]
-            room = len(view)
+            parts, more = want  # type: ignore[misc]
+            room = sum(map(len, parts))
             if more > len(after):
                 after = self._after = bytearray(more)
-            with view, memoryview(after) as tail:
+            with memoryview(after) as tail:
+                parts.append(tail[:more])
                 try:
-                    got = sock.recvmsg_into((view, tail[:more]))[0]
+                    got = sock.recvmsg_into(parts)[0]
                 except BlockingIOError:
                     got = -1
                 except OSError as exc:
                     raise trio.BrokenResourceError(str(exc)) from exc
+                finally:
+                    for part in parts:  # (the body's buffer may be resized later)
+                        part.release()
             if got < 0:
                 if progress:  # what has arrived is in; the reader goes on from here
                     self._pending = False
@@ -195,6 +202,12 @@ class AmqpConnection:
         transport = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
         assert isinstance(transport, trio.SocketStream)
         sock = transport.socket
+        if _NOTSENT_LOWAT is not None:
+            # trio caps the unsent bytes the kernel takes at 16 KiB: a 1 MiB delivery
+            # then goes out in ~8 sends, each after a wake-up for writability.  Let the
+            # kernel hold as much as our own outbox may (the high-water mark).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, _NOTSENT_LOWAT, settings.high_water)
         try:
             peer = _address(sock.getpeername())
             local = _address(sock.getsockname())

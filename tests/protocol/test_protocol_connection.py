@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import pytest
 from _protocol_helpers import (
@@ -177,11 +178,17 @@ def test_large_body_is_split_and_reassembled_with_a_small_frame_max() -> None:
 
 
 def _receive_like_a_server(
-    proto: ServerConnection, wire: bytes, chunk: int
+    proto: ServerConnection,
+    wire: bytes,
+    chunk: int,
+    reads: list[int] | None = None,
+    holds: int = 0,
 ) -> tuple[list[events.Event], int]:
     """Feed ``wire`` the way the server's reader does: up to ``chunk`` bytes at a time, or
-    straight into the body view ``next_read`` offers; returns the events and how many bytes
-    went in place."""
+    (like ``recvmsg_into``) scattered over the parts ``next_read`` offers and the bytes
+    after them, as many as the socket ``holds`` (default ``chunk``); returns the events
+    and how many bytes went into offered parts.  ``reads`` collects each receive's size."""
+    holds = holds or chunk
     out: list[events.Event] = []
     pos = 0
     in_place = 0
@@ -191,20 +198,31 @@ def _receive_like_a_server(
             piece = wire[pos : pos + want]
             pos += len(piece)
             proto.receive_data(piece)
+            if reads is not None:
+                reads.append(len(piece))
         else:
-            view, after = want
-            room = len(view)
-            with view:
-                n = min(room, len(wire) - pos, chunk)
-                view[:n] = wire[pos : pos + n]
-            pos += n
+            parts, after = want
+            room = sum(len(p) for p in parts)
+            n = min(room, len(wire) - pos, holds)
+            start = pos
+            for part in parts:
+                take = min(len(part), start + n - pos)
+                part[:take] = wire[pos : pos + take]
+                pos += take
+                part.release()
             in_place += n
-            proto.body_received(n)
-            if n == room:  # what follows the payload, in the same receive
+            rest = proto.body_received(n)
+            if rest:
+                proto.receive_data(rest)
+            piece = b""
+            if n == room:  # what follows the payloads, in the same receive
                 out += drain(proto)
-                piece = wire[pos : pos + after]
+                piece = wire[pos : pos + min(after, holds - n)]
                 pos += len(piece)
-                proto.receive_data(piece)
+                if piece:
+                    proto.receive_data(piece)
+            if reads is not None:
+                reads.append(n + len(piece))
         out += drain(proto)
     return out, in_place
 
@@ -238,6 +256,119 @@ def test_large_bodies_back_to_back_are_received_in_place_not_within_large_reads(
     assert in_place > 3 * (len(body) - PEEK)
     # A small body ends the short reads.
     assert proto.next_read(size) == size
+
+
+def test_a_large_body_in_equal_frames_is_taken_by_one_scatter_read() -> None:
+    proto = running(channels=(1, 2))
+    body = bytes(range(256)) * 4096  # 1 MiB: 8 frames of 128 KiB
+    big = encode_content(1, PUBLISH, PROPS, body, proto.frame_max)
+    small = encode_content(2, PUBLISH, PROPS, b"small", proto.frame_max)
+    reads: list[int] = []
+    # Reads of 256 KiB (the server's size); the socket holds whatever has been sent.
+    evs, in_place = _receive_like_a_server(proto, big * 3 + small, 256 << 10, reads, 8 << 20)
+    bodies = [e.message.body for e in evs if isinstance(e, events.Content)]
+    assert bodies == [body] * 3 + [b"small"]
+    # The first body: a 256 KiB read, then the rest of it in one.  The next two: a short
+    # read (method, header, first frame head), then all 8 frames in one scatter read.
+    assert len(reads) <= 2 + 2 + 2 + 1, reads
+    assert in_place > 2 * len(body)
+
+
+def _frames(channel: int, body: bytes, sizes: list[int]) -> bytes:
+    """A publish whose body is cut into frames of ``sizes``, then of 131,064 bytes."""
+    parts = [encode_method_frame(channel, PUBLISH)]
+    parts.append(encode_content(channel, PUBLISH, PROPS, b"", 4096)[len(parts[0]) :])
+    header = bytearray(parts[1])
+    header[11:19] = len(body).to_bytes(8, "big")  # the header's body size
+    parts[1] = bytes(header)
+    pos = 0
+    given = iter(sizes)
+    while pos < len(body):
+        size = next(given, 131064)
+        parts.append(encode_frame(FRAME_BODY, channel, body[pos : pos + size]))
+        pos += size
+    return b"".join(parts)
+
+
+def _outcome(
+    proto: ServerConnection, feeding: Callable[[ServerConnection], list[events.Event]]
+) -> tuple[list[object], tuple[int, str] | None]:
+    try:
+        return comparable(feeding(proto)), None
+    except AMQPError as exc:
+        return [], (exc.reply_code, exc.reply_text)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    frames=st.lists(
+        st.lists(st.sampled_from([131064, 131064, 131064, 65536, 9000, 100]), max_size=4),
+        min_size=1,
+        max_size=3,
+    ),
+    lengths=st.lists(st.integers(1, 300_000), min_size=3, max_size=3),
+    holds=st.sampled_from([4096, 70_000, 131_072, 131_080, 300_000, 8 << 20]),
+    flip=st.none() | st.tuples(st.integers(0, 2_000_000), st.integers(0, 255)),
+)
+def test_scatter_reads_give_the_events_and_errors_of_plain_input(
+    frames: list[list[int]],
+    lengths: list[int],
+    holds: int,
+    flip: tuple[int, int] | None,
+) -> None:
+    """Whatever the peer's frame sizes (equal ones, as every client sends, or not), however
+    much each read takes, and with a byte changed anywhere, receiving in place gives what
+    receiving the same bytes plainly gives: the same contents, or the same error."""
+    wire = bytearray()
+    for i, sizes in enumerate(frames):
+        body = bytes([i + 1]) * lengths[i]
+        wire += _frames(1 + i % 2, body, sizes)
+        wire += encode_method_frame(1, methods.BasicAck(i + 1, False))
+    if flip is not None:
+        wire[flip[0] % len(wire)] = flip[1]
+    data = bytes(wire)
+
+    def plain(proto: ServerConnection) -> list[events.Event]:
+        return feed(proto, data)
+
+    def in_place(proto: ServerConnection) -> list[events.Event]:
+        return _receive_like_a_server(proto, data, 256 << 10, holds=holds)[0]
+
+    got = _outcome(running(channels=(1, 2)), in_place)
+    assert got == _outcome(running(channels=(1, 2)), plain)
+    if flip is None:
+        assert got[1] is None and len(got[0]) == 2 * len(frames)
+
+
+@pytest.mark.parametrize("holds", [131_072 + 3, 131_080 + 7, 262_150, 8 << 20])
+@pytest.mark.parametrize(
+    "sizes",
+    [[131064, 131064, 131064], [131064, 65536, 131064], [131064, 131064, 9000], [131064, 100]],
+)
+@pytest.mark.parametrize("flip", [None, "frame end", "type", "channel", "size"])
+def test_scatter_reads_where_the_frames_are_not_the_assumed_ones(
+    holds: int, sizes: list[int], flip: str | None
+) -> None:
+    """The cases the property above may not reach: a read that ends inside a gap, a
+    frame of another size than the one before it, and each octet of a gap spoilt."""
+    body = bytes(range(256)) * 1200  # 300 KiB
+    wire = bytearray(_frames(1, body, sizes) + _frames(2, body[:200_000], sizes))
+    if flip is not None:
+        # The second frame's head of the first message: its frame end octet, type,
+        # channel and size come at these offsets from the end of the first payload.
+        first = wire.index(bytes([FRAME_BODY, 0, 1])) + 7 + sizes[0]
+        at = {"frame end": 0, "type": 1, "channel": 3, "size": 7}[flip]
+        wire[first + at] ^= 0x40
+    data = bytes(wire)
+    got = _outcome(
+        running(channels=(1, 2)),
+        lambda p: _receive_like_a_server(p, data, 256 << 10, holds=holds)[0],
+    )
+    assert got == _outcome(running(channels=(1, 2)), lambda p: feed(p, data))
+    if flip is None:
+        assert [c[-1] for c in got[0]] == [body, body[:200_000]]
+    else:
+        assert got[1] is not None  # every spoilt octet is an error, as on plain input
 
 
 def test_large_bodies_in_small_frames_are_read_in_large_reads() -> None:

@@ -8,12 +8,14 @@ per frame, per queue or per delivery would exceed them several times over.
 
 from __future__ import annotations
 
+import socket
 import sys
 import tracemalloc
 from collections.abc import Iterator
 
 import pytest
 import trio
+from rawamqp import RawClient
 
 from amqplite.app import serve
 
@@ -117,3 +119,19 @@ async def test_body_memory_is_reused_without_page_faults() -> None:
     )
     faults_per_block = float(result.stdout)
     assert faults_per_block < 1, f"{faults_per_block} page faults per 1 MiB block"
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_NOTSENT_LOWAT"), reason="a Linux socket option")
+async def test_the_kernel_takes_as_much_unsent_output_as_the_outbox_holds() -> None:
+    """trio limits a socket's unsent bytes to 16 KiB, so a 1 MiB delivery went out in
+    about eight partial sends, each after a wake-up for writability.  The broker raises
+    the limit to its outbox's high-water mark on every connection it accepts."""
+    async with serve(shutdown_timeout=0.2) as running:
+        with trio.fail_after(5):
+            client = await RawClient.connect(running.port)
+            await client.handshake()
+            (conn,) = running.server.connections
+            assert isinstance(conn.stream, trio.SocketStream)
+            lowat = conn.stream.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT)
+            assert lowat == running.server.settings.high_water == conn.outbox.high_water
+            await client.aclose()

@@ -164,10 +164,17 @@ class Session:
             broker.end_batch()
 
     def body_received(self, size: int) -> None:
-        """``size`` bytes arrived straight into the body view ``proto.next_read`` gave."""
+        """``size`` bytes arrived straight into the parts ``proto.next_read`` gave."""
         if self.finished:
             return
-        self.proto.body_received(size)
+        proto = self.proto
+        try:
+            rest = proto.body_received(size)
+            if rest:  # the frames were not the ones assumed: parsed as ordinary input
+                proto.receive_data(rest)
+        except AMQPConnectionError as exc:
+            self._protocol_failure(exc)
+            return
         self._process_events()
 
     def _process_events(self) -> None:
