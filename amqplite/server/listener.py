@@ -8,12 +8,10 @@ each client, wait (bounded) for them to go, then cancel what is left.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import gc
 import logging
 import math
-import os
 
 import trio
 
@@ -24,6 +22,7 @@ from amqplite.server import auth, tls
 from amqplite.server.connection import AmqpConnection
 from amqplite.server.durability import GroupCommit
 from amqplite.server.fd_reserve import FD_EXHAUSTED, FdReserve
+from amqplite.server.heap import IdleTrimmer, tune_malloc
 from amqplite.server.outbox import FlushQueue
 from amqplite.server.session import SHUTDOWN_TEXT
 from amqplite.server.store_guard import StoreGuard
@@ -57,33 +56,6 @@ def tune_gc() -> None:
     current = gc.get_threshold()
     if current[0] < GC_THRESHOLDS[0]:
         gc.set_threshold(*(max(c, t) for c, t in zip(current, GC_THRESHOLDS, strict=True)))
-
-
-#: glibc malloc while serving: blocks up to this size come from the heap (freed ones are
-#: reused) rather than each from a fresh mmap, whose pages fault in one by one, and the
-#: heap keeps up to ``MALLOC_TRIM_THRESHOLD`` free at its top instead of returning it and
-#: faulting it back in for the next bodies.  By default glibc moves the mmap threshold up
-#: to the largest block freed but trims at twice that, so a flow of 256 KiB or 1 MiB
-#: bodies had 1 page fault in 3 to 4 body pages (docs/performance.md, "Large bodies").
-MALLOC_MMAP_THRESHOLD = 32 << 20  # glibc's maximum
-MALLOC_TRIM_THRESHOLD = 64 << 20
-_M_TRIM_THRESHOLD = -1  # mallopt parameters (malloc.h)
-_M_MMAP_THRESHOLD = -3
-
-
-def tune_malloc() -> None:
-    """Set glibc's mmap and trim thresholds (no-op on another C library)."""
-    try:
-        if not os.confstr("CS_GNU_LIBC_VERSION"):
-            return
-        mallopt = ctypes.CDLL(None).mallopt
-    except (ValueError, OSError, AttributeError):
-        return
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    # Both: setting either one turns glibc's own adjustment of the other off.
-    mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)
-    mallopt(_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD)
 
 
 class AmqpServer:
@@ -122,6 +94,9 @@ class AmqpServer:
         self._blocked: str | None = None
         #: The spare descriptor that refuses clients at the descriptor limit.
         self.fd_reserve = FdReserve()
+        #: Gives the heap's free memory back once messages stop (see server/heap.py).
+        stats = broker.stats
+        self.trimmer = IdleTrimmer(lambda: stats.published + stats.delivered + stats.acked)
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen until :meth:`shutdown`; reports the bound port through ``task_status``
@@ -161,6 +136,7 @@ class AmqpServer:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self.ticker.run)
+            nursery.start_soon(self.trimmer.run)
             if self.commit is not None:
                 nursery.start_soon(self.commit.run_periodic)
             if self.guard is not None:

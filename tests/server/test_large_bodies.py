@@ -97,7 +97,7 @@ async def test_a_large_body_is_received_once_shared_by_queues_and_sent_uncopied(
 # block's 256 pages in here.)
 MALLOC_CHILD = """
 import collections, resource, sys
-from amqplite.server.listener import tune_malloc
+from amqplite.server.heap import tune_malloc
 tune_malloc()
 def flow(blocks):
     live = collections.deque()
@@ -135,3 +135,44 @@ async def test_the_kernel_takes_as_much_unsent_output_as_the_outbox_holds() -> N
             lowat = conn.stream.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT)
             assert lowat == running.server.settings.high_water == conn.outbox.high_water
             await client.aclose()
+
+
+# A child process: 200 MiB of bodies freed stay in the heap (reused, never faulted in
+# again) while messages flow, and are given back once traffic has stopped for the idle
+# period.  Time is trio's MockClock: the trimmer's seconds pass at once.
+TRIM_CHILD = """
+import trio, trio.testing
+from amqplite.server.heap import IdleTrimmer, tune_malloc
+tune_malloc()
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 >> 20
+blocks = [bytearray(1 << 20) for _ in range(200)]
+del blocks
+freed = rss_mb()
+traffic = [0]
+async def main():
+    trimmer = IdleTrimmer(lambda: traffic[0], idle=5.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trimmer.run)
+        for _ in range(30):  # a message a second for 30 s
+            traffic[0] += 1
+            await trio.sleep(1)
+        during = (trimmer.trims, rss_mb())
+        await trio.sleep(11)  # quiet for two idle periods
+        after = (trimmer.trims, rss_mb())
+        nursery.cancel_scope.cancel()
+    print(freed, *during, *after)
+trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc")
+async def test_freed_body_memory_is_kept_while_messages_flow_and_given_back_when_idle() -> None:
+    result = await trio.run_process(
+        [sys.executable, "-c", TRIM_CHILD], capture_stdout=True, capture_stderr=True
+    )
+    freed, trims_during, rss_during, trims_after, rss_after = map(int, result.stdout.split())
+    assert freed > 200, "the freed bodies stay in the heap"
+    assert (trims_during, trims_after) == (0, 1)
+    assert rss_during > 200
+    assert rss_after < freed - 150, f"{freed} MB before the trim, {rss_after} MB after"
