@@ -18,6 +18,8 @@ async def echo_app(request: Request) -> Response:
         raise HTTPError(404, "Object Not Found", "Not Found")
     if request.target == "/stream":
         return Response(200, (b"%d\n" % i for i in range(20000)), "text/plain")
+    if request.target == "/smuggle":
+        return Response(200, b"{}", headers=(("location", "/a\r\nx-injected: 1"),))
     body = json.dumps(
         {"method": request.method, "target": request.target, "size": len(request.body)}
     )
@@ -79,6 +81,53 @@ async def test_keep_alive_serves_many_requests_on_one_connection() -> None:
                 return statuses
 
             assert await trio.to_thread.run_sync(client) == [200, 200, 200]
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_client_that_asks_for_close_gets_connection_close_and_the_socket_closes() -> None:
+    # Whole bodies are written without h11 (amqplite.http.server._head); h11's keep-alive
+    # rule still holds: HTTP/1.0, or Connection: close, ends the connection after the reply.
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+            for request in (
+                b"GET /a HTTP/1.0\r\n\r\n",
+                b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+            ):
+                reply = await raw_exchange(port, request)  # returns once the server closes
+                assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+                head, _, body = reply.partition(b"\r\n\r\n")
+                assert b"\r\nconnection: close" in head
+                assert b"\r\ncontent-length: %d" % len(body) in head
+                assert json.loads(body)["target"] == "/a"  # /b was never answered
+            nursery.cancel_scope.cancel()
+
+
+async def test_head_gets_the_length_of_the_body_without_it() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+            reply = await raw_exchange(
+                port,
+                b"HEAD /abc HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /abc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            head, _, rest = reply.partition(b"\r\n\r\n")
+            get_head, _, body = rest.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 OK") and get_head.startswith(b"HTTP/1.1 200 OK")
+            # echo_app's body for the HEAD (what a GET would have got), not sent
+            headed = json.dumps({"method": "HEAD", "target": "/abc", "size": 0})
+            assert b"content-length: %d" % len(headed) in head
+            assert json.loads(body) == {"method": "GET", "target": "/abc", "size": 0}
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_header_value_with_a_line_break_is_never_sent() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+            reply = await raw_exchange(port, b"GET /smuggle HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"x-injected" not in reply
             nursery.cancel_scope.cancel()
 
 
