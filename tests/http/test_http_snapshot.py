@@ -263,3 +263,11 @@ async def test_bad_pages_are_refused_with_rabbitmqs_errors(
     reply = await stack.request("GET", f"/api/queues?{query}")
     assert reply.status == 400
     assert reply.json() == {"error": error, "reason": reason}
+
+
+def test_a_snapshot_is_kept_for_its_cost_over_the_budget_at_most_five_seconds() -> None:
+    freshness = Freshness()
+    assert freshness.period(0.0005) == 0.0  # a small broker: answered live
+    assert freshness.period(0.005) == pytest.approx(2.0)  # 5 ms at 0.25 % of the core
+    # 10,000 queues (a listing and its gzip ~40 ms): RabbitMQ's statistics interval.
+    assert freshness.period(0.04) == 5.0
