@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from amqplite.broker.stream_queue import StreamQueue
+from amqplite.http.pieces import Piece, Pieces, piece
 from amqplite.http.render import queue_signature
 
 if TYPE_CHECKING:
@@ -48,10 +49,10 @@ class _Writer:
         for labels, value in samples:
             self.lines.append(f"{name}{labels} {value}")
 
-    def flush(self, out: list[bytes]) -> None:
+    def flush(self, out: list[Piece]) -> None:
         """Move the lines written so far to ``out`` as one encoded piece."""
         if self.lines:
-            out.append(("\n".join(self.lines) + "\n").encode())
+            out.append(piece(("\n".join(self.lines) + "\n").encode()))
             self.lines.clear()
 
 
@@ -67,29 +68,24 @@ def resident_memory_bytes() -> int | None:
         return None
 
 
-#: Lines per encoded piece of :func:`render_parts` (about 400 KB, well under a millisecond).
-_PIECE_LINES = 4096
-
-
 def render(broker: Broker, cache: QueueLines | None = None) -> bytes:
     """The exposition text; ``cache`` keeps each queue's lines while the queue is unchanged
     (:class:`QueueLines`), so a broker with many idle queues is cheap to scrape again."""
-    out: list[bytes] = []
+    out: list[Piece] = []
     for _ in render_parts(broker, cache or QueueLines(), out):
         pass
-    return b"".join(out)
+    return b"".join(p.data for p in out)
 
 
-def render_parts(broker: Broker, cache: QueueLines, out: list[bytes]) -> Iterator[None]:
+def render_parts(broker: Broker, cache: QueueLines, out: list[Piece]) -> Iterator[None]:
     """:func:`render` in pieces appended to ``out``, yielding every few dozen queues or
     lines: the text of 10,000 queues is tens of milliseconds of work, and the caller
-    (:mod:`amqplite.http.snapshot`) lets the AMQP connections run between the pieces."""
+    (:mod:`amqplite.http.snapshot`) lets the AMQP connections run between the pieces.
+    The per-queue families' pieces are reused from the last scrape where their queues'
+    lines are unchanged (:class:`~amqplite.http.pieces.Pieces`)."""
     w = _Writer()
     queues = [q for v in list(broker.vhosts.values()) for q in list(v.queues.values())]
-    for _ in cache.write(w, queues):
-        if len(w.lines) >= _PIECE_LINES:
-            w.flush(out)
-        yield
+    yield from cache.write(w, queues, out)
     _broker_metrics(w, broker, len(queues))
     streams: list[tuple[StreamQueue, str]] = []
     for q in queues:
@@ -168,20 +164,26 @@ _BY_REASON = (
 
 #: Queues between two yields of :meth:`QueueLines.write` (a few hundred microseconds).
 _SLICE = 64
+#: Queues whose lines of one family make one piece of the body (~80 KB).
+_PIECE_QUEUES = 1024
 
 
 class QueueLines:
     """Each queue's sample lines, one string per per-queue family ("" when it has none),
     kept with the queue's :func:`~amqplite.http.render.queue_signature` and reused while
-    that is unchanged.  Only queues listed at the last scrape are kept."""
+    that is unchanged, and the encoded pieces of each family (the lines of
+    :data:`_PIECE_QUEUES` queues), reused while their queues' lines are the same objects.
+    Only queues listed at the last scrape are kept."""
 
-    __slots__ = ("_rows",)
+    __slots__ = ("_pieces", "_rows")
 
     def __init__(self) -> None:
         self._rows: dict[Any, tuple[Any, tuple[str, ...]]] = {}
+        self._pieces = Pieces()
 
-    def write(self, w: _Writer, queues: list[Any]) -> Iterator[None]:
-        """Write every per-queue family, yielding every :data:`_SLICE` queues or lines."""
+    def write(self, w: _Writer, queues: list[Any], out: list[Piece]) -> Iterator[None]:
+        """Write every per-queue family to ``out`` (after what ``w`` holds), yielding
+        every :data:`_SLICE` queues or piece."""
         old = self._rows
         rows: dict[Any, tuple[Any, tuple[str, ...]]] = {}
         for n, q in enumerate(queues, 1):
@@ -193,13 +195,22 @@ class QueueLines:
             if n % _SLICE == 0:
                 yield
         self._rows = rows
+        self._pieces.begin()
         lines = [row for _, row in rows.values()]
         families = [(n, k, h) for n, k, h, _ in _QUEUE_FAMILIES]
         families.extend((n, "counter", h) for n, h, _ in _BY_REASON)
         for i, (name, kind, help_text) in enumerate(families):
             w.family(name, kind, help_text, ())
-            for start in range(0, len(lines), 16 * _SLICE):
-                w.lines.extend(row[i] for row in lines[start : start + 16 * _SLICE] if row[i])
+            w.flush(out)
+
+            def make(rows: Sequence[Any], i: int = i) -> bytes:
+                text = "\n".join(row[i] for row in rows if row[i])
+                return (text + "\n").encode() if text else b""
+
+            for n, start in enumerate(range(0, len(lines), _PIECE_QUEUES)):
+                made = self._pieces.get((i, n), lines[start : start + _PIECE_QUEUES], make)
+                if made.data:
+                    out.append(made)
                 yield
 
 

@@ -25,7 +25,10 @@ both every second would ask for ten times the core -- messaging would stop.  Ins
 * **Bytes, not objects, per snapshot.**  A snapshot keeps the encoded fragments; the body of
   a listing (``[`` + fragments + ``]``) and its gzip are made once per snapshot and
   vhost set and sent as they are to every poller that asks.  Clients that accept gzip
-  (browsers, Prometheus, ``requests``) get about 1 % of the bytes.
+  (browsers, Prometheus, ``requests``) get about 1 % of the bytes.  Bodies are kept in
+  pieces of a few hundred queues (:mod:`amqplite.http.pieces`): the next snapshot reuses
+  every piece whose queues did not change, with its checksum and its gzip, so an idle
+  broker's listing is not joined, checksummed and compressed again every few seconds.
 * **Pages** (RabbitMQ's ``?page=&page_size=``) slice the snapshot's fragments.
 * **Entity tags.**  Each body carries an ``ETag`` (its CRC-32 and length); a client that
   revalidates with ``If-None-Match`` -- a browser does, for the dashboard's requests --
@@ -44,15 +47,15 @@ both every second would ask for ten times the core -- messaging would stop.  Ins
 from __future__ import annotations
 
 import time
-import zlib
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 import trio
 
-from amqplite.http import metrics, render
+from amqplite.http import metrics, pieces, render
 from amqplite.http.jsonout import dumps
+from amqplite.http.pieces import Piece, Pieces, piece
 from amqplite.http.request import JSON_TYPE, Response
 
 if TYPE_CHECKING:
@@ -97,21 +100,28 @@ async def drive(
 
 @attrs.define(eq=False)
 class Body:
-    """One encoded response body of a snapshot (in pieces, so that making it never holds
-    the event loop long), its entity tag, and its gzip once somebody asked for it."""
+    """One response body of a snapshot, in :class:`~amqplite.http.pieces.Piece` s (so that
+    making it never holds the event loop long, and the next snapshot reuses the pieces
+    that did not change), its entity tag, and its gzip once it is made."""
 
-    parts: list[bytes]
+    pieces: list[Piece]
     content_type: str = JSON_TYPE
-    #: The body's checksum and length (:func:`entity_tag`): the same bytes in the next
-    #: snapshot (idle queues) have the same tag, so a client that revalidates (a browser:
+    #: :func:`~amqplite.http.pieces.entity_tag`: the same bytes in the next snapshot
+    #: (idle queues) have the same tag, so a client that revalidates (a browser:
     #: ``If-None-Match``) gets a 304 without a body.
     etag: str = ""
     gzipped: bytes | None = None
+    length: int = 0
     _lock: trio.Lock = attrs.Factory(trio.Lock)
 
+    def __attrs_post_init__(self) -> None:
+        self.length = sum(len(p.data) for p in self.pieces)
+        if not self.etag:
+            self.etag = pieces.entity_tag(self.pieces)
+
     @property
-    def length(self) -> int:
-        return sum(len(p) for p in self.parts)
+    def parts(self) -> list[bytes]:
+        return [p.data for p in self.pieces]
 
     @property
     def raw(self) -> bytes:
@@ -127,8 +137,8 @@ class Body:
             return Response(304, b"", None, (("etag", tag), vary))
         headers: tuple[tuple[str, str], ...] = (("etag", tag), vary) if tag else (vary,)
         if not packed:
-            if len(self.parts) == 1:
-                return Response(200, self.parts[0], self.content_type, headers)
+            if len(self.pieces) == 1:
+                return Response(200, self.pieces[0].data, self.content_type, headers)
             # Sent as they are (the server coalesces them into large writes).
             headers = (("content-length", str(length)), *headers)
             return Response(200, iter(self.parts), self.content_type, headers)
@@ -138,14 +148,15 @@ class Body:
         return Response(200, self.gzipped, self.content_type, headers)
 
     async def pack(self) -> float:
-        """Gzip the body (once, in a worker thread) unless it is too short to bother;
-        return the worker's CPU seconds (0 if it was done before)."""
+        """Gzip the body (once, in a worker thread: only its pieces not deflated for an
+        earlier snapshot) unless it is too short to bother; return the worker's CPU
+        seconds (0 if it was done before)."""
         if self.gzipped is not None or self.length < GZIP_MIN:
             return 0.0
         async with self._lock:  # one compression per body, however many ask at once
             if self.gzipped is not None:
                 return 0.0
-            self.gzipped, cpu = await trio.to_thread.run_sync(_gzip, self.parts)
+            self.gzipped, cpu = await trio.to_thread.run_sync(_gzip, self.pieces)
         return cpu
 
 
@@ -158,40 +169,19 @@ def _matches(if_none_match: str, tag: str) -> bool:
     return False
 
 
-def entity_tag(parts: list[bytes], out: list[str]) -> Iterator[None]:
-    """Appends to ``out`` the entity tag of the body in ``parts`` (CRC-32 and length),
-    yielding after each piece."""
-    crc = 0
-    length = 0
-    for part in parts:
-        crc = zlib.crc32(part, crc)
-        length += len(part)
-        yield
-    out.append(f'"{crc:08x}{length:x}"')
-
-
-def _chain(*works: Iterator[None]) -> Iterator[None]:
-    for work in works:
-        yield from work
-
-
-def _gzip(parts: list[bytes]) -> tuple[bytes, float]:
+def _gzip(parts: list[Piece]) -> tuple[bytes, float]:
     """The gzip of ``parts`` and this thread's CPU seconds for it."""
-    # Level 1: listings are repetitive (about 100:1 even at level 1) and this is per
-    # snapshot.  zlib releases the GIL while it compresses, so this thread runs beside the
-    # event loop.
     started = time.thread_time()
-    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
-    out = [packer.compress(p) for p in parts]
-    out.append(packer.flush())
-    return b"".join(out), time.thread_time() - started
+    return pieces.gzip(parts), time.thread_time() - started
 
 
 @attrs.define(eq=False)
 class QueueListing:
-    """The queues of every vhost as JSON fragments (name, bytes)."""
+    """The queues of every vhost as JSON fragments (name, bytes); ``pieces``: where its
+    bodies find the pieces of the last snapshot's (:class:`~amqplite.http.pieces.Pieces`)."""
 
     by_vhost: dict[str, list[tuple[str, bytes]]]
+    pieces: Pieces = attrs.Factory(Pieces)
     _bodies: dict[tuple[str, ...], Body] = attrs.Factory(dict)
 
     def items(self, vhosts: Iterable[str]) -> list[tuple[str, bytes]]:
@@ -213,24 +203,34 @@ class QueueListing:
         body = self._bodies.get(key)
         if body is not None:
             return body, 0.0
-        parts: list[bytes] = []
-        tag: list[str] = []
-        work = _chain(array_parts([f for _, f in self.items(key)], parts), entity_tag(parts, tag))
+        parts: list[Piece] = []
+        work = array_parts([f for _, f in self.items(key)], self.pieces, key, parts)
         cost = await drive(work, step, pause)
-        body = self._bodies.setdefault(key, Body(parts, etag=tag[0]))
+        body = self._bodies.setdefault(key, Body(parts))
         return body, cost
 
 
-def array_parts(fragments: Sequence[bytes], out: list[bytes]) -> Iterator[None]:
+def _first(items: Sequence[object]) -> bytes:
+    return b"[" + b",".join(items)  # type: ignore[arg-type]
+
+
+def _next(items: Sequence[object]) -> bytes:
+    return b"," + b",".join(items)  # type: ignore[arg-type]
+
+
+_CLOSE = piece(b"]")
+
+
+def array_parts(
+    fragments: Sequence[bytes], cache: Pieces, key: Hashable, out: list[Piece]
+) -> Iterator[None]:
     """A JSON array of already-encoded items, appended to ``out`` in pieces of
-    :data:`_PIECE` items (yielding after each)."""
-    out.append(b"[")
-    for start in range(0, len(fragments), _PIECE):
-        if start:
-            out.append(b",")
-        out.append(b",".join(fragments[start : start + _PIECE]))
+    :data:`_PIECE` items (yielding after each); a piece whose items are those of the
+    last snapshot's piece at the same place is that piece (``cache``, under ``key``)."""
+    for n, start in enumerate(range(0, len(fragments) or 1, _PIECE)):
+        out.append(cache.get((key, n), fragments[start : start + _PIECE], _next if n else _first))
         yield
-    out.append(b"]")
+    out.append(_CLOSE)
 
 
 def join(fragments: Iterable[bytes]) -> bytes:
@@ -319,6 +319,7 @@ class Snapshots:
         # only queues that still exist.
         self._fragments: dict[Queue | StreamQueue, tuple[Any, bytes, bool]] = {}
         self._metric_lines = metrics.QueueLines()
+        self._listing_pieces = Pieces()
 
     def invalidate(self) -> None:
         """Forget the snapshots (the app calls it after a change made through the API)."""
@@ -363,7 +364,8 @@ class Snapshots:
         work = self._render_queues(broker, rates, now, fragments, by_vhost)
         cost = await drive(work, self.step, self.pause)
         self._fragments = fragments
-        listing = QueueListing(by_vhost)
+        self._listing_pieces.begin()
+        listing = QueueListing(by_vhost, self._listing_pieces)
         # The common request (everything) is made now, and if the snapshot is worth keeping
         # its gzip too (nearly every poller accepts it): all of it is in the cost that sets
         # how long the snapshot is kept.
@@ -406,11 +408,8 @@ class Snapshots:
         return await self._current(self._metrics, lambda: self._take_metrics(broker))
 
     async def _take_metrics(self, broker: Broker) -> tuple[Body, float]:
-        parts: list[bytes] = []
-        tag: list[str] = []
-        work = _chain(
-            metrics.render_parts(broker, self._metric_lines, parts), entity_tag(parts, tag)
-        )
+        parts: list[Piece] = []
+        work = metrics.render_parts(broker, self._metric_lines, parts)
         cost = await drive(work, self.step, self.pause)
-        body = Body(parts, metrics.CONTENT_TYPE, etag=tag[0])
+        body = Body(parts, metrics.CONTENT_TYPE)
         return body, await self._packed(body, cost)  # as for the listing
