@@ -30,6 +30,7 @@ class Request:
     peer: str = (
         ""  # the client's IP address; "" when the transport has none (tests' memory streams)
     )
+    http_version: str = "1.1"  # "1.0" or "1.1": a 1.0 connection closes after the response
 
     @property
     def raw_path(self) -> str:

@@ -18,6 +18,9 @@ async def echo_app(request: Request) -> Response:
         raise HTTPError(404, "Object Not Found", "Not Found")
     if request.target == "/stream":
         return Response(200, (b"%d\n" % i for i in range(20000)), "text/plain")
+    if request.target.startswith("/headers"):
+        seen = {"method": request.method, "version": request.http_version, **request.headers}
+        return Response(200, json.dumps(seen).encode())
     if request.target == "/smuggle":
         return Response(200, b"{}", headers=(("location", "/a\r\nx-injected: 1"),))
     body = json.dumps(
@@ -128,6 +131,61 @@ async def test_a_header_value_with_a_line_break_is_never_sent() -> None:
             port = await start(nursery)
             reply = await raw_exchange(port, b"GET /smuggle HTTP/1.1\r\nHost: x\r\n\r\n")
             assert b"x-injected" not in reply
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_simple_get_is_read_as_h11_reads_it() -> None:
+    """A lone GET or HEAD is read without h11 (amqplite.http.server._simple_request);
+    sent pipelined behind another request, the same bytes go through h11: both readings
+    must give the handler the same request."""
+    requests = [
+        b"GET /headers?x=%2F HTTP/1.1\r\nHost: h\r\nAccept: a\r\naccept:  b \r\n"
+        b"X-Empty:\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\r\n",
+        b"HEAD /headers HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /headers HTTP/1.0\r\nUser-Agent: a\tb\r\n\r\n",
+    ]
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+            for request in requests:
+                close = request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+                alone = await raw_exchange(port, close)
+                behind = await raw_exchange(port, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n" + close)
+                assert alone.count(b"HTTP/1.1 200 OK") == 1
+                assert behind.count(b"HTTP/1.1 200 OK") == 2
+                assert behind.endswith(alone)
+            nursery.cancel_scope.cancel()
+
+
+async def test_what_the_simple_reader_does_not_take_goes_to_h11() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+            # HTTP/1.1 without Host: h11's 400.
+            reply = await raw_exchange(port, b"GET /a HTTP/1.1\r\n\r\n")
+            assert reply.startswith(b"HTTP/1.1 400 ")
+            # Two Host headers: h11's 400 too.
+            reply = await raw_exchange(port, b"GET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+            assert reply.startswith(b"HTTP/1.1 400 ")
+            # A GET with a body is read whole, by h11.
+            reply = await raw_exchange(
+                port,
+                b"GET /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+            )
+            assert json.loads(reply.partition(b"\r\n\r\n")[2])["size"] == 3
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_streamed_reply_to_a_simple_request_that_asks_for_close_ends_and_closes() -> None:
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await start(nursery)
+            reply = await raw_exchange(
+                port, b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            head, _, body = reply.partition(b"\r\n\r\n")
+            assert b"transfer-encoding: chunked" in head.lower()
+            assert body.endswith(b"19999\n\r\n0\r\n\r\n")
             nursery.cancel_scope.cancel()
 
 
