@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import itertools
 import logging
-import operator
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterator
 from contextlib import aclosing, contextmanager
@@ -375,14 +373,18 @@ class ManagementApp:
         user = call.user
         assert user is not None
         every = auth.sees_all_vhosts(user)
-        # Summed with map(attrgetter) over the queues: the dashboard asks every second,
-        # and a Python loop over 10,000 queues is milliseconds (C-level sums are a tenth).
-        queues = list(itertools.chain.from_iterable(list(v.queues.values()) for v in vhosts))
-        count = len(queues)
-        ready = sum(map(_READY, queues))
-        unacked = sum(map(_UNACKED, queues))
-        consumers = sum(map(len, map(_CONSUMERS, queues)))
-        redelivered = sum(map(_REDELIVERED, queues))
+        # The queue totals come from the shared listing snapshot, summed while it was taken
+        # (as fresh as the listing; live on a small broker): the dashboard asks every
+        # second, and reading 10,000 queues' counters again is ~5 ms each time.
+        listing = await self.snapshots.queues(self.broker, self.rates, now)
+        queue_totals = sum(
+            (listing.totals.get(v.name, render.QueueTotals()) for v in vhosts), render.QueueTotals()
+        )
+        count = sum(len(v.queues) for v in vhosts)
+        ready = queue_totals.ready
+        unacked = queue_totals.unacked
+        consumers = queue_totals.consumers
+        redelivered = queue_totals.redelivered
         if every:
             # Broker-wide counters count a fanout publish once, not once per queue.
             broker_stats = self.broker.stats
@@ -390,9 +392,9 @@ class ManagementApp:
             delivered = broker_stats.delivered
             acked = broker_stats.acked
         else:
-            published = sum(map(_PUBLISHED, queues))
-            delivered = sum(map(_DELIVERED, queues))
-            acked = sum(map(_ACKED, queues))
+            published = queue_totals.published
+            delivered = queue_totals.delivered
+            acked = queue_totals.acked
         totals = {
             "publish": published,
             "deliver_get": delivered,
@@ -1005,17 +1007,6 @@ def _query_int(value: str | None, name: str) -> int | None:
     if number < 0:
         raise bad_request(f"{name} must not be negative")
     return number
-
-
-_READY = operator.attrgetter("message_count")
-_UNACKED = operator.attrgetter("unacked_count")
-# ``consumers`` (a list on both queue kinds) rather than the ``consumer_count`` property:
-# a property is a Python call per queue.
-_CONSUMERS = operator.attrgetter("consumers")
-_REDELIVERED = operator.attrgetter("stats.redelivered")
-_PUBLISHED = operator.attrgetter("stats.published")
-_DELIVERED = operator.attrgetter("stats.delivered")
-_ACKED = operator.attrgetter("stats.acked")
 
 
 @functools.cache

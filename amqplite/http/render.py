@@ -16,6 +16,8 @@ import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import attrs
+
 from amqplite.broker.stream_queue import StreamQueue
 from amqplite.http.jsonout import jsonable
 from amqplite.http.rates import RateTracker
@@ -56,6 +58,46 @@ _QUEUE_NUMBERS = operator.attrgetter(
     "stats.redelivered",
     "stats.rejected_publishes",
 )
+
+
+#: The numbers of one queue as :data:`_QUEUE_NUMBERS` reads them (a signature's head).
+queue_numbers = _QUEUE_NUMBERS
+
+
+@attrs.frozen(slots=True)
+class QueueTotals:
+    """Sums over queues, as ``/api/overview`` shows them."""
+
+    ready: int = 0
+    unacked: int = 0
+    consumers: int = 0
+    published: int = 0
+    delivered: int = 0  # deliver + deliver_no_ack + get + get_no_ack
+    acked: int = 0
+    redelivered: int = 0
+
+    def __add__(self, other: QueueTotals) -> QueueTotals:
+        return QueueTotals(
+            *(a + b for a, b in zip(attrs.astuple(self), attrs.astuple(other), strict=True))
+        )
+
+
+def queue_totals(numbers: list[tuple[Any, ...]]) -> QueueTotals:
+    """The totals of queues given their :data:`queue_numbers` (or signatures, which begin
+    with them): summed column by column in C over tuples just made, so it costs a fraction
+    of reading the queues again (~1 ms per attribute for 10,000 queues)."""
+    if not numbers:
+        return QueueTotals()
+    columns = list(zip(*numbers, strict=False))
+    return QueueTotals(
+        ready=sum(columns[0]),
+        unacked=sum(columns[1]),
+        consumers=sum(columns[3]),
+        published=sum(columns[4]),
+        delivered=sum(columns[5]) + sum(columns[6]) + sum(columns[7]) + sum(columns[8]),
+        acked=sum(columns[9]),
+        redelivered=sum(columns[10]),
+    )
 
 
 def queue_signature(queue: Queue | StreamQueue) -> tuple[Any, ...] | None:

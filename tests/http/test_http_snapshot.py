@@ -147,6 +147,40 @@ async def test_counts_and_metrics_follow_the_queue_after_the_period(
     assert 'amqplite_queue_messages_published_total{vhost="/",queue="work"} 3' in text
 
 
+async def test_the_overview_counts_queues_as_the_listing_does(
+    fixed: Stack, clock: FakeClock
+) -> None:
+    """The overview's queue totals are summed while the listing's snapshot is taken: they
+    follow the queues after the same period, and a user sees the totals of its vhosts."""
+    broker = fixed.broker
+    broker.add_vhost("other")
+    broker.vhosts["other"].declare_queue("elsewhere")
+    user = {"password": "pw", "tags": "management"}
+    assert (await fixed.request("PUT", "/api/users/viewer", user)).status in (201, 204)
+    grant = {"configure": ".*", "write": ".*", "read": ".*"}
+    assert (await fixed.request("PUT", "/api/permissions/other/viewer", grant)).status in (201, 204)
+    await fixed.amqp(lambda ch: ch.queue_declare("work"))
+    assert (await fixed.get_json("/api/overview"))["queue_totals"]["messages_ready"] == 0
+
+    def fill(ch: Channel) -> None:
+        for _ in range(3):
+            ch.basic_publish("", "work", b"x")
+
+    await fixed.amqp(fill)
+    clock.advance(PERIOD)
+    overview = await fixed.get_json("/api/overview")
+    assert overview["queue_totals"] == {
+        "messages": 3,
+        "messages_ready": 3,
+        "messages_unacknowledged": 0,
+    }
+    assert overview["object_totals"]["queues"] == 2
+    viewer = await fixed.request("GET", "/api/overview", auth=("viewer", "pw"))
+    assert viewer.json()["queue_totals"]["messages_ready"] == 0
+    assert viewer.json()["object_totals"]["queues"] == 1
+    assert viewer.json()["message_stats"]["publish"] == 0  # its vhosts' queues only
+
+
 async def test_listings_and_metrics_are_gzipped_for_clients_that_accept_it(fixed: Stack) -> None:
     # ``fixed``: both requests are answered from one snapshot (a live /metrics shows the
     # process's memory, which may change between two requests).
