@@ -359,7 +359,7 @@ class ManagementApp:
         return _static_file(call.param("file"))
 
     async def metrics(self, call: Call) -> Response:
-        body = await self.snapshots.metrics(self.broker)
+        body = await self.snapshots.metrics(self.broker, self.rates, self._now())
         headers = call.request.headers
         return await body.response(
             headers.get("accept-encoding", ""), headers.get("if-none-match", "")

@@ -77,15 +77,25 @@ def render(broker: Broker, cache: QueueLines | None = None) -> bytes:
     return b"".join(p.data for p in out)
 
 
-def render_parts(broker: Broker, cache: QueueLines, out: list[Piece]) -> Iterator[None]:
+def render_parts(
+    broker: Broker,
+    cache: QueueLines,
+    out: list[Piece],
+    signed: Sequence[tuple[Any, Any]] | None = None,
+) -> Iterator[None]:
     """:func:`render` in pieces appended to ``out``, yielding every few dozen queues or
     lines: the text of 10,000 queues is tens of milliseconds of work, and the caller
     (:mod:`amqplite.http.snapshot`) lets the AMQP connections run between the pieces.
-    The per-queue families' pieces are reused from the last scrape where their queues'
+    ``signed``: every queue with its :func:`~amqplite.http.render.queue_signature`, when
+    a listing taken in the same pass has read them.  The per-queue families' pieces are reused from the last scrape where their queues'
     lines are unchanged (:class:`~amqplite.http.pieces.Pieces`)."""
     w = _Writer()
-    queues = [q for v in list(broker.vhosts.values()) for q in list(v.queues.values())]
-    yield from cache.write(w, queues, out)
+    if signed is None:
+        queues = [q for v in list(broker.vhosts.values()) for q in list(v.queues.values())]
+        yield from cache.write(w, queues, out)
+    else:  # every queue with its signature, read by a listing in the same pass
+        queues = [q for q, _ in signed]
+        yield from cache.write(w, queues, out, [sig for _, sig in signed])
     _broker_metrics(w, broker, len(queues))
     streams: list[tuple[StreamQueue, str]] = []
     for q in queues:
@@ -181,13 +191,19 @@ class QueueLines:
         self._rows: dict[Any, tuple[Any, tuple[str, ...]]] = {}
         self._pieces = Pieces()
 
-    def write(self, w: _Writer, queues: list[Any], out: list[Piece]) -> Iterator[None]:
+    def write(
+        self,
+        w: _Writer,
+        queues: list[Any],
+        out: list[Piece],
+        signatures: Sequence[Any] | None = None,
+    ) -> Iterator[None]:
         """Write every per-queue family to ``out`` (after what ``w`` holds), yielding
-        every :data:`_SLICE` queues or piece."""
+        every :data:`_SLICE` queues or piece; ``signatures``: the queues', read already."""
         old = self._rows
         rows: dict[Any, tuple[Any, tuple[str, ...]]] = {}
         for n, q in enumerate(queues, 1):
-            sig = queue_signature(q)
+            sig = queue_signature(q) if signatures is None else signatures[n - 1]
             cached = old.get(q)
             if sig is None or cached is None or cached[0] != sig:
                 cached = (sig, _queue_lines(q))

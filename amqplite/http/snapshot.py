@@ -274,6 +274,10 @@ class Freshness:
         return min(self.max_period, max(self.min_period, kept))
 
 
+#: What a take made -- a listing, a ``/metrics`` body (either may be None) -- and its cost.
+_Took = tuple["QueueListing | None", "Body | None", float]
+
+
 @attrs.define(eq=False, slots=True)
 class _Taken:
     """When a snapshot was taken (broker clock), for how long it is served, and the
@@ -329,10 +333,11 @@ class Snapshots:
         """Forget the snapshots (the app calls it after a change made through the API)."""
         self.generation += 1
 
-    async def _current(self, slot: _Slot[T], take: Callable[[], Awaitable[tuple[T, float]]]) -> T:
+    async def _current(self, slot: _Slot[T], take: Callable[[bool], Awaitable[_Took]]) -> T:
         """The kept snapshot while it is fresh; else the next one, taken by this request
         (other requests meanwhile get the kept one, if it is not older than a change made
-        through the API before they came)."""
+        through the API before they came).  ``take(joint)`` takes this kind, and the other
+        one from the same pass over the queues when ``joint`` (see :meth:`_joins`)."""
         wanted = self.generation
         while True:
             kept = slot.kept
@@ -346,43 +351,89 @@ class Snapshots:
                 break
             await slot.taking.wait()
         slot.taking = done = trio.Event()
+        other: _Slot[Any] = self._metrics if slot is self._queues else self._queues
+        joint = self._joins(other)
+        if joint:
+            other.taking = other_done = trio.Event()
         at = self.clock()
         generation = self.generation
         try:
-            value, cost = await take()
-            slot.kept = (_Taken(at, self.freshness.period(cost), generation), value)
+            listing, body, cost = await take(joint)
+            taken = _Taken(at, self.freshness.period(cost), generation)
+            self._queues.kept = (taken, listing) if listing is not None else self._queues.kept
+            self._metrics.kept = (taken, body) if body is not None else self._metrics.kept
         finally:
             slot.taking = None
             done.set()
-        return value
+            if joint:
+                other.taking = None
+                other_done.set()
+        value = slot.kept
+        assert value is not None
+        return value[1]
+
+    def _joins(self, other: _Slot[Any]) -> bool:
+        """Whether the kind in ``other`` is taken in the same pass as the one asked for:
+        when it is kept (its clients poll it), is not cheap enough to answer live, nobody
+        is taking it, and it is at least half its period old -- it would be taken again
+        within the next few polls, and reading 10,000 queues once for both saves ~20 ms
+        of the event loop.  Both kinds are then kept for the same period, and stay
+        taken together while both are polled."""
+        kept = other.kept
+        if other.taking is not None or kept is None or kept[0].period <= 0:
+            return False
+        return self.clock() - kept[0].at >= kept[0].period / 2
 
     async def queues(self, broker: Broker, rates: RateTracker, now: float) -> QueueListing:
         """The current queue listing; ``now`` is the rates' clock (monotonic seconds)."""
-        return await self._current(self._queues, lambda: self._take_queues(broker, rates, now))
+        return await self._current(
+            self._queues, lambda joint: self._take(broker, rates, now, True, joint)
+        )
 
-    async def _take_queues(
-        self, broker: Broker, rates: RateTracker, now: float
-    ) -> tuple[QueueListing, float]:
-        fragments: dict[Queue | StreamQueue, tuple[Any, bytes, bool]] = {}
-        by_vhost: dict[str, list[tuple[str, bytes]]] = {}
-        totals: dict[str, render.QueueTotals] = {}
-        work = self._render_queues(broker, rates, now, fragments, by_vhost, totals)
-        cost = await drive(work, self.step, self.pause)
-        self._fragments = fragments
-        self._listing_pieces.begin()
-        listing = QueueListing(by_vhost, self._listing_pieces, totals)
-        # The common request (everything) is made now, and if the snapshot is worth keeping
-        # its gzip too (nearly every poller accepts it): all of it is in the cost that sets
-        # how long the snapshot is kept.
-        body, made = await listing.make_body(list(by_vhost), self.step, self.pause)
-        return listing, await self._packed(body, cost + made)
+    async def metrics(self, broker: Broker, rates: RateTracker, now: float) -> Body:
+        """The current ``/metrics`` text (``rates`` and ``now``: for a listing taken in the
+        same pass, see :meth:`_joins`)."""
+        return await self._current(
+            self._metrics, lambda joint: self._take(broker, rates, now, joint, True)
+        )
 
-    async def _packed(self, body: Body, cost: float) -> float:
-        """``cost`` plus ``body``'s gzip, made now unless the snapshot is too cheap to keep
-        (answered live: its gzip waits for a client that asks for one)."""
-        if self.freshness.period(cost) <= 0:
-            return cost
-        return cost + await body.pack()
+    async def _take(
+        self, broker: Broker, rates: RateTracker, now: float, listing: bool, text: bool
+    ) -> _Took:
+        """A queue listing and/or a ``/metrics`` text, from one pass over the queues (the
+        listing's signatures serve the metrics), and what they cost together."""
+        made: QueueListing | None = None
+        signed: list[tuple[Any, Any]] | None = None
+        cost = 0.0
+        bodies: list[Body] = []
+        if listing:
+            fragments: dict[Queue | StreamQueue, tuple[Any, bytes, bool]] = {}
+            by_vhost: dict[str, list[tuple[str, bytes]]] = {}
+            totals: dict[str, render.QueueTotals] = {}
+            signed = []
+            work = self._render_queues(broker, rates, now, fragments, by_vhost, totals, signed)
+            cost += await drive(work, self.step, self.pause)
+            self._fragments = fragments
+            self._listing_pieces.begin()
+            made = QueueListing(by_vhost, self._listing_pieces, totals)
+            # The common request (everything) is made now, and if the snapshot is worth
+            # keeping its gzip too (nearly every poller accepts it): all of it is in the
+            # cost that sets how long the snapshot is kept.
+            body, spent = await made.make_body(list(by_vhost), self.step, self.pause)
+            bodies.append(body)
+            cost += spent
+        metrics_body: Body | None = None
+        if text:
+            parts: list[Piece] = []
+            work = metrics.render_parts(broker, self._metric_lines, parts, signed)
+            cost += await drive(work, self.step, self.pause)
+            metrics_body = Body(parts, metrics.CONTENT_TYPE)
+            bodies.append(metrics_body)
+        if self.freshness.period(cost) > 0:
+            # Kept: gzipped now.  Answered live: a gzip waits for a client that asks.
+            for body in bodies:
+                cost += await body.pack()
+        return made, metrics_body, cost
 
     def _render_queues(
         self,
@@ -392,6 +443,7 @@ class Snapshots:
         fragments: dict[Queue | StreamQueue, tuple[Any, bytes, bool]],
         by_vhost: dict[str, list[tuple[str, bytes]]],
         totals: dict[str, render.QueueTotals],
+        signed: list[tuple[Any, Any]],
     ) -> Iterator[None]:
         old = self._fragments
         signature = render.queue_signature
@@ -408,17 +460,7 @@ class Snapshots:
                 fragments[queue] = cached
                 items.append((queue.name, cached[1]))
                 numbers.append(sig if sig is not None else render.queue_numbers(queue))
+                signed.append((queue, sig))
                 if n % _SLICE == 0:
                     yield
             totals[vhost.name] = render.queue_totals(numbers)
-
-    async def metrics(self, broker: Broker) -> Body:
-        """The current ``/metrics`` text."""
-        return await self._current(self._metrics, lambda: self._take_metrics(broker))
-
-    async def _take_metrics(self, broker: Broker) -> tuple[Body, float]:
-        parts: list[Piece] = []
-        work = metrics.render_parts(broker, self._metric_lines, parts)
-        cost = await drive(work, self.step, self.pause)
-        body = Body(parts, metrics.CONTENT_TYPE)
-        return body, await self._packed(body, cost)  # as for the listing

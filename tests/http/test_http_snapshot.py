@@ -147,6 +147,44 @@ async def test_counts_and_metrics_follow_the_queue_after_the_period(
     assert 'amqplite_queue_messages_published_total{vhost="/",queue="work"} 3' in text
 
 
+async def test_a_listing_due_takes_the_metrics_in_the_same_pass(
+    fixed: Stack, clock: FakeClock
+) -> None:
+    """Both kinds polled, taken a quarter of a period apart: when the listing is due,
+    /metrics (at least half its period old) is taken from the same reading of the queues,
+    and both are then kept for the same period."""
+
+    def publish(ch: Channel) -> None:
+        ch.basic_publish("", "work", b"x")
+
+    await fixed.amqp(lambda ch: ch.queue_declare("work"))
+
+    async def listed() -> int:
+        (work,) = [q for q in await fixed.get_json("/api/queues") if q["name"] == "work"]
+        return int(work["messages_ready"])
+
+    async def scraped() -> int:
+        text = (await fixed.request("GET", "/metrics", auth=None)).body.decode()
+        (line,) = [x for x in text.splitlines() if x.startswith(_READY_WORK)]
+        return int(line.rsplit(" ", 1)[1])
+
+    assert await listed() == 0
+    clock.advance(PERIOD / 4)
+    assert await scraped() == 0  # the listing is not half its period old: taken alone
+    await fixed.amqp(publish)
+    clock.advance(PERIOD * 3 / 4)  # the listing is due, /metrics three quarters old
+    assert await listed() == 1
+    assert await scraped() == 1  # taken with the listing
+    await fixed.amqp(publish)
+    clock.advance(PERIOD / 2)
+    assert (await listed(), await scraped()) == (1, 1)  # both kept for the same period
+    clock.advance(PERIOD / 2)
+    assert (await scraped(), await listed()) == (2, 2)
+
+
+_READY_WORK = 'amqplite_queue_messages_ready{vhost="/",queue="work"} '
+
+
 async def test_the_overview_counts_queues_as_the_listing_does(
     fixed: Stack, clock: FakeClock
 ) -> None:
