@@ -110,6 +110,9 @@ PEEK = 4096
 #: Most body frames one read takes in place beyond the current one (``next_read``): with
 #: 128 KiB frames, 4 MiB; each costs two iovec entries (its 8-byte gap and its payload).
 SCATTER_FRAMES = 32
+# Shared stand-ins until a connection first scatters (never written to).
+_NO_GAPS = bytearray()
+_NO_PLAN: list[int] = []
 
 #: Bytes of body buffers a connection may reserve before their data has arrived.  Within
 #: it a body is allocated whole at its first frame (no regrowth, no copy); beyond it, it
@@ -392,8 +395,8 @@ class ServerConnection:
         # assumed.  ``_frame_size`` 0: the peer's frames did not follow that pattern once,
         # so this connection reads one frame at a time.
         self._frame_size = -1
-        self._gaps = bytearray(8 * SCATTER_FRAMES)
-        self._plan: list[int] = []
+        self._gaps = _NO_GAPS  # allocated at the first scatter read (most never have one)
+        self._plan = _NO_PLAN
         self._reserve_budget = RESERVE_BUDGET
         # Large bodies are being received in place: read short (see ``next_read``).
         self._peek = False
@@ -1085,6 +1088,8 @@ class ServerConnection:
             if remaining and frame >= DIRECT_MIN:
                 at = filled + left
                 room = len(body)
+                if not self._gaps:
+                    self._gaps = bytearray(8 * SCATTER_FRAMES)
                 with memoryview(self._gaps) as gaps:
                     while remaining and len(plan) < SCATTER_FRAMES:
                         n = frame if frame < remaining else remaining
@@ -1122,7 +1127,7 @@ class ServerConnection:
         self._frame_left = 0
         size -= left
         plan = self._plan
-        self._plan = []
+        self._plan = _NO_PLAN
         channel = self._direct_channel
         gaps = self._gaps
         for i, n in enumerate(plan):
