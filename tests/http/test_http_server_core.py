@@ -50,19 +50,26 @@ async def raw_exchange(port: int, data: bytes, *, until_close: bool = True) -> b
         return b"".join(chunks)
 
 
-async def test_pipelined_requests_are_answered_in_order_on_one_connection() -> None:
+async def exchange_once(data: bytes, limits: Limits | None = None) -> bytes:
+    """Start a server, send ``data`` on one connection, return everything it answers
+    until it closes, stop the server."""
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            port = await start(nursery)
-            data = (
-                b"".join(b"GET /r%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5))
-                + b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            )
+            port = await start(nursery, limits)
             reply = await raw_exchange(port, data)
-            assert reply.count(b"HTTP/1.1 200 OK") == 6
-            positions = [reply.index(b'"/r%d"' % i) for i in range(5)] + [reply.index(b'"/last"')]
-            assert positions == sorted(positions)
             nursery.cancel_scope.cancel()
+    return reply
+
+
+async def test_pipelined_requests_are_answered_in_order_on_one_connection() -> None:
+    data = (
+        b"".join(b"GET /r%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5))
+        + b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    reply = await exchange_once(data)
+    assert reply.count(b"HTTP/1.1 200 OK") == 6
+    positions = [reply.index(b'"/r%d"' % i) for i in range(5)] + [reply.index(b'"/last"')]
+    assert positions == sorted(positions)
 
 
 async def test_keep_alive_serves_many_requests_on_one_connection() -> None:
@@ -107,31 +114,22 @@ async def test_a_client_that_asks_for_close_gets_connection_close_and_the_socket
 
 
 async def test_head_gets_the_length_of_the_body_without_it() -> None:
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            port = await start(nursery)
-            reply = await raw_exchange(
-                port,
-                b"HEAD /abc HTTP/1.1\r\nHost: x\r\n\r\n"
-                b"GET /abc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            )
-            head, _, rest = reply.partition(b"\r\n\r\n")
-            get_head, _, body = rest.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200 OK") and get_head.startswith(b"HTTP/1.1 200 OK")
-            # echo_app's body for the HEAD (what a GET would have got), not sent
-            headed = json.dumps({"method": "HEAD", "target": "/abc", "size": 0})
-            assert b"content-length: %d" % len(headed) in head
-            assert json.loads(body) == {"method": "GET", "target": "/abc", "size": 0}
-            nursery.cancel_scope.cancel()
+    reply = await exchange_once(
+        b"HEAD /abc HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /abc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    get_head, _, body = rest.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and get_head.startswith(b"HTTP/1.1 200 OK")
+    # echo_app's body for the HEAD (what a GET would have got), not sent
+    headed = json.dumps({"method": "HEAD", "target": "/abc", "size": 0})
+    assert b"content-length: %d" % len(headed) in head
+    assert json.loads(body) == {"method": "GET", "target": "/abc", "size": 0}
 
 
 async def test_a_header_value_with_a_line_break_is_never_sent() -> None:
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            port = await start(nursery)
-            reply = await raw_exchange(port, b"GET /smuggle HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert b"x-injected" not in reply
-            nursery.cancel_scope.cancel()
+    reply = await exchange_once(b"GET /smuggle HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"x-injected" not in reply
 
 
 async def test_a_simple_get_is_read_as_h11_reads_it() -> None:
@@ -177,95 +175,63 @@ async def test_what_the_simple_reader_does_not_take_goes_to_h11() -> None:
 
 
 async def test_a_streamed_reply_to_a_simple_request_that_asks_for_close_ends_and_closes() -> None:
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            port = await start(nursery)
-            reply = await raw_exchange(
-                port, b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            )
-            head, _, body = reply.partition(b"\r\n\r\n")
-            assert b"transfer-encoding: chunked" in head.lower()
-            assert body.endswith(b"19999\n\r\n0\r\n\r\n")
-            nursery.cancel_scope.cancel()
+    reply = await exchange_once(b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert body.endswith(b"19999\n\r\n0\r\n\r\n")
 
 
 async def test_malformed_request_line_gets_400_and_close() -> None:
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            port = await start(nursery)
-            reply = await raw_exchange(port, b"THIS IS NOT HTTP\r\n\r\n")
-            assert reply.startswith(b"HTTP/1.1 400 ")
-            assert b"bad_request" in reply
-            nursery.cancel_scope.cancel()
+    reply = await exchange_once(b"THIS IS NOT HTTP\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400 ")
+    assert b"bad_request" in reply
 
 
 async def test_oversized_body_by_content_length_gets_413_without_reading_it() -> None:
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            port = await start(nursery, Limits(max_body=1024))
-            reply = await raw_exchange(
-                port, b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + b"a" * 100
-            )
-            assert reply.startswith(b"HTTP/1.1 413 ")
-            nursery.cancel_scope.cancel()
+    reply = await exchange_once(
+        b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + b"a" * 100,
+        Limits(max_body=1024),
+    )
+    assert reply.startswith(b"HTTP/1.1 413 ")
 
 
 async def test_oversized_chunked_body_gets_413() -> None:
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            port = await start(nursery, Limits(max_body=1024))
-            chunk = b"400\r\n" + b"a" * 1024 + b"\r\n"
-            reply = await raw_exchange(
-                port,
-                b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                + chunk * 3
-                + b"0\r\n\r\n",
-            )
-            assert reply.startswith(b"HTTP/1.1 413 ")
-            nursery.cancel_scope.cancel()
+    chunk = b"400\r\n" + b"a" * 1024 + b"\r\n"
+    reply = await exchange_once(
+        b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunk * 3
+        + b"0\r\n\r\n",
+        Limits(max_body=1024),
+    )
+    assert reply.startswith(b"HTTP/1.1 413 ")
 
 
 async def test_huge_header_block_is_refused() -> None:
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            port = await start(nursery, Limits(max_header=4096))
-            # Headers that never end: h11 gives up once its buffer passes the limit.
-            reply = await raw_exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10000)
-            assert reply.startswith(b"HTTP/1.1 431 ")
-            nursery.cancel_scope.cancel()
+    # Headers that never end: h11 gives up once its buffer passes the limit.
+    reply = await exchange_once(
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10000, Limits(max_header=4096)
+    )
+    assert reply.startswith(b"HTTP/1.1 431 ")
 
 
 async def test_slow_incomplete_request_gets_408_and_is_dropped() -> None:
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            port = await start(nursery, Limits(request_timeout=0.2))
-            reply = await raw_exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n")
-            assert reply.startswith(b"HTTP/1.1 408 ")
-            nursery.cancel_scope.cancel()
+    reply = await exchange_once(b"GET / HTTP/1.1\r\nHost: x\r\n", Limits(request_timeout=0.2))
+    assert reply.startswith(b"HTTP/1.1 408 ")
 
 
 async def test_idle_keep_alive_connection_is_closed_quietly() -> None:
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            port = await start(nursery, Limits(idle_timeout=0.2))
-            reply = await raw_exchange(port, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert reply.count(b"HTTP/1.1") == 1 and reply.startswith(b"HTTP/1.1 200 ")
-            nursery.cancel_scope.cancel()
+    reply = await exchange_once(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", Limits(idle_timeout=0.2))
+    assert reply.count(b"HTTP/1.1") == 1 and reply.startswith(b"HTTP/1.1 200 ")
 
 
 async def test_handler_exception_is_a_500_and_the_connection_keeps_working() -> None:
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            port = await start(nursery)
-            reply = await raw_exchange(
-                port,
-                b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\nGET /missing HTTP/1.1\r\nHost: x\r\n\r\n"
-                b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            )
-            assert reply.startswith(b"HTTP/1.1 500 ")
-            assert b"HTTP/1.1 404 " in reply and b'"Object Not Found"' in reply
-            assert reply.rstrip().endswith(b'"/ok","size":0}') or b'"/ok"' in reply
-            nursery.cancel_scope.cancel()
+    reply = await exchange_once(
+        b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\nGET /missing HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert reply.startswith(b"HTTP/1.1 500 ")
+    assert b"HTTP/1.1 404 " in reply and b'"Object Not Found"' in reply
+    assert reply.rstrip().endswith(b'"/ok","size":0}') or b'"/ok"' in reply
 
 
 async def test_long_response_is_streamed_chunked() -> None:
