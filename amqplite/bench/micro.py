@@ -66,6 +66,11 @@ BENCHMARKS: list[tuple[str, float, str]] = [
         "bytes in -> publish -> deliver bytes out -> ack bytes in (16 B, prefetch 100)",
     ),
     (
+        "session_e2e_16k",
+        0.1,
+        "the same with 16 KiB bodies (one body frame each, sent from the body's own buffer)",
+    ),
+    (
         "session_e2e_backlog_16b",
         0.5,
         "the same with 1,000 messages queued: each buffer of acks dispatches a batch",
@@ -520,9 +525,9 @@ def _session_broker(store: Any = None) -> tuple[Any, Any]:
 
 def _sent(session: Any) -> int:
     """Take everything the session's outbox holds, as a socket would; how many bytes."""
-    buffer = session.outbox.buffer
-    size = len(buffer)
-    buffer.clear()
+    outbox = session.outbox
+    size = sum(map(len, outbox.take()))  # (large bodies are spliced in, not copied)
+    outbox.in_flight -= size
     return size
 
 
@@ -539,7 +544,7 @@ def _batch(session: Any, data: bytes, flushes: Any) -> int:
 _ACK_FRAME = struct.Struct(">BHIHHQBB")
 
 
-def _session_e2e(n: int, backlog: int) -> int:
+def _session_e2e(n: int, backlog: int, size: int = 16) -> int:
     """A publisher and a consumer session (prefetch 100, one basic.ack per message, as
     ampbench sends them), 50 messages per receive buffer each way.  With ``backlog`` the
     queue first holds that many messages, so each ack dispatches one from the queue (the
@@ -548,7 +553,7 @@ def _session_e2e(n: int, backlog: int) -> int:
     from amqplite.protocol import methods
     from amqplite.protocol.frames import encode_method_frame
 
-    batch = 50
+    batch = min(50, (256 << 10) // (size + 64))  # (what one receive buffer holds)
     n = max(batch, n - n % batch)
     broker, flushes = _session_broker()
     producer, consumer = _session(broker, flushes), _session(broker, flushes)
@@ -559,7 +564,7 @@ def _session_e2e(n: int, backlog: int) -> int:
         + encode_method_frame(1, methods.BasicConsume(queue="bench", consumer_tag="ctag")),
         flushes,
     )
-    publishes = _publish_bytes(16) * batch
+    publishes = _publish_bytes(size) * batch
     for _ in range(backlog // batch):
         _batch(producer, publishes, flushes)
     _sent(consumer)
@@ -574,7 +579,7 @@ def _session_e2e(n: int, backlog: int) -> int:
         _batch(producer, publishes, flushes)
         delivered += _batch(consumer, ack, flushes)  # deliveries, and what the acks freed
     elapsed = time.perf_counter_ns() - start
-    one = len(encode_deliver_16b_frames())
+    one = len(encode_deliver_16b_frames()) + size - 16
     unacked = len(consumer.channels[1].broker.unacked)
     if delivered != n * one or unacked != min(backlog, 100):
         raise RuntimeError(f"delivered {delivered // one} of {n}, {unacked} left unacked")
@@ -583,6 +588,11 @@ def _session_e2e(n: int, backlog: int) -> int:
 
 def bench_session_e2e_16b(n: int) -> int:
     return _session_e2e(n, 0)
+
+
+def bench_session_e2e_16k(n: int) -> int:
+    """Guards the delivery of large one-frame bodies: templates, then the body spliced."""
+    return _session_e2e(n, 0, 16 << 10)
 
 
 def bench_session_e2e_backlog_16b(n: int) -> int:

@@ -100,6 +100,10 @@ NEED_DATA: Final = _NeedData()
 
 #: Body frames at least this long are received in place when they arrive in pieces.
 DIRECT_MIN = 8192
+#: ... when at least this much of the frame is still to come, or the body starts ``PEEK``
+#: mode: for less, a system call of its own costs more than copying it out of the next
+#: full read.
+DIRECT_REST_MIN = 32768
 #: Once a body at least this long is received in place, reads are short (``PEEK``) until
 #: a smaller body comes: the next message's method, header and first body frame head, so
 #: that its body too is received in place rather than mostly within one large read and
@@ -1011,6 +1015,10 @@ class ServerConnection:
             # from the buffer (a peer with a small frame_max sends many).
             asm = self._assembling.get(channel) if self._peek else None
             if asm is None or asm.remaining != size:
+                return False
+        elif not self._peek and self._pos + 8 + size - len(self._buf) < DIRECT_REST_MIN:
+            asm = self._assembling.get(channel)
+            if asm is None or asm.size < PEEK_MIN:  # (a larger body starts PEEK mode)
                 return False
         asm = self._body_frame(channel, size)
         if asm is None:

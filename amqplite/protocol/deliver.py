@@ -91,10 +91,10 @@ class DeliverEncoder:
         frame_max: int,
     ) -> bytes:
         """The bytes :func:`~amqplite.protocol.frames.encode_deliver` gives for the same call."""
-        raw = message.raw_properties
-        body = message.body
-        size = len(body)
-        if raw is None or not size or (frame_max and size > frame_max - 8):
+        head = self.encode_head(
+            consumer_tag, delivery_tag, redelivered, exchange, routing_key, message, frame_max
+        )
+        if head is None:
             return encode_deliver(
                 self.channel,
                 consumer_tag,
@@ -105,6 +105,26 @@ class DeliverEncoder:
                 message,
                 frame_max,
             )
+        return b"".join((head, message.body, _END))
+
+    def encode_head(
+        self,
+        consumer_tag: str,
+        delivery_tag: int,
+        redelivered: bool,
+        exchange: str,
+        routing_key: str,
+        message: Message,
+        frame_max: int,
+    ) -> bytes | None:
+        """What :meth:`encode` gives up to the body (the body and the frame end octet
+        follow), or None for a message the templates cannot take (no wire properties, an
+        empty body or one of several frames).  The server's outbox sends a large body
+        from its own buffer after these bytes."""
+        raw = message.raw_properties
+        size = len(message.body)
+        if raw is None or not size or (frame_max and size > frame_max - 8):
+            return None
         template = self._templates.get((consumer_tag, exchange, routing_key))
         if template is None:
             template = self._template(consumer_tag, exchange, routing_key)
@@ -127,8 +147,6 @@ class DeliverEncoder:
                 ),
                 raw,
                 _BODY.pack(FRAME_END, FRAME_BODY, channel, size),
-                body,
-                _END,
             )
         )
 

@@ -191,6 +191,16 @@ class Outbox:
                 self._splices.append((len(buffer), part))
                 self.in_flight += size
 
+    def splice(self, head: bytes, body: Buffer, end: bytes) -> None:
+        """Append ``head``, then ``body`` spliced (sent from its own buffer), then ``end``:
+        one large body frame with what comes before and after it, without the per-part
+        loop of :meth:`write`."""
+        buffer = self.buffer
+        buffer += head
+        self._splices.append((len(buffer), body))
+        self.in_flight += len(body)
+        buffer += end
+
     def insert(self, mark: int, frame: bytes) -> None:
         """Insert ``frame`` at ``mark`` (an earlier ``len(buffer)``), before whatever was
         appended or spliced since."""

@@ -39,6 +39,14 @@ def test_same_bytes_as_encode_deliver(body: bytes, raw: bool, frame_max: int) ->
             "amq.ctag-é", tag, redelivered, "ex", "rk", _message(body, raw), frame_max
         )
         assert got == expected
+        head = encoder.encode_head(
+            "amq.ctag-é", tag, redelivered, "ex", "rk", _message(body, raw), frame_max
+        )
+        # Up to the body, for one body frame with wire properties; None otherwise.
+        one_frame = raw and body and not (frame_max and len(body) > frame_max - 8)
+        assert (head is None) == (not one_frame)
+        if head is not None:
+            assert head + body + b"\xce" == expected
 
 
 def test_templates_are_per_consumer_exchange_and_key_and_bounded(

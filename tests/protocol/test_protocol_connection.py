@@ -35,7 +35,7 @@ from amqplite.protocol import (
     events,
     methods,
 )
-from amqplite.protocol.connection import PEEK
+from amqplite.protocol.connection import DIRECT_REST_MIN, PEEK, PEEK_MIN
 
 PUBLISH = methods.BasicPublish(exchange="ex", routing_key="rk", mandatory=True)
 PROPS = BasicProperties(content_type="text/plain", delivery_mode=2, headers={"k": "v"})
@@ -239,6 +239,34 @@ def test_a_large_body_arriving_in_pieces_is_received_in_place() -> None:
     assert in_place > len(body) * 0.9
     # The header's properties and the method come through unchanged.
     assert contents[0].message.properties == PROPS and contents[0].method == PUBLISH
+
+
+@pytest.mark.parametrize("size", [48 << 10, 120 << 10])
+def test_a_body_frame_is_received_in_place_only_when_much_of_it_is_still_to_come(
+    size: int,
+) -> None:
+    proto = running(channels=(1,))
+    body = bytes(range(256)) * (size // 256)
+    wire = encode_content(1, PUBLISH, PROPS, body, proto.frame_max)
+    for still_to_come in (DIRECT_REST_MIN - 100, DIRECT_REST_MIN + 100):
+        proto.receive_data(wire[:-still_to_come])
+        assert drain(proto) == []
+        want = proto.next_read(1 << 18)
+        if still_to_come < DIRECT_REST_MIN and size < PEEK_MIN:
+            # A system call for the last few KiB would cost more than copying them out
+            # of the next ordinary read, which brings them with whatever follows.
+            assert want == 1 << 18
+            proto.receive_data(wire[-still_to_come:])
+        else:  # (a body large enough for PEEK mode always goes in place)
+            assert isinstance(want, tuple)
+            parts, _after = want
+            assert len(parts[0]) == still_to_come - 1  # the payload's rest; then its frame end
+            parts[0][:] = wire[-still_to_come:-1]
+            parts[0].release()
+            assert proto.body_received(still_to_come - 1) == b""
+            proto.receive_data(wire[-1:])
+        contents = [e for e in drain(proto) if isinstance(e, events.Content)]
+        assert [c.message.body for c in contents] == [body]
 
 
 def test_large_bodies_back_to_back_are_received_in_place_not_within_large_reads() -> None:

@@ -92,6 +92,59 @@ async def test_a_large_body_is_received_once_shared_by_queues_and_sent_uncopied(
         assert delivered < 0.25 * BODY, f"delivery held {delivered / BODY:.2f} bodies"
 
 
+# The client: 'publish' puts bodies of SIZES (a small one, large ones of one body frame at
+# pika's frame_max of 128 KiB, the largest one-frame body, and bodies of several frames) in
+# queue 'mixed'; 'consume' takes them all with the given prefetch and checks every byte.
+MIXED_CLIENT = """
+import sys, pika
+port, step, prefetch = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+sizes = [int(s) for s in sys.argv[4].split(",")]
+bodies = [bytes((i * 7 + j) % 251 for j in range(256)) * (n // 256) + b"e" * (n % 256)
+          for i, n in enumerate(sizes)]
+conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
+ch = conn.channel()
+if step == "publish":
+    ch.queue_declare("mixed")
+    ch.confirm_delivery()
+    for body in bodies:
+        ch.basic_publish("", "mixed", body)
+else:
+    ch.basic_qos(prefetch_count=prefetch)
+    got = []
+    for method, _props, body in ch.consume("mixed", inactivity_timeout=30):
+        assert method is not None, "timed out"
+        got.append(body)
+        ch.basic_ack(method.delivery_tag)
+        if len(got) == len(bodies):
+            break
+    assert [len(b) for b in got] == sizes
+    assert got == bodies
+conn.close()
+print("ok")
+"""
+SIZES = "16,9000,65536,131064,131065,16,300000,20000"
+
+
+@pytest.mark.parametrize("prefetch", [1, 100])
+async def test_large_bodies_of_one_frame_or_several_reach_a_consumer_intact(prefetch: int) -> None:
+    # Prefetch 1 delivers one message per ack, 100 a run of them: the broker's two
+    # delivery paths, each with bodies sent from the buffer they were received into.
+    async def client(port: int, step: str) -> None:
+        result = await trio.run_process(
+            [sys.executable, "-c", MIXED_CLIENT, str(port), step, str(prefetch), SIZES],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stdout.strip() == b"ok"
+
+    async with serve(shutdown_timeout=0.2) as running:
+        with trio.fail_after(60):
+            await client(running.port, "publish")
+            await client(running.port, "consume")
+
+
 # A child process (the allocator's settings are process-wide): after the server's malloc
 # tuning, 1 MiB blocks freed and allocated in turn, as bodies flow, reuse the heap's
 # pages instead of faulting fresh ones in.  (glibc's defaults fault about 11 of each

@@ -21,7 +21,7 @@ from amqplite.errors import ChannelError
 from amqplite.message import Body, Message, MessageRun
 from amqplite.protocol import methods as m
 from amqplite.protocol.deliver import DeliverEncoder
-from amqplite.protocol.frames import deliver_parts
+from amqplite.protocol.frames import FRAME_END_BYTE, deliver_parts
 from amqplite.server.outbox import SPLICE_MIN
 
 if TYPE_CHECKING:
@@ -93,17 +93,12 @@ class SessionChannel:
         message: Message,
     ) -> None:
         outbox = self.outbox
-        if len(message.body) < SPLICE_MIN:
-            outbox.buffer += self.encoder.encode(
-                consumer_tag,
-                delivery_tag,
-                redelivered,
-                exchange,
-                routing_key,
-                message,
-                self.proto.frame_max,
-            )
-        else:  # sent from the body's own buffer, not copied (see outbox.py)
+        frame_max = self.proto.frame_max
+        head = self.encoder.encode_head(
+            consumer_tag, delivery_tag, redelivered, exchange, routing_key, message, frame_max
+        )
+        body = message.body
+        if head is None:  # no wire properties, an empty body or several body frames
             outbox.write(
                 deliver_parts(
                     self.number,
@@ -113,9 +108,16 @@ class SessionChannel:
                     exchange,
                     routing_key,
                     message,
-                    self.proto.frame_max,
+                    frame_max,
                 )
             )
+        elif len(body) < SPLICE_MIN:
+            buffer = outbox.buffer
+            buffer += head
+            buffer += body
+            buffer += FRAME_END_BYTE
+        else:  # sent from the body's own buffer, not copied (see outbox.py)
+            outbox.splice(head, body, FRAME_END_BYTE)
         if not outbox.dirty:
             self.session.flushes.mark(outbox)
 
@@ -123,18 +125,38 @@ class SessionChannel:
         """:meth:`deliver` for each entry: small ones encoded into one write."""
         outbox = self.outbox
         encode_many = self.encoder.encode_many
+        encode_head = self.encoder.encode_head
         frame_max = self.proto.frame_max
         parts: list[Body] = []
         i = 0
         count = len(entries)
         while True:
             i = encode_many(consumer_tag, delivery_tag, entries, i, SPLICE_MIN, frame_max, parts)
+            if i < count:
+                # A large body: sent from its own buffer, not copied (see outbox.py).
+                entry = entries[i]
+                message = entry.message
+                head = encode_head(
+                    consumer_tag,
+                    delivery_tag + i,
+                    entry.redelivered,
+                    message.exchange,
+                    message.routing_key,
+                    message,
+                    frame_max,
+                )
+                if head is not None:  # one body frame
+                    parts.append(head)
+                    outbox.splice(b"".join(parts), message.body, FRAME_END_BYTE)
+                    parts.clear()
+                    i += 1
+                    continue
             if parts:
                 outbox.buffer += b"".join(parts)
                 parts.clear()
             if i == count:
                 break
-            # A large body: sent from its own buffer, not copied (see outbox.py).
+            # Several body frames, each a slice of the body's buffer.
             entry = entries[i]
             message = entry.message
             outbox.write(
