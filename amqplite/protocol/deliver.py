@@ -90,11 +90,14 @@ class DeliverEncoder:
         message: Message,
         frame_max: int,
     ) -> bytes:
-        """The bytes :func:`~amqplite.protocol.frames.encode_deliver` gives for the same call."""
-        head = self.encode_head(
-            consumer_tag, delivery_tag, redelivered, exchange, routing_key, message, frame_max
-        )
-        if head is None:
+        """The bytes :func:`~amqplite.protocol.frames.encode_deliver` gives for the same call.
+
+        (:meth:`encode_head` with the body and frame end joined in the same step: this is
+        the path of every small delivery, one call and one join.)"""
+        raw = message.raw_properties
+        body = message.body
+        size = len(body)
+        if raw is None or not size or (frame_max and size > frame_max - 8):
             return encode_deliver(
                 self.channel,
                 consumer_tag,
@@ -105,7 +108,32 @@ class DeliverEncoder:
                 message,
                 frame_max,
             )
-        return b"".join((head, message.body, _END))
+        template = self._templates.get((consumer_tag, exchange, routing_key))
+        if template is None:
+            template = self._template(consumer_tag, exchange, routing_key)
+        packer, head, tail = template
+        channel = self.channel
+        return b"".join(
+            (
+                packer.pack(
+                    head,
+                    delivery_tag,
+                    redelivered,
+                    tail,
+                    FRAME_END,
+                    FRAME_HEADER,
+                    channel,
+                    12 + len(raw),
+                    60,
+                    0,
+                    size,
+                ),
+                raw,
+                _BODY.pack(FRAME_END, FRAME_BODY, channel, size),
+                body,
+                _END,
+            )
+        )
 
     def encode_head(
         self,

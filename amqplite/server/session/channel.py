@@ -94,11 +94,15 @@ class SessionChannel:
     ) -> None:
         outbox = self.outbox
         frame_max = self.proto.frame_max
-        head = self.encoder.encode_head(
+        if len(message.body) < SPLICE_MIN:
+            outbox.buffer += self.encoder.encode(
+                consumer_tag, delivery_tag, redelivered, exchange, routing_key, message, frame_max
+            )
+        elif head := self.encoder.encode_head(
             consumer_tag, delivery_tag, redelivered, exchange, routing_key, message, frame_max
-        )
-        body = message.body
-        if head is None:  # no wire properties, an empty body or several body frames
+        ):  # one body frame, sent from the body's own buffer (see outbox.py)
+            outbox.splice(head, message.body, FRAME_END_BYTE)
+        else:  # several body frames, each a slice of the body's buffer
             outbox.write(
                 deliver_parts(
                     self.number,
@@ -111,13 +115,6 @@ class SessionChannel:
                     frame_max,
                 )
             )
-        elif len(body) < SPLICE_MIN:
-            buffer = outbox.buffer
-            buffer += head
-            buffer += body
-            buffer += FRAME_END_BYTE
-        else:  # sent from the body's own buffer, not copied (see outbox.py)
-            outbox.splice(head, body, FRAME_END_BYTE)
         if not outbox.dirty:
             self.session.flushes.mark(outbox)
 
