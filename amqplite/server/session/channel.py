@@ -122,51 +122,27 @@ class SessionChannel:
         """:meth:`deliver` for each entry: small ones encoded into one write."""
         outbox = self.outbox
         encode_many = self.encoder.encode_many
-        encode_head = self.encoder.encode_head
         frame_max = self.proto.frame_max
         parts: list[Body] = []
         i = 0
         count = len(entries)
         while True:
             i = encode_many(consumer_tag, delivery_tag, entries, i, SPLICE_MIN, frame_max, parts)
-            if i < count:
-                # A large body: sent from its own buffer, not copied (see outbox.py).
-                entry = entries[i]
-                message = entry.message
-                head = encode_head(
-                    consumer_tag,
-                    delivery_tag + i,
-                    entry.redelivered,
-                    message.exchange,
-                    message.routing_key,
-                    message,
-                    frame_max,
-                )
-                if head is not None:  # one body frame
-                    parts.append(head)
-                    outbox.splice(b"".join(parts), message.body, FRAME_END_BYTE)
-                    parts.clear()
-                    i += 1
-                    continue
             if parts:
                 outbox.buffer += b"".join(parts)
                 parts.clear()
             if i == count:
                 break
-            # Several body frames, each a slice of the body's buffer.
+            # A large body: sent from its own buffer, not copied (see deliver).
             entry = entries[i]
             message = entry.message
-            outbox.write(
-                deliver_parts(
-                    self.number,
-                    consumer_tag,
-                    delivery_tag + i,
-                    entry.redelivered,
-                    message.exchange,
-                    message.routing_key,
-                    message,
-                    frame_max,
-                )
+            self.deliver(
+                consumer_tag,
+                delivery_tag + i,
+                entry.redelivered,
+                message.exchange,
+                message.routing_key,
+                message,
             )
             i += 1
         if not outbox.dirty:
